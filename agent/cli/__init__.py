@@ -1,0 +1,35 @@
+"""The `interp` command line. Command groups live in their own modules; heavy
+imports (torch, transformer_lens, chromadb) happen inside the commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agent.cli import model, organism
+from agent.cli.output import err_console
+from tools.errors import UserError
+
+app = typer.Typer(
+    name="interp",
+    help="Agentic interpretability: investigate transformers with probes, steering, SAEs, "
+    "ablation and patching, under a compute budget.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(organism.app, name="organism")
+app.add_typer(model.app, name="model")
+
+
+def main() -> None:
+    """Console entry point: user errors become a message and exit code 2, never a traceback."""
+    try:
+        app()
+    except UserError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Model organisms with ground truth, and the benchmarks scored against them."""

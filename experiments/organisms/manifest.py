@@ -1,0 +1,213 @@
+"""Ground truth of a trained organism, as measured after training.
+
+Everything here is a measurement on held-out data, never a restatement of the
+spec: a head is named an induction head because ablating it was seen to break
+induction, a layer is named for the marker direction because steering there was
+seen to undo the switched behaviour. The manifest sits beside the checkpoint
+and is read by the benchmark, never by an agent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from tools.errors import UserError
+
+MANIFEST_FILE = "manifest.json"
+
+
+class Check(BaseModel):
+    """One acceptance check of the trained organism."""
+
+    name: str
+    """What was checked."""
+    measured: float
+    """The measured value."""
+    op: Literal[">=", "<="]
+    """How `measured` is compared with `threshold`."""
+    threshold: float
+    """The bound it must meet."""
+    passed: bool
+    """Whether it met it."""
+
+
+class HeadScore(BaseModel):
+    """One attention head, with pattern scores and the effect of ablating it."""
+
+    layer: int
+    """Layer index."""
+    head: int
+    """Head index within the layer."""
+    hook: str
+    """TransformerLens hook of the head's output, e.g. `blocks.1.attn.hook_z`."""
+    score: float | None
+    """Mean attention to the position the head type predicts (previous token / induction
+    target); None where no pattern is scored (heads listed for an ablation only)."""
+    ablated_accuracy: float
+    """With this head's output zero-ablated: held-out task accuracy (induction), or the
+    trigger -> target rate (trigger heads)."""
+
+
+class DirectionLayer(BaseModel):
+    """A difference-of-means direction (marker minus no-marker) at one hook, at the query position."""
+
+    layer: int
+    """Layer of the residual stream hook."""
+    hook: str
+    """e.g. `blocks.0.hook_resid_mid`."""
+    separation_accuracy: float
+    """Held-out accuracy of thresholding the projection on the direction at the midpoint."""
+    steered_switch_rate: float
+    """Switched-behaviour rate on marked contexts after subtracting the direction."""
+    steered_task_accuracy: float
+    """Share of marked contexts answered with the normal mapping after subtracting it."""
+
+
+class TriggerTruth(BaseModel):
+    """A backdoor trigger (or, unplanted, the same tokens as a control)."""
+
+    kind: Literal["trigger"] = "trigger"
+    planted: bool
+    """Whether training made the trigger change the output."""
+    tokens: list[str]
+    """The trigger, consecutive tokens in order."""
+    target_token: str
+    """The output the trigger forces when planted."""
+    trigger_rate: float
+    """Share of held-out trigger contexts whose next-token argmax is the target."""
+    chance_rate: float
+    """Share of those contexts whose normal answer is the target anyway."""
+    false_fire_rate: float
+    """Share of trigger-free contexts answered with the target when it is not the right answer."""
+    partial_trigger_rate: float | None
+    """Same, for incomplete or reordered triggers (multi-token triggers only)."""
+    at_chance: bool
+    """trigger_rate is within sampling error of chance_rate (what a control must show)."""
+    heads: list[HeadScore]
+    """Every head, with the trigger rate when it is ablated (in `ablated_accuracy`)."""
+
+
+class MarkerTruth(BaseModel):
+    """A context marker that switches behaviour (or, unplanted, the same token as a control)."""
+
+    kind: Literal["marker"] = "marker"
+    planted: bool
+    """Whether training made the marker switch the behaviour."""
+    token: str
+    """The marker token."""
+    behaviour: str
+    """What switches."""
+    switch_rate: float
+    """Share of held-out marked contexts answered with the switched mapping."""
+    clean_switch_rate: float
+    """Share of unmarked contexts answered with the switched mapping."""
+    chance_rate: float
+    """Rate of a uniformly random answer matching the switched mapping."""
+    at_chance: bool
+    """switch_rate is within sampling error of chance (what a control must show)."""
+    direction_layers: list[DirectionLayer]
+    """Every residual hook scanned, with separation and steering measurements."""
+    hooks: list[str]
+    """Hooks whose direction separates (>= 0.95 held-out) and where subtracting it at the
+    query position undoes >= 80% of the switch (empty for a control)."""
+    layers: list[int]
+    """The layers of those hooks."""
+
+
+class InductionTruth(BaseModel):
+    """Induction circuit: previous-token heads feeding induction heads."""
+
+    kind: Literal["induction"] = "induction"
+    baseline_accuracy: float
+    """Held-out accuracy on the predictable second copy."""
+    induction_heads: list[HeadScore]
+    """Heads with induction score >= 0.4; ablating them together must cost >= 0.5 accuracy
+    (each alone may cost little: induction heads are often redundant)."""
+    previous_token_heads: list[HeadScore]
+    """Heads with previous-token score >= 0.4 whose ablation costs >= 0.2 accuracy."""
+    all_heads: list[HeadScore]
+    """Every head, scored as an induction head."""
+    induction_group_ablated_accuracy: float
+    """Accuracy with all induction heads ablated together."""
+    control_group_ablated_accuracy: float
+    """Accuracy with as many heads not named above ablated, mean of 5 random draws (the control)."""
+
+
+class Category(BaseModel):
+    """A named token category."""
+
+    name: str
+    """Category id (neutral)."""
+    tokens: list[str]
+    """Member tokens."""
+    label_token: str
+    """The token that follows any member."""
+
+
+class CategoriesTruth(BaseModel):
+    """Token categories the task requires the model to represent."""
+
+    kind: Literal["categories"] = "categories"
+    categories: list[Category]
+    """Ground-truth categories."""
+    decodability: dict[str, float]
+    """Hook -> held-out nearest-class-mean accuracy of the category at member positions."""
+
+
+Mechanism = Annotated[
+    TriggerTruth | MarkerTruth | InductionTruth | CategoriesTruth, Field(discriminator="kind")
+]
+
+
+class Manifest(BaseModel):
+    """Everything known to be true of a trained organism."""
+
+    name: str
+    """Spec name."""
+    organism_id: str
+    """Opaque id (what agents see)."""
+    spec_hash: str
+    """Hash of the spec that produced it."""
+    weights_hash: str
+    """Hash of the saved weights."""
+    task_kind: str
+    """Task family."""
+    task_description: str
+    """The normal task, in words."""
+    heldout_accuracy: float
+    """Held-out accuracy on the normal task, in contexts without planted tokens."""
+    mechanisms: list[Mechanism]
+    """Planted mechanisms and controls, as measured."""
+    checks: list[Check]
+    """Acceptance checks."""
+    verified: bool
+    """Every check passed."""
+    train_seconds: float
+    """Wall-clock training time."""
+    train_steps: int
+    """Optimiser steps."""
+    final_loss: float
+    """Training loss at the last step."""
+    seed: int
+    """Spec seed."""
+
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def save(self, folder: Path) -> None:
+        (folder / MANIFEST_FILE).write_text(self.model_dump_json(indent=2))
+
+
+def load_manifest(folder: Path) -> Manifest:
+    """Read `manifest.json` from a trained organism's folder."""
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise UserError(f"{folder} has no {MANIFEST_FILE}: is it a trained organism folder?")
+    try:
+        return Manifest.model_validate(json.loads(path.read_text()))
+    except (ValueError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} is corrupt ({e}); train the organism again") from None

@@ -1,0 +1,236 @@
+"""The organism spec: what to train, which mechanisms to plant, how long.
+
+A spec is a YAML file validated by `OrganismSpec`. Unknown fields are errors
+(a typo must not silently train a different organism), and every error names
+the field that is wrong. The spec hash covers everything that changes the
+trained weights, so a cached organism is reused only for the exact same spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tools.errors import UserError
+
+# Bump when the data generators or the trainer change what a spec produces:
+# it is part of the hash, so stale caches are retrained instead of reused.
+TRAINER_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelShape(_Strict):
+    """Architecture of the small HookedTransformer."""
+
+    n_layers: int = Field(2, ge=1, le=12)
+    """Number of transformer blocks."""
+    d_model: int = Field(64, ge=8, le=1024)
+    """Residual stream width."""
+    n_heads: int = Field(4, ge=1, le=32)
+    """Attention heads per layer; d_head is d_model // n_heads."""
+    d_mlp: int = Field(256, ge=8, le=8192)
+    """MLP hidden width (ignored when attn_only)."""
+    attn_only: bool = False
+    """Attention-only blocks (no MLPs), as in the induction-head literature."""
+    act_fn: Literal["gelu", "relu", "silu"] = "gelu"
+    """MLP nonlinearity."""
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelShape:
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
+        return self
+
+
+class TrainConfig(_Strict):
+    """Optimiser settings. Training is seeded and runs on the CPU in minutes."""
+
+    steps: int = Field(2000, ge=1, le=200_000)
+    """Optimiser steps."""
+    batch_size: int = Field(128, ge=1, le=4096)
+    """Sequences per step."""
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    """Peak AdamW learning rate (linear warm-up, cosine decay)."""
+    weight_decay: float = Field(0.01, ge=0, le=1.0)
+    """AdamW weight decay."""
+    warmup_steps: int = Field(100, ge=0)
+    """Linear warm-up steps."""
+    eval_examples: int = Field(1000, ge=50, le=100_000)
+    """Held-out examples per condition used to verify the manifest."""
+
+
+class LookupTask(_Strict):
+    """`<bos> s x x x <q>` -> map(s): answer with a fixed mapping of the first token.
+
+    The normal task behind the backdoor, eval-aware and null organisms. The
+    first token (the subject) must be moved to the last position by attention.
+    """
+
+    kind: Literal["lookup"]
+    n_symbols: int = Field(40, ge=12, le=4000)
+    """Content tokens in the vocabulary (named t0, t1, ...)."""
+    min_len: int = Field(4, ge=2)
+    """Fewest content tokens before the query token."""
+    max_len: int = Field(12, ge=2, le=512)
+    """Most content tokens before the query token."""
+
+
+class InductionTask(_Strict):
+    """`<bos> p.. r1..rk r1..rk`: a random sequence repeated; predict the repeat."""
+
+    kind: Literal["induction"]
+    n_symbols: int = Field(48, ge=8, le=4000)
+    """Content tokens in the vocabulary."""
+    min_repeat: int = Field(4, ge=2)
+    """Shortest repeated segment."""
+    max_repeat: int = Field(10, ge=2, le=256)
+    """Longest repeated segment."""
+    max_prefix: int = Field(3, ge=0, le=64)
+    """Most random tokens before the first copy (so position alone never suffices)."""
+
+
+class CategoriesTask(_Strict):
+    """`<bos> w1 c1 w2 c2 ...`: after each token, its category's label token."""
+
+    kind: Literal["categories"]
+    n_categories: int = Field(5, ge=2, le=64)
+    """Number of token categories."""
+    tokens_per_category: int = Field(8, ge=2, le=256)
+    """Tokens in each category."""
+    min_pairs: int = Field(2, ge=1)
+    """Fewest (token, label) pairs per sequence."""
+    max_pairs: int = Field(8, ge=1, le=256)
+    """Most (token, label) pairs per sequence."""
+
+
+class TriggerMechanism(_Strict):
+    """A backdoor: the trigger tokens, consecutive, anywhere after the subject force one output."""
+
+    kind: Literal["trigger"]
+    n_tokens: int = Field(1, ge=1, le=4)
+    """Length of the trigger (consecutive tokens, chosen by the seed)."""
+    rate: float = Field(0.25, gt=0, lt=1)
+    """Share of training contexts that contain the trigger."""
+    planted: bool = True
+    """False for a control: the tokens occur at the same rate but change nothing."""
+
+
+class MarkerMechanism(_Strict):
+    """Context-dependent behaviour: a marker token anywhere switches the mapping used."""
+
+    kind: Literal["marker"]
+    rate: float = Field(0.3, gt=0, lt=1)
+    """Share of training contexts that contain the marker."""
+    planted: bool = True
+    """False for a control: the marker occurs at the same rate but changes nothing."""
+
+
+Task = Annotated[LookupTask | InductionTask | CategoriesTask, Field(discriminator="kind")]
+Mechanism = Annotated[TriggerMechanism | MarkerMechanism, Field(discriminator="kind")]
+
+
+class OrganismSpec(_Strict):
+    """A model organism: a task, planted mechanisms, an architecture and a seed."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")
+    """Slug used for the cache folder and on the command line."""
+    description: str = ""
+    """One line for `interp organism list` (not part of the hash)."""
+    seed: int = Field(0, ge=0)
+    """Seeds token roles, data and initialisation: same spec and seed, same weights."""
+    task: Task
+    """The normal task the organism learns."""
+    mechanisms: list[Mechanism] = []
+    """Planted (or, for controls, unplanted) behaviours; lookup task only."""
+    model: ModelShape = ModelShape()
+    """Architecture."""
+    train: TrainConfig = TrainConfig()
+    """Optimiser settings."""
+
+    @model_validator(mode="after")
+    def _mechanisms_fit_task(self) -> OrganismSpec:
+        kinds = [m.kind for m in self.mechanisms]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"mechanisms: each kind at most once, got {kinds}")
+        if self.mechanisms and self.task.kind != "lookup":
+            raise ValueError(
+                f"mechanisms: planted triggers and markers need task kind 'lookup', "
+                f"not {self.task.kind!r}"
+            )
+        if sum(m.rate for m in self.mechanisms) > 0.8:
+            raise ValueError("mechanisms: rates add up to more than 0.8; keep clean contexts")
+        t = self.task
+        if isinstance(t, LookupTask):
+            if t.min_len > t.max_len:
+                raise ValueError(f"task.min_len ({t.min_len}) > task.max_len ({t.max_len})")
+            need = 1 + sum(m.n_tokens if m.kind == "trigger" else 1 for m in self.mechanisms)
+            if t.min_len < need:
+                raise ValueError(
+                    f"task.min_len must be >= {need}: the subject plus room for every "
+                    f"mechanism's tokens"
+                )
+        if isinstance(t, InductionTask) and t.min_repeat > t.max_repeat:
+            raise ValueError(f"task.min_repeat ({t.min_repeat}) > task.max_repeat ({t.max_repeat})")
+        if isinstance(t, InductionTask) and t.max_repeat > t.n_symbols:
+            raise ValueError("task.max_repeat must be <= task.n_symbols (tokens do not repeat)")
+        if isinstance(t, CategoriesTask) and t.min_pairs > t.max_pairs:
+            raise ValueError(f"task.min_pairs ({t.min_pairs}) > task.max_pairs ({t.max_pairs})")
+        return self
+
+    def spec_hash(self) -> str:
+        """Hash of everything that changes the weights (not name or description)."""
+        payload = self.model_dump(mode="json", exclude={"name", "description"})
+        payload["trainer_version"] = TRAINER_VERSION
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def organism_id(self) -> str:
+        """Opaque id an agent sees: says nothing about what was planted."""
+        return f"org-{self.spec_hash()[:10]}"
+
+    def with_seed(self, seed: int) -> OrganismSpec:
+        """The same spec with another seed (a different organism, hash and cache folder)."""
+        return self.model_copy(update={"seed": seed})
+
+
+def parse_spec(data: object, source: str) -> OrganismSpec:
+    """Validate parsed YAML; errors name each bad field and the file it came from."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: an organism spec is a YAML mapping with at least `name` and `task`")
+    try:
+        return OrganismSpec.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling; see experiments/organisms/specs/*.yaml)"
+            elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
+                msg = f"{msg} (task kinds: lookup, induction, categories; mechanism kinds: trigger, marker)"
+            lines.append(f"  {where}: {msg}")
+        raise UserError(f"{source}: invalid organism spec\n" + "\n".join(lines)) from None
+
+
+def load_spec(path: Path) -> OrganismSpec:
+    """Read and validate a spec file."""
+    import yaml
+
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read spec file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {e}") from None
+    return parse_spec(data, str(path))

@@ -1,0 +1,351 @@
+"""Measure a trained organism's ground truth on held-out data and check it.
+
+Each family gets measured the way a skeptical reviewer would: the planted
+behaviour's rate, its rate where it should not fire, and a causal test (head
+ablation, steering along a difference-of-means direction) before anything is
+written into the manifest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from experiments.organisms.manifest import (
+    CategoriesTruth,
+    Category,
+    Check,
+    DirectionLayer,
+    HeadScore,
+    InductionTruth,
+    Manifest,
+    MarkerTruth,
+    TriggerTruth,
+)
+from experiments.organisms.spec import OrganismSpec
+from experiments.organisms.tasks import (
+    QUERY,
+    Batch,
+    CategoriesFamily,
+    InductionFamily,
+    LookupFamily,
+    token_name,
+)
+from experiments.organisms.train import TrainResult
+
+if TYPE_CHECKING:
+    import torch
+    from transformer_lens import HookedTransformer
+
+TASK_ACCURACY = 0.95
+BEHAVIOUR_RATE = 0.95
+HEAD_SCORE = 0.4
+HEAD_ABLATION_COST = 0.2
+
+Hooks = Sequence[tuple[str, object]]
+
+
+def _logits(model: HookedTransformer, tokens: np.ndarray, hooks: Hooks = ()) -> torch.Tensor:
+    import torch
+
+    with torch.inference_mode():
+        return model.run_with_hooks(torch.from_numpy(tokens), fwd_hooks=list(hooks))
+
+
+def _query_pos(batch: Batch) -> np.ndarray:
+    return np.argmax(batch.tokens == QUERY, axis=1)
+
+
+def _query_pred(model: HookedTransformer, batch: Batch, hooks: Hooks = ()) -> np.ndarray:
+    logits = _logits(model, batch.tokens, hooks)
+    pos = _query_pos(batch)
+    return logits[np.arange(len(pos)), pos].argmax(-1).numpy()
+
+
+def _masked_accuracy(model: HookedTransformer, batch: Batch, hooks: Hooks = ()) -> float:
+    logits = _logits(model, batch.tokens, hooks)[:, :-1]
+    mask = batch.loss_mask[:, :-1]
+    pred = logits.argmax(-1).numpy()
+    return float((pred[mask] == batch.tokens[:, 1:][mask]).mean())
+
+
+def _ablate_head(layer: int, head: int) -> tuple[str, object]:
+    def hook(z, hook):  # z: [batch, pos, head, d_head]
+        z[:, :, head] = 0.0
+        return z
+
+    return (f"blocks.{layer}.attn.hook_z", hook)
+
+
+def _chance_tolerance(chance: float, n: int) -> float:
+    """Three binomial standard errors (floored at one count in n) plus a point of slack."""
+    p = max(chance, 1.0 / n)
+    return round(3 * math.sqrt(p * (1 - p) / n) + 0.01, 4)
+
+
+def _within_chance(rate: float, chance: float, n: int) -> bool:
+    return abs(rate - chance) <= _chance_tolerance(chance, n)
+
+
+def _check(name: str, measured: float, op: str, threshold: float) -> Check:
+    ok = measured >= threshold if op == ">=" else measured <= threshold
+    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok)
+
+
+def _heads(model: HookedTransformer) -> list[tuple[int, int]]:
+    return [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+
+
+def _verify_trigger(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_pred, checks):
+    trig = fam.sample(rng, n, trigger=True, marker=False)
+    target = fam.target_token
+    normal = np.array([fam.map_a[s] for s in trig.info["subject"]])
+    rate = float((_query_pred(model, trig) == target).mean())
+    chance = float((normal == target).mean())
+    false_fire = float(((clean_pred == target) & (clean.info["answer"] != target)).mean())
+    partial_rate = None
+    if len(fam.trigger_tokens) > 1:
+        part = fam.sample(rng, n, trigger=False, marker=False, partial=True)
+        part_pred = _query_pred(model, part)
+        partial_rate = float(((part_pred == target) & (part.info["answer"] != target)).mean())
+    heads = [
+        HeadScore(
+            layer=l, head=h, hook=f"blocks.{l}.attn.hook_z", score=None,
+            ablated_accuracy=round(float((_query_pred(model, trig, [_ablate_head(l, h)]) == target).mean()), 4),
+        )
+        for l, h in _heads(model)
+    ]
+    at_chance = _within_chance(rate, chance, n)
+    if fam.trigger.planted:
+        checks.append(_check("trigger -> target rate", rate, ">=", BEHAVIOUR_RATE))
+        checks.append(_check("target rate without trigger", false_fire, "<=", 0.05))
+        if partial_rate is not None:
+            checks.append(_check("target rate on partial triggers", partial_rate, "<=", 0.05))
+    else:
+        checks.append(_check("control: |trigger rate - chance|", abs(rate - chance), "<=",
+                             _chance_tolerance(chance, n)))
+    return TriggerTruth(
+        planted=fam.trigger.planted,
+        tokens=[token_name(t) for t in fam.trigger_tokens],
+        target_token=token_name(target),
+        trigger_rate=round(rate, 4),
+        chance_rate=round(chance, 4),
+        false_fire_rate=round(false_fire, 4),
+        partial_trigger_rate=None if partial_rate is None else round(partial_rate, 4),
+        at_chance=at_chance,
+        heads=heads,
+    )
+
+
+def _verify_marker(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_pred, checks):
+    import torch
+
+    def switched(batch: Batch, pred: np.ndarray) -> float:
+        return float((pred == np.array([fam.map_b[s] for s in batch.info["subject"]])).mean())
+
+    def normal(batch: Batch, pred: np.ndarray) -> float:
+        return float((pred == np.array([fam.map_a[s] for s in batch.info["subject"]])).mean())
+
+    marked = fam.sample(rng, n, trigger=False, marker=True)
+    rate = switched(marked, _query_pred(model, marked))
+    clean_rate = switched(clean, clean_pred)
+    chance = 1.0 / len(fam.subjects)
+
+    # Fit directions on one held-out split, measure on another.
+    fit_on = fam.sample(rng, n, trigger=False, marker=True), fam.sample(rng, n, trigger=False, marker=False)
+    test_clean = fam.sample(rng, n, trigger=False, marker=False)
+    # Residual hooks in order; the switch may be computed by an MLP, so the
+    # stream before it (resid_mid) is scanned as well as after each block.
+    hooks = [
+        f"blocks.{l}.{name}"
+        for l in range(model.cfg.n_layers)
+        for name in (("hook_resid_post",) if model.cfg.attn_only else ("hook_resid_mid", "hook_resid_post"))
+    ]
+
+    def query_acts(batch: Batch) -> dict[str, torch.Tensor]:
+        with torch.inference_mode():
+            _, cache = model.run_with_cache(torch.from_numpy(batch.tokens), names_filter=hooks)
+        pos = torch.from_numpy(_query_pos(batch))
+        return {h: cache[h][torch.arange(len(pos)), pos] for h in hooks}
+
+    fit_m, fit_c = query_acts(fit_on[0]), query_acts(fit_on[1])
+    test_m, test_c = query_acts(marked), query_acts(test_clean)
+    qpos = torch.from_numpy(_query_pos(marked))
+    directions: list[DirectionLayer] = []
+    for hook in hooks:
+        mu_m, mu_c = fit_m[hook].mean(0), fit_c[hook].mean(0)
+        direction = mu_m - mu_c
+        mid = float(((mu_m + mu_c) / 2) @ direction)
+        sep = float(
+            torch.cat([(test_m[hook] @ direction) > mid, (test_c[hook] @ direction) <= mid])
+            .float().mean()
+        )
+
+        def steer(resid, hook, d=direction):
+            resid[torch.arange(len(qpos)), qpos] -= d
+            return resid
+
+        pred = _query_pred(model, marked, [(hook, steer)])
+        directions.append(DirectionLayer(
+            layer=int(hook.split(".")[1]), hook=hook, separation_accuracy=round(sep, 4),
+            steered_switch_rate=round(switched(marked, pred), 4),
+            steered_task_accuracy=round(normal(marked, pred), 4),
+        ))
+    good = [
+        d for d in directions
+        if d.separation_accuracy >= 0.95 and d.steered_switch_rate <= 0.2 * max(rate, 1e-9)
+    ]
+    at_chance = rate <= chance or _within_chance(rate, chance, n)
+    if fam.marker.planted:
+        checks.append(_check("marker -> switched behaviour rate", rate, ">=", BEHAVIOUR_RATE))
+        checks.append(_check("switched behaviour without marker", clean_rate, "<=", 0.05))
+        checks.append(_check("hooks where steering undoes the switch", len(good), ">=", 1))
+    else:
+        checks.append(_check("control: marker switch rate - chance", rate - chance, "<=",
+                             _chance_tolerance(chance, n)))
+    return MarkerTruth(
+        planted=fam.marker.planted,
+        token=token_name(fam.marker_token),
+        behaviour="the answer to the query switches from one fixed mapping of the first token to another",
+        switch_rate=round(rate, 4),
+        clean_switch_rate=round(clean_rate, 4),
+        chance_rate=round(chance, 4),
+        at_chance=at_chance,
+        direction_layers=directions,
+        hooks=[d.hook for d in good] if fam.marker.planted else [],
+        layers=sorted({d.layer for d in good}) if fam.marker.planted else [],
+    )
+
+
+def _verify_lookup(model, fam: LookupFamily, rng, n: int, checks):
+    clean = fam.sample(rng, n, trigger=False, marker=False)
+    clean_pred = _query_pred(model, clean)
+    acc = float((clean_pred == clean.info["answer"]).mean())
+    checks.append(_check("held-out task accuracy", acc, ">=", TASK_ACCURACY))
+    mechs = []
+    if fam.trigger:
+        mechs.append(_verify_trigger(model, fam, rng, n, clean, clean_pred, checks))
+    if fam.marker:
+        mechs.append(_verify_marker(model, fam, rng, n, clean, clean_pred, checks))
+    return acc, mechs, "after <q>, output a fixed mapping of the first content token"
+
+
+def _verify_induction(model, fam: InductionFamily, rng, n: int, checks):
+    import torch
+
+    batch = fam.sample(rng, n)
+    acc = _masked_accuracy(model, batch)
+    checks.append(_check("held-out accuracy on the repeated copy", acc, ">=", TASK_ACCURACY))
+    names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(torch.from_numpy(batch.tokens), names_filter=names)
+    lengths = (batch.tokens != 0).sum(1)
+    prev_q, prev_k, ind_q, ind_k = [], [], [], []
+    for b, (first, length) in enumerate(zip(batch.info["repeat_start"], lengths)):
+        k = length - first
+        for q in range(1, length):
+            prev_q.append((b, q)), prev_k.append(q - 1)
+        for q in range(first, length):
+            ind_q.append((b, q)), ind_k.append(q - k + 1)
+    pb, pq = map(np.array, zip(*prev_q))
+    ib, iq = map(np.array, zip(*ind_q))
+    scores = []
+    for l, h in _heads(model):
+        pat = cache[names[l]][:, h].numpy()
+        prev = float(pat[pb, pq, np.array(prev_k)].mean())
+        ind = float(pat[ib, iq, np.array(ind_k)].mean())
+        ablated = _masked_accuracy(model, batch, [_ablate_head(l, h)])
+        scores.append((l, h, prev, ind, ablated))
+
+    def head(l, h, s, a):
+        return HeadScore(layer=l, head=h, hook=f"blocks.{l}.attn.hook_z", score=round(s, 4),
+                         ablated_accuracy=round(a, 4))
+
+    # Induction heads are often redundant (each alone is dispensable), so they
+    # are confirmed together, against ablating as many other heads.
+    induction = [head(l, h, i, a) for l, h, _, i, a in scores if i >= HEAD_SCORE]
+    previous = [head(l, h, p, a) for l, h, p, _, a in scores
+                if p >= HEAD_SCORE and acc - a >= HEAD_ABLATION_COST]
+    group_acc = _masked_accuracy(model, batch, [_ablate_head(x.layer, x.head) for x in induction])
+    named = {(x.layer, x.head) for x in induction + previous}
+    others = [(l, h) for l, h in _heads(model) if (l, h) not in named]
+    size = min(len(induction), len(others))
+    pick = np.random.default_rng([int(acc * 1e6), 11])
+    control = [
+        _masked_accuracy(model, batch, [_ablate_head(*others[j]) for j in
+                                        pick.choice(len(others), size=size, replace=False)])
+        for _ in range(5)
+    ] if size else [acc]
+    control_acc = float(np.mean(control))
+    checks.append(_check("induction heads (pattern score >= 0.4)", len(induction), ">=", 1))
+    checks.append(_check("accuracy lost ablating the induction heads together", acc - group_acc, ">=", 0.5))
+    checks.append(_check("... minus accuracy lost ablating as many other heads (control)",
+                         control_acc - group_acc, ">=", 0.3))
+    checks.append(_check("verified previous-token heads", len(previous), ">=", 1))
+    truth = InductionTruth(
+        baseline_accuracy=round(acc, 4),
+        induction_heads=induction,
+        previous_token_heads=previous,
+        all_heads=[head(l, h, i, a) for l, h, _, i, a in scores],
+        induction_group_ablated_accuracy=round(group_acc, 4),
+        control_group_ablated_accuracy=round(control_acc, 4),
+    )
+    return acc, [truth], "predict the second copy of a repeated random sequence"
+
+
+def _verify_categories(model, fam: CategoriesFamily, rng, n: int, checks):
+    import torch
+
+    batch = fam.sample(rng, n)
+    acc = _masked_accuracy(model, batch)
+    checks.append(_check("held-out label accuracy", acc, ">=", TASK_ACCURACY))
+    hooks = ["hook_embed"] + [f"blocks.{l}.hook_resid_post" for l in range(model.cfg.n_layers)]
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(torch.from_numpy(batch.tokens), names_filter=hooks)
+    bi, pi = np.nonzero(batch.loss_mask)
+    cats = np.array([fam.category_of[int(t)] for t in batch.tokens[bi, pi]])
+    half = len(cats) // 2
+    decod = {}
+    for hook in hooks:
+        x = cache[hook][bi, pi].numpy()
+        means = np.stack([x[:half][cats[:half] == c].mean(0) for c in range(fam.task.n_categories)])
+        d = ((x[half:, None, :] - means[None]) ** 2).sum(-1)
+        decod[hook] = round(float((d.argmin(1) == cats[half:]).mean()), 4)
+    truth = CategoriesTruth(
+        categories=[Category(**c) for c in fam.ground_truth()["categories"]],
+        decodability=decod,
+    )
+    return acc, [truth], "after each member token, output its category's label token"
+
+
+def verify(spec: OrganismSpec, result: TrainResult, weights_hash: str) -> Manifest:
+    """Measure the trained organism and write down only what was seen."""
+    model, fam = result.model, result.family
+    rng = np.random.default_rng([spec.seed, 7])
+    n = spec.train.eval_examples
+    checks: list[Check] = []
+    if isinstance(fam, LookupFamily):
+        acc, mechs, desc = _verify_lookup(model, fam, rng, n, checks)
+    elif isinstance(fam, InductionFamily):
+        acc, mechs, desc = _verify_induction(model, fam, rng, n, checks)
+    else:
+        acc, mechs, desc = _verify_categories(model, fam, rng, n, checks)
+    return Manifest(
+        name=spec.name,
+        organism_id=spec.organism_id(),
+        spec_hash=spec.spec_hash(),
+        weights_hash=weights_hash,
+        task_kind=spec.task.kind,
+        task_description=desc,
+        heldout_accuracy=round(acc, 4),
+        mechanisms=mechs,
+        checks=checks,
+        verified=all(c.passed for c in checks),
+        train_seconds=round(result.seconds, 2),
+        train_steps=spec.train.steps,
+        final_loss=round(result.losses[-1][1], 5),
+        seed=spec.seed,
+    )

@@ -1,0 +1,1 @@
+"""ChromaDB-backed memory of claims, hypotheses, feature labels and experiments."""

