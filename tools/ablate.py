@@ -1,0 +1,275 @@
+"""Ablation: knock out components and measure what the behaviour loses.
+
+Components are attention heads, MLP neurons, SAE features or saved directions.
+The value put in their place is zero, their mean over the prompt set, or their
+value on another prompt (resample). The control ablates random components of
+the same kind and count, several times: an effect matters only against it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from tools.base import ToolInput, ToolResult
+from tools.cost import Meter
+from tools.errors import UserError
+from tools.hooks import check_head, check_neuron
+from tools.metrics import BoundMetric, Metric
+from tools.prompts import Encoded, encode
+
+if TYPE_CHECKING:
+    from torch import Tensor
+    from transformer_lens import HookedTransformer
+
+    from tools.target import Target
+
+
+class Head(BaseModel):
+    """An attention head's output (its slice of blocks.L.attn.hook_z)."""
+
+    kind: Literal["head"] = "head"
+    layer: int
+    """Layer index."""
+    head: int
+    """Head index."""
+
+    def label(self) -> str:
+        return f"L{self.layer}H{self.head}"
+
+
+class Neuron(BaseModel):
+    """An MLP neuron (its slice of blocks.L.mlp.hook_post)."""
+
+    kind: Literal["neuron"] = "neuron"
+    layer: int
+    """Layer index."""
+    neuron: int
+    """Neuron index."""
+
+    def label(self) -> str:
+        return f"L{self.layer}N{self.neuron}"
+
+
+class SaeFeature(BaseModel):
+    """An SAE feature: its contribution (activation x decoder row) at the SAE's hook."""
+
+    kind: Literal["sae_feature"] = "sae_feature"
+    sae: str
+    """SAE folder."""
+    feature: int
+    """Feature index."""
+
+    def label(self) -> str:
+        return f"feature {self.feature}"
+
+
+class Direction(BaseModel):
+    """A saved direction: the activation's component along it."""
+
+    kind: Literal["direction"] = "direction"
+    direction_id: str
+    """Id from a steer call."""
+
+    def label(self) -> str:
+        return self.direction_id
+
+
+Component = Annotated[Head | Neuron | SaeFeature | Direction, Field(discriminator="kind")]
+
+
+class AblateInput(ToolInput):
+    """Ablate components together and compare with ablating random ones."""
+
+    prompts: list[str]
+    """Prompts to measure on."""
+    metric: Metric
+    """Behaviour to measure."""
+    components: list[Component] = Field(min_length=1)
+    """What to ablate (all at once); all of one kind."""
+    method: Literal["zero", "mean", "resample"] = "mean"
+    """Replacement: zero, mean over the prompts' positions, or the value on another prompt."""
+    positions: Literal["all", "last"] = "all"
+    """Ablate at every position or only each prompt's last."""
+    n_random: int = Field(5, ge=1, le=50)
+    """Random same-kind, same-count ablations averaged as the control."""
+    seed: int = 0
+    """Seeds the control draws and resampling."""
+
+
+class AblateResult(ToolResult):
+    """The metric with the components ablated, against random ablations."""
+
+    components: list[str]
+    """What was ablated."""
+    baseline: float
+    """Metric without ablation."""
+    ablated: float
+    """Metric with the components ablated."""
+    effect: float
+    """ablated - baseline."""
+    control: float
+    """Mean change when ablating random components of the same kind and count."""
+    control_std: float
+    """Spread of that control over draws."""
+    z_score: float | None
+    """(effect - control) / control_std, when the spread is non-zero."""
+    control_components: list[list[str]]
+    """The random components of each control draw."""
+
+
+def _slices(model: HookedTransformer, comps: list) -> list[tuple[str, object]]:
+    """(hook, how to address the component in that hook's activation) per component."""
+    from tools.directions import load_direction
+    from tools.sae import load_sae
+
+    out = []
+    for c in comps:
+        if c.kind == "head":
+            check_head(model, c.layer, c.head)
+            out.append((f"blocks.{c.layer}.attn.hook_z", ("index", (..., c.head, slice(None)))))
+        elif c.kind == "neuron":
+            check_neuron(model, c.layer, c.neuron)
+            out.append((f"blocks.{c.layer}.mlp.hook_post", ("index", (..., c.neuron))))
+        elif c.kind == "sae_feature":
+            sae = load_sae(c.sae, model)
+            if not 0 <= c.feature < sae.cfg.d_sae:
+                raise UserError(f"feature {c.feature} is out of range: the SAE has features 0..{sae.cfg.d_sae - 1}")
+            out.append((sae.cfg.metadata.hook_name, ("sae", (sae, c.feature))))
+        else:
+            v, meta = load_direction(c.direction_id)
+            out.append((meta["hook"], ("direction", v.to(model.cfg.device) / v.norm())))
+    return out
+
+
+def _read(act: Tensor, how) -> Tensor:
+    """The component's value in an activation tensor: [batch, pos, ...]."""
+    kind, what = how
+    if kind == "index":
+        return act[what]
+    if kind == "direction":
+        return act @ what
+    sae, f = what
+    return sae.encode(act)[..., f]
+
+
+def _write(act: Tensor, how, new: Tensor, where: Tensor) -> Tensor:
+    """Replace the component's value by `new` at positions `where` ([batch, pos] bool)."""
+    kind, what = how
+    if kind == "index":
+        sl = act[what]
+        act[what] = sl.where(~where.view(*where.shape, *([1] * (sl.dim() - 2))), new)
+        return act
+    current = _read(act, how)
+    delta = (current - new) * where
+    if kind == "direction":
+        return act - delta[..., None] * what
+    sae, f = what
+    return act - delta[..., None] * sae.W_dec[f]
+
+
+def _hooks(model, enc: Encoded, slices, method: str, positions: str, meter: Meter, seed: int):
+    import torch
+
+    where = enc.real_mask().to(enc.tokens.device)
+    if positions == "last":
+        where = torch.zeros_like(where)
+        where[torch.arange(len(enc.prompts)), enc.last] = True
+    names = sorted({h for h, _ in slices})
+    replacement: dict[int, Tensor] = {}
+    if method != "zero":
+        _, cache = meter.cache(model, enc.tokens, names)
+        perm = torch.roll(torch.arange(len(enc.prompts)), shifts=1 + seed % max(1, len(enc.prompts) - 1))
+        for i, (h, how) in enumerate(slices):
+            values = _read(cache[h], how)
+            if method == "mean":
+                real = enc.real_mask().to(values.device)
+                mean = values[real].mean(0)
+                replacement[i] = mean.expand_as(values)
+            else:
+                replacement[i] = values[perm]
+    fwd = []
+    for i, (h, how) in enumerate(slices):
+        def hook(act, hook, i=i, how=how):
+            cur = _read(act, how)
+            new = replacement.get(i, torch.zeros_like(cur))
+            return _write(act, how, new, where)
+
+        fwd.append((h, hook))
+    return fwd
+
+
+def _random_like(model, comps, rng, exclude: set[str]) -> list:
+    """Same kind and count as `comps`, drawn at random, avoiding the originals."""
+    import numpy as np
+    import torch
+
+    kind = comps[0].kind
+    n = len(comps)
+    if kind == "head":
+        pool = [Head(layer=l, head=h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+    elif kind == "neuron":
+        layers = sorted({c.layer for c in comps})
+        pool = [Neuron(layer=l, neuron=j) for l in layers for j in range(model.cfg.d_mlp)]
+    elif kind == "sae_feature":
+        from tools.sae import load_sae
+
+        d_sae = load_sae(comps[0].sae, model).cfg.d_sae
+        pool = [SaeFeature(sae=comps[0].sae, feature=j) for j in range(d_sae)]
+    else:
+        from tools.directions import load_direction, save_direction
+
+        v, meta = load_direction(comps[0].direction_id)
+        out = []
+        for _ in range(n):
+            r = torch.from_numpy(rng.standard_normal(v.shape).astype("float32"))
+            out.append(Direction(direction_id=save_direction(r, meta["hook"], meta["model_id"], "random control")))
+        return out
+    pool = [c for c in pool if c.label() not in exclude]
+    if len(pool) < n:
+        raise UserError(f"not enough other {kind}s to draw a random control of {n}")
+    return [pool[i] for i in np.random.default_rng(rng.integers(1 << 31)).choice(len(pool), n, replace=False)]
+
+
+def run(target: Target, inp: AblateInput) -> AblateResult:
+    import numpy as np
+
+    model = target.model
+    kinds = {c.kind for c in inp.components}
+    if len(kinds) != 1:
+        raise UserError(f"ablate components of one kind per call (got {sorted(kinds)}); the control draws that kind")
+    meter = Meter()
+    enc = encode(model, inp.prompts)
+    metric = BoundMetric(inp.metric, model, enc)
+    base = metric.value(meter.run(model, enc.tokens)).mean
+
+    def ablated_value(comps) -> float:
+        fwd = _hooks(model, enc, _slices(model, comps), inp.method, inp.positions, meter, inp.seed)
+        return metric.value(meter.run(model, enc.tokens, fwd)).mean
+
+    value = ablated_value(inp.components)
+    rng = np.random.default_rng(inp.seed)
+    labels = {c.label() for c in inp.components}
+    draws, effects = [], []
+    for _ in range(inp.n_random):
+        comps = _random_like(model, inp.components, rng, labels)
+        draws.append([c.label() for c in comps])
+        effects.append(ablated_value(comps) - base)
+    ctrl, spread = float(np.mean(effects)), float(np.std(effects))
+    effect = value - base
+    names = [c.label() for c in inp.components]
+    return AblateResult(
+        tool="ablate",
+        summary=(f"{inp.method}-ablating {', '.join(names)}: {inp.metric.describe()} {base:.3f} -> {value:.3f} "
+                 f"(change {effect:+.3f}; random {inp.components[0].kind}s: {ctrl:+.3f} +/- {spread:.3f})"),
+        cost=meter.cost(),
+        components=names,
+        baseline=round(base, 4),
+        ablated=round(value, 4),
+        effect=round(effect, 4),
+        control=round(ctrl, 4),
+        control_std=round(spread, 4),
+        z_score=round((effect - ctrl) / spread, 3) if spread > 1e-9 else None,
+        control_components=draws,
+    )

@@ -1,0 +1,71 @@
+"""Validate hook names, layers, heads and neurons against a model, with errors that teach."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from tools.errors import UserError, near
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+_LIST_ALL = "list all of them with `interp model info SPEC --json`"
+
+
+def check_hook(model: HookedTransformer, name: str) -> str:
+    """`name` if it is one of the model's hook points, else an error naming the nearest ones."""
+    if name in model.hook_dict:
+        return name
+    m = re.match(r"blocks\.(\d+)\.", name)
+    if m and int(m.group(1)) >= model.cfg.n_layers:
+        raise UserError(
+            f"hook {name!r}: layer {m.group(1)} is out of range, the model has layers 0..{model.cfg.n_layers - 1}"
+        )
+    raise UserError(f"unknown hook {name!r}; nearest valid names: {near(name, model.hook_dict)}; {_LIST_ALL}")
+
+
+def hook_layer(name: str) -> int | None:
+    """Block index of a `blocks.L.*` hook; None for hooks outside the blocks."""
+    m = re.match(r"blocks\.(\d+)\.", name)
+    return int(m.group(1)) if m else None
+
+
+def stop_layer(names: list[str], n_layers: int) -> int | None:
+    """The `stop_at_layer` that still computes every hook in `names` (None: run the whole model)."""
+    layers = [hook_layer(n) for n in names]
+    if any(l is None for l in layers) or any(n.startswith(f"blocks.{n_layers - 1}.") for n in names):
+        # hook_embed/pos_embed need no blocks, but ln_final/unembed need all of them.
+        if all(n in ("hook_embed", "hook_pos_embed", "hook_tokens") for n in names):
+            return 0
+        return None
+    return max(l for l in layers if l is not None) + 1
+
+
+def check_layer(model: HookedTransformer, layer: int, what: str = "layer") -> int:
+    if not 0 <= layer < model.cfg.n_layers:
+        raise UserError(f"{what} {layer} is out of range: the model has layers 0..{model.cfg.n_layers - 1}")
+    return layer
+
+
+def check_head(model: HookedTransformer, layer: int, head: int) -> tuple[int, int]:
+    check_layer(model, layer)
+    if not 0 <= head < model.cfg.n_heads:
+        raise UserError(f"head {head} is out of range: layer {layer} has heads 0..{model.cfg.n_heads - 1}")
+    return layer, head
+
+
+def check_neuron(model: HookedTransformer, layer: int, neuron: int) -> tuple[int, int]:
+    check_layer(model, layer)
+    if model.cfg.attn_only or model.cfg.d_mlp is None:
+        raise UserError("this model has no MLPs (attention-only): there are no neurons to name")
+    if not 0 <= neuron < model.cfg.d_mlp:
+        raise UserError(f"neuron {neuron} is out of range: MLPs have neurons 0..{model.cfg.d_mlp - 1}")
+    return layer, neuron
+
+
+def resid_hooks(model: HookedTransformer) -> list[str]:
+    """The residual stream at the input of each block and after the last: a layer sweep."""
+    return [f"blocks.{l}.hook_resid_pre" for l in range(model.cfg.n_layers)] + [
+        f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    ]

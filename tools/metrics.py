@@ -1,0 +1,117 @@
+"""Behaviour metrics shared by every tool, measured at each prompt's last real position.
+
+    logit_diff   logit[token] - logit[versus]
+    prob         softmax probability of token
+    rate         1 if the argmax is token else 0 (averaged: the behaviour rate)
+    loss         mean next-token cross-entropy over the prompt's real positions
+
+`token` applies to every prompt; `tokens` gives one per prompt (e.g. each
+prompt's own expected answer). Likewise `versus` / `versus_tokens`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tools.errors import UserError
+from tools.prompts import Encoded, token_id
+
+if TYPE_CHECKING:
+    from torch import Tensor
+    from transformer_lens import HookedTransformer
+
+
+class Metric(BaseModel):
+    """What behaviour to measure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["logit_diff", "prob", "rate", "loss"]
+    """logit_diff, prob, rate (share of prompts whose argmax is the token) or loss."""
+    token: str | None = None
+    """The token of interest, for every prompt."""
+    tokens: list[str] | None = None
+    """One token of interest per prompt (instead of `token`)."""
+    versus: str | None = None
+    """logit_diff only: the token compared against, for every prompt."""
+    versus_tokens: list[str] | None = None
+    """logit_diff only: one comparison token per prompt."""
+
+    def describe(self) -> str:
+        tok = self.token or ("per-prompt tokens" if self.tokens else "")
+        if self.kind == "logit_diff":
+            return f"logit[{tok}] - logit[{self.versus or 'per-prompt tokens'}]"
+        return {"prob": f"P({tok})", "rate": f"rate(argmax = {tok})", "loss": "next-token loss"}[self.kind]
+
+
+@dataclass
+class MetricValue:
+    """A metric over a prompt set."""
+
+    mean: float
+    """Mean over prompts."""
+    sem: float
+    """Standard error of the mean."""
+    n: int
+    """Prompts."""
+
+
+def _ids(model, one: str | None, many: list[str] | None, n: int, name: str) -> Tensor | None:
+    import torch
+
+    if one is not None and many is not None:
+        raise UserError(f"metric: give `{name}` or `{name}s`-style per-prompt list, not both")
+    if many is not None:
+        if len(many) != n:
+            raise UserError(f"metric: {len(many)} per-prompt tokens for {n} prompts; give one per prompt")
+        return torch.tensor([token_id(model, t, f"metric token #{i}") for i, t in enumerate(many)])
+    if one is not None:
+        return torch.full((n,), token_id(model, one, "metric token"))
+    return None
+
+
+class BoundMetric:
+    """A metric with its token ids resolved for one prompt set."""
+
+    def __init__(self, metric: Metric, model: HookedTransformer, enc: Encoded):
+        n = len(enc.prompts)
+        self.metric, self.enc = metric, enc
+        self.target = _ids(model, metric.token, metric.tokens, n, "token")
+        self.versus = _ids(model, metric.versus, metric.versus_tokens, n, "versus")
+        if metric.kind != "loss" and self.target is None:
+            raise UserError(f"metric {metric.kind} needs `token` (or per-prompt `tokens`)")
+        if metric.kind == "logit_diff" and self.versus is None:
+            raise UserError("metric logit_diff needs `versus` (or per-prompt `versus_tokens`)")
+        device = enc.tokens.device
+        self.target = None if self.target is None else self.target.to(device)
+        self.versus = None if self.versus is None else self.versus.to(device)
+
+    def per_prompt(self, logits: Tensor) -> Tensor:
+        """float [batch]: the metric of each prompt from full-sequence logits."""
+        import torch
+        import torch.nn.functional as F
+
+        if not torch.isfinite(logits).all():
+            raise UserError("the model produced NaN or infinite logits (an intervention too large?)")
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        last = logits[rows, self.enc.last].float()
+        k = self.metric.kind
+        if k == "logit_diff":
+            return last[rows, self.target] - last[rows, self.versus]
+        if k == "prob":
+            return last.softmax(-1)[rows, self.target]
+        if k == "rate":
+            return (last.argmax(-1) == self.target).float()
+        ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), self.enc.tokens[:, 1:].flatten(), reduction="none")
+        mask = self.enc.real_mask()[:, 1:].to(logits.device).float()
+        return (ce.view_as(mask) * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def value(self, logits: Tensor) -> MetricValue:
+        v = self.per_prompt(logits)
+        n = len(v)
+        sem = float(v.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
+        return MetricValue(mean=float(v.mean()), sem=sem, n=n)
