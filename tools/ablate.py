@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from tools.base import ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.hooks import check_head, check_neuron
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tools.target import Target
 
 
-class Head(BaseModel):
+class Head(Record):
     """An attention head's output (its slice of blocks.L.attn.hook_z)."""
 
     kind: Literal["head"] = "head"
@@ -39,7 +39,7 @@ class Head(BaseModel):
         return f"L{self.layer}H{self.head}"
 
 
-class Neuron(BaseModel):
+class Neuron(Record):
     """An MLP neuron (its slice of blocks.L.mlp.hook_post)."""
 
     kind: Literal["neuron"] = "neuron"
@@ -52,7 +52,7 @@ class Neuron(BaseModel):
         return f"L{self.layer}N{self.neuron}"
 
 
-class SaeFeature(BaseModel):
+class SaeFeature(Record):
     """An SAE feature: its contribution (activation x decoder row) at the SAE's hook."""
 
     kind: Literal["sae_feature"] = "sae_feature"
@@ -65,7 +65,7 @@ class SaeFeature(BaseModel):
         return f"feature {self.feature}"
 
 
-class Direction(BaseModel):
+class Direction(Record):
     """A saved direction: the activation's component along it."""
 
     kind: Literal["direction"] = "direction"

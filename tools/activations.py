@@ -106,7 +106,7 @@ def harvest(
             store[h].flush()
         np.save(out / "prompt_index.npy", prompt_index.numpy())
         np.save(out / "position.npy", position.numpy())
-        store = {h: torch.from_numpy(np.load(out / f"{h}.npy", mmap_mode="r")) for h in hooks}
+        store = {h: torch.from_numpy(np.load(out / f"{h}.npy", mmap_mode="c")) for h in hooks}
     return Harvest(store, prompt_index, position)
 
 

@@ -7,13 +7,19 @@ from pydantic import BaseModel, ConfigDict
 from tools.cost import Cost
 
 
-class ToolInput(BaseModel):
+class Record(BaseModel):
+    """Base of every typed record here: field docstrings become schema descriptions."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class ToolInput(Record):
     """Base of every tool's input: unknown fields are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
-class ToolResult(BaseModel):
+class ToolResult(Record):
     """Base of every tool's result."""
 
     tool: str

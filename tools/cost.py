@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
 
 if TYPE_CHECKING:
     import torch
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
 class Cost(BaseModel):
     """Compute spent by one tool call."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     forward_tokens: int
     """Token positions pushed through the model (batch x positions, summed over passes)."""

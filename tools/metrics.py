@@ -15,8 +15,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from tools.base import Record
 from tools.errors import UserError
 from tools.prompts import Encoded, token_id
 
@@ -25,10 +26,10 @@ if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
 
-class Metric(BaseModel):
+class Metric(Record):
     """What behaviour to measure."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     kind: Literal["logit_diff", "prob", "rate", "loss"]
     """logit_diff, prob, rate (share of prompts whose argmax is the token) or loss."""
@@ -77,11 +78,13 @@ def _ids(model, one: str | None, many: list[str] | None, n: int, name: str) -> T
 class BoundMetric:
     """A metric with its token ids resolved for one prompt set."""
 
-    def __init__(self, metric: Metric, model: HookedTransformer, enc: Encoded):
+    def __init__(self, metric: Metric, model: HookedTransformer, enc: Encoded,
+                 target_ids: Tensor | None = None, versus_ids: Tensor | None = None):
+        """`target_ids` / `versus_ids` bypass the token strings (ids read off a run: no re-tokenizing)."""
         n = len(enc.prompts)
         self.metric, self.enc = metric, enc
-        self.target = _ids(model, metric.token, metric.tokens, n, "token")
-        self.versus = _ids(model, metric.versus, metric.versus_tokens, n, "versus")
+        self.target = target_ids if target_ids is not None else _ids(model, metric.token, metric.tokens, n, "token")
+        self.versus = versus_ids if versus_ids is not None else _ids(model, metric.versus, metric.versus_tokens, n, "versus")
         if metric.kind != "loss" and self.target is None:
             raise UserError(f"metric {metric.kind} needs `token` (or per-prompt `tokens`)")
         if metric.kind == "logit_diff" and self.versus is None:

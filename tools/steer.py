@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tools.activations import harvest
-from tools.base import ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult
 from tools.cost import Meter
 from tools.directions import load_direction, save_direction
 from tools.errors import UserError
@@ -58,7 +58,7 @@ class SteerInput(ToolInput):
     """Seeds the random control directions."""
 
 
-class DosePoint(BaseModel):
+class DosePoint(Record):
     """The metric at one steering coefficient."""
 
     coefficient: float

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from agent.cli import model, organism
+from agent.cli import bench, model, organism, tool
 from agent.cli.output import err_console
 from tools.errors import UserError
 
@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 app.add_typer(organism.app, name="organism")
 app.add_typer(model.app, name="model")
+app.add_typer(tool.app, name="tool")
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:

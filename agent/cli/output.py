@@ -8,7 +8,8 @@ import sys
 from rich.console import Console
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: an error message stays one line in logs and pipes, whatever the width.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(data: object) -> None:

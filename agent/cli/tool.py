@@ -1,0 +1,103 @@
+"""`interp tool ...`: call one interpretability tool directly, as the agent would."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from agent.cli.output import console, print_json, quiet_library_warnings
+from tools.errors import UserError
+
+app = typer.Typer(help="Call interpretability tools directly (the same typed calls the agent makes).",
+                  no_args_is_help=True)
+
+TOOL_NAMES = ["activations", "probe", "steer", "ablate", "patch",
+              "sae_train", "sae_stats", "sae_features", "sae_contexts"]
+
+
+@app.command("list")
+def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the tools with their JSON input schemas (--json)."""
+    from tools.registry import tools
+
+    table = tools()
+    if json_out:
+        print_json([t.schema() for t in table.values()])
+        return
+    for t in table.values():
+        console.print(f"[bold]{t.name}[/]: {t.description}")
+        console.print("   fields: " + ", ".join(t.input_model.model_fields))
+    console.print("Input of one tool: [bold]interp tool schema NAME[/]")
+
+
+@app.command()
+def schema(name: Annotated[str, typer.Argument(help="Tool name.")]) -> None:
+    """Print one tool's JSON input schema."""
+    from tools.registry import get
+
+    print_json(get(name).schema())
+
+
+def _parse_args(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--arg {item!r}: expected KEY=VALUE (VALUE is JSON, or a plain string)")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _load_input(path: Optional[str]) -> dict:
+    if path is None:
+        return {}
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as e:
+        raise UserError(f"cannot read --input {path}: {e.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--input {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"--input {path} must hold a JSON object of the tool's fields")
+    return data
+
+
+def _make(name: str):
+    def command(
+        model: Annotated[str, typer.Option("--model", "-m", help="Target model spec, e.g. organism:eval_aware.")],
+        input: Annotated[Optional[str], typer.Option("--input", "-i", help="JSON file of the tool's fields ('-' = stdin).")] = None,
+        arg: Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="KEY=VALUE field (VALUE as JSON); repeatable.")] = None,
+        device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+        json_out: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+    ) -> None:
+        from tools.registry import call, validate
+        from tools.target import load
+
+        quiet_library_warnings()
+        payload = {**_load_input(input), **_parse_args(arg or [])}
+        validate(name, payload)  # fail on bad fields before loading a model
+        target = load(model, device=None if device == "auto" else device)
+        result = call(target, name, payload)
+        if json_out:
+            print_json(result.model_dump(mode="json"))
+        else:
+            console.print(result.summary, highlight=False)
+            c = result.cost
+            console.print(f"[dim]cost: {c.forward_tokens} forward tokens, {c.seconds:.2f}s; "
+                          f"full result: --json[/]")
+
+    command.__doc__ = f"Run the {name} tool (fields: `interp tool schema {name}`)."
+    return command
+
+
+for _name in TOOL_NAMES:
+    app.command(_name)(_make(_name))

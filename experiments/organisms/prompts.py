@@ -1,0 +1,32 @@
+"""Organism samples as prompt strings (the form tools and agents take), with expected answers.
+
+For tests and benchmarks that know the ground truth; agents never call this.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from experiments.organisms.spec import OrganismSpec
+from experiments.organisms.tasks import BOS, PAD, QUERY, make_family, token_name
+
+
+def lookup_prompts(spec: OrganismSpec, n: int, seed: int = 0, **conditions) -> tuple[list[str], list[str], list[str]]:
+    """(prompts ending at `<q>`, each expected answer, each answer under the normal mapping)."""
+    fam = make_family(spec)
+    batch = fam.sample(np.random.default_rng([seed, 99]), n, **conditions)
+    prompts = []
+    for row in batch.tokens:
+        row = [t for t in row.tolist() if t not in (PAD, BOS)]
+        q = row.index(QUERY)
+        prompts.append(" ".join(token_name(t) for t in row[: q + 1]))
+    answers = [token_name(int(a)) for a in batch.info["answer"]]
+    normal = [token_name(fam.map_a[int(s)]) for s in batch.info["subject"]]
+    return prompts, answers, normal
+
+
+def sequence_prompts(spec: OrganismSpec, n: int, seed: int = 0) -> list[str]:
+    """Whole training-distribution sequences (induction, categories) as strings, without BOS."""
+    fam = make_family(spec)
+    batch = fam.sample(np.random.default_rng([seed, 98]), n)
+    return [" ".join(token_name(t) for t in row.tolist() if t not in (PAD, BOS)) for row in batch.tokens]

@@ -1,0 +1,37 @@
+import pytest
+
+from agent.cli.tool import TOOL_NAMES
+from tools.errors import UserError
+from tools.registry import tools, validate
+
+
+def test_cli_tool_commands_match_the_registry():
+    assert TOOL_NAMES == list(tools())
+
+
+def test_every_tool_has_a_schema_with_documented_fields():
+    for spec in tools().values():
+        schema = spec.schema()
+        assert schema["description"] and schema["input_schema"]["type"] == "object"
+        for name, field in spec.input_model.model_fields.items():
+            assert field.description, f"{spec.name}.{name} has no docstring"
+
+
+def test_validation_names_unknown_and_missing_fields():
+    with pytest.raises(UserError) as e:
+        validate("probe", {"positive": ["a"], "negativ": ["b"]})
+    text = str(e.value)
+    assert "negativ: unknown field" in text and "negative: Field required" in text and "fields of probe" in text
+    with pytest.raises(UserError, match="JSON object"):
+        validate("probe", ["not", "a", "dict"])
+    with pytest.raises(UserError, match="unknown tool 'prob'.*nearest: probe"):
+        validate("prob", {})
+
+
+def test_result_docstrings_and_answers_do_not_leak_organism_names():
+    """Tool text an agent reads must not mention organisms or planted mechanisms."""
+    import json
+
+    text = json.dumps([t.schema() for t in tools().values()]).lower()
+    for word in ("backdoor", "eval_aware", "organism", "manifest", "trigger"):
+        assert word not in text, word

@@ -1,0 +1,86 @@
+"""The tools an agent (or a user) can call: name -> input model, runner, JSON schema.
+
+One explicit table, built when asked for; nothing registers itself at import.
+Every call goes through `call`, which validates the input against the tool's
+model (an invalid field is a UserError naming it) before anything runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from tools.base import ToolInput, ToolResult
+from tools.errors import UserError, near
+
+if TYPE_CHECKING:
+    from tools.target import Target
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A callable tool."""
+
+    name: str
+    """What the agent and the CLI call it."""
+    input_model: type[ToolInput]
+    """Validated input."""
+    run: Callable[[Target, ToolInput], ToolResult]
+    """Runs it on a target."""
+
+    @property
+    def description(self) -> str:
+        return inspect.getdoc(self.input_model).splitlines()[0]
+
+    def schema(self) -> dict:
+        """Tool definition in the shape LLM tool-use APIs take."""
+        return {"name": self.name, "description": self.description,
+                "input_schema": self.input_model.model_json_schema()}
+
+
+def tools() -> dict[str, ToolSpec]:
+    from tools import ablate, activations, patch, probe, sae, steer
+
+    specs = [
+        ToolSpec("activations", activations.ActivationsInput, activations.run),
+        ToolSpec("probe", probe.ProbeInput, probe.run),
+        ToolSpec("steer", steer.SteerInput, steer.run),
+        ToolSpec("ablate", ablate.AblateInput, ablate.run),
+        ToolSpec("patch", patch.PatchInput, patch.run),
+        ToolSpec("sae_train", sae.SaeTrainInput, sae.train_sae),
+        ToolSpec("sae_stats", sae.SaeStatsInput, sae.stats),
+        ToolSpec("sae_features", sae.SaeFeaturesInput, sae.top_features),
+        ToolSpec("sae_contexts", sae.SaeContextsInput, sae.top_contexts),
+    ]
+    return {s.name: s for s in specs}
+
+
+def get(name: str) -> ToolSpec:
+    table = tools()
+    if name not in table:
+        raise UserError(f"unknown tool {name!r}; tools: {', '.join(table)} (nearest: {near(name, table)})")
+    return table[name]
+
+
+def validate(name: str, payload: object) -> ToolInput:
+    """The tool's input model from a JSON-like payload, or a UserError naming each bad field."""
+    spec = get(name)
+    if not isinstance(payload, dict):
+        raise UserError(f"{name}: input must be a JSON object, got {type(payload).__name__}")
+    try:
+        return spec.input_model.model_validate(payload)
+    except ValidationError as e:
+        lines = [f"  {'.'.join(str(p) for p in err['loc']) or '(input)'}: "
+                 f"{'unknown field' if err['type'] == 'extra_forbidden' else err['msg']}" for err in e.errors()]
+        fields = ", ".join(spec.input_model.model_fields)
+        raise UserError(f"{name}: invalid input\n" + "\n".join(lines) + f"\n  fields of {name}: {fields}") from None
+
+
+def call(target: Target, name: str, payload: object) -> ToolResult:
+    """Validate and run one tool call."""
+    inp = validate(name, payload)
+    return get(name).run(target, inp)
