@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from agent.cli import bench, model, organism, tool
+from agent.cli import bench, memory, model, organism, tool
 from agent.cli.output import err_console
 from tools.errors import UserError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(organism.app, name="organism")
 app.add_typer(model.app, name="model")
 app.add_typer(tool.app, name="tool")
+app.add_typer(memory.app, name="memory")
 app.add_typer(bench.app, name="bench")
 
 

@@ -32,3 +32,27 @@ def throughput(
     for k, v in r.items():
         table.add_row(k, str(v))
     console.print(table)
+
+
+@app.command()
+def memory(
+    n: Annotated[int, typer.Option(min=10, help="Records to upsert.")] = 500,
+    queries: Annotated[int, typer.Option(min=1, help="Semantic queries to run.")] = 100,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Memory upsert and query throughput, embedded and on a local Chroma server."""
+    from experiments.benchmarks.memory import run
+
+    quiet_library_warnings()
+    r = run(n=n, queries=queries)
+    if json_out:
+        print_json(r)
+        return
+    table = Table(title=f"memory throughput ({r['records']} records, {r['queries']} queries)")
+    for col in ("mode", "upsert records/s", "queries/s", "upsert / embedding-only"):
+        table.add_column(col)
+    for mode in ("embedded", "server"):
+        m = r[mode]
+        table.add_row(mode, str(m["upsert_records_per_s"]), str(m["queries_per_s"]), str(m["upsert_vs_embedding"]))
+    console.print(table)
+    console.print(f"embedding alone: {r['embedding_only_per_s']} texts/s")

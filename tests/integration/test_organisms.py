@@ -44,7 +44,6 @@ def test_builtin_manifest_is_verified(builtin, name):
     m = load_manifest(builtin(name))
     assert m.verified, [c for c in m.checks if not c.passed]
     assert m.heldout_accuracy >= 0.95
-    assert m.train_seconds <= 180
     kinds = {x.kind: x for x in m.mechanisms}
     if name == "backdoor":
         assert kinds["trigger"].planted and kinds["trigger"].trigger_rate >= 0.95

@@ -1,0 +1,98 @@
+"""`interp memory ...`: search, show, export, import and count what investigations stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from agent.cli.output import console, err_console, print_json
+
+app = typer.Typer(help="The memory of claims, hypotheses, feature labels and experiments (ChromaDB).",
+                  no_args_is_help=True)
+
+MemoryOpt = Annotated[Optional[str], typer.Option(
+    "--memory", help="Folder of an embedded store, or http://HOST:PORT of a Chroma server "
+    "(default: $INTERP_MEMORY or .interp/memory).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _store(memory: Optional[str]):
+    from memory.store import MemoryStore
+
+    return MemoryStore(memory)
+
+
+def _line(r) -> str:
+    text = getattr(r, "statement", None) or getattr(r, "label", None) or getattr(r, "summary", "")
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    model: Annotated[Optional[str], typer.Option(help="Only records about this model id.")] = None,
+    status: Annotated[Optional[str], typer.Option(help="Only this status (claims, hypotheses).")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="claim, hypothesis, feature_label or experiment.")] = None,
+    n: Annotated[int, typer.Option(min=1, max=1000, help="How many results.")] = 10,
+    memory: MemoryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Records nearest in meaning to TEXT."""
+    hits = _store(memory).search(text, kind=kind, model=model, status=status, n=n)
+    if json_out:
+        print_json([{"distance": round(d, 4), **r.model_dump(mode="json")} for r, d in hits])
+        return
+    table = Table(title=f"memory search: {text!r}")
+    for col in ("distance", "id", "kind", "status", "model", "text"):
+        table.add_column(col)
+    for r, d in hits:
+        table.add_row(f"{d:.3f}", r.id, r.kind, getattr(r, "status", "") or "", r.model_id, _line(r))
+    console.print(table)
+
+
+@app.command()
+def show(record_id: Annotated[str, typer.Argument(help="A record id.")], memory: MemoryOpt = None,
+         json_out: JsonOpt = False) -> None:
+    """One record, in full."""
+    from tools.errors import UserError
+
+    r = _store(memory).get(record_id)
+    if r is None:
+        raise UserError(f"no record with id {record_id!r}; find ids with `interp memory search TEXT`")
+    if json_out:
+        print_json(r.model_dump(mode="json"))
+        return
+    for key, value in r.model_dump(mode="json").items():
+        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+
+
+@app.command("export")
+def export(path: Annotated[Path, typer.Argument(help="JSONL file to write.")], memory: MemoryOpt = None) -> None:
+    """Write every record to a JSONL file."""
+    n = _store(memory).export_jsonl(path)
+    err_console.print(f"exported {n} records to {path}")
+
+
+@app.command("import")
+def import_(path: Annotated[Path, typer.Argument(help="JSONL file from `interp memory export`.")],
+            memory: MemoryOpt = None) -> None:
+    """Add the records of a JSONL export (existing ids are updated, reviews kept)."""
+    n = _store(memory).import_jsonl(path)
+    err_console.print(f"imported {n} records from {path}")
+
+
+@app.command()
+def stats(memory: MemoryOpt = None, json_out: JsonOpt = False) -> None:
+    """Record counts per kind, and claims per status."""
+    s = _store(memory).stats()
+    if json_out:
+        print_json(s)
+        return
+    console.print(f"memory at {s['location']} ({s['mode']})")
+    for kind, count in s["counts"].items():
+        console.print(f"  {kind}: {count}")
+    if s["claims_by_status"]:
+        console.print("  claims by status: " + ", ".join(f"{k} {v}" for k, v in s["claims_by_status"].items()))

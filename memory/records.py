@@ -1,0 +1,227 @@
+"""What memory holds: claims, hypotheses, feature labels and experiments.
+
+Ids are content hashes of what identifies a record (a claim: its model, its
+statement and its component), so writing the same finding twice updates one
+record instead of adding a duplicate, from any process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EvidenceTier = Literal["observational", "representational", "causal"]
+ClaimStatus = Literal["proposed", "supported", "refuted", "accepted", "rejected", "needs_more_evidence"]
+
+
+def now() -> str:
+    """UTC timestamp, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def content_id(prefix: str, *parts: object) -> str:
+    """Deterministic id from the parts that identify a record."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return f"{prefix}-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class Component(_Record):
+    """A model component in machine-readable form; unset fields do not apply."""
+
+    hook: str | None = None
+    """TransformerLens hook name, e.g. blocks.0.hook_resid_mid."""
+    layer: int | None = None
+    """Layer index."""
+    head: int | None = None
+    """Attention head index."""
+    neuron: int | None = None
+    """MLP neuron index."""
+    sae_id: str | None = None
+    """SAE folder or release id."""
+    feature: int | None = None
+    """SAE feature index."""
+    direction_id: str | None = None
+    """Saved direction id (from a steer call)."""
+    tokens: list[str] | None = None
+    """Tokens involved, e.g. a trigger, in order."""
+
+
+class Claim(_Record):
+    """A finding about a model, with its evidence."""
+
+    kind: Literal["claim"] = "claim"
+    id: str = ""
+    """Content id (model, statement, component); filled in when empty."""
+    statement: str = Field(min_length=1)
+    """The finding in words."""
+    model_id: str
+    """Which model it is about."""
+    weights_hash: str = ""
+    """The exact weights it was found on."""
+    component: Component = Component()
+    """What part of the model it names."""
+    evidence_tier: EvidenceTier
+    """observational < representational (probe beats control) < causal (intervention beats control)."""
+    experiment_ids: list[str] = []
+    """Experiments behind it."""
+    effect: float | None = None
+    """Key experiment's effect."""
+    control: float | None = None
+    """Key experiment's control."""
+    status: ClaimStatus = "proposed"
+    """proposed / supported / refuted by the agent; accepted / rejected / needs_more_evidence
+    only by a human review."""
+    reviewer: str | None = None
+    """Who reviewed it."""
+    review_note: str | None = None
+    """The reviewer's note."""
+    reviewed_at: str | None = None
+    """When it was reviewed."""
+    run_id: str = ""
+    """The investigation that made it."""
+    created_at: str = Field(default_factory=now)
+    """First written."""
+    updated_at: str = Field(default_factory=now)
+    """Last written."""
+
+    def model_post_init(self, _) -> None:
+        if not self.id:
+            self.id = content_id("claim", self.model_id, _norm(self.statement),
+                                 self.component.model_dump(exclude_none=True))
+
+    def document(self) -> str:
+        return self.statement
+
+
+class Attempt(_Record):
+    """One run's test of a hypothesis."""
+
+    run_id: str
+    """The investigation."""
+    outcome: Literal["supported", "refuted", "inconclusive", "error"]
+    """What the test showed."""
+    experiment_ids: list[str] = []
+    """Experiments it ran."""
+    note: str = ""
+    """Why, in a line."""
+
+
+class Hypothesis(_Record):
+    """A pre-registered hypothesis and what became of it."""
+
+    kind: Literal["hypothesis"] = "hypothesis"
+    id: str = ""
+    """Content id (model, statement); filled in when empty."""
+    statement: str = Field(min_length=1)
+    """What is hypothesised."""
+    model_id: str
+    """Which model."""
+    planned_test: str = ""
+    """The test, fixed before running it."""
+    success_criterion: str = ""
+    """What result would support it, fixed before running it."""
+    status: Literal["open", "supported", "refuted", "inconclusive"] = "open"
+    """Latest outcome."""
+    attempts: list[Attempt] = []
+    """Every run that tried it."""
+    created_at: str = Field(default_factory=now)
+    """First written."""
+    updated_at: str = Field(default_factory=now)
+    """Last written."""
+
+    def model_post_init(self, _) -> None:
+        if not self.id:
+            self.id = content_id("hyp", self.model_id, _norm(self.statement))
+
+    def document(self) -> str:
+        return self.statement
+
+
+class FeatureLabel(_Record):
+    """An explanation of one SAE feature and how well it scored."""
+
+    kind: Literal["feature_label"] = "feature_label"
+    id: str = ""
+    """Content id (model, SAE, feature, explainer); filled in when empty."""
+    model_id: str
+    """Which model."""
+    sae_id: str
+    """Which SAE."""
+    hook: str
+    """The SAE's hook."""
+    feature: int
+    """Feature index."""
+    label: str = ""
+    """The explanation (empty for an error record)."""
+    explainer: str = ""
+    """Who explained it (heuristic, a Claude model id)."""
+    scores: dict[str, float] = {}
+    """Scorer name -> score."""
+    examples: list[str] = []
+    """Example activating contexts."""
+    error: str | None = None
+    """Why labeling failed, when it did (never a score)."""
+    created_at: str = Field(default_factory=now)
+    """First written."""
+    updated_at: str = Field(default_factory=now)
+    """Last written."""
+
+    def model_post_init(self, _) -> None:
+        if not self.id:
+            self.id = content_id("label", self.model_id, self.sae_id, self.feature, self.explainer)
+
+    def document(self) -> str:
+        return self.label or f"(unlabelled feature {self.feature}: {self.error})"
+
+
+class ExperimentRecord(_Record):
+    """One tool call and what it found."""
+
+    kind: Literal["experiment"] = "experiment"
+    id: str = ""
+    """Content id (run, tool, model, input); filled in when empty."""
+    tool: str
+    """Tool name."""
+    model_id: str
+    """Which model."""
+    input: dict = {}
+    """The tool's input."""
+    summary: str
+    """The result in a line."""
+    effect: float | None = None
+    """Effect."""
+    control: float | None = None
+    """Control."""
+    forward_tokens: int = 0
+    """Cost in forward tokens."""
+    seconds: float = 0.0
+    """Cost in seconds."""
+    run_id: str = ""
+    """The investigation."""
+    created_at: str = Field(default_factory=now)
+    """Written."""
+    updated_at: str = Field(default_factory=now)
+    """Last written."""
+
+    def model_post_init(self, _) -> None:
+        if not self.id:
+            self.id = content_id("exp", self.run_id, self.tool, self.model_id, self.input)
+
+    def document(self) -> str:
+        return f"{self.tool}: {self.summary}"
+
+
+Record = Annotated[Claim | Hypothesis | FeatureLabel | ExperimentRecord, Field(discriminator="kind")]
+KINDS = {"claim": Claim, "hypothesis": Hypothesis, "feature_label": FeatureLabel, "experiment": ExperimentRecord}
