@@ -19,3 +19,16 @@ def near(name: str, valid: Iterable[str], n: int = 5) -> str:
     valid = list(valid)
     close = difflib.get_close_matches(name, valid, n=n, cutoff=0.4)
     return ", ".join(close if close else valid[:n])
+
+
+def validation_lines(error, hints: dict[str, str] | None = None) -> list[str]:
+    """One `  field.path: message` line per error of a pydantic ValidationError.
+
+    `hints` maps an error type to the message to show instead (e.g. for
+    `extra_forbidden`, where pydantic's own wording does not say what to do).
+    """
+    hints = {"extra_forbidden": "unknown field", **(hints or {})}
+    return [
+        f"  {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {hints.get(err['type'], err['msg'])}"
+        for err in error.errors()
+    ]

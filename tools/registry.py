@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from tools.base import ToolInput, ToolResult
-from tools.errors import UserError, near
+from tools.errors import UserError, near, validation_lines
 
 if TYPE_CHECKING:
     from tools.target import Target
@@ -74,8 +74,7 @@ def validate(name: str, payload: object) -> ToolInput:
     try:
         return spec.input_model.model_validate(payload)
     except ValidationError as e:
-        lines = [f"  {'.'.join(str(p) for p in err['loc']) or '(input)'}: "
-                 f"{'unknown field' if err['type'] == 'extra_forbidden' else err['msg']}" for err in e.errors()]
+        lines = validation_lines(e)
         fields = ", ".join(spec.input_model.model_fields)
         raise UserError(f"{name}: invalid input\n" + "\n".join(lines) + f"\n  fields of {name}: {fields}") from None
 

@@ -46,7 +46,9 @@ def search(
         print_json([{"distance": round(d, 4), **r.model_dump(mode="json")} for r, d in hits])
         return
     table = Table(title=f"memory search: {text!r}")
-    for col in ("distance", "id", "kind", "status", "model", "text"):
+    table.add_column("distance")
+    table.add_column("id", no_wrap=True, min_width=22)  # ids are copied into `memory show`: never cut
+    for col in ("kind", "status", "model", "text"):
         table.add_column(col)
     for r, d in hits:
         table.add_row(f"{d:.3f}", r.id, r.kind, getattr(r, "status", "") or "", r.model_id, _line(r))

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tools.errors import UserError
+from tools.errors import UserError, validation_lines
 
 # Bump when the data generators or the trainer change what a spec produces:
 # it is part of the hash, so stale caches are retrained instead of reused.
@@ -209,15 +209,12 @@ def parse_spec(data: object, source: str) -> OrganismSpec:
     try:
         return OrganismSpec.model_validate(data)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field (check the spelling; see experiments/organisms/specs/*.yaml)"
-            elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
-                msg = f"{msg} (task kinds: lookup, induction, categories; mechanism kinds: trigger, marker)"
-            lines.append(f"  {where}: {msg}")
+        kinds = "task kinds: lookup, induction, categories; mechanism kinds: trigger, marker"
+        lines = validation_lines(e, {
+            "extra_forbidden": "unknown field (check the spelling; see experiments/organisms/specs/*.yaml)",
+            "union_tag_invalid": f"unknown kind ({kinds})",
+            "union_tag_not_found": f"missing `kind` ({kinds})",
+        })
         raise UserError(f"{source}: invalid organism spec\n" + "\n".join(lines)) from None
 
 
