@@ -31,6 +31,8 @@ class ToolSpec:
     """Validated input."""
     run: Callable[[Target, ToolInput], ToolResult]
     """Runs it on a target."""
+    estimate: Callable[[Target, ToolInput], int]
+    """Forward tokens the call will cost, from its input alone (for budget checks)."""
 
     @property
     def description(self) -> str:
@@ -43,18 +45,18 @@ class ToolSpec:
 
 
 def tools() -> dict[str, ToolSpec]:
-    from tools import ablate, activations, patch, probe, sae, steer
+    from tools import ablate, activations, estimate, patch, probe, sae, steer
 
     specs = [
-        ToolSpec("activations", activations.ActivationsInput, activations.run),
-        ToolSpec("probe", probe.ProbeInput, probe.run),
-        ToolSpec("steer", steer.SteerInput, steer.run),
-        ToolSpec("ablate", ablate.AblateInput, ablate.run),
-        ToolSpec("patch", patch.PatchInput, patch.run),
-        ToolSpec("sae_train", sae.SaeTrainInput, sae.train_sae),
-        ToolSpec("sae_stats", sae.SaeStatsInput, sae.stats),
-        ToolSpec("sae_features", sae.SaeFeaturesInput, sae.top_features),
-        ToolSpec("sae_contexts", sae.SaeContextsInput, sae.top_contexts),
+        ToolSpec("activations", activations.ActivationsInput, activations.run, estimate.activations),
+        ToolSpec("probe", probe.ProbeInput, probe.run, estimate.probe),
+        ToolSpec("steer", steer.SteerInput, steer.run, estimate.steer),
+        ToolSpec("ablate", ablate.AblateInput, ablate.run, estimate.ablate),
+        ToolSpec("patch", patch.PatchInput, patch.run, estimate.patch),
+        ToolSpec("sae_train", sae.SaeTrainInput, sae.train_sae, estimate.sae_corpus),
+        ToolSpec("sae_stats", sae.SaeStatsInput, sae.stats, estimate.sae_corpus),
+        ToolSpec("sae_features", sae.SaeFeaturesInput, sae.top_features, estimate.sae_features),
+        ToolSpec("sae_contexts", sae.SaeContextsInput, sae.top_contexts, estimate.sae_corpus),
     ]
     return {s.name: s for s in specs}
 
@@ -77,6 +79,11 @@ def validate(name: str, payload: object) -> ToolInput:
         lines = validation_lines(e)
         fields = ", ".join(spec.input_model.model_fields)
         raise UserError(f"{name}: invalid input\n" + "\n".join(lines) + f"\n  fields of {name}: {fields}") from None
+
+
+def estimate(target: Target, name: str, payload: object) -> int:
+    """Forward tokens a call would cost (validates the input first)."""
+    return get(name).estimate(target, validate(name, payload))
 
 
 def call(target: Target, name: str, payload: object) -> ToolResult:

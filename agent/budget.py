@@ -1,0 +1,143 @@
+"""The compute time-box of an investigation: wall clock, forward tokens, LLM dollars.
+
+A tool call or LLM call is checked against what is left *before* it runs, from
+its estimate; a call that does not fit is refused and the brain is told why, so
+the total overshoot stays small (the acceptance bar is 5%). The budget is plain
+data so it can live in checkpointed graph state: elapsed time accumulates across
+a kill and a resume instead of restarting or counting the downtime.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+from tools.errors import UserError
+
+_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """'300s', '5m', '1.5h' or '90' (seconds) -> seconds; zero, negative or garbage is an error."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(text).lower())
+    if not m or m.group(2) not in _UNITS:
+        raise UserError(f"budget {text!r}: use a duration such as 300s, 5m or 1h")
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds <= 0:
+        raise UserError(f"budget {text!r}: must be more than zero")
+    return seconds
+
+
+@dataclass
+class Estimate:
+    """What a call is expected to cost."""
+
+    seconds: float = 0.0
+    """Wall-clock seconds."""
+    forward_tokens: int = 0
+    """Token positions through the target model."""
+    usd: float = 0.0
+    """LLM dollars."""
+
+
+@dataclass
+class Budget:
+    """Limits and what has been spent against them."""
+
+    wall_seconds: float
+    """Wall-clock limit."""
+    max_forward_tokens: int | None = None
+    """Forward-token limit (None: unlimited)."""
+    max_usd: float | None = None
+    """LLM spend limit in dollars (None: unlimited)."""
+    spent_seconds: float = 0.0
+    """Wall time of finished segments (a segment ends at a checkpoint or a kill)."""
+    spent_forward_tokens: int = 0
+    """Forward tokens charged."""
+    spent_usd: float = 0.0
+    """Dollars charged."""
+    refused: int = 0
+    """Calls refused for not fitting."""
+    _segment_start: float | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.wall_seconds <= 0:
+            raise UserError("the wall-clock budget must be more than zero")
+        if self.max_forward_tokens is not None and self.max_forward_tokens <= 0:
+            raise UserError("--max-forward-tokens must be more than zero")
+        if self.max_usd is not None and self.max_usd <= 0:
+            raise UserError("--max-cost must be more than zero dollars")
+
+    # -- time ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start (or, after a resume, restart) the clock of this process."""
+        self._segment_start = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Wall seconds spent, this segment included."""
+        running = time.monotonic() - self._segment_start if self._segment_start is not None else 0.0
+        return self.spent_seconds + running
+
+    def seconds_left(self) -> float:
+        return max(0.0, self.wall_seconds - self.elapsed())
+
+    # -- decisions ------------------------------------------------------------
+
+    def share_used(self) -> float:
+        """The largest fraction used of any limit (what 'how far through' means)."""
+        shares = [self.elapsed() / self.wall_seconds]
+        if self.max_forward_tokens:
+            shares.append(self.spent_forward_tokens / self.max_forward_tokens)
+        if self.max_usd:
+            shares.append(self.spent_usd / self.max_usd)
+        return max(shares)
+
+    def exhausted(self) -> bool:
+        return self.share_used() >= 1.0
+
+    def refusal(self, est: Estimate) -> str | None:
+        """Why a call with this estimate does not fit, or None when it does."""
+        if est.seconds > self.seconds_left():
+            return f"needs ~{est.seconds:.1f}s, {self.seconds_left():.1f}s left"
+        if self.max_forward_tokens is not None and (
+            self.spent_forward_tokens + est.forward_tokens > self.max_forward_tokens
+        ):
+            left = self.max_forward_tokens - self.spent_forward_tokens
+            return f"needs ~{est.forward_tokens} forward tokens, {left} left"
+        if self.max_usd is not None and self.spent_usd + est.usd > self.max_usd:
+            return f"needs ~${est.usd:.4f}, ${self.max_usd - self.spent_usd:.4f} left"
+        return None
+
+    def admit(self, est: Estimate) -> str | None:
+        """`refusal`, counting a refusal when there is one."""
+        reason = self.refusal(est)
+        if reason:
+            self.refused += 1
+        return reason
+
+    def charge(self, forward_tokens: int = 0, usd: float = 0.0) -> None:
+        """Record what a finished call cost (time is measured by the clock itself)."""
+        self.spent_forward_tokens += forward_tokens
+        self.spent_usd += usd
+
+    # -- state ----------------------------------------------------------------
+
+    def to_state(self) -> dict:
+        """Plain data for checkpointed graph state; folds the running segment into spent time."""
+        data = asdict(self)
+        data.pop("_segment_start")
+        data["spent_seconds"] = self.elapsed()
+        return data
+
+    @classmethod
+    def from_state(cls, data: dict) -> Budget:
+        """Rebuild after a resume; the clock starts again now (downtime is not charged)."""
+        budget = cls(**data)
+        budget.start()
+        return budget
+
+    def overshoot(self) -> float:
+        """How far past the wall-clock limit the run went, as a share of it (0 when within)."""
+        return max(0.0, self.elapsed() / self.wall_seconds - 1.0)

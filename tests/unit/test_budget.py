@@ -1,0 +1,51 @@
+import time
+
+import pytest
+
+from agent.budget import Budget, Estimate, parse_duration
+from tools.errors import UserError
+
+
+@pytest.mark.parametrize("text, seconds", [("300s", 300), ("5m", 300), ("1.5h", 5400), ("90", 90), (" 2 min ", 120)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "0s", "-5s", "five minutes", "10d", ""])
+def test_bad_durations_teach(text):
+    with pytest.raises(UserError, match="budget"):
+        parse_duration(text)
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(UserError):
+        Budget(wall_seconds=0)
+    with pytest.raises(UserError, match="forward-tokens"):
+        Budget(wall_seconds=10, max_forward_tokens=0)
+    with pytest.raises(UserError, match="max-cost"):
+        Budget(wall_seconds=10, max_usd=-1)
+
+
+def test_calls_that_do_not_fit_are_refused_before_they_run():
+    b = Budget(wall_seconds=100, max_forward_tokens=1000, max_usd=1.0)
+    b.start()
+    assert b.admit(Estimate(seconds=5, forward_tokens=600)) is None
+    b.charge(forward_tokens=600)
+    assert "forward tokens, 400 left" in b.admit(Estimate(forward_tokens=500))
+    assert "$" in b.admit(Estimate(usd=2.0))
+    assert "s left" in b.admit(Estimate(seconds=500))
+    assert b.refused == 3 and not b.exhausted()
+    b.charge(forward_tokens=400)
+    assert b.exhausted() and b.share_used() == pytest.approx(1.0)
+
+
+def test_time_survives_a_checkpoint_without_charging_downtime():
+    b = Budget(wall_seconds=10)
+    b.start()
+    time.sleep(0.05)
+    state = b.to_state()
+    assert 0.05 <= state["spent_seconds"] < 1
+    time.sleep(0.1)  # the process is dead: this must not count
+    resumed = Budget.from_state(state)
+    assert resumed.elapsed() == pytest.approx(state["spent_seconds"], abs=0.05)
+    assert resumed.overshoot() == 0.0

@@ -1,0 +1,74 @@
+"""Forward-token cost of a tool call, computed from its input before it runs.
+
+The budget refuses a call whose estimate does not fit; each estimate counts
+the same passes the tool's Meter will count (tests hold them equal), using only
+tokenization, which is cheap next to a forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+    from tools.target import Target
+
+
+def _lengths(model: HookedTransformer, prompts: list[str] | None) -> list[int]:
+    return [model.to_tokens(p, truncate=False).shape[1] for p in (prompts or [])]
+
+
+def _padded(model: HookedTransformer, prompts: list[str] | None) -> int:
+    """Tokens of the prompt set padded to its longest prompt: what each pass over it is charged
+    (the harvest pads the whole set once, then slices batches)."""
+    lens = _lengths(model, prompts)
+    return len(lens) * max(lens) if lens else 0
+
+
+def _corpus(model: HookedTransformer, corpus) -> list[str]:
+    from tools.corpus import resolve_corpus
+
+    return resolve_corpus(model, corpus)
+
+
+def activations(t: Target, inp) -> int:
+    return _padded(t.model, inp.prompts)
+
+
+def probe(t: Target, inp) -> int:
+    return _padded(t.model, inp.positive + inp.negative)
+
+
+def steer(t: Target, inp) -> int:
+    m = t.model
+    n = _padded(m, inp.prompts)
+    direction = _padded(m, inp.positive) + _padded(m, inp.negative) if inp.positive else 0
+    if inp.sae is not None:
+        direction = n
+    coefs = len(set(inp.coefficients) | {0.0})
+    shape_check = _padded(m, inp.prompts[:1])
+    # baseline + each non-zero coefficient with the direction and each random control
+    return direction + shape_check + n + (coefs - 1) * (1 + inp.n_random) * n
+
+
+def ablate(t: Target, inp) -> int:
+    n = _padded(t.model, inp.prompts)
+    per_ablation = n * (2 if inp.method != "zero" else 1)
+    return n + (1 + inp.n_random) * per_ablation
+
+
+def patch(t: Target, inp) -> int:
+    m = t.model
+    n = _padded(m, inp.clean)
+    width = max(_lengths(m, inp.clean), default=0)
+    cells = (m.cfg.n_layers + 1) * width if inp.over == "resid" else m.cfg.n_layers * m.cfg.n_heads
+    return 3 * n + cells * n  # clean, corrupted, the clean cache, then one pass per cell
+
+
+def sae_corpus(t: Target, inp) -> int:
+    return _padded(t.model, _corpus(t.model, inp.corpus))
+
+
+def sae_features(t: Target, inp) -> int:
+    return _padded(t.model, inp.prompts)
