@@ -41,7 +41,7 @@ def default_location() -> str:
     return os.environ.get("INTERP_MEMORY", ".interp/memory")
 
 
-def _client(location: str) -> tuple[ClientAPI, str]:
+def _client(location: str, create: bool) -> tuple[ClientAPI, str]:
     import chromadb
     from chromadb.config import Settings
 
@@ -61,6 +61,9 @@ def _client(location: str) -> tuple[ClientAPI, str]:
     path = Path(location).expanduser()
     if path.exists() and not path.is_dir():
         raise UserError(f"memory location {path} is a file, not a folder")
+    if not create and not (path / "chroma.sqlite3").is_file():
+        raise UserError(f"no memory at {path}: nothing has been stored there (check --memory / $INTERP_MEMORY; "
+                        "an investigation or `interp memory import` creates it)")
     try:
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=settings), "embedded"
@@ -74,11 +77,12 @@ def _client(location: str) -> tuple[ClientAPI, str]:
 class MemoryStore:
     """Claims, hypotheses, feature labels and experiments in Chroma."""
 
-    def __init__(self, location: str | Path | None = None, embedder=None):
+    def __init__(self, location: str | Path | None = None, embedder=None, create: bool = True):
+        """`create=False` (read-only commands): a missing embedded store is an error, not a new empty one."""
         from memory.embedding import OfflineMiniLM
 
         self.location = str(location or default_location())
-        self.client, self.mode = _client(self.location)
+        self.client, self.mode = _client(self.location, create)
         self.embedder = embedder or OfflineMiniLM()
         self._cols = {}
 

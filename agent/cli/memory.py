@@ -19,10 +19,10 @@ MemoryOpt = Annotated[Optional[str], typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _store(memory: Optional[str]):
+def _store(memory: Optional[str], create: bool = False):
     from memory.store import MemoryStore
 
-    return MemoryStore(memory)
+    return MemoryStore(memory, create=create)
 
 
 def _line(r) -> str:
@@ -82,7 +82,7 @@ def export(path: Annotated[Path, typer.Argument(help="JSONL file to write.")], m
 def import_(path: Annotated[Path, typer.Argument(help="JSONL file from `interp memory export`.")],
             memory: MemoryOpt = None) -> None:
     """Add the records of a JSONL export (existing ids are updated, reviews kept)."""
-    n = _store(memory).import_jsonl(path)
+    n = _store(memory, create=True).import_jsonl(path)
     err_console.print(f"imported {n} records from {path}")
 
 

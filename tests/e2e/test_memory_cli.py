@@ -39,6 +39,9 @@ def test_memory_errors_are_messages(tmp_path):
     blocker.write_text("x")
     assert_clean_error(interp("memory", "stats", "--memory", str(blocker)), "is a file, not a folder")
     assert_clean_error(interp("memory", "stats", "--memory", "http://127.0.0.1:9"), "cannot reach the memory server")
+    assert_clean_error(interp("memory", "stats", "--memory", str(tmp_path / "typo")), "no memory at")
+    assert not (tmp_path / "typo").exists()  # a read never creates a store
+    _seed(tmp_path / "m")
     assert_clean_error(interp("memory", "show", "claim-0", "--memory", str(tmp_path / "m")), "no record")
     assert_clean_error(interp("memory", "search", "x", "--kind", "claims", "--memory", str(tmp_path / "m")),
                        "unknown record kind")

@@ -224,3 +224,19 @@ def test_steering_along_an_sae_feature_and_ablating_it(builtin, tmp_path):
     ab = call(target, "ablate", {"prompts": corpus[:20], "metric": {"kind": "loss"}, "n_random": 2,
                                  "components": [{"kind": "sae_feature", "sae": sae.path, "feature": feature}]})
     assert ab.components == [f"feature {feature}"] and len(ab.control_components) == 2
+
+
+@pytest.mark.parametrize("architecture", ["jumprelu", "topk"])
+def test_sae_folders_load_with_saelens_itself(tiny_organism, tmp_path, architecture):
+    from sae_lens import SAE
+
+    target = load(f"organism:{tiny_organism}", device="cpu")
+    r = call(target, "sae_train", {"hook": "blocks.0.hook_resid_post", "architecture": architecture,
+                                   "corpus": {"random": 300, "length": 6}, "out": str(tmp_path / "sae"),
+                                   "d_sae": 32, "k": 4, "steps": 300})
+    sae = SAE.load_from_disk(r.path)
+    assert sae.cfg.architecture() == architecture and sae.cfg.d_sae == 32
+    assert sae.cfg.metadata.hook_name == "blocks.0.hook_resid_post"
+    assert sae.cfg.metadata.model_name == target.model_id
+    assert 0 < r.stats.l0 <= 32 and r.stats.variance_explained > 0.2
+    assert (tmp_path / "sae" / "interp_training.json").is_file()
