@@ -92,6 +92,11 @@ class AblateInput(ToolInput):
     """Replacement: zero, mean over the prompts' positions, or the value on another prompt."""
     positions: Literal["all", "last"] = "all"
     """Ablate at every position or only each prompt's last."""
+    background: list[Component] = []
+    """Ablated in every run (baseline, treatment and controls): e.g. the redundant copies of
+    the component under test, so that its own effect shows."""
+    control_exclude: list[Component] = []
+    """Never drawn for the random control: e.g. the rest of a hypothesised circuit."""
     n_random: int = Field(5, ge=1, le=50)
     """Random same-kind, same-count ablations averaged as the control."""
     seed: int = 0
@@ -103,8 +108,10 @@ class AblateResult(ToolResult):
 
     components: list[str]
     """What was ablated."""
+    background: list[str]
+    """Ablated in every run, the baseline included."""
     baseline: float
-    """Metric without ablation."""
+    """Metric without the components (with the background ablated, if any)."""
     ablated: float
     """Metric with the components ablated."""
     effect: float
@@ -242,18 +249,21 @@ def run(target: Target, inp: AblateInput) -> AblateResult:
     meter = Meter()
     enc = encode(model, inp.prompts)
     metric = BoundMetric(inp.metric, model, enc)
-    base = metric.value(meter.run(model, enc.tokens)).mean
 
     def ablated_value(comps) -> float:
+        comps = list(inp.background) + list(comps)
+        if not comps:
+            return metric.value(meter.run(model, enc.tokens)).mean
         fwd = _hooks(model, enc, _slices(model, comps), inp.method, inp.positions, meter, inp.seed)
         return metric.value(meter.run(model, enc.tokens, fwd)).mean
 
+    base = ablated_value([])
     value = ablated_value(inp.components)
     rng = np.random.default_rng(inp.seed)
-    labels = {c.label() for c in inp.components}
+    avoid = {c.label() for c in [*inp.components, *inp.background, *inp.control_exclude]}
     draws, effects = [], []
     for _ in range(inp.n_random):
-        comps = _random_like(model, inp.components, rng, labels)
+        comps = _random_like(model, inp.components, rng, avoid)
         draws.append([c.label() for c in comps])
         effects.append(ablated_value(comps) - base)
     ctrl, spread = float(np.mean(effects)), float(np.std(effects))
@@ -261,10 +271,13 @@ def run(target: Target, inp: AblateInput) -> AblateResult:
     names = [c.label() for c in inp.components]
     return AblateResult(
         tool="ablate",
-        summary=(f"{inp.method}-ablating {', '.join(names)}: {inp.metric.describe()} {base:.3f} -> {value:.3f} "
+        summary=(f"{inp.method}-ablating {', '.join(names)}"
+                 + (f" (with {', '.join(c.label() for c in inp.background)} ablated throughout)" if inp.background else "")
+                 + f": {inp.metric.describe()} {base:.3f} -> {value:.3f} "
                  f"(change {effect:+.3f}; random {inp.components[0].kind}s: {ctrl:+.3f} +/- {spread:.3f})"),
         cost=meter.cost(),
         components=names,
+        background=[c.label() for c in inp.background],
         baseline=round(base, 4),
         ablated=round(value, 4),
         effect=round(effect, 4),

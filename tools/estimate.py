@@ -54,8 +54,9 @@ def steer(t: Target, inp) -> int:
 
 def ablate(t: Target, inp) -> int:
     n = _padded(t.model, inp.prompts)
-    per_ablation = n * (2 if inp.method != "zero" else 1)
-    return n + (1 + inp.n_random) * per_ablation
+    per_ablation = n * (2 if inp.method != "zero" else 1)  # a cache pass for mean / resample values
+    baseline = per_ablation if inp.background else n
+    return baseline + (1 + inp.n_random) * per_ablation
 
 
 def patch(t: Target, inp) -> int:

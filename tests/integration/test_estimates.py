@@ -34,6 +34,8 @@ def payloads(sae: str):
                     "method": "mean", "n_random": 3}),
         ("ablate", {"prompts": PROMPTS, "metric": rate, "components": [{"kind": "neuron", "layer": 1, "neuron": 2}],
                     "method": "zero", "n_random": 2}),
+        ("ablate", {"prompts": PROMPTS, "metric": rate, "components": [{"kind": "head", "layer": 1, "head": 0}],
+                    "background": [{"kind": "head", "layer": 1, "head": 1}], "method": "resample", "n_random": 2}),
         ("patch", {"clean": ["t1 t2 t3 <q>", "t4 t5 t6 <q>"], "corrupted": ["t7 t2 t3 <q>", "t8 t5 t6 <q>"]}),
         ("patch", {"clean": ["t1 t2 t3 <q>", "t4 t5 t6 <q>"], "corrupted": ["t7 t2 t3 <q>", "t8 t5 t6 <q>"],
                    "over": "heads"}),
@@ -45,7 +47,7 @@ def payloads(sae: str):
     ]
 
 
-@pytest.mark.parametrize("i", range(12))
+@pytest.mark.parametrize("i", range(13))
 def test_estimate_equals_metered_cost(target, sae_dir, i):
     name, payload = payloads(sae_dir)[i]
     predicted = estimate(target, name, payload)

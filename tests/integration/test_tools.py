@@ -68,24 +68,27 @@ def _induction_prompts(n: int, seed: int = 0):
     return prompts, answers
 
 
-def test_ablating_the_induction_circuit_hurts_far_more_than_random_heads(builtin):
+def test_ablating_an_induction_head_hurts_far_more_than_random_heads(builtin):
     folder = builtin("induction")
     target = load(f"organism:{folder}", device="cpu")
     truth = load_manifest(folder).mechanisms[0]
     prompts, answers = _induction_prompts(150)
     rate = {"kind": "rate", "tokens": answers}
-    # The organism's induction heads are redundant (each alone suffices), so they are
-    # ablated as a group; the manifest's control shows the group matters beyond its size.
     heads = [{"kind": "head", "layer": h.layer, "head": h.head} for h in truth.induction_heads]
+    prev = [{"kind": "head", "layer": h.layer, "head": h.head} for h in truth.previous_token_heads]
+    # The organism's induction heads are redundant (each alone suffices), so each is measured
+    # with its copies ablated throughout; random controls avoid the rest of the circuit.
+    for i, head in enumerate(heads):
+        r = call(target, "ablate", {"prompts": prompts, "metric": rate, "components": [head], "method": "zero",
+                                    "background": heads[:i] + heads[i + 1:], "control_exclude": prev, "n_random": 3})
+        assert r.baseline >= 0.5, r.summary  # this head alone still does induction
+        assert r.effect <= -0.5 and r.effect < r.control - 0.3, r.summary
     group = call(target, "ablate", {"prompts": prompts, "metric": rate, "components": heads, "method": "zero"})
     assert group.baseline >= 0.9 and group.effect <= -0.5
-    assert truth.control_group_ablated_accuracy - truth.induction_group_ablated_accuracy >= 0.3
     # The previous-token head is a single point of failure: alone, against random single heads.
-    prev = truth.previous_token_heads[0]
     single = call(target, "ablate", {"prompts": prompts, "metric": rate, "method": "mean", "n_random": 7,
-                                     "components": [{"kind": "head", "layer": prev.layer, "head": prev.head}]})
-    assert single.effect <= -0.3
-    assert single.effect < single.control - 0.25
+                                     "components": prev[:1]})
+    assert single.effect <= -0.3 and single.effect < single.control - 0.25
 
 
 def test_patching_localises_the_backdoor_trigger(builtin):
