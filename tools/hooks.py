@@ -31,15 +31,21 @@ def hook_layer(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+_BEFORE_BLOCKS = ("hook_embed", "hook_pos_embed", "hook_tokens")
+
+
 def stop_layer(names: list[str], n_layers: int) -> int | None:
     """The `stop_at_layer` that still computes every hook in `names` (None: run the whole model)."""
-    layers = [hook_layer(n) for n in names]
-    if any(l is None for l in layers) or any(n.startswith(f"blocks.{n_layers - 1}.") for n in names):
-        # hook_embed/pos_embed need no blocks, but ln_final/unembed need all of them.
-        if all(n in ("hook_embed", "hook_pos_embed", "hook_tokens") for n in names):
-            return 0
-        return None
-    return max(l for l in layers if l is not None) + 1
+    depth = []
+    for name in names:
+        layer = hook_layer(name)
+        if layer is None:
+            if name not in _BEFORE_BLOCKS:
+                return None  # ln_final / unembed come after every block
+            layer = -1
+        depth.append(layer)
+    stop = max(depth) + 1
+    return None if stop >= n_layers else stop
 
 
 def check_layer(model: HookedTransformer, layer: int, what: str = "layer") -> int:

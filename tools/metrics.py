@@ -61,11 +61,11 @@ class MetricValue:
     """Prompts."""
 
 
-def _ids(model, one: str | None, many: list[str] | None, n: int, name: str) -> Tensor | None:
+def _ids(model, one: str | None, many: list[str] | None, n: int, name: str, many_name: str) -> Tensor | None:
     import torch
 
     if one is not None and many is not None:
-        raise UserError(f"metric: give `{name}` or `{name}s`-style per-prompt list, not both")
+        raise UserError(f"metric: give `{name}` (every prompt) or `{many_name}` (one per prompt), not both")
     if many is not None:
         if len(many) != n:
             raise UserError(f"metric: {len(many)} per-prompt tokens for {n} prompts; give one per prompt")
@@ -83,8 +83,11 @@ class BoundMetric:
         """`target_ids` / `versus_ids` bypass the token strings (ids read off a run: no re-tokenizing)."""
         n = len(enc.prompts)
         self.metric, self.enc = metric, enc
-        self.target = target_ids if target_ids is not None else _ids(model, metric.token, metric.tokens, n, "token")
-        self.versus = versus_ids if versus_ids is not None else _ids(model, metric.versus, metric.versus_tokens, n, "versus")
+        if target_ids is None:
+            target_ids = _ids(model, metric.token, metric.tokens, n, "token", "tokens")
+        if versus_ids is None:
+            versus_ids = _ids(model, metric.versus, metric.versus_tokens, n, "versus", "versus_tokens")
+        self.target, self.versus = target_ids, versus_ids
         if metric.kind != "loss" and self.target is None:
             raise UserError(f"metric {metric.kind} needs `token` (or per-prompt `tokens`)")
         if metric.kind == "logit_diff" and self.versus is None:

@@ -15,6 +15,8 @@ from tools.errors import UserError
 app = typer.Typer(help="Call interpretability tools directly (the same typed calls the agent makes).",
                   no_args_is_help=True)
 
+# Listed here rather than read from tools.registry so `interp --help` does not import the
+# tool modules; tests/unit/test_registry.py keeps the two lists equal.
 TOOL_NAMES = ["activations", "probe", "steer", "ablate", "patch",
               "sae_train", "sae_stats", "sae_features", "sae_contexts"]
 

@@ -35,3 +35,20 @@ def test_result_docstrings_and_answers_do_not_leak_organism_names():
     text = json.dumps([t.schema() for t in tools().values()]).lower()
     for word in ("backdoor", "eval_aware", "organism", "manifest", "trigger"):
         assert word not in text, word
+
+
+def test_stop_layer_runs_only_the_blocks_a_harvest_needs():
+    from tools.hooks import stop_layer
+
+    assert stop_layer(["hook_embed"], 4) == 0
+    assert stop_layer(["hook_embed", "blocks.1.hook_resid_post"], 4) == 2
+    assert stop_layer(["blocks.0.attn.hook_z", "blocks.2.hook_resid_mid"], 4) == 3
+    assert stop_layer(["blocks.3.hook_resid_post"], 4) is None
+    assert stop_layer(["blocks.0.hook_resid_post", "ln_final.hook_normalized"], 4) is None
+
+
+def test_metric_names_its_real_fields_when_both_forms_are_given():
+    from tools.metrics import _ids
+
+    with pytest.raises(UserError, match="`versus` \\(every prompt\\) or `versus_tokens`"):
+        _ids(None, "a", ["a"], 1, "versus", "versus_tokens")
