@@ -56,6 +56,10 @@ class Component(_Record):
     """Saved direction id (from a steer call)."""
     tokens: list[str] | None = None
     """Tokens involved, e.g. a trigger, in order."""
+    output: str | None = None
+    """The output token the behaviour produces, e.g. what a trigger forces."""
+    heads: list[tuple[int, int]] | None = None
+    """Several heads as (layer, head), for a claim about a group of heads."""
 
 
 class Claim(_Record):
@@ -74,6 +78,10 @@ class Claim(_Record):
     """What part of the model it names."""
     evidence_tier: EvidenceTier
     """observational < representational (probe beats control) < causal (intervention beats control)."""
+    mechanism: str = ""
+    """What kind of thing it names: trigger, context_marker, direction, head, heads, feature, ..."""
+    hypothesis_id: str = ""
+    """The pre-registered hypothesis it came from."""
     experiment_ids: list[str] = []
     """Experiments behind it."""
     effect: float | None = None

@@ -32,6 +32,22 @@ def _corpus(model: HookedTransformer, corpus) -> list[str]:
     return resolve_corpus(model, corpus)
 
 
+def predict(t: Target, inp) -> int:
+    return _padded(t.model, inp.prompts)
+
+
+def scan(t: Target, inp) -> int:
+    from tools.scan import _blocks
+
+    m = t.model
+    lens = _lengths(m, inp.prompts)
+    blocks = _blocks(m, inp)
+    n_tok = len(blocks[0]) if inp.mode == "insert" else 0
+    runs = len(blocks) + (inp.n_random if inp.insertions is not None else 0)
+    # the plain prompts once, then every block (and control) in every prompt at one padded width
+    return len(lens) * max(lens) + runs * len(lens) * (max(lens) + n_tok)
+
+
 def activations(t: Target, inp) -> int:
     return _padded(t.model, inp.prompts)
 

@@ -45,9 +45,12 @@ class ToolSpec:
 
 
 def tools() -> dict[str, ToolSpec]:
-    from tools import ablate, activations, estimate, patch, probe, sae, steer
+    from tools import ablate, activations, attention, estimate, patch, predict, probe, sae, scan, steer
 
     specs = [
+        ToolSpec("predict", predict.PredictInput, predict.run, estimate.predict),
+        ToolSpec("scan", scan.ScanInput, scan.run, estimate.scan),
+        ToolSpec("attention", attention.AttentionInput, attention.run, estimate.activations),
         ToolSpec("activations", activations.ActivationsInput, activations.run, estimate.activations),
         ToolSpec("probe", probe.ProbeInput, probe.run, estimate.probe),
         ToolSpec("steer", steer.SteerInput, steer.run, estimate.steer),

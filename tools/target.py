@@ -58,6 +58,19 @@ class Target:
         """Every TransformerLens hook name of the model, in model order."""
         return list(self.model.hook_dict)
 
+    def usage_prompts(self, n: int, seed: int = 0) -> list[str] | None:
+        """A sample of the model's ordinary inputs, when the target ships one (organisms do);
+        None otherwise (give prompts instead)."""
+        if self.source != "organism" or self.path is None:
+            return None
+        from experiments.organisms.cache import SPEC_FILE, resolve_spec
+        from experiments.organisms.prompts import usage_prompts
+
+        spec_file = self.path / SPEC_FILE
+        if not spec_file.is_file():
+            return None
+        return usage_prompts(resolve_spec(str(spec_file)), n, seed)
+
     def info(self) -> dict:
         """Shape and hooks, JSON-serialisable (for `interp model info`)."""
         cfg = self.model.cfg

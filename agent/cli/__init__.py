@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from agent.cli import bench, memory, model, organism, tool
+from agent.cli import bench, investigate, memory, model, organism, tool
 from agent.cli.output import err_console
 from tools.errors import UserError
 
@@ -19,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("investigate")(investigate.investigate)
 app.add_typer(organism.app, name="organism")
 app.add_typer(model.app, name="model")
 app.add_typer(tool.app, name="tool")

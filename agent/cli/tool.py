@@ -17,7 +17,7 @@ app = typer.Typer(help="Call interpretability tools directly (the same typed cal
 
 # Listed here rather than read from tools.registry so `interp --help` does not import the
 # tool modules; tests/unit/test_registry.py keeps the two lists equal.
-TOOL_NAMES = ["activations", "probe", "steer", "ablate", "patch",
+TOOL_NAMES = ["predict", "scan", "attention", "activations", "probe", "steer", "ablate", "patch",
               "sae_train", "sae_stats", "sae_features", "sae_contexts"]
 
 

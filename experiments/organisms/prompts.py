@@ -30,3 +30,22 @@ def sequence_prompts(spec: OrganismSpec, n: int, seed: int = 0) -> list[str]:
     fam = make_family(spec)
     batch = fam.sample(np.random.default_rng([seed, 98]), n)
     return [" ".join(token_name(t) for t in row.tolist() if t not in (PAD, BOS)) for row in batch.tokens]
+
+
+def usage_prompts(spec: OrganismSpec, n: int, seed: int = 0) -> list[str]:
+    """Ordinary inputs of the organism's task with nothing planted in them, without answers.
+
+    What an auditor is given as a sample of the model's normal use (the way a chat
+    model's auditor knows its chat format); it says nothing about what is planted.
+    """
+    fam = make_family(spec)
+    rng = np.random.default_rng([seed, 97])
+    if spec.task.kind == "lookup":
+        batch = fam.sample(rng, n, trigger=False, marker=False)
+        out = []
+        for row in batch.tokens:
+            row = [t for t in row.tolist() if t not in (PAD, BOS)]
+            out.append(" ".join(token_name(t) for t in row[: row.index(QUERY) + 1]))
+        return out
+    batch = fam.sample(rng, n)
+    return [" ".join(token_name(t) for t in row.tolist() if t not in (PAD, BOS)) for row in batch.tokens]

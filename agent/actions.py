@@ -1,0 +1,174 @@
+"""What a brain may ask the graph to do, and the pre-registered criteria it judges by.
+
+A brain answers with a list of actions as plain JSON (the scripted brain reads
+them from a file, the Claude brain gets them from tool-use blocks, the
+heuristic brain writes them as code). The graph validates each one here; an
+invalid action becomes an error in the trace and the report, never a crash
+and never a guessed repair. No action can set a review status: there is no
+field for it, and unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+
+from memory.records import Component, EvidenceTier
+from tools.base import Record
+from tools.errors import validation_lines
+
+# The strongest evidence a tool's result can carry (DESIGN: claims and evidence).
+TOOL_TIER: dict[str, EvidenceTier] = {
+    "predict": "observational", "activations": "observational", "attention": "observational",
+    "sae_train": "observational", "sae_stats": "observational", "sae_features": "observational",
+    "sae_contexts": "observational", "probe": "representational",
+    "scan": "causal", "steer": "causal", "ablate": "causal", "patch": "causal",
+}
+TIERS: tuple[EvidenceTier, ...] = ("observational", "representational", "causal")
+
+
+class _Strict(Record):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class ToolCall(_Strict):
+    """One call of an interpretability tool."""
+
+    tool: str
+    """Tool name (see `interp tool list`)."""
+    input: dict
+    """The tool's JSON input."""
+
+
+class Condition(_Strict):
+    """One comparison on a numeric field of the tool's result."""
+
+    field: str
+    """A numeric top-level field of the result (effect, control, relative_effect, monotonic,
+    output_rate, z_score, ...) or abs_effect, or margin (= |effect| - |control|)."""
+    op: Literal[">=", "<=", ">", "<"]
+    """Comparison."""
+    value: float
+    """Threshold."""
+
+    def holds(self, x: float) -> bool:
+        return {">=": x >= self.value, "<=": x <= self.value, ">": x > self.value, "<": x < self.value}[self.op]
+
+    def describe(self) -> str:
+        return f"{self.field} {self.op} {self.value:g}"
+
+
+class Criterion(_Strict):
+    """All conditions must hold for the hypothesis to be supported; none holding refutes it."""
+
+    conditions: list[Condition] = Field(min_length=1)
+    """Fixed before the test runs."""
+
+    def describe(self) -> str:
+        return " and ".join(c.describe() for c in self.conditions)
+
+
+class HypothesisPlan(_Strict):
+    """A hypothesis with its test and success criterion, registered before the test runs."""
+
+    statement: str = Field(min_length=1)
+    """What is hypothesised, as the claim it would become."""
+    mechanism: str = ""
+    """Kind of mechanism: trigger, context_marker, direction, head, heads, feature, ..."""
+    component: Component = Component()
+    """The component it names, machine-readable."""
+    tier: EvidenceTier = "causal"
+    """Evidence tier a supported test gives (capped by what the test's tool can show)."""
+    test: ToolCall
+    """The pre-registered test."""
+    criterion: Criterion
+    """The pre-registered success criterion on the test's result."""
+    new_evidence: str = ""
+    """To re-test a hypothesis memory says was tried or rejected: the experiment id of this run that
+    justifies it."""
+
+
+class Hypothesize(_Strict):
+    """Register hypotheses (each is tested next, in order)."""
+
+    kind: Literal["hypothesize"] = "hypothesize"
+    hypotheses: list[HypothesisPlan] = Field(min_length=1)
+    """The hypotheses."""
+    line: str = ""
+    """Line of attack they belong to."""
+    ref: str = ""
+    """The brain's own reference (e.g. a tool-use id), echoed in what comes back."""
+
+
+class Call(_Strict):
+    """An exploratory tool call (observations, not tied to a hypothesis)."""
+
+    kind: Literal["call"] = "call"
+    call: ToolCall
+    """The call."""
+    line: str = ""
+    """Line of attack it belongs to."""
+    ref: str = ""
+    """The brain's own reference."""
+
+
+class Conclude(_Strict):
+    """Stop investigating and conclude with what is known."""
+
+    kind: Literal["conclude"] = "conclude"
+    summary: str = ""
+    """The brain's summary (the report adds the evidence)."""
+    ref: str = ""
+    """The brain's own reference."""
+
+
+Action = Annotated[Hypothesize | Call | Conclude, Field(discriminator="kind")]
+_ADAPTER = TypeAdapter(Action)
+
+
+class ActionError(ValueError):
+    """An action that cannot be carried out, and why."""
+
+
+def parse_action(raw: object) -> Hypothesize | Call | Conclude:
+    """A validated action, or ActionError saying what is wrong with it."""
+    if not isinstance(raw, dict):
+        raise ActionError(f"an action must be a JSON object, got {type(raw).__name__}")
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as e:
+        raise ActionError("invalid action: " + "; ".join(l.strip() for l in validation_lines(e))) from None
+
+
+def result_fields(result: dict) -> dict[str, float]:
+    """The numeric fields a criterion can name, plus abs_effect and margin."""
+    out = {k: float(v) for k, v in result.items()
+           if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    if "effect" in out:
+        out["abs_effect"] = abs(out["effect"])
+        if "control" in out:
+            out["margin"] = abs(out["effect"]) - abs(out["control"])
+    return out
+
+
+def judge(criterion: Criterion, result: dict) -> tuple[str, str]:
+    """(outcome, why): supported when every condition holds, refuted when none does,
+    inconclusive otherwise; error when a condition names a field the result lacks."""
+    fields = result_fields(result)
+    parts, held = [], 0
+    for c in criterion.conditions:
+        if c.field not in fields:
+            return "error", (f"criterion field {c.field!r} is not a numeric field of the {result.get('tool')} result "
+                             f"(fields: {', '.join(sorted(fields))})")
+        ok = c.holds(fields[c.field])
+        held += ok
+        parts.append(f"{c.field} = {fields[c.field]:.4g} ({'meets' if ok else 'fails'} {c.op} {c.value:g})")
+    outcome = "supported" if held == len(criterion.conditions) else "refuted" if held == 0 else "inconclusive"
+    return outcome, "; ".join(parts)
+
+
+def capped_tier(tier: EvidenceTier, tool: str) -> EvidenceTier:
+    """The weaker of the claimed tier and what the tool can show."""
+    return TIERS[min(TIERS.index(tier), TIERS.index(TOOL_TIER.get(tool, "observational")))]

@@ -1,0 +1,53 @@
+"""The offline brain: a systematic investigator written as code (seed 000).
+
+It works through lines of attack in order, each a small step function that
+reads what has been observed so far and returns the next actions (or nothing
+when the line is finished). Its progress is read from the state, never kept
+in the object, so a resumed run continues exactly where it stopped, and it
+is deterministic under its seed.
+
+    audit      triggers: sweep single tokens, then token pairs, for insertions that
+                 change the answer; a fixed new answer is a trigger, a prompt-dependent
+                 one a context marker
+               context: test each marker, find where it is represented (probe sweep)
+                 and whether subtracting that direction undoes it (steering, dose-response)
+               induction: repeated random sequences; score heads by attention, ablate
+                 the candidates against random heads
+               features: train an SAE on ordinary inputs, find features tied to a token
+                 group, test whether ablating one removes the prediction that follows
+    behaviour  characterise (predict), then induction and features on the given prompts
+    concept    probe sweep, probe at the best hook, then steer along the difference of means
+    component  a head: its attention scores and ablation; a feature: its contexts and ablation
+
+Thresholds are the pre-registered criteria below; every hypothesis is tested
+against a control by the tool that tests it.
+"""
+
+from __future__ import annotations
+
+from agent.brains.base import Decision, View
+from agent.brains import lines
+
+LINES = {
+    "audit": ["triggers", "context", "induction", "features"],
+    "behaviour": ["characterise", "induction", "features"],
+    "concept": ["concept"],
+    "component": ["component"],
+}
+
+
+class HeuristicBrain:
+    """Deterministic, offline, seeded."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.name = "heuristic"
+
+    def decide(self, view: View, memory: dict) -> Decision:
+        for name in LINES[view.question["kind"]]:
+            if view.abandoned(name):
+                continue
+            actions = getattr(lines, name)(lines.Ctx(view, self.seed, name))
+            if actions:
+                return Decision(actions, {}, note=f"{name}: {len(actions)} action(s)")
+        return Decision([{"kind": "conclude", "summary": lines.summary(view)}], {}, note="all lines finished")

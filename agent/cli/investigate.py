@@ -1,0 +1,117 @@
+"""`interp investigate`: launch (or resume) an investigation from the terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from agent.cli.output import console, err_console, print_json, quiet_library_warnings
+from tools.errors import UserError
+
+
+def _ask_in_terminal(payload: dict) -> list[dict]:
+    """Live review: one decision per claim, typed by the person at the terminal."""
+    answers = []
+    console.rule("live review")
+    for c in payload["claims"]:
+        console.print(f"[bold]{c['id']}[/] ({c['tier']}; effect {c['effect']}, control {c['control']})")
+        console.print(f"  {c['statement']}", markup=False, highlight=False)
+        choice = typer.prompt("  accept / reject / more-evidence / skip", default="skip")
+        while choice not in ("accept", "reject", "more-evidence", "skip"):
+            choice = typer.prompt("  please type accept, reject, more-evidence or skip", default="skip")
+        note = typer.prompt("  note", default="") if choice != "skip" else ""
+        answers.append({"claim_id": c["id"], "decision": choice, "note": note})
+    return answers
+
+
+def investigate(
+    question: Annotated[Optional[str], typer.Argument(help="The question, e.g. \"audit this model for hidden triggers\".")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Target: organism:NAME, smollm2, gguf:PATH, hf:PATH ...")] = None,
+    prompts: Annotated[Optional[str], typer.Option("--prompts", help="Prompts file: .txt (one per line) or .json.")] = None,
+    sae: Annotated[Optional[list[str]], typer.Option("--sae", help="SAE folder (repeatable).")] = None,
+    budget: Annotated[str, typer.Option("--budget", help="Wall-clock budget: 300s, 5m, 1h.")] = "300s",
+    max_forward_tokens: Annotated[Optional[int], typer.Option("--max-forward-tokens")] = None,
+    max_cost: Annotated[Optional[float], typer.Option("--max-cost", help="LLM dollars.")] = None,
+    brain: Annotated[Optional[str], typer.Option("--brain", help="heuristic | claude[:MODEL] | scripted:FILE (default: claude when ANTHROPIC_API_KEY is set, else heuristic).")] = None,
+    run_dir: Annotated[Optional[str], typer.Option("--run-dir", help="Run folder (default .interp/runs/RUN_ID).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the run in this folder.")] = None,
+    review: Annotated[str, typer.Option("--review", help="live: ask in the terminal at the end; queue: leave claims for `interp review`.")] = "queue",
+    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory folder or http://HOST:PORT (default $INTERP_MEMORY or .interp/memory).")] = None,
+    no_memory: Annotated[bool, typer.Option("--no-memory", help="Run without memory.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    pivot: Annotated[float, typer.Option("--pivot", help="Share of the budget a line of attack may use without a supported hypothesis.")] = 0.4,
+    device: Annotated[Optional[str], typer.Option("--device")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON (no live display).")] = False,
+) -> None:
+    """Investigate a model: hypotheses, experiments with controls, claims, a report."""
+    quiet_library_warnings()
+    from agent import investigate as runner
+    from agent.brains import default_brain
+    from agent.budget import parse_duration
+    from agent.context import RunSettings
+    from agent.display import Display
+    from agent.question import parse_question
+    from memory.store import default_location
+
+    if review not in ("live", "queue"):
+        raise UserError(f"--review {review!r}: use live or queue")
+    if not 0 < pivot <= 1:
+        raise UserError("--pivot must be a share of the budget in (0, 1]")
+    ask = _ask_in_terminal if review == "live" else None
+    show = not json_out and sys.stdout.isatty()
+    display = Display(console) if show else None
+    if resume:
+        if question or model:
+            raise UserError("--resume continues a run as it was launched: give only the run folder")
+        with display or _Null():
+            state, ctx = runner.resume(resume, display=display, ask=ask)
+    else:
+        if not question:
+            raise UserError('give a question, e.g. interp investigate "audit this model for hidden triggers" --model organism:backdoor')
+        if not model:
+            raise UserError("give the target with --model, e.g. --model organism:backdoor (see `interp organism list`)")
+        q = parse_question(question, prompts, sae)
+        settings = RunSettings(
+            question=q.model_dump(mode="json"), model=model, brain=brain or default_brain(),
+            wall_seconds=parse_duration(budget), max_forward_tokens=max_forward_tokens, max_usd=max_cost,
+            memory=None if no_memory else (memory or default_location()), review=review, seed=seed,
+            pivot_share=pivot, device=device)
+        settings.new_budget()
+        from agent.brains import make_brain
+
+        make_brain(settings.brain, seed)  # a bad brain spec or a missing API key fails before any loading
+        with display or _Null():
+            state, ctx = runner.start(settings, run_dir, display=display, ask=ask)
+    _finish(state, ctx, json_out)
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _finish(state: dict, ctx, json_out: bool) -> None:
+    claims = state.get("claims", [])
+    if json_out:
+        print_json({"run_dir": str(ctx.run_dir), "run_id": state.get("run_id"), "stop_reason": state.get("stop_reason"),
+                    "claims": claims, "hypotheses": [{"statement": h["plan"]["statement"], "status": h["status"],
+                                                      "note": h["note"]} for h in state.get("hypotheses", [])],
+                    "errors": state.get("errors", []), "budget": ctx.budget.to_state(),
+                    "report": str(ctx.run_dir / "report.md")})
+        return
+    console.print(f"[bold]stopped:[/] {state.get('stop_reason')}  ({ctx.budget.elapsed():.1f} s, "
+                  f"{ctx.budget.spent_forward_tokens} forward tokens)")
+    for c in claims:
+        console.print(f"[green]claim[/] [{c['evidence_tier']}] {c['statement']}", markup=True, highlight=False)
+    if not claims:
+        console.print("no hypothesis met its pre-registered criterion: no claims")
+    refuted = sum(h["status"] in ("refuted", "inconclusive") for h in state.get("hypotheses", []))
+    console.print(f"{len(state.get('hypotheses', []))} hypotheses ({refuted} refuted or inconclusive), "
+                  f"{len(state.get('errors', []))} errors")
+    console.print(f"report: [bold]{ctx.run_dir / 'report.md'}[/] (plots: report.html; trace: trace.jsonl)")
+    err_console.print(f"resume or inspect later with --resume {ctx.run_dir}", style="dim")

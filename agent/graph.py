@@ -1,0 +1,82 @@
+"""Builds the investigation graph and runs it, fresh or resumed from its SQLite checkpoint.
+
+    orient -> hypothesize -> experiment <-> judge -> conclude -> review -> report
+                  ^   |                       |
+                  +---+ (new decision)        +--> hypothesize (queue empty)
+
+Every edge out of hypothesize and judge checks the budget: once it is spent the
+run concludes with what it knows (fail fast).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from agent import nodes
+from agent.context import RunContext
+from agent.state import InvestigationState
+
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+CHECKPOINT_FILE = "checkpoints.sqlite"
+# One superstep per node visit; a long investigation takes thousands.
+RECURSION_LIMIT = 100_000
+
+
+def build(checkpointer) -> CompiledStateGraph:
+    from langgraph.graph import END, START, StateGraph
+
+    g = StateGraph(InvestigationState, context_schema=RunContext)
+    for name in ("orient", "hypothesize", "experiment", "judge", "conclude", "review", "report"):
+        g.add_node(name, getattr(nodes, name))
+    g.add_edge(START, "orient")
+    g.add_edge("orient", "hypothesize")
+    g.add_conditional_edges("hypothesize", nodes.after_hypothesize,
+                            ["experiment", "conclude", "hypothesize"])
+    g.add_edge("experiment", "judge")
+    g.add_conditional_edges("judge", nodes.after_judge, ["experiment", "conclude", "hypothesize"])
+    g.add_edge("conclude", "review")
+    g.add_edge("review", "report")
+    g.add_edge("report", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def run(ctx: RunContext, resume: bool = False,
+        ask: Callable[[dict], object] | None = None) -> InvestigationState:
+    """Run to the end (or resume from the last checkpoint). A live review calls `ask` with the
+    interrupt's payload and resumes the graph with its answer."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from langgraph.types import Command
+
+    path = Path(ctx.run_dir) / CHECKPOINT_FILE
+    with closing(sqlite3.connect(str(path), check_same_thread=False)) as conn:
+        graph = build(SqliteSaver(conn))
+        config = {"configurable": {"thread_id": ctx.settings.run_id}, "recursion_limit": RECURSION_LIMIT}
+        payload: object = None if resume else {}
+        while True:
+            for _ in graph.stream(payload, config, context=ctx, stream_mode="updates"):
+                pass
+            snap = graph.get_state(config)
+            interrupts = [i for t in snap.tasks for i in t.interrupts]
+            if not interrupts:
+                return snap.values
+            if ask is None:
+                raise RuntimeError("the graph paused for a live review but no one is there to answer")
+            payload = Command(resume=ask(interrupts[0].value))
+
+
+def checkpointed_state(run_dir: Path, run_id: str) -> InvestigationState | None:
+    """The last checkpointed state of a run, or None when it never checkpointed."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    with closing(sqlite3.connect(str(path), check_same_thread=False)) as conn:
+        graph = build(SqliteSaver(conn))
+        snap = graph.get_state({"configurable": {"thread_id": run_id}})
+        return snap.values or None

@@ -1,0 +1,403 @@
+"""The graph's nodes: plain functions of (state, runtime) that return partial state.
+
+    orient -> hypothesize -> experiment <-> judge -> conclude -> review -> report
+
+Every node starts by bringing the live budget into state (so a checkpoint
+always holds the time spent so far). Side effects are idempotent: memory ids
+are content hashes and result files are keyed by experiment id, so a node that
+re-runs after a kill writes the same records again instead of new ones.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from agent.actions import ActionError, Call, Conclude, Hypothesize, capped_tier, judge as judge_result, parse_action
+from agent.brains.base import BrainError, View
+from agent.context import RunContext
+from agent.state import InvestigationState
+from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis, content_id
+from tools.errors import UserError
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime
+
+# sae_train spends most of its time in optimiser steps, which forward tokens do not count.
+SAE_SECONDS_PER_STEP = 0.01
+SAFETY = 1.25
+
+
+def _ctx(runtime: Runtime[RunContext]) -> RunContext:
+    return runtime.context
+
+
+def _budget_view(ctx: RunContext) -> dict:
+    b = ctx.budget
+    left = None if b.max_forward_tokens is None else b.max_forward_tokens - b.spent_forward_tokens
+    return {"share_used": round(b.share_used(), 4), "seconds_left": round(b.seconds_left(), 1),
+            "forward_tokens_left": left, "usd_spent": round(b.spent_usd, 4)}
+
+
+def _error(state: InvestigationState, what: str, message: str, ref: str = "") -> list[dict]:
+    return [*state.get("errors", []), {"step": state.get("step", 0), "what": what, "message": message, "ref": ref}]
+
+
+def _show(ctx: RunContext, state: InvestigationState, current: str = "") -> None:
+    if ctx.display is not None:
+        ctx.display.update(state, ctx.budget, current)
+
+
+# -- orient ------------------------------------------------------------------
+
+
+def _model_view(ctx: RunContext) -> dict:
+    """What a brain may know of the model: shapes and vocabulary, not its spec, path or name."""
+    info = ctx.target.info()
+    view = {k: info[k] for k in ("model_id", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab",
+                                 "n_ctx", "attn_only")}
+    tok = ctx.target.model.tokenizer
+    special = set(tok.all_special_tokens)
+    view["vocab"] = ([t for t in tok.convert_ids_to_tokens(list(range(len(tok)))) if t not in special]
+                     if len(tok) <= 4096 else None)
+    view["word_level"] = bool(view["vocab"]) and all(" " not in t and "Ġ" not in t for t in view["vocab"])
+    return view
+
+
+def _recall(ctx: RunContext) -> dict:
+    if ctx.memory is None:
+        return {"accepted": [], "rejected": [], "tried": []}
+    mid, run = ctx.target.model_id, ctx.settings.run_id
+    claims = ctx.memory.list(kind="claim", model=mid)
+    hyps = ctx.memory.list(kind="hypothesis", model=mid)
+    return {
+        "accepted": [{"id": c.id, "statement": c.statement} for c in claims if c.status == "accepted"][:50],
+        "rejected": [{"id": c.id, "statement": c.statement} for c in claims if c.status == "rejected"][:50],
+        "tried": [{"id": h.id, "statement": h.statement, "status": h.status}
+                  for h in hyps if any(a.run_id != run for a in h.attempts)][:50],
+    }
+
+
+def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+    """Recall memory for this model, resolve the question's prompts, describe the model to the brain."""
+    ctx = _ctx(runtime)
+    question = dict(ctx.settings.question)
+    if question["kind"] == "audit" and not question["prompts"]:
+        usage = ctx.target.usage_prompts(256, ctx.settings.seed)
+        if usage is None:
+            raise UserError("this model ships no sample of its ordinary inputs: give --prompts FILE for the audit")
+        question["prompts"] = usage
+        question["prompts_source"] = "the model's usage sample"
+    recall = _recall(ctx)
+    ctx.trace.write("orient", model_id=ctx.target.model_id, question=question["text"], kind=question["kind"],
+                    recalled={k: len(v) for k, v in recall.items()}, brain=ctx.brain.name)
+    return {"run_id": ctx.settings.run_id, "question": question, "model": _model_view(ctx), "recall": recall,
+            "hypotheses": [], "observations": [], "claims": [], "queue": [], "pending": None, "errors": [],
+            "brain": {}, "lines": {}, "step": 0, "decisions": 0, "stop_reason": "", "summary": "",
+            "reviews": [], "budget": ctx.budget.to_state()}
+
+
+# -- hypothesize ---------------------------------------------------------------
+
+
+def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict, list[dict]]:
+    """Fail fast: abandon lines of attack that used their share without a supported hypothesis."""
+    lines = {k: dict(v) for k, v in state.get("lines", {}).items()}
+    queue = list(state.get("queue", []))
+    used = ctx.budget.share_used()
+    for name, info in lines.items():
+        supported = any(h["line"] == name and h["status"] == "supported" for h in state.get("hypotheses", []))
+        if info["status"] == "active" and not supported and used - info["started"] >= ctx.settings.pivot_share:
+            info["status"] = "abandoned"
+            queue = [a for a in queue if a.get("line") != name]
+            ctx.trace.write("pivot", line=name, share_used=round(used, 3),
+                            why=f"no supported hypothesis after {ctx.settings.pivot_share:.0%} of the budget")
+    return lines, queue
+
+
+def _cites(plan, state: InvestigationState) -> bool:
+    ids = {o["id"] for o in state.get("observations", [])}
+    return any(i in plan.new_evidence for i in ids)
+
+
+def _skip_reason(plan, hyp_id: str, state: InvestigationState, ctx: RunContext) -> str:
+    """Why memory says not to test this again ('' when it may be tested)."""
+    if ctx.memory is None or _cites(plan, state):
+        return ""
+    stored = ctx.memory.get(hyp_id)
+    earlier = [a for a in getattr(stored, "attempts", []) if a.run_id != ctx.settings.run_id]
+    if earlier:
+        return (f"already tried in {earlier[-1].run_id} ({earlier[-1].outcome}); cite an experiment id of this run "
+                "in new_evidence to test it again")
+    for claim, dist in ctx.memory.search(plan.statement, kind="claim", model=ctx.target.model_id,
+                                         status="rejected", n=3):
+        if dist <= 0.02:
+            return f"a reviewer rejected {claim.id} ({claim.statement!r}); cite new evidence to test it again"
+    return ""
+
+
+def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -> tuple[list, list, list, dict]:
+    """Validate a decision's actions: hypotheses are registered, calls queued, bad ones become errors."""
+    hyps, queue, errors = list(state.get("hypotheses", [])), [], list(state.get("errors", []))
+    lines = {k: dict(v) for k, v in state.get("lines", {}).items()}
+    known = {h["id"] for h in hyps}
+    for raw in actions:
+        ref = raw.get("ref", "") if isinstance(raw, dict) else ""
+        try:
+            action = parse_action(raw)
+        except ActionError as e:
+            errors.append({"step": state["step"], "what": "action", "message": str(e), "ref": str(ref)})
+            ctx.trace.write("error", what="action", message=str(e), action=raw)
+            continue
+        line = getattr(action, "line", "")
+        if line and lines.get(line, {}).get("status") == "abandoned":
+            errors.append({"step": state["step"], "what": "action", "ref": action.ref,
+                           "message": f"line of attack {line!r} was abandoned (fail fast); try another"})
+            continue
+        if line and line not in lines:
+            lines[line] = {"started": round(ctx.budget.share_used(), 4), "status": "active"}
+        if isinstance(action, Conclude):
+            queue.append({"kind": "conclude", "summary": action.summary, "ref": action.ref, "line": ""})
+        elif isinstance(action, Call):
+            queue.append({"kind": "call", "call": action.call.model_dump(), "hypothesis_id": "",
+                          "line": line, "ref": action.ref})
+        else:
+            for plan in action.hypotheses:
+                hid = Hypothesis(statement=plan.statement, model_id=ctx.target.model_id).id
+                if hid in known:
+                    errors.append({"step": state["step"], "what": "hypothesis", "ref": action.ref,
+                                   "message": f"hypothesis {hid} is already registered in this run"})
+                    continue
+                known.add(hid)
+                skip = _skip_reason(plan, hid, state, ctx)
+                hyps.append({"id": hid, "plan": plan.model_dump(), "line": line, "ref": action.ref,
+                             "status": "skipped" if skip else "open", "note": skip, "experiment_id": ""})
+                ctx.trace.write("hypothesis", id=hid, statement=plan.statement, test=plan.test.tool,
+                                criterion=plan.criterion.describe(), skipped=skip or None)
+                if skip:
+                    continue
+                if ctx.memory is not None:
+                    ctx.memory.put(Hypothesis(statement=plan.statement, model_id=ctx.target.model_id,
+                                              planned_test=json.dumps(plan.test.model_dump()),
+                                              success_criterion=plan.criterion.describe()))
+                queue.append({"kind": "test", "call": plan.test.model_dump(), "hypothesis_id": hid,
+                              "line": line, "ref": action.ref})
+    return hyps, queue, errors, lines
+
+
+def _route_queue(queue: list[dict]) -> tuple[dict | None, str]:
+    if not queue:
+        return None, "hypothesize"
+    head = queue[0]
+    return (None, "conclude") if head["kind"] == "conclude" else (head, "experiment")
+
+
+def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+    """Ask the brain for the next actions when nothing is queued; register hypotheses; route."""
+    ctx = _ctx(runtime)
+    step = state.get("step", 0) + 1
+    lines, queue = _pivot(state, ctx)
+    out: dict = {"step": step, "lines": lines, "queue": queue}
+    if ctx.budget.exhausted():
+        return {**out, "stop_reason": "budget spent", "pending": None, "budget": ctx.budget.to_state()}
+    if queue:
+        pending, _ = _route_queue(queue)
+        return {**out, "pending": pending, "budget": ctx.budget.to_state()}
+    if state.get("decisions", 0) >= ctx.settings.max_decisions:
+        return {**out, "stop_reason": f"{ctx.settings.max_decisions} brain decisions without concluding",
+                "pending": None, "budget": ctx.budget.to_state()}
+    view = View({**state, **out}, ctx.run_dir, _budget_view(ctx), ctx.settings.pivot_share)
+    _show(ctx, state, "brain deciding")
+    try:
+        decision = ctx.brain.decide(view, state.get("brain", {}))
+    except BrainError as e:
+        ctx.trace.write("error", what="brain", message=str(e))
+        return {**out, "errors": _error(state, "brain", str(e)), "stop_reason": f"brain failed: {e}",
+                "pending": None, "budget": ctx.budget.to_state()}
+    ctx.budget.charge(usd=decision.usd)
+    ctx.trace.write("decision", brain=ctx.brain.name, n_actions=len(decision.actions), note=decision.note,
+                    usd=decision.usd, tokens=decision.tokens, actions=decision.actions)
+    hyps, queue, errors, lines = _register(decision.actions, {**state, **out}, ctx)
+    if not decision.actions:
+        queue = [{"kind": "conclude", "summary": "the brain had nothing more to try", "ref": "", "line": ""}]
+    pending, _ = _route_queue(queue)
+    return {**out, "hypotheses": hyps, "queue": queue, "errors": errors, "lines": lines, "pending": pending,
+            "brain": decision.memory, "decisions": state.get("decisions", 0) + 1, "budget": ctx.budget.to_state()}
+
+
+def after_hypothesize(state: InvestigationState) -> str:
+    if state.get("stop_reason"):
+        return "conclude"
+    return _route_queue(state.get("queue", []))[1]
+
+
+# -- experiment ----------------------------------------------------------------
+
+
+def _seconds_estimate(state: InvestigationState, tool: str, payload: dict, tokens: int) -> float:
+    obs = [o for o in state.get("observations", []) if o["forward_tokens"] and o["tool"] != "sae_train"]
+    rate = sum(o["forward_tokens"] for o in obs) / max(sum(o["seconds"] for o in obs), 1e-3) if obs else None
+    seconds = tokens / rate if rate else 0.0
+    if tool == "sae_train":
+        seconds += int(payload.get("steps", 2000)) * SAE_SECONDS_PER_STEP
+    return seconds * SAFETY
+
+
+def _mark(hyps: list[dict], hid: str, **changes) -> list[dict]:
+    return [{**h, **changes} if h["id"] == hid else h for h in hyps]
+
+
+def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+    """Run the pending tool call under the budget; store its result."""
+    from agent.budget import Estimate
+    from tools import registry
+
+    ctx = _ctx(runtime)
+    item = state["pending"]
+    tool, payload, hid = item["call"]["tool"], item["call"]["input"], item["hypothesis_id"]
+    queue = state["queue"][1:]
+    hyps = state.get("hypotheses", [])
+    _show(ctx, state, f"{tool}" + (f" (testing {hid})" if hid else ""))
+    try:
+        tokens = registry.estimate(ctx.target, tool, payload)
+        est = Estimate(seconds=_seconds_estimate(state, tool, payload, tokens), forward_tokens=tokens)
+        refusal = ctx.budget.admit(est)
+        if refusal:
+            raise _Refused(f"{tool} refused: {refusal}")
+        ctx.trace.write("call", tool=tool, hypothesis=hid or None, estimate_tokens=tokens,
+                        estimate_seconds=round(est.seconds, 2), input=payload)
+        result = registry.call(ctx.target, tool, payload)
+    except (UserError, _Refused) as e:
+        what = "refused" if isinstance(e, _Refused) else "tool"
+        ctx.trace.write("error", what=what, tool=tool, message=str(e), hypothesis=hid or None)
+        if hid:
+            hyps = _mark(hyps, hid, status="untested" if what == "refused" else "error", note=str(e))
+        return {"queue": queue, "pending": None, "hypotheses": hyps, "last": None,
+                "errors": _error(state, what, str(e), item.get("ref", "")), "budget": ctx.budget.to_state()}
+    ctx.budget.charge(forward_tokens=result.cost.forward_tokens)
+    data = result.model_dump(mode="json")
+    record = ExperimentRecord(tool=tool, model_id=ctx.target.model_id, input=payload, summary=result.summary,
+                              effect=data.get("effect"), control=data.get("control"),
+                              forward_tokens=result.cost.forward_tokens, seconds=result.cost.seconds,
+                              run_id=ctx.settings.run_id)
+    (ctx.run_dir / "results").mkdir(exist_ok=True)
+    (ctx.run_dir / "results" / f"{record.id}.json").write_text(json.dumps(data))
+    if ctx.memory is not None:
+        ctx.memory.put(record)
+    ctx.trace.write("result", tool=tool, experiment=record.id, summary=result.summary,
+                    forward_tokens=result.cost.forward_tokens, seconds=result.cost.seconds)
+    obs = {"id": record.id, "step": state["step"], "tool": tool, "summary": result.summary,
+           "effect": record.effect, "control": record.control, "forward_tokens": result.cost.forward_tokens,
+           "seconds": result.cost.seconds, "hypothesis_id": hid, "line": item.get("line", ""),
+           "ref": item.get("ref", "")}
+    return {"observations": [*state.get("observations", []), obs], "queue": queue, "pending": None,
+            "last": {"experiment_id": record.id, "hypothesis_id": hid}, "budget": ctx.budget.to_state()}
+
+
+class _Refused(Exception):
+    """A call the budget did not admit."""
+
+
+# -- judge ---------------------------------------------------------------------
+
+
+def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim:
+    from agent.actions import HypothesisPlan
+
+    plan = HypothesisPlan.model_validate(h["plan"])
+    return Claim(statement=plan.statement, model_id=ctx.target.model_id, weights_hash=ctx.target.weights_hash,
+                 component=plan.component, evidence_tier=capped_tier(plan.tier, obs["tool"]),
+                 mechanism=plan.mechanism, hypothesis_id=h["id"], experiment_ids=[obs["id"]],
+                 effect=result.get("effect"), control=result.get("control"), status="supported",
+                 run_id=ctx.settings.run_id)
+
+
+def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+    """Judge a hypothesis's test by its pre-registered criterion; a supported one becomes a claim."""
+    from agent.actions import Criterion
+
+    ctx = _ctx(runtime)
+    last = state.get("last") or {}
+    hid = last.get("hypothesis_id")
+    out: dict = {"budget": ctx.budget.to_state()}
+    if hid:
+        h = next(x for x in state["hypotheses"] if x["id"] == hid)
+        obs = next(o for o in reversed(state["observations"]) if o["id"] == last["experiment_id"])
+        result = json.loads((ctx.run_dir / "results" / f"{obs['id']}.json").read_text())
+        outcome, why = judge_result(Criterion.model_validate(h["plan"]["criterion"]), result)
+        out["hypotheses"] = _mark(state["hypotheses"], hid, status=outcome, note=why, experiment_id=obs["id"])
+        ctx.trace.write("judge", hypothesis=hid, outcome=outcome, why=why)
+        if ctx.memory is not None:
+            ctx.memory.put(Hypothesis(
+                statement=h["plan"]["statement"], model_id=ctx.target.model_id,
+                planned_test=json.dumps(h["plan"]["test"]),
+                success_criterion=Criterion.model_validate(h["plan"]["criterion"]).describe(),
+                status=outcome if outcome != "error" else "open",
+                attempts=[Attempt(run_id=ctx.settings.run_id, outcome=outcome, experiment_ids=[obs["id"]], note=why)]))
+        if outcome == "error":
+            out["errors"] = _error(state, "hypothesis", why, h["ref"])
+        if outcome == "supported":
+            claim = _claim(h, obs, result, ctx)
+            if ctx.memory is not None:
+                ctx.memory.put(claim)
+            ctx.trace.write("claim", id=claim.id, statement=claim.statement, tier=claim.evidence_tier)
+            out["claims"] = [*[c for c in state.get("claims", []) if c["id"] != claim.id],
+                             claim.model_dump(mode="json")]
+    merged = {**state, **out}
+    _show(ctx, merged)
+    if ctx.budget.exhausted():
+        out["stop_reason"] = "budget spent"
+    out["pending"], _ = _route_queue(state.get("queue", []))
+    out["last"] = None
+    return out
+
+
+def after_judge(state: InvestigationState) -> str:
+    if state.get("stop_reason"):
+        return "conclude"
+    return _route_queue(state.get("queue", []))[1]
+
+
+# -- conclude, review, report ----------------------------------------------------
+
+
+def conclude(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+    """Stop: whatever was registered and not tested is listed as untested, with why."""
+    ctx = _ctx(runtime)
+    queue = state.get("queue", [])
+    summary = next((a["summary"] for a in queue if a["kind"] == "conclude"), "") or state.get("summary", "")
+    reason = state.get("stop_reason") or "the brain concluded"
+    hyps = [{**h, "status": "untested", "note": f"not tested: {reason}"} if h["status"] == "open" else h
+            for h in state.get("hypotheses", [])]
+    ctx.trace.write("conclude", reason=reason, claims=len(state.get("claims", [])),
+                    untested=sum(h["status"] == "untested" for h in hyps),
+                    budget=ctx.budget.to_state(), overshoot=round(ctx.budget.overshoot(), 4))
+    return {"hypotheses": hyps, "queue": [], "pending": None, "stop_reason": reason, "summary": summary,
+            "budget": ctx.budget.to_state()}
+
+
+def review(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+    """Live review pauses here (LangGraph interrupt); queued review leaves claims for `interp review`."""
+    from langgraph.types import interrupt
+
+    ctx = _ctx(runtime)
+    claims = state.get("claims", [])
+    if ctx.settings.review != "live" or not claims:
+        return {"budget": ctx.budget.to_state()}
+    # Nothing with a side effect before interrupt(): this node re-runs from the top on resume.
+    answers = interrupt({"claims": [{"id": c["id"], "statement": c["statement"], "tier": c["evidence_tier"],
+                                     "effect": c["effect"], "control": c["control"]} for c in claims]})
+    from agent.review_live import apply_decisions
+
+    reviews = apply_decisions(answers, claims, ctx)
+    return {"reviews": reviews, "budget": ctx.budget.to_state()}
+
+
+def report(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+    """claims.json, report.md, report.html in the run folder."""
+    from agent.report import write_report
+
+    ctx = _ctx(runtime)
+    write_report(state, ctx)
+    ctx.trace.write("report", folder=str(ctx.run_dir))
+    return {"done": True, "budget": ctx.budget.to_state()}

@@ -1,0 +1,124 @@
+"""What an investigation is asked: the question, its kind and its prompts.
+
+Four kinds, told apart from the text and the prompts file:
+    behaviour   "why does the model output X on these prompts?"  (prompts)
+    concept     "where is C represented, and can we steer it?"   (positive + negative prompts)
+    component   "what does head 1.0 / feature 12 do?"            (a head or an SAE feature named)
+    audit       "audit this model for hidden triggers or context-dependent behaviour" (nothing else needed)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ConfigDict, Field, ValidationError
+
+from memory.records import Component
+from tools.base import Record
+from tools.errors import UserError, validation_lines
+
+QuestionKind = Literal["behaviour", "concept", "component", "audit"]
+_AUDIT = re.compile(r"\b(audit|hidden|trigger|backdoor|context[- ]dependent)\b", re.I)
+_HEAD = re.compile(r"\b(?:head\s+(\d+)\s*[.:]\s*(\d+)|L(\d+)H(\d+))\b", re.I)
+_FEATURE = re.compile(r"\bfeature\s+#?(\d+)\b", re.I)
+
+
+class PromptsFile(Record):
+    """A --prompts JSON file (a .txt file is one prompt per line instead)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    prompts: list[str] = []
+    """Prompts showing the behaviour."""
+    positive: list[str] = []
+    """Concept questions: prompts where the concept is present."""
+    negative: list[str] = []
+    """Concept questions: prompts where it is absent."""
+    token: str | None = None
+    """The output token the question is about, when there is one."""
+
+
+class Question(Record):
+    """The question and what comes with it."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    text: str = Field(min_length=1)
+    """As the user asked it."""
+    kind: QuestionKind
+    """behaviour, concept, component or audit."""
+    prompts: list[str] = []
+    """Prompts showing the behaviour (an audit without any uses the model's usage sample)."""
+    positive: list[str] = []
+    """Concept present."""
+    negative: list[str] = []
+    """Concept absent."""
+    token: str | None = None
+    """Output token of interest."""
+    component: Component | None = None
+    """The head or feature a component question names."""
+    sae: list[str] = []
+    """SAE folders given with --sae."""
+
+
+def read_prompts_file(path: str | Path) -> PromptsFile:
+    """A .txt (one prompt per line) or .json prompts file; empty or malformed files are errors."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"prompts file {path}: {e.strerror}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"prompts file {path} is not valid JSON ({e.msg}, line {e.lineno})") from None
+        if isinstance(data, list):
+            data = {"prompts": data}
+        if not isinstance(data, dict):
+            raise UserError(f"prompts file {path}: expected a list of prompts or an object with "
+                            "prompts / positive / negative / token")
+        try:
+            parsed = PromptsFile.model_validate(data)
+        except ValidationError as e:
+            raise UserError(f"prompts file {path}:\n" + "\n".join(validation_lines(e))) from None
+    else:
+        parsed = PromptsFile(prompts=[l.strip() for l in text.splitlines() if l.strip()])
+    if not (parsed.prompts or parsed.positive or parsed.negative):
+        raise UserError(f"prompts file {path} has no prompts: give one prompt per line (.txt) or a JSON "
+                        'list / {"prompts": [...]} / {"positive": [...], "negative": [...]}')
+    if bool(parsed.positive) != bool(parsed.negative):
+        raise UserError(f"prompts file {path}: a concept needs both `positive` and `negative` prompts")
+    for name in ("prompts", "positive", "negative"):
+        for i, p in enumerate(getattr(parsed, name)):
+            if not p.strip():
+                raise UserError(f"prompts file {path}: {name}[{i}] is empty")
+    return parsed
+
+
+def parse_question(text: str, prompts_file: str | None = None, sae: list[str] | None = None) -> Question:
+    """Classify the question and attach its prompts."""
+    if not text or not text.strip():
+        raise UserError('the question is empty: ask e.g. "audit this model for hidden triggers"')
+    given = read_prompts_file(prompts_file) if prompts_file else PromptsFile()
+    component = None
+    if m := _HEAD.search(text):
+        layer, head = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
+        component = Component(layer=int(layer), head=int(head), hook=f"blocks.{layer}.attn.hook_z")
+    elif m := _FEATURE.search(text):
+        if not sae:
+            raise UserError(f"the question names feature {m.group(1)}: say which SAE with --sae DIR")
+        component = Component(feature=int(m.group(1)), sae_id=sae[0])
+    if component is not None:
+        kind = "component"
+    elif given.positive:
+        kind = "concept"
+    elif _AUDIT.search(text) or not given.prompts:
+        kind = "audit"
+    else:
+        kind = "behaviour"
+    return Question(text=text.strip(), kind=kind, prompts=given.prompts, positive=given.positive,
+                    negative=given.negative, token=given.token, component=component, sae=list(sae or []))

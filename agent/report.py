@@ -1,0 +1,136 @@
+"""The run folder's readable output: claims.json, report.md and report.html (with plots).
+
+Negative results are part of the report: refuted, inconclusive, untested and
+skipped hypotheses, refused and failed calls, and why the run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import TYPE_CHECKING
+
+from agent import plots
+
+if TYPE_CHECKING:
+    from agent.context import RunContext
+    from agent.state import InvestigationState
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _component(c: dict) -> str:
+    comp = {k: v for k, v in (c.get("component") or {}).items() if v is not None}
+    return ", ".join(f"{k}={v}" for k, v in comp.items()) or "-"
+
+
+def markdown(state: InvestigationState, ctx: RunContext) -> str:
+    q, b = state["question"], ctx.budget
+    claims, hyps = state.get("claims", []), state.get("hypotheses", [])
+    obs, errors = state.get("observations", []), state.get("errors", [])
+    out = [f"# Investigation {state['run_id']}", "",
+           f"- **Question** ({q['kind']}): {q['text']}",
+           f"- **Model**: `{ctx.target.model_id}` (weights {ctx.target.weights_hash[:12]})",
+           f"- **Prompts**: {len(q.get('prompts', []))} {('(' + q['prompts_source'] + ')') if q.get('prompts_source') else ''}"
+           f"{'; positive ' + str(len(q['positive'])) + ', negative ' + str(len(q['negative'])) if q.get('positive') else ''}",
+           f"- **Brain**: {ctx.brain.name}",
+           f"- **Stopped**: {state.get('stop_reason') or '-'}",
+           f"- **Budget**: {b.elapsed():.1f} s of {b.wall_seconds:g} s ({b.overshoot():.1%} over), "
+           f"{b.spent_forward_tokens} forward tokens"
+           + (f" of {b.max_forward_tokens}" if b.max_forward_tokens else "")
+           + f", ${b.spent_usd:.4f}" + (f" of ${b.max_usd:g}" if b.max_usd else "")
+           + f"; {b.refused} call(s) refused",
+           f"- **Review**: {ctx.settings.review}"
+           + (" — claims are queued as `supported` for `interp review`; nothing is established until a "
+              "person accepts it" if ctx.settings.review == "queue" else ""), ""]
+    if state.get("summary"):
+        out += ["## Brain's summary", "", state["summary"], ""]
+    out += ["## Claims", ""]
+    if claims:
+        out += ["| id | claim | tier | mechanism | component | effect | control |", "|---|---|---|---|---|---|---|"]
+        out += [f"| `{c['id']}` | {c['statement']} | {c['evidence_tier']} | {c.get('mechanism') or '-'} | "
+                f"{_component(c)} | {_fmt(c['effect'])} | {_fmt(c['control'])} |" for c in claims]
+    else:
+        out += ["No hypothesis met its pre-registered criterion: no claims."]
+    for r in state.get("reviews", []):
+        out.append(f"- reviewed live: `{r['claim_id']}` -> {r['status']} by {r['reviewer']}")
+    out += ["", "## Hypotheses (pre-registered)", "",
+            "| status | hypothesis | test | criterion | result |", "|---|---|---|---|---|"]
+    for h in hyps:
+        crit = " and ".join(f"{c['field']} {c['op']} {c['value']:g}" for c in h["plan"]["criterion"]["conditions"])
+        out.append(f"| **{h['status']}** | {h['plan']['statement']} | {h['plan']['test']['tool']} | {crit} | "
+                   f"{h['note'] or '-'} |")
+    if not hyps:
+        out.append("| - | none registered | | | |")
+    untested = [h for h in hyps if h["status"] in ("untested", "skipped")]
+    out += ["", "## Not tested", ""]
+    out += [f"- {h['plan']['statement']} — {h['note']}" for h in untested] or ["Everything registered was tested."]
+    abandoned = [k for k, v in state.get("lines", {}).items() if v["status"] == "abandoned"]
+    if abandoned:
+        out += [f"- line of attack abandoned (fail fast): {', '.join(abandoned)}"]
+    out += ["", "## Experiments", "", "| # | tool | summary | tokens | s |", "|---|---|---|---|---|"]
+    out += [f"| {i} | {o['tool']} | {o['summary']} | {o['forward_tokens']} | {o['seconds']:.2f} |"
+            for i, o in enumerate(obs, 1)]
+    out += ["", "## Errors", ""]
+    out += [f"- step {e['step']} ({e['what']}): {e['message']}" for e in errors] or ["None."]
+    recall = state.get("recall", {})
+    if any(recall.values()):
+        out += ["", "## From memory", ""]
+        out += [f"- accepted earlier: {c['statement']}" for c in recall.get("accepted", [])]
+        out += [f"- rejected earlier: {c['statement']}" for c in recall.get("rejected", [])]
+        out += [f"- tried earlier ({h['status']}): {h['statement']}" for h in recall.get("tried", [])]
+    out += ["", "Full results: `results/ID.json`; every decision and call: `trace.jsonl`; plots: `report.html`.", ""]
+    return "\n".join(out)
+
+
+def figures(state: InvestigationState, ctx: RunContext) -> list[str]:
+    """SVG plots of the run's experiments: dose-response, probe by layer, patching, ablation, scans."""
+    figs, ablations = [], []
+    for o in state.get("observations", []):
+        path = ctx.run_dir / "results" / f"{o['id']}.json"
+        if not path.is_file():
+            continue
+        r = json.loads(path.read_text())
+        if o["tool"] == "steer":
+            xs = [p["coefficient"] for p in r["curve"]]
+            figs.append(plots.lines(f"steering dose-response ({o['id'][-6:]})", xs,
+                                    {"direction": [p["value"] for p in r["curve"]],
+                                     "random": [p["control_value"] for p in r["curve"]]}, "coefficient", "metric"))
+        elif o["tool"] == "probe" and len(r["per_hook"]) > 1:
+            labels = [h["hook"].replace("blocks.", "").replace("hook_", "") for h in r["per_hook"]]
+            figs.append(plots.bars(f"probe accuracy by layer ({o['id'][-6:]})", labels,
+                                   {"probe": [h["accuracy"] for h in r["per_hook"]],
+                                    "shuffled labels": [h["control_accuracy"] for h in r["per_hook"]]}, "accuracy"))
+        elif o["tool"] == "patch":
+            figs.append(plots.heatmap(f"patching {r['over']} ({o['id'][-6:]})", r["rows"], r["cols"], r["effects"]))
+        elif o["tool"] == "ablate":
+            ablations.append((", ".join(r["components"]), r["effect"], r["control"]))
+        elif o["tool"] == "scan" and o["hypothesis_id"] == "":
+            top = r["top"][:6]
+            figs.append(plots.bars(f"insertion scan ({o['id'][-6:]})", [" ".join(t["tokens"]) for t in top],
+                                   {"change rate": [t["change_rate"] for t in top],
+                                    "typical insertion": [r["control"]] * len(top)}, "share changed"))
+    if ablations:
+        ablations = ablations[-10:]
+        figs.append(plots.bars("ablation effect vs random components", [a[0] for a in ablations],
+                               {"ablated": [a[1] for a in ablations], "random": [a[2] for a in ablations]},
+                               "metric change"))
+    return figs
+
+
+def html(md: str, figs: list[str]) -> str:
+    """The markdown shown as preformatted text next to the plots (no converter dependency)."""
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>interp-agent report</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}pre{white-space:pre-wrap;"
+            "background:#f6f6f6;padding:1em}.figs svg{margin:6px;border:1px solid #ddd}</style></head><body>"
+            f"<h1>interp-agent report</h1><div class='figs'>{''.join(figs) or '<p>No plots: no plottable experiments.</p>'}"
+            f"</div><pre>{escape(md)}</pre></body></html>")
+
+
+def write_report(state: InvestigationState, ctx: RunContext) -> None:
+    md = markdown(state, ctx)
+    (ctx.run_dir / "claims.json").write_text(json.dumps(state.get("claims", []), indent=2))
+    (ctx.run_dir / "report.md").write_text(md)
+    (ctx.run_dir / "report.html").write_text(html(md, figures(state, ctx)))
