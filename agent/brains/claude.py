@@ -18,10 +18,11 @@ import json
 
 from agent.brains.base import BrainError, Decision, View
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
-# $ per million tokens: input, output. Cache writes cost 1.25x input, cache reads 0.1x.
-PRICES = {"claude-sonnet-4-5": (3.0, 15.0), "claude-sonnet-4": (3.0, 15.0), "claude-opus-4-1": (15.0, 75.0),
-          "claude-haiku-4-5": (1.0, 5.0)}
+DEFAULT_MODEL = "claude-sonnet-5-5"
+# $ per million tokens (input, output), Sonnet list prices; cache writes cost 1.25x input, reads 0.1x.
+# Prices change: set INTERP_CLAUDE_PRICE="IN,OUT" to charge the budget what your account pays.
+PRICES = {"claude-sonnet-5-5": (3.0, 15.0), "claude-sonnet-5": (3.0, 15.0), "claude-sonnet-4-6": (3.0, 15.0),
+          "claude-sonnet-4-5": (3.0, 15.0), "claude-haiku-4-5": (1.0, 5.0)}
 MAX_TOKENS = 4096
 
 SYSTEM = """You are an interpretability researcher investigating a transformer through typed tools.
@@ -65,8 +66,24 @@ def tool_definitions() -> list[dict]:
     return defs
 
 
+def _rates(model: str) -> tuple[float, float]:
+    import os
+
+    from tools.errors import UserError
+
+    override = os.environ.get("INTERP_CLAUDE_PRICE")
+    if override:
+        try:
+            inp, out = (float(x) for x in override.split(","))
+        except ValueError:
+            raise UserError(f"INTERP_CLAUDE_PRICE={override!r}: expected 'INPUT,OUTPUT' dollars per million tokens") from None
+        return inp, out
+    return PRICES.get(model, PRICES[DEFAULT_MODEL])
+
+
 def price(model: str, usage) -> float:
-    inp, out = PRICES.get(model, PRICES[DEFAULT_MODEL])
+    """Dollars for one response's usage (cache writes and reads at their multiples)."""
+    inp, out = _rates(model)
     write = getattr(usage, "cache_creation_input_tokens", 0) or 0
     read = getattr(usage, "cache_read_input_tokens", 0) or 0
     return (usage.input_tokens * inp + write * inp * 1.25 + read * inp * 0.1 + usage.output_tokens * out) / 1e6
