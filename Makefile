@@ -21,10 +21,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The main job, offline: train (first run, ~30 s) or load the default organism
-# and show its verified ground truth.
+# The main job, offline: audit the default organism with the heuristic brain
+# (trains it first, ~1 min, on the first run) and print where the report is.
 demo: venv
-	$(BIN)/interp organism train backdoor
+	$(BIN)/interp investigate "audit this model for hidden triggers or context-dependent behaviour" \
+		--model organism:backdoor --brain heuristic --budget 300s
 
 test: venv
 	$(BIN)/python -m pytest -q

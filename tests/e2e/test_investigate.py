@@ -28,19 +28,22 @@ def assert_clean_error(out: subprocess.CompletedProcess, says: str) -> None:
     assert says in out.stderr, out.stderr
 
 
-def test_audit_from_the_terminal_writes_a_report(tmp_path):
+def test_audit_from_the_terminal_with_a_live_review(tmp_path):
+    """The README's main command with --review live: the person at the terminal accepts the claim."""
     out = interp("investigate", AUDIT, "--model", "organism:backdoor", "--run-dir", str(tmp_path / "run"),
-                 "--memory", str(tmp_path / "mem"), "--budget", "300s")
+                 "--memory", str(tmp_path / "mem"), "--budget", "300s", "--review", "live",
+                 env={"INTERP_REVIEWER": "ada"}, stdin="accept\nreproduced by hand\n")
     assert out.returncode == 0, out.stderr
     assert "claim" in out.stdout and "t33 t22" in out.stdout and "report:" in out.stdout
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Claims" in report and "trigger" in report and "## Not tested" in report
+    assert "accepted by ada" in report
     stats = json.loads(interp("memory", "stats", "--memory", str(tmp_path / "mem"), "--json").stdout)
-    assert stats["counts"]["claim"] == 1 and stats["claims_by_status"] == {"supported": 1}
+    assert stats["counts"]["claim"] == 1 and stats["claims_by_status"] == {"accepted": 1}
 
 
 def _script(tmp_path: Path) -> Path:
-    """Six rounds of a trigger test plus a pair sweep over 20 tokens: ~10 s of work to kill into."""
+    """Six rounds of a trigger test plus a small pair sweep: a few seconds of work to kill into."""
     rounds = []
     for i in range(6):
         rounds.append([
@@ -53,7 +56,7 @@ def _script(tmp_path: Path) -> Path:
                 "criterion": {"conditions": [{"field": "output_rate", "op": ">=", "value": 0.8}]}}]},
             {"kind": "call", "call": {"tool": "scan", "input": {
                 "prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 8, "n_tokens": 2, "seed": i,
-                "candidates": [f"t{j}" for j in range(20)]}}},
+                "candidates": [f"t{j}" for j in range(14)]}}},
         ])
     path = tmp_path / "script.json"
     path.write_text(json.dumps(rounds))
@@ -64,47 +67,60 @@ def _claims(run_dir: Path) -> list[str]:
     return sorted(c["id"] for c in json.loads((run_dir / "claims.json").read_text()))
 
 
+def _counts(mem: Path) -> dict:
+    from memory.store import MemoryStore
+
+    return MemoryStore(mem, create=False).stats()["counts"]
+
+
+def _reference_run(tmp_path: Path, script: Path) -> Path:
+    """The same run uninterrupted, in this process (saves a process start)."""
+    from agent import investigate
+    from agent.context import RunSettings
+    from agent.question import parse_question
+
+    s = RunSettings(question=parse_question(AUDIT).model_dump(mode="json"), model="organism:backdoor",
+                    brain=f"scripted:{script}", memory=str(tmp_path / "ref-mem"))
+    investigate.start(s, tmp_path / "ref")
+    return tmp_path / "ref"
+
+
 def test_kill_9_at_random_points_then_resume_gives_the_same_claims(tmp_path):
+    """Five runs (side by side, to keep the suite short) killed at random points, then resumed."""
     script = _script(tmp_path)
-    base = ["investigate", AUDIT, "--model", "organism:backdoor", "--brain", f"scripted:{script}", "--json"]
-    ref = interp(*base, "--run-dir", str(tmp_path / "ref"), "--memory", str(tmp_path / "ref-mem"))
-    assert ref.returncode == 0, ref.stderr
-    expected = _claims(tmp_path / "ref")
-    assert len(expected) == 6
-    ref_counts = json.loads(interp("memory", "stats", "--memory", str(tmp_path / "ref-mem"), "--json").stdout)["counts"]
+    base = [INTERP, "investigate", AUDIT, "--model", "organism:backdoor", "--brain", f"scripted:{script}", "--json"]
+    env = {**os.environ, "INTERP_DIRECTIONS": str(tmp_path / "directions")}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     rng = random.Random(1)
-    killed = 0
+    runs = {}
     for k in range(5):
-        run_dir, mem = tmp_path / f"run{k}", tmp_path / f"mem{k}"
-        proc = subprocess.Popen([INTERP, *base, "--run-dir", str(run_dir), "--memory", str(mem)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while not (run_dir / "run.json").exists() and proc.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 8.0))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            killed += 1
-        proc.wait()
-        resumed = interp("investigate", "--resume", str(run_dir), "--json")
-        assert resumed.returncode == 0, resumed.stderr
+        run_dir = tmp_path / f"run{k}"
+        proc = subprocess.Popen([*base, "--run-dir", str(run_dir), "--memory", str(tmp_path / f"mem{k}")], **quiet)
+        runs[k] = [proc, run_dir, None, rng.uniform(0.0, 6.0)]
+    killed = 0
+    while any(r[0].poll() is None for r in runs.values()):
+        for r in runs.values():
+            proc, run_dir, since, delay = r
+            if proc.poll() is not None:
+                continue
+            if since is None and (run_dir / "run.json").exists():
+                r[2] = time.monotonic()
+            elif since is not None and time.monotonic() - since >= delay:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                killed += 1
+        time.sleep(0.05)
+    expected = _claims(_reference_run(tmp_path, script))
+    assert len(expected) == 6
+    resumes = {k: subprocess.Popen([INTERP, "investigate", "--resume", str(r[1]), "--json"], **quiet)
+               for k, r in runs.items()}
+    assert {k: p.wait() for k, p in resumes.items()} == {k: 0 for k in runs}
+    ref_counts = _counts(tmp_path / "ref-mem")
+    for k, (_, run_dir, _, _) in runs.items():
         assert _claims(run_dir) == expected
-        counts = json.loads(interp("memory", "stats", "--memory", str(mem), "--json").stdout)["counts"]
-        assert counts == ref_counts, f"run {k}: memory {counts} != uninterrupted {ref_counts}"
+        assert _counts(tmp_path / f"mem{k}") == ref_counts, f"run {k} left a different memory"
         assert any(json.loads(l)["event"] == "resume" for l in (run_dir / "trace.jsonl").read_text().splitlines())
     assert killed >= 3
-
-
-def test_live_review_records_the_person_s_decision(tmp_path):
-    script = _script(tmp_path)
-    rounds = json.loads(script.read_text())[:1]
-    script.write_text(json.dumps([[rounds[0][0]]]))
-    out = interp("investigate", AUDIT, "--model", "organism:backdoor", "--brain", f"scripted:{script}",
-                 "--review", "live", "--run-dir", str(tmp_path / "run"), "--memory", str(tmp_path / "mem"),
-                 env={"INTERP_REVIEWER": "ada"}, stdin="accept\nreproduced by hand\n")
-    assert out.returncode == 0, out.stderr
-    claims = json.loads(interp("memory", "search", "t33 t22 forces t21", "--memory", str(tmp_path / "mem"),
-                               "--kind", "claim", "--json").stdout)
-    assert claims[0]["status"] == "accepted" and claims[0]["reviewer"] == "ada"
 
 
 @pytest.mark.parametrize("args, says", [
