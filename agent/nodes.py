@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from agent.actions import ActionError, Call, Conclude, Hypothesize, capped_tier, judge as judge_result, parse_action
+from agent.actions import ActionError, Call, Conclude, capped_tier, judge as judge_result, parse_action
 from agent.brains.base import BrainError, View
 from agent.context import RunContext
 from agent.state import InvestigationState
-from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis, content_id
+from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis
 from tools.errors import UserError
 
 if TYPE_CHECKING:
