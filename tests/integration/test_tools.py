@@ -148,6 +148,8 @@ def test_sae_on_features_explains_variance_and_finds_categories(builtin, tmp_pat
          "head 9 is out of range"),
         ("ablate", {"prompts": ["t1 <q>"], "metric": {"kind": "loss"}, "components": [{"kind": "neuron", "layer": 0, "neuron": 99999}]},
          "neuron 99999 is out of range"),
+        ("ablate", {"prompts": ["t1 t2 t1 t2", "t1 t2 <q>"], "metric": {"kind": "copy"},
+                    "components": [{"kind": "head", "layer": 0, "head": 0}]}, "prompt #1 has no repeated token"),
         ("steer", {"hook": "blocks.0.hook_resid_mid", "prompts": ["t1 <q>"], "metric": {"kind": "rate", "token": "t1"},
                    "positive": ["t1 <q>"], "negative": ["t1 <q>"]}, "zero or not finite"),
         ("steer", {"hook": "blocks.0.hook_resid_mid", "prompts": ["t1 <q>"], "metric": {"kind": "rate", "token": "t1"},
