@@ -305,18 +305,26 @@ def features(c: Ctx) -> list[dict] | None:
             return [c.call(ref, "predict", {"prompts": prefixes})]
         pred = c.result(ref)
         if pred is not None and pred["most_common"][0][1] >= 0.8:
-            consistent.append((f, prefixes, pred["most_common"][0][0]))
+            out = pred["most_common"][0][0]
+            # The group is the tokens after which the model reliably predicts `out` (twice or more,
+            # 80% of the time): a feature's weaker contexts spill onto tokens that do not belong.
+            last = [p.split()[-1] for p in prefixes]
+            hits = [t for t, q in zip(last, pred["predictions"]) if q["argmax"] == out]
+            toks = sorted({t for t in hits if hits.count(t) >= 2 and hits.count(t) >= 0.8 * last.count(t) and t != out},
+                          key=lambda t: (-hits.count(t), t))
+            if len(toks) < 2:
+                continue
+            consistent.append((f, [p for p in prefixes if p.split()[-1] in toks], out, toks))
     picks, outputs = [], set()
-    for f, prefixes, out in consistent:
+    for f, prefixes, out, toks in consistent:
         if out not in outputs:
             outputs.add(out)
-            picks.append((f, prefixes, out))
-    for f, _, out in picks[:3]:
-        others = [p for g, pp, o in consistent if o != out for p in pp][:40]
+            picks.append((f, prefixes, out, toks))
+    for f, _, out, toks in picks:
+        others = [p for _, pp, o, _ in consistent if o != out for p in pp][:40]
         if len(others) < 8:
             continue
         fid = f["feature"]
-        toks = [t for t, _ in f["top_tokens"]]
         ref = f"features/h/{fid}"
         if not c.started(ref):
             return [c.hypothesize(

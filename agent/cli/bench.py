@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,8 +10,51 @@ from rich.table import Table
 
 from agent.cli.output import console, print_json, quiet_library_warnings
 
-app = typer.Typer(help="Benchmarks: each prints its numbers and the baseline it is compared with.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Benchmarks: each prints its numbers and the baseline it is compared with. "
+                       "With no sub-command: every benchmark, one combined table.",
+                  invoke_without_command=True)
+
+
+@app.callback()
+def all_benchmarks(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output (with no sub-command).")] = False,
+) -> None:
+    """Run recovery (built-ins, 300 s each), throughput and memory; print one table."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from experiments.benchmarks import memory as mem
+    from experiments.benchmarks import recovery as rec
+    from experiments.benchmarks.throughput import as_dict, run
+
+    quiet_library_warnings()
+    with console.status("recovery: auditing the built-in organisms") as status:
+        r = rec.run(on_result=lambda s: status.update(f"recovery: {s.organism} done"))
+        status.update("throughput")
+        t = as_dict(run())
+        status.update("memory")
+        m = mem.run()
+    out = {"recovery": r["totals"], "throughput": t, "memory": m,
+           "labeling": "not built yet (issue 6): no labeling benchmark to run"}
+    if json_out:
+        print_json(out)
+        return
+    table = Table(title="interp-agent benchmarks")
+    for col in ("benchmark", "measure", "value", "baseline / target"):
+        table.add_column(col)
+    tot = r["totals"]
+    table.add_row("recovery", "recall (planted mechanisms)", str(tot["recall"]), "target >= 0.9")
+    table.add_row("", "precision (scored causal claims)", str(tot["precision"]), "target >= 0.9")
+    table.add_row("", "false positives on null", str(tot["false_positives_on_null"]), "target 0")
+    table.add_row("", "max budget overshoot", f"{tot['max_overshoot']:.1%}", "<= 5%")
+    table.add_row("throughput", "harvest tokens/s", str(t["harvest_tokens_per_s"]),
+                  f"naive run_with_cache {t['naive_tokens_per_s']} ({t['speedup']}x)")
+    table.add_row("", "harvest GFLOP/s", str(t["harvest_gflops"]),
+                  f"fp32 matmul {t['matmul_gflops']} ({t['share_of_matmul']} of it)")
+    table.add_row("memory", "embedded upserts/s", str(m["embedded"]["upsert_records_per_s"]),
+                  f"embedding alone {m['embedding_only_per_s']}/s")
+    table.add_row("labeling", "-", "not built yet (issue 6)", "")
+    console.print(table)
 
 
 @app.command()
@@ -32,6 +76,57 @@ def throughput(
     for k, v in r.items():
         table.add_row(k, str(v))
     console.print(table)
+
+
+@app.command()
+def recovery(
+    organisms: Annotated[str, typer.Option(help="all | NAME,NAME | SPEC.yaml,... (spec files are trained on the spot).")] = "all",
+    brain: Annotated[str, typer.Option(help="heuristic | claude | scripted:FILE")] = "heuristic",
+    budget: Annotated[str, typer.Option(help="Wall clock per investigation, e.g. 300s or 5m.")] = "300s",
+    seeds: Annotated[int, typer.Option(min=1, help="Investigations per organism (brain seeds 0..N-1).")] = 1,
+    quick: Annotated[bool, typer.Option("--quick", help="CI harness check: backdoor only, 60 s budget.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Audit organisms blind and score the claims against their manifests (rules: experiments/benchmarks/recovery.py)."""
+    from agent.budget import parse_duration
+    from experiments.benchmarks import recovery as rec
+
+    quiet_library_warnings()
+    which = ["backdoor"] if quick else [w.strip() for w in organisms.split(",") if w.strip()]
+    seconds = 60.0 if quick else parse_duration(budget)
+    rec.organisms(which)  # unknown names fail here, before any training
+    with console.status("recovery") as status:
+        r = rec.run(which, seeds=seeds, budget_s=seconds, out=out, brain=brain,
+                    on_result=lambda s: status.update(f"{s.organism} seed {s.seed}: recall {s.recall}"))
+    if json_out:
+        print_json(r)
+        return
+    table = Table(title=f"mechanism recovery ({brain} brain, {seconds:g} s budget, {seeds} seed(s))")
+    table.add_column("organism", overflow="fold", min_width=8)
+    for col in ("seed", "planted", "found", "recall", "precision", "false pos.", "unscored", "first s", "used s",
+                "over"):
+        table.add_column(col, overflow="fold")
+    for s in r["organisms"]:
+        if not s["verified"]:
+            table.add_row(s["organism"], str(s["seed"]), "-", "-", "unverified organism: not scored", "", "", "", "",
+                          "", "")
+            continue
+        table.add_row(s["organism"], str(s["seed"]), str(s["planted"]), str(s["recovered"]), _num(s["recall"]),
+                      _num(s["precision"]), str(s["false_positives"]), str(s["unscored"]), _num(s["first_correct_s"]),
+                      f"{s['seconds']:.1f}", f"{s['overshoot']:.1%}")
+    t = r["totals"]
+    table.add_row("total", "", str(t["planted"]), str(t["recovered"]), _num(t["recall"]), _num(t["precision"]),
+                  str(t["false_positives"]), str(t["unscored"]), _num(t["median_first_correct_s"]),
+                  f"{t['seconds']:.1f}", f"{t['max_overshoot']:.1%}")
+    console.print(table)
+    console.print("found: planted items recovered by a supported causal claim; first s: time to the first correct "
+                  "claim (total: median); over: budget overshoot (total: max)")
+    console.print(f"false positives on null organisms: {t['false_positives_on_null']}; run folders: {r['out']}")
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:g}"
 
 
 @app.command()
