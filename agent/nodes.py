@@ -279,7 +279,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     record = ExperimentRecord(tool=tool, model_id=ctx.target.model_id, input=payload, summary=result.summary,
                               effect=data.get("effect"), control=data.get("control"),
                               forward_tokens=result.cost.forward_tokens, seconds=result.cost.seconds,
-                              run_id=ctx.settings.run_id)
+                              run_id=ctx.settings.run_id, model_spec=ctx.settings.model)
     (ctx.run_dir / "results").mkdir(exist_ok=True)
     (ctx.run_dir / "results" / f"{record.id}.json").write_text(json.dumps(data))
     if ctx.memory is not None:
@@ -309,7 +309,8 @@ def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim:
                  component=plan.component, evidence_tier=capped_tier(plan.tier, obs["tool"]),
                  mechanism=plan.mechanism, hypothesis_id=h["id"], experiment_ids=[obs["id"]],
                  effect=result.get("effect"), control=result.get("control"), status="supported",
-                 run_id=ctx.settings.run_id)
+                 criterion=plan.criterion.model_dump(mode="json"), run_id=ctx.settings.run_id,
+                 run_dir=str(ctx.run_dir.resolve()))
 
 
 def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:

@@ -120,17 +120,27 @@ def figures(state: InvestigationState, ctx: RunContext) -> list[str]:
     return figs
 
 
-def html(md: str, figs: list[str]) -> str:
+def html(md: str, figs: list[str], decisions: str = "") -> str:
     """The markdown shown as preformatted text next to the plots (no converter dependency)."""
     return ("<!doctype html><html><head><meta charset='utf-8'><title>interp-agent report</title>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}pre{white-space:pre-wrap;"
             "background:#f6f6f6;padding:1em}.figs svg{margin:6px;border:1px solid #ddd}</style></head><body>"
             f"<h1>interp-agent report</h1><div class='figs'>{''.join(figs) or '<p>No plots: no plottable experiments.</p>'}"
-            f"</div><pre>{escape(md)}</pre></body></html>")
+            f"</div>{decisions}<pre>{escape(md)}</pre></body></html>")
 
 
 def write_report(state: InvestigationState, ctx: RunContext) -> None:
+    """claims.json, report.md and report.html; review decisions already made are kept in all three."""
+    from agent.review import decisions_html, decisions_markdown, load_decisions
+
+    decisions = load_decisions(ctx.run_dir)
     md = markdown(state, ctx)
-    (ctx.run_dir / "claims.json").write_text(json.dumps(state.get("claims", []), indent=2))
-    (ctx.run_dir / "report.md").write_text(md)
-    (ctx.run_dir / "report.html").write_text(html(md, figures(state, ctx)))
+    claims = [dict(c) for c in state.get("claims", [])]
+    for c in claims:
+        if c["id"] in decisions:
+            d = decisions[c["id"]]
+            c.update(status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"])
+    (ctx.run_dir / "claims.json").write_text(json.dumps(claims, indent=2))
+    (ctx.run_dir / "report.md").write_text(md + "\n" + decisions_markdown(decisions) + "\n")
+    # decisions sit outside the <pre> copy of the markdown, so `interp review` can update them in place
+    (ctx.run_dir / "report.html").write_text(html(md, figures(state, ctx), decisions_html(decisions)))

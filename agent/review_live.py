@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agent.review import decide
 from tools.errors import UserError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def apply_decisions(answers: object, claims: list[dict], ctx: RunContext) -> lis
             continue
         if ctx.memory is None:
             raise UserError("live review needs a memory to record decisions in (drop --no-memory)")
-        claim = ctx.memory.review(a["claim_id"], a["decision"], ctx.reviewer, a.get("note", ""), force=True)
+        claim = decide(ctx.memory, a["claim_id"], a["decision"], ctx.reviewer, a.get("note", ""), force=True)
         ctx.trace.write("review", claim=claim.id, status=claim.status, reviewer=claim.reviewer)
         done.append({"claim_id": claim.id, "status": claim.status, "reviewer": claim.reviewer})
     return done

@@ -97,8 +97,13 @@ class Claim(_Record):
     """The reviewer's note."""
     reviewed_at: str | None = None
     """When it was reviewed."""
+    criterion: dict | None = None
+    """The pre-registered success criterion its experiment met ({conditions: [{field, op, value}]}):
+    what `interp reproduce` checks again."""
     run_id: str = ""
     """The investigation that made it."""
+    run_dir: str = ""
+    """The run folder (report.md, report.html with plots), where the run wrote one."""
     created_at: str = Field(default_factory=now)
     """First written."""
     updated_at: str = Field(default_factory=now)
@@ -218,6 +223,8 @@ class ExperimentRecord(_Record):
     """Cost in seconds."""
     run_id: str = ""
     """The investigation."""
+    model_spec: str = ""
+    """How the model was loaded (the `--model` value), so the experiment can be run again."""
     created_at: str = Field(default_factory=now)
     """Written."""
     updated_at: str = Field(default_factory=now)

@@ -268,7 +268,7 @@ def _feature_steps(c: Ctx, tag: str, sae: str, hook: str, prompts: list[str], fe
     return None
 
 
-def _group_features(ctxs: dict, vocab: set[str], limit: int = 8) -> list[dict]:
+def _group_features(ctxs: dict, vocab: set[str], limit: int = 24) -> list[dict]:
     """Features active on a group of ordinary tokens (two or more), the widest groups first."""
     good = [f for f in ctxs["features"] if len(f["top"]) >= 20 and f["density"] <= 0.4 and len(f["top_tokens"]) >= 2
             and all(t in vocab for t, _ in f["top_tokens"])]
@@ -315,27 +315,35 @@ def features(c: Ctx) -> list[dict] | None:
             if len(toks) < 2:
                 continue
             consistent.append((f, [p for p in prefixes if p.split()[-1] in toks], out, toks))
-    picks, outputs = [], set()
-    for f, prefixes, out, toks in consistent:
-        if out not in outputs:
-            outputs.add(out)
-            picks.append((f, prefixes, out, toks))
-    for f, _, out, toks in picks:
+    # One hypothesis per output, from the feature whose group predicts it most reliably; when
+    # that one is not supported, the next feature for the same output gets its turn.
+    # Group members are what the model reads, not what it answers: a token that is some group's
+    # output (a label) is dropped from every group, as it plays another role.
+    answers = {out for _, _, out, _ in consistent}
+    by_output: dict[str, list] = {}
+    for f, prefixes, out, toks in sorted(consistent, key=lambda x: (-len(x[3]), x[0]["feature"])):
+        toks = [t for t in toks if t not in answers]
+        if len(toks) >= 2:
+            by_output.setdefault(out, []).append((f, toks))
+    for out, cands in by_output.items():
         others = [p for _, pp, o, _ in consistent if o != out for p in pp][:40]
         if len(others) < 8:
             continue
-        fid = f["feature"]
-        ref = f"features/h/{fid}"
-        if not c.started(ref):
-            return [c.hypothesize(
-                ref, f"SAE feature {fid} at {hook} stands for the token group {{{', '.join(toks)}}}, after which the "
-                     f"model predicts {out!r}: adding the feature's direction to prompts ending in other tokens makes "
-                     "the model predict it, increasingly with the coefficient, unlike random directions",
-                "feature", {"hook": hook, "sae_id": sae, "feature": fid, "tokens": toks, "output": out},
-                "steer", {"hook": hook, "prompts": others, "sae": sae, "feature": fid,
-                          "metric": {"kind": "rate", "token": out}, "coefficients": [0.0, 0.5, 1.0, 2.0],
-                          "n_random": 3, "seed": c.seed},
-                [("effect", ">=", 0.5), ("margin", ">=", 0.3), ("monotonic", ">=", 0.5)])]
+        for f, toks in cands[:2]:
+            fid = f["feature"]
+            ref = f"features/h/{fid}"
+            if not c.started(ref):
+                return [c.hypothesize(
+                    ref, f"SAE feature {fid} at {hook} stands for the token group {{{', '.join(toks)}}}, after which "
+                         f"the model predicts {out!r}: adding the feature's direction to prompts ending in other tokens "
+                         "makes the model predict it, increasingly with the coefficient, unlike random directions",
+                    "feature", {"hook": hook, "sae_id": sae, "feature": fid, "tokens": toks, "output": out},
+                    "steer", {"hook": hook, "prompts": others, "sae": sae, "feature": fid,
+                              "metric": {"kind": "rate", "token": out}, "coefficients": [0.0, 0.5, 1.0, 2.0],
+                              "n_random": 3, "seed": c.seed},
+                    [("effect", ">=", 0.5), ("margin", ">=", 0.3), ("monotonic", ">=", 0.5)])]
+            if c.hyp(ref)["status"] == "supported":
+                break
     return None
 
 

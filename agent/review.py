@@ -1,0 +1,156 @@
+"""Human review of claims: the queue, what a reviewer sees, and recording a decision.
+
+A decision is the one thing that moves a claim to accepted, rejected or
+needs_more_evidence (`MemoryStore.review`). Claim text is only ever displayed:
+whatever a claim, a tool result or the target model's output says, nothing here
+parses it for instructions. Once recorded, a decision is also written into the
+run's folder (claims.json and the report's "Review decisions" section) when the
+run wrote one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tools.errors import UserError
+
+if TYPE_CHECKING:
+    from memory.records import Claim
+    from memory.store import MemoryStore
+
+AWAITING = ("supported", "proposed")
+"""Statuses a reviewer still has to decide on."""
+DECISIONS = {"accept": "accepted", "reject": "rejected", "more-evidence": "needs_more_evidence"}
+STATUSES = ("proposed", "supported", "refuted", "accepted", "rejected", "needs_more_evidence")
+
+_MD = re.compile(r"<!-- decisions -->.*?<!-- /decisions -->", re.S)
+DECISIONS_FILE = "decisions.json"
+
+
+def reviewer_name(given: str | None) -> str:
+    """--reviewer, else $INTERP_REVIEWER, else the login name."""
+    name = (given or os.environ.get("INTERP_REVIEWER") or "").strip()
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = ""
+    if not name:
+        raise UserError("who is reviewing? give --reviewer NAME or set INTERP_REVIEWER")
+    return name
+
+
+def queue(store: MemoryStore, model: str | None = None, run: str | None = None) -> list[Claim]:
+    """Claims awaiting a decision, across runs: causal first, then strongest effect over control."""
+    tier = {"causal": 0, "representational": 1, "observational": 2}
+    out = [c for status in AWAITING for c in store.list("claim", model=model, status=status, run=run)]
+    return sorted(out, key=lambda c: (tier.get(c.evidence_tier, 3),
+                                      -(abs(c.effect or 0) - abs(c.control or 0)), c.created_at, c.id))
+
+
+def listing(store: MemoryStore, status: str | None = None, model: str | None = None) -> list[Claim]:
+    """Claims with a status (all when None), newest first."""
+    if status is not None and status not in STATUSES:
+        raise UserError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
+    claims = store.list("claim", model=model, status=status)
+    return sorted(claims, key=lambda c: (c.created_at, c.id), reverse=True)
+
+
+def reproduce_command(claim: Claim) -> str:
+    return f"interp reproduce {claim.id}"
+
+
+def card(store: MemoryStore, claim: Claim) -> dict:
+    """Everything a reviewer needs about one claim, as plain data."""
+    experiments = []
+    for eid in claim.experiment_ids:
+        e = store.get(eid)
+        experiments.append({"id": eid, "tool": getattr(e, "tool", "?"), "summary": getattr(e, "summary", "(not in memory)"),
+                            "effect": getattr(e, "effect", None), "control": getattr(e, "control", None)})
+    run_dir = Path(claim.run_dir) if claim.run_dir else None
+    links = {}
+    if run_dir is not None:
+        for name in ("report.html", "report.md", "trace.jsonl"):
+            if (run_dir / name).is_file():
+                links[name] = str(run_dir / name)
+    criterion = " and ".join(f"{c['field']} {c['op']} {c['value']:g}" for c in (claim.criterion or {}).get("conditions", []))
+    return {"id": claim.id, "statement": claim.statement, "status": claim.status, "model_id": claim.model_id,
+            "mechanism": claim.mechanism, "evidence_tier": claim.evidence_tier,
+            "component": claim.component.model_dump(exclude_none=True), "effect": claim.effect,
+            "control": claim.control, "criterion": criterion, "experiments": experiments, "run_id": claim.run_id,
+            "links": links, "reproduce": reproduce_command(claim), "reviewer": claim.reviewer,
+            "review_note": claim.review_note, "reviewed_at": claim.reviewed_at}
+
+
+def decide(store: MemoryStore, claim_id: str, decision: str, reviewer: str, note: str = "",
+           force: bool = False) -> Claim:
+    """Record a person's decision in memory, then in the run's folder if there is one."""
+    if decision not in DECISIONS:
+        raise UserError(f"decision {decision!r}: use accept, reject or more-evidence")
+    claim = store.review(claim_id, decision, reviewer, note, force=force)
+    if claim.run_dir and Path(claim.run_dir).is_dir():
+        record_in_run(Path(claim.run_dir), claim)
+    return claim
+
+
+def record_in_run(run_dir: Path, claim: Claim) -> None:
+    """Write the decision into the run's decisions.json, claims.json and reports."""
+    path = run_dir / DECISIONS_FILE
+    decisions = json.loads(path.read_text()) if path.is_file() else {}
+    decisions[claim.id] = {"status": claim.status, "reviewer": claim.reviewer, "note": claim.review_note or "",
+                           "reviewed_at": claim.reviewed_at}
+    _atomic_write(path, json.dumps(decisions, indent=2))
+    claims_file = run_dir / "claims.json"
+    if claims_file.is_file():
+        claims = json.loads(claims_file.read_text())
+        for c in claims:
+            if c["id"] in decisions:
+                d = decisions[c["id"]]
+                c.update(status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"])
+        _atomic_write(claims_file, json.dumps(claims, indent=2))
+    for name, block in (("report.md", decisions_markdown(decisions)), ("report.html", decisions_html(decisions))):
+        report = run_dir / name
+        if report.is_file():
+            text = report.read_text()
+            if _MD.search(text):
+                _atomic_write(report, _MD.sub(lambda _: block, text, count=1))
+
+
+def load_decisions(run_dir: Path) -> dict:
+    path = run_dir / DECISIONS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def decisions_markdown(decisions: dict) -> str:
+    rows = ["<!-- decisions -->", "## Review decisions", ""]
+    if not decisions:
+        rows.append("None yet: `interp review` shows the queue.")
+    else:
+        rows += ["| claim | decision | reviewer | note | when |", "|---|---|---|---|---|"]
+        rows += [f"| `{cid}` | **{d['status']}** | {d['reviewer']} | {d['note'] or '-'} | {d['reviewed_at']} |"
+                 for cid, d in sorted(decisions.items())]
+    return "\n".join(rows + ["<!-- /decisions -->"])
+
+
+def decisions_html(decisions: dict) -> str:
+    if not decisions:
+        body = "<p>None yet: <code>interp review</code> shows the queue.</p>"
+    else:
+        body = ("<table><tr><th>claim</th><th>decision</th><th>reviewer</th><th>note</th><th>when</th></tr>"
+                + "".join(f"<tr><td><code>{escape(cid)}</code></td><td><b>{escape(d['status'])}</b></td>"
+                          f"<td>{escape(d['reviewer'] or '')}</td><td>{escape(d['note'] or '-')}</td>"
+                          f"<td>{escape(d['reviewed_at'] or '')}</td></tr>" for cid, d in sorted(decisions.items()))
+                + "</table>")
+    return f"<!-- decisions --><section id='decisions'><h2>Review decisions</h2>{body}</section><!-- /decisions -->"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
