@@ -29,7 +29,7 @@ AWAITING = ("supported", "proposed")
 DECISIONS = {"accept": "accepted", "reject": "rejected", "more-evidence": "needs_more_evidence"}
 STATUSES = ("proposed", "supported", "refuted", "accepted", "rejected", "needs_more_evidence")
 
-_MD = re.compile(r"<!-- decisions -->.*?<!-- /decisions -->", re.S)
+_MD = re.compile(r"<!-- decisions -->.*?<!-- /decisions -->", re.DOTALL)
 DECISIONS_FILE = "decisions.json"
 
 
@@ -119,7 +119,7 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
         if report.is_file():
             text = report.read_text()
             if _MD.search(text):
-                _atomic_write(report, _MD.sub(lambda _: block, text, count=1))
+                _atomic_write(report, _MD.sub(lambda _, b=block: b, text, count=1))
 
 
 def load_decisions(run_dir: Path) -> dict:

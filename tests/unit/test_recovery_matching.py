@@ -1,14 +1,14 @@
 """The recovery benchmark's matching rules: structure only, causal only, controls count against."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from experiments.benchmarks.recovery import score, totals
 from experiments.organisms.manifest import (
-    Category,
     CategoriesTruth,
+    Category,
     HeadScore,
     InductionTruth,
     Manifest,
@@ -17,7 +17,7 @@ from experiments.organisms.manifest import (
 )
 
 pytestmark = pytest.mark.unit
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def manifest(name, *mechanisms):

@@ -1,0 +1,191 @@
+"""`interp review` (the keyboard-driven queue), `review list`, `review decide`, and `interp reproduce`.
+
+Only a person's decision changes a claim's review status; everything a claim
+or a model wrote is displayed as text, never acted on.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from agent.cli.memory import JsonOpt, MemoryOpt, _store
+from agent.cli.output import console, print_json, quiet_library_warnings
+from tools.errors import UserError
+
+app = typer.Typer(help="Review what agents found: accept, reject or ask for more evidence. "
+                       "With no sub-command: the interactive queue.", invoke_without_command=True)
+
+ReviewerOpt = Annotated[Optional[str], typer.Option(
+    "--reviewer", help="Your name, recorded with each decision (default: $INTERP_REVIEWER, else your login).")]
+KEYS = "[a]ccept  [r]eject  [m]ore evidence (each asks for a note)   [n]ext  [p]revious  [x] reproduce  [q]uit"
+
+
+@app.callback()
+def interactive(
+    ctx: typer.Context,
+    memory: MemoryOpt = None,
+    reviewer: ReviewerOpt = None,
+    model: Annotated[Optional[str], typer.Option(help="Only claims about this model id.")] = None,
+    run: Annotated[Optional[str], typer.Option(help="Only claims of this run id.")] = None,
+) -> None:
+    """The queue of claims awaiting review, across runs, one claim at a time."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from agent.review import queue, reviewer_name
+
+    if not sys.stdin.isatty():
+        raise UserError("the review queue needs a terminal; without one use `interp review list` and "
+                        "`interp review decide CLAIM_ID accept|reject|more-evidence --note TEXT`")
+    name = reviewer_name(reviewer)
+    store = _store(memory)
+    i, decided = 0, 0
+    while True:
+        claims = queue(store, model=model, run=run)
+        if not claims:
+            console.print(f"[green]No claims awaiting review.[/] Decided this session: {decided}.")
+            return
+        i = min(i, len(claims) - 1)
+        _show(store, claims[i], i, len(claims), name)
+        key = typer.getchar().lower()
+        if key == "q":
+            console.print(f"Decided this session: {decided}; {len(claims)} still awaiting review.")
+            return
+        if key == "n":
+            i = (i + 1) % len(claims)
+        elif key == "p":
+            i = (i - 1) % len(claims)
+        elif key == "x":
+            _reproduce_and_print(store, claims[i].id, None, json_out=False)
+            console.input("[dim]press Enter to go back to the claim[/]")
+        elif key in ("a", "r", "m"):
+            decision = {"a": "accept", "r": "reject", "m": "more-evidence"}[key]
+            note = console.input(f"[bold]{decision}[/] — note (Enter for none): ")
+            claim = _decide(store, claims[i].id, decision, name, note, force=False)
+            decided += 1
+            console.print(f"[green]recorded:[/] {claim.id} -> {claim.status} by {claim.reviewer}")
+
+
+def _show(store, claim, i: int, n: int, reviewer: str) -> None:
+    from agent.review import card
+
+    c = card(store, claim)
+    console.clear()
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column()
+    t.add_row("claim", f"{c['id']}  ({c['status']}, run {c['run_id'] or '-'})")
+    t.add_row("model", escape(c["model_id"]))
+    t.add_row("mechanism", f"{c['mechanism'] or '-'}   tier: {c['evidence_tier']}")
+    t.add_row("component", escape(", ".join(f"{k}={v}" for k, v in c["component"].items()) or "-"))
+    t.add_row("effect", f"{_num(c['effect'])} against control {_num(c['control'])}   criterion: {c['criterion'] or '-'}")
+    for e in c["experiments"]:
+        t.add_row("experiment", escape(f"{e['id']} {e['tool']}: {e['summary']}"))
+    for name, path in c["links"].items():
+        t.add_row(name, escape(path))
+    t.add_row("reproduce", c["reproduce"])
+    # The statement is the agent's (and, through tool results, the model's) text: shown, never obeyed.
+    console.print(Panel(t, title=f"claim {i + 1} of {n} awaiting review — reviewer {escape(reviewer)}",
+                        subtitle=KEYS))
+    console.print(Panel(escape(c["statement"]), title="statement (agent text)", border_style="dim"))
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _decide(store, claim_id, decision, reviewer, note, force):
+    from agent.review import decide
+
+    return decide(store, claim_id, decision, reviewer, note, force=force)
+
+
+@app.command("list")
+def list_(
+    status: Annotated[Optional[str], typer.Option(
+        help="proposed | supported | refuted | accepted | rejected | needs_more_evidence (default: all).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Only claims about this model id.")] = None,
+    memory: MemoryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Claims with their review status, newest first."""
+    from agent.review import card, listing
+
+    store = _store(memory)
+    claims = listing(store, status=status, model=model)
+    if json_out:
+        print_json([card(store, c) for c in claims])
+        return
+    if not claims:
+        console.print("No claims" + (f" with status {status}" if status else "") + " in this memory.")
+        return
+    table = Table(title="claims" + (f" ({status})" if status else ""))
+    for col, width in (("id", 22), ("status", 9), ("mechanism", 9), ("effect/ctrl", 11), ("reviewer", 8)):
+        table.add_column(col, no_wrap=True, min_width=width)
+    table.add_column("statement", ratio=1, min_width=20)
+    for c in claims:
+        table.add_row(c.id, c.status, c.mechanism or "-", f"{_num(c.effect)}/{_num(c.control)}",
+                      escape(c.reviewer or "-"), escape(_short(c.statement, 90)))
+    console.print(table)
+
+
+@app.command()
+def decide(
+    claim_id: Annotated[str, typer.Argument(help="The claim's id (see `interp review list`).")],
+    decision: Annotated[str, typer.Argument(help="accept | reject | more-evidence")],
+    note: Annotated[str, typer.Option(help="Why: kept with the decision.")] = "",
+    reviewer: ReviewerOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Change a decision already made.")] = False,
+    memory: MemoryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record a decision on one claim."""
+    from agent.review import reviewer_name
+
+    claim = _decide(_store(memory), claim_id, decision, reviewer_name(reviewer), note, force)
+    if json_out:
+        print_json({"id": claim.id, "status": claim.status, "reviewer": claim.reviewer, "note": claim.review_note,
+                    "reviewed_at": claim.reviewed_at})
+        return
+    console.print(f"{claim.id} -> {claim.status} by {escape(claim.reviewer or '')}")
+
+
+def reproduce(
+    claim_id: Annotated[str, typer.Argument(help="The claim's id (see `interp review list`).")],
+    model: Annotated[Optional[str], typer.Option(
+        help="Model spec to load (default: the one the claim's experiment recorded).")] = None,
+    memory: MemoryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-run a claim's key experiment on its component and judge it by its registered criterion."""
+    ok = _reproduce_and_print(_store(memory), claim_id, model, json_out)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _reproduce_and_print(store, claim_id: str, model: str | None, json_out: bool) -> bool:
+    from agent.reproduce import reproduce as run
+
+    quiet_library_warnings()
+    with console.status(f"reproducing {claim_id}"):
+        r = run(store, claim_id, model=model)
+    if json_out:
+        print_json(r.as_dict())
+        return r.holds
+    verdict = "[green]holds[/]" if r.holds else "[red]does not hold[/]"
+    console.print(f"{claim_id}: {verdict} ({r.outcome}) — {escape(r.why)}")
+    console.print(f"  now: effect {_num(r.effect)} against control {_num(r.control)}; when claimed: "
+                  f"effect {_num(r.original_effect)} against control {_num(r.original_control)}")
+    console.print(f"  {r.tool}: {escape(r.summary)}")
+    if r.note:
+        console.print(f"  [yellow]note:[/] {escape(r.note)}")
+    return r.holds
