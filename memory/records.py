@@ -180,8 +180,14 @@ class FeatureLabel(_Record):
     """The explanation (empty for an error record)."""
     explainer: str = ""
     """Who explained it (heuristic, a Claude model id)."""
+    explanation: dict | None = None
+    """The structured explanation (tokens, previous, output) the scorers applied."""
     scores: dict[str, float] = {}
-    """Scorer name -> score."""
+    """Scorer name -> score (only scorers that ran; see score_errors)."""
+    score_errors: dict[str, str] = {}
+    """Scorer name -> why it could not score (a failed judge call is not a low score)."""
+    judge: str = ""
+    """Who applied the explanation for detection and fuzzing (rule, a Claude model id)."""
     examples: list[str] = []
     """Example activating contexts."""
     error: str | None = None

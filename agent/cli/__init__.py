@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from agent.cli import bench, investigate, memory, model, organism, review, tool
+from agent.cli import bench, investigate, label, memory, model, organism, review, tool
 from agent.cli.output import err_console
 from tools.errors import UserError
 
@@ -26,6 +26,7 @@ app.add_typer(tool.app, name="tool")
 app.add_typer(memory.app, name="memory")
 app.add_typer(bench.app, name="bench")
 app.add_typer(review.app, name="review")
+app.add_typer(label.app, name="label")
 app.command("reproduce")(review.reproduce)
 
 

@@ -1,0 +1,153 @@
+"""`interp label`: explain and score SAE features in bulk; `interp label export` for Neuronpedia."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from agent.cli.memory import MemoryOpt, _store
+from agent.cli.output import console, print_json, quiet_library_warnings
+from tools.errors import UserError
+
+app = typer.Typer(help="Label SAE features in bulk with scored explanations (offline by default).",
+                  invoke_without_command=True)
+
+
+@app.callback()
+def label(
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Option(help="The target: organism:NAME, smollm2, gguf:PATH, hf:PATH.")] = None,
+    sae: Annotated[Optional[str], typer.Option(help="SAE folder (SAELens format) on that model.")] = None,
+    features: Annotated[str, typer.Option(help="START:END, a list like 3,7,9, or one index.")] = "0:512",
+    brain: Annotated[str, typer.Option(help="heuristic (offline) | claude")] = "heuristic",
+    judge: Annotated[str, typer.Option(help="rule (applies the structured explanation) | claude")] = "rule",
+    scorers: Annotated[str, typer.Option(help="Comma-separated: detection, fuzzing, intervention.")] =
+        "detection,fuzzing,intervention",
+    corpus: Annotated[Optional[Path], typer.Option(
+        help="Text file, one context per line (default: the organism's own usage sample).")] = None,
+    corpus_size: Annotated[int, typer.Option(min=4, help="Contexts to use from the corpus.")] = 1000,
+    batch: Annotated[bool, typer.Option("--batch", help="claude only: explain through the Message Batches API.")] = False,
+    claude_model: Annotated[Optional[str], typer.Option(help="Claude model id (default: a current Sonnet).")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the explain / score split and samples.")] = 0,
+    memory: MemoryOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Explain each feature from its activating contexts, score the explanation on held-out ones, store the labels."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not model or not sae:
+        raise UserError("give --model SPEC and --sae DIR (e.g. interp label --model organism:features --sae runs/sae)")
+    from agent.labeling.job import HeuristicExplainer, label as run_label, parse_features
+    from agent.labeling.scorers import RuleJudge
+    from tools.sae import load_sae
+    from tools.target import load
+
+    quiet_library_warnings()
+    score_names = tuple(s.strip() for s in scorers.split(",") if s.strip())
+    explainer, judge_obj = _brains(brain, judge, batch, claude_model, sae)
+    target = load(model)
+    feats = parse_features(features, load_sae(sae, target.model).cfg.d_sae)
+    texts = _corpus(target, corpus, corpus_size, seed)
+    store = _store(memory, create=True)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("labeling"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]} features/min"), TimeRemainingColumn(), console=console,
+                  disable=json_out) as bar:
+        task = bar.add_task("label", total=len(feats), rate="-")
+        import time
+
+        t0 = time.perf_counter()
+
+        def tick(n: int) -> None:
+            bar.advance(task, n)
+            done = bar.tasks[0].completed
+            bar.update(task, rate=f"{60 * done / max(time.perf_counter() - t0, 1e-9):.0f}")
+
+        run = run_label(target, sae, feats, texts, explainer or HeuristicExplainer(), judge_obj or RuleJudge(),
+                        score_names, store, seed=seed, on_feature=tick)
+        bar.advance(task, len(run.skipped))
+    ok = [r for r in run.labelled if r.error is None]
+    errors = [r for r in run.labelled if r.error is not None]
+    summary = {"model_id": target.model_id, "sae": sae, "explainer": (explainer or HeuristicExplainer()).name,
+               "labelled": len(ok), "errors": len(errors), "skipped_already_labelled": len(run.skipped),
+               "dead": len(run.dead), "seconds": round(run.seconds, 1),
+               "features_per_minute": round(60 * len(run.labelled) / run.seconds, 1) if run.seconds else None,
+               "mean_scores": _means(ok)}
+    if json_out:
+        print_json({**summary, "labels": [r.model_dump(mode="json") for r in run.labelled]})
+        return
+    table = Table(title=f"labels ({summary['explainer']}, judge {(judge_obj or RuleJudge()).name})")
+    for col in ("feature", "label", *score_names):
+        table.add_column(col, overflow="fold")
+    for r in run.labelled[:40]:
+        table.add_row(str(r.feature), r.label or f"[red]error:[/] {r.error}",
+                      *[f"{r.scores[s]:.2f}" if s in r.scores else "-" for s in score_names])
+    console.print(table)
+    if len(run.labelled) > 40:
+        console.print(f"... {len(run.labelled) - 40} more (all in memory; `interp label export`)")
+    console.print(f"{len(ok)} labelled, {len(errors)} errors ({len(run.dead)} dead), {len(run.skipped)} already "
+                  f"labelled and skipped; {summary['features_per_minute']} features/min; mean scores "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in summary["mean_scores"].items()))
+
+
+def _means(labels) -> dict[str, float]:
+    out: dict[str, list[float]] = {}
+    for r in labels:
+        for k, v in r.scores.items():
+            out.setdefault(k, []).append(v)
+    return {k: round(sum(v) / len(v), 4) for k, v in out.items()}
+
+
+def _brains(brain: str, judge: str, batch: bool, claude_model: str | None, sae: str):
+    """(explainer or None for heuristic, judge or None for rule); Claude ones need the API key."""
+    from agent.labeling import claude
+
+    if brain not in ("heuristic", "claude"):
+        raise UserError(f"unknown brain {brain!r}: use heuristic or claude")
+    if judge not in ("rule", "claude"):
+        raise UserError(f"unknown judge {judge!r}: use rule or claude")
+    if batch and brain != "claude":
+        raise UserError("--batch needs --brain claude")
+    m = claude_model or claude.DEFAULT_MODEL
+    explainer = None
+    if brain == "claude":
+        if batch:
+            import hashlib
+
+            key = hashlib.sha256(f"{Path(sae).resolve()}|{m}".encode()).hexdigest()[:12]
+            state = Path(".interp") / "labels" / f"batch-{key}.json"
+            explainer = claude.BatchExplainer(state, model=m)
+        else:
+            explainer = claude.ClaudeExplainer(model=m)
+    return explainer, (claude.ClaudeJudge(model=m) if judge == "claude" else None)
+
+
+def _corpus(target, corpus: Path | None, n: int, seed: int) -> list[str]:
+    from tools.corpus import CorpusSpec, resolve_corpus
+
+    if corpus is not None:
+        return resolve_corpus(target.model, CorpusSpec(file=str(corpus)))[:n]
+    usage = target.usage_prompts(n, seed)
+    if usage is None:
+        raise UserError("this model ships no usage sample: give --corpus FILE (one context per line)")
+    return usage
+
+
+@app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="File to write.")],
+    format: Annotated[str, typer.Option("--format", help="neuronpedia")] = "neuronpedia",
+    model_id: Annotated[Optional[str], typer.Option("--model-id", help="Only labels of this model id.")] = None,
+    memory: MemoryOpt = None,
+) -> None:
+    """Write stored labels (errors left out) in Neuronpedia's explanation format."""
+    from agent.labeling.export import neuronpedia
+
+    if format != "neuronpedia":
+        raise UserError(f"unknown format {format!r}: supported: neuronpedia")
+    n = neuronpedia(_store(memory), path, model_id)
+    console.print(f"wrote {n} explanations to {path}")
