@@ -20,9 +20,10 @@ def all_benchmarks(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output (with no sub-command).")] = False,
 ) -> None:
-    """Run recovery (built-ins, 300 s each), throughput and memory; print one table."""
+    """Run recovery (built-ins, 300 s each), throughput, labeling and memory; print one table."""
     if ctx.invoked_subcommand is not None:
         return
+    from experiments.benchmarks import labeling as lab
     from experiments.benchmarks import memory as mem
     from experiments.benchmarks import recovery as rec
     from experiments.benchmarks.throughput import as_dict, run
@@ -32,10 +33,11 @@ def all_benchmarks(
         r = rec.run(on_result=lambda s: status.update(f"recovery: {s.organism} done"))
         status.update("throughput")
         t = as_dict(run())
+        status.update("labeling")
+        lb = lab.run()
         status.update("memory")
         m = mem.run()
-    out = {"recovery": r["totals"], "throughput": t, "memory": m,
-           "labeling": "not built yet (issue 6): no labeling benchmark to run"}
+    out = {"recovery": r["totals"], "throughput": t, "labeling": lb, "memory": m}
     if json_out:
         print_json(out)
         return
@@ -53,7 +55,8 @@ def all_benchmarks(
                   f"fp32 matmul {t['matmul_gflops']} ({t['share_of_matmul']} of it)")
     table.add_row("memory", "embedded upserts/s", str(m["embedded"]["upsert_records_per_s"]),
                   f"embedding alone {m['embedding_only_per_s']}/s")
-    table.add_row("labeling", "-", "not built yet (issue 6)", "")
+    table.add_row("labeling", "features/min (3 scorers)", str(lb["features_per_minute"]),
+                  f"target >= 60; collecting examples alone is 1/{lb['label_vs_collect_only']} of it")
     console.print(table)
 
 
@@ -127,6 +130,27 @@ def recovery(
 
 def _num(x) -> str:
     return "-" if x is None else f"{x:g}"
+
+
+@app.command()
+def labeling(
+    features: Annotated[int, typer.Option(min=1, help="SAE width: every feature is labelled.")] = 128,
+    corpus: Annotated[int, typer.Option(min=4, help="Contexts in the corpus.")] = 1000,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Offline labeling with all three scorers on the features organism: features per minute."""
+    from experiments.benchmarks.labeling import run
+
+    quiet_library_warnings()
+    with console.status("labeling benchmark"):
+        r = run(n_features=features, corpus_size=corpus)
+    if json_out:
+        print_json(r)
+        return
+    table = Table(title="feature labeling throughput (heuristic explainer, rule judge, 3 scorers)", show_header=False)
+    for k, v in r.items():
+        table.add_row(k, str(v))
+    console.print(table)
 
 
 @app.command()

@@ -21,7 +21,7 @@ def label(
     ctx: typer.Context,
     model: Annotated[Optional[str], typer.Option(help="The target: organism:NAME, smollm2, gguf:PATH, hf:PATH.")] = None,
     sae: Annotated[Optional[str], typer.Option(help="SAE folder (SAELens format) on that model.")] = None,
-    features: Annotated[str, typer.Option(help="START:END, a list like 3,7,9, or one index.")] = "0:512",
+    features: Annotated[str, typer.Option(help="all, START:END, a list like 3,7,9, or one index.")] = "all",
     brain: Annotated[str, typer.Option(help="heuristic (offline) | claude")] = "heuristic",
     judge: Annotated[str, typer.Option(help="rule (applies the structured explanation) | claude")] = "rule",
     scorers: Annotated[str, typer.Option(help="Comma-separated: detection, fuzzing, intervention.")] =
@@ -40,13 +40,15 @@ def label(
         return
     if not model or not sae:
         raise UserError("give --model SPEC and --sae DIR (e.g. interp label --model organism:features --sae runs/sae)")
-    from agent.labeling.job import HeuristicExplainer, label as run_label, parse_features
+    from agent.labeling.job import HeuristicExplainer, check_scorers, parse_features
+    from agent.labeling.job import label as run_label
     from agent.labeling.scorers import RuleJudge
     from tools.sae import load_sae
     from tools.target import load
 
     quiet_library_warnings()
     score_names = tuple(s.strip() for s in scorers.split(",") if s.strip())
+    check_scorers(score_names)
     explainer, judge_obj = _brains(brain, judge, batch, claude_model, sae)
     target = load(model)
     feats = parse_features(features, load_sae(sae, target.model).cfg.d_sae)

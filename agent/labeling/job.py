@@ -48,7 +48,9 @@ class HeuristicExplainer:
 
 
 def parse_features(spec: str, d_sae: int) -> list[int]:
-    """'0:512', '3,7,9' or '5' -> feature indices, checked against the SAE's width."""
+    """'all', '0:512', '3,7,9' or '5' -> feature indices, checked against the SAE's width."""
+    if spec.strip() == "all":
+        return list(range(d_sae))
     out: list[int] = []
     try:
         for part in spec.split(","):
@@ -59,13 +61,19 @@ def parse_features(spec: str, d_sae: int) -> list[int]:
             elif part:
                 out.append(int(part))
     except ValueError:
-        raise UserError(f"--features {spec!r}: use START:END, a list like 3,7,9, or one index") from None
+        raise UserError(f"--features {spec!r}: use all, START:END, a list like 3,7,9, or one index") from None
     if not out:
         raise UserError(f"--features {spec!r} selects no feature")
     bad = [f for f in out if not 0 <= f < d_sae]
     if bad:
         raise UserError(f"feature {bad[0]} is out of range: the SAE has features 0..{d_sae - 1}")
     return sorted(set(out))
+
+
+def check_scorers(scorers) -> None:
+    unknown = [s for s in scorers if s not in SCORERS]
+    if unknown or not scorers:
+        raise UserError(f"unknown scorer {(unknown or [''])[0]!r}; scorers: {', '.join(SCORERS)}")
 
 
 @dataclass
@@ -96,9 +104,7 @@ def label(target: Target, sae: str, features: list[int], corpus: list[str], expl
     from memory.records import FeatureLabel
     from tools.sae import load_sae
 
-    unknown = [s for s in scorers if s not in SCORERS]
-    if unknown:
-        raise UserError(f"unknown scorer {unknown[0]!r}; scorers: {', '.join(SCORERS)}")
+    check_scorers(scorers)
     judge = judge or RuleJudge()
     sae_obj = load_sae(sae, target.model)
     hook = sae_obj.cfg.metadata.hook_name

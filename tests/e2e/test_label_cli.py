@@ -1,0 +1,52 @@
+"""`interp label` and `interp label export` as a user runs them."""
+
+import json
+
+import pytest
+
+from tests.e2e.test_cli import assert_clean_error, interp
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def sae(builtin, tmp_path_factory):
+    from tools.registry import call
+    from tools.target import load
+
+    target = load(f"organism:{builtin('features')}", device="cpu")
+    out = str(tmp_path_factory.mktemp("sae") / "sae")
+    call(target, "sae_train", {"hook": "blocks.1.hook_resid_pre", "corpus": {"prompts": target.usage_prompts(800)},
+                               "out": out, "d_sae": 64, "k": 4, "steps": 300, "batch_size": 256, "seed": 0})
+    return out
+
+
+def test_label_then_export_for_neuronpedia(sae, tmp_path):
+    mem = str(tmp_path / "mem")
+    out = interp("label", "--model", "organism:features", "--sae", sae, "--features", "0:16", "--memory", mem,
+                 "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["labelled"] + r["errors"] == 16 and r["labelled"] >= 4
+    ok = [x for x in r["labels"] if x["error"] is None]
+    assert all(x["label"] and x["explanation"]["tokens"] and "detection" in x["scores"] for x in ok)
+    again = json.loads(interp("label", "--model", "organism:features", "--sae", sae, "--features", "0:16",
+                              "--memory", mem, "--json").stdout)
+    assert again["skipped_already_labelled"] == r["labelled"]
+    path = tmp_path / "np.json"
+    exp = interp("label", "export", str(path), "--format", "neuronpedia", "--memory", mem)
+    assert exp.returncode == 0, exp.stderr
+    rows = json.loads(path.read_text())
+    assert len(rows) == r["labelled"]
+    assert {"modelId", "layer", "index", "description", "explanationModelName", "typeName", "scores"} <= set(rows[0])
+
+
+def test_bad_label_input_is_a_clean_error(sae, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    base = ("label", "--model", "organism:features", "--sae", sae)
+    assert_clean_error(interp(*base, "--brain", "gpt"), "unknown brain")
+    assert_clean_error(interp(*base, "--brain", "claude"), "ANTHROPIC_API_KEY")
+    assert_clean_error(interp(*base, "--features", "60:70"), "out of range")
+    assert_clean_error(interp(*base, "--scorers", "vibes"), "unknown scorer")
+    assert_clean_error(interp("label", "--model", "organism:features"), "--sae")
+    assert_clean_error(interp(*base[:3], "--sae", "/nonexistent"), "not found")
