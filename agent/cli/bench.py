@@ -75,10 +75,7 @@ def throughput(
     if json_out:
         print_json(r)
         return
-    table = Table(title="activation harvesting throughput", show_header=False)
-    for k, v in r.items():
-        table.add_row(k, str(v))
-    console.print(table)
+    _key_values("activation harvesting throughput", r)
 
 
 @app.command()
@@ -128,6 +125,13 @@ def recovery(
     console.print(f"false positives on null organisms: {t['false_positives_on_null']}; run folders: {r['out']}")
 
 
+def _key_values(title: str, r: dict) -> None:
+    table = Table(title=title, show_header=False)
+    for k, v in r.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
 def _num(x) -> str:
     return "-" if x is None else f"{x:g}"
 
@@ -147,10 +151,7 @@ def labeling(
     if json_out:
         print_json(r)
         return
-    table = Table(title="feature labeling throughput (heuristic explainer, rule judge, 3 scorers)", show_header=False)
-    for k, v in r.items():
-        table.add_row(k, str(v))
-    console.print(table)
+    _key_values("feature labeling throughput (heuristic explainer, rule judge, 3 scorers)", r)
 
 
 @app.command()

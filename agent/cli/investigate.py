@@ -18,10 +18,15 @@ def _ask_in_terminal(payload: dict) -> list[dict]:
     for c in payload["claims"]:
         console.print(f"[bold]{c['id']}[/] ({c['tier']}; effect {c['effect']}, control {c['control']})")
         console.print(f"  {c['statement']}", markup=False, highlight=False)
-        choice = typer.prompt("  accept / reject / more-evidence / skip", default="skip")
-        while choice not in ("accept", "reject", "more-evidence", "skip"):
-            choice = typer.prompt("  please type accept, reject, more-evidence or skip", default="skip")
-        note = typer.prompt("  note", default="") if choice != "skip" else ""
+        try:
+            choice = typer.prompt("  accept / reject / more-evidence / skip", default="skip")
+            while choice not in ("accept", "reject", "more-evidence", "skip"):
+                choice = typer.prompt("  please type accept, reject, more-evidence or skip", default="skip")
+            note = typer.prompt("  note", default="") if choice != "skip" else ""
+        except (typer.Abort, EOFError):
+            # input ended (a closed pipe, Ctrl-D): what was not decided stays queued
+            console.print("[yellow]input ended: the remaining claims stay queued for `interp review`[/]")
+            break
         answers.append({"claim_id": c["id"], "decision": choice, "note": note})
     return answers
 
