@@ -130,7 +130,8 @@ def test_interactive_review_in_tmux_accepts_and_rejects_and_decisions_survive_a_
 def test_decisions_need_force_to_change_and_unknown_ids_are_clear_errors(reviewed_run):
     root, state = reviewed_run
     mem = str(root / "mem")
-    cid = state["claims"][-1]["id"]
+    waiting = json.loads(interp("review", "list", "--status", "supported", "--json", "--memory", mem).stdout)
+    cid = waiting[-1]["id"]  # one no other test has decided
     ok = interp("review", "decide", cid, "more-evidence", "--note", "run more seeds", "--reviewer", "lin",
                 "--memory", mem)
     assert ok.returncode == 0, ok.stderr

@@ -207,11 +207,12 @@ def test_over_budget_calls_are_refused_and_the_run_concludes(tmp_path):
 
 
 def test_a_spent_wall_clock_concludes_with_what_is_known(tmp_path):
-    many = [{"kind": "call", "call": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 t5 t6 <q>"] * 8, "n_tokens": 2,
-                                                                 "seed": i}}} for i in range(200)]
-    state, ctx = run(tmp_path, "organism:backdoor", brain=_script(tmp_path, [many]), wall_seconds=3)
+    # many short calls, so the run must stop on the clock between them (5% of 10 s = 0.5 s of slack)
+    many = [{"kind": "call", "call": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 t5 t6 <q>"] * 2, "n_tokens": 2,
+                                                                 "seed": i}}} for i in range(400)]
+    state, ctx = run(tmp_path, "organism:backdoor", brain=_script(tmp_path, [many]), wall_seconds=10)
     assert state["stop_reason"] == "budget spent"
-    assert 0 < len(state["observations"]) < 200
+    assert 0 < len(state["observations"]) < 400
     assert ctx.budget.overshoot() <= 0.05
     assert "budget spent" in (ctx.run_dir / "report.md").read_text()
 
