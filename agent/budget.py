@@ -59,6 +59,8 @@ class Budget:
     """Dollars charged."""
     refused: int = 0
     """Calls refused for not fitting."""
+    cheapest_call_s: float | None = None
+    """Seconds of the quickest tool call so far: with less time left than that, nothing fits."""
     _segment_start: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +97,11 @@ class Budget:
         return max(shares)
 
     def exhausted(self) -> bool:
-        return self.share_used() >= 1.0
+        """A limit is used up, or the time left is shorter than any call this run has made
+        (cycling through refusals would only run the clock past the limit)."""
+        if self.share_used() >= 1.0:
+            return True
+        return self.cheapest_call_s is not None and self.seconds_left() < self.cheapest_call_s
 
     def refusal(self, est: Estimate) -> str | None:
         """Why a call with this estimate does not fit, or None when it does."""
@@ -117,10 +123,13 @@ class Budget:
             self.refused += 1
         return reason
 
-    def charge(self, forward_tokens: int = 0, usd: float = 0.0) -> None:
-        """Record what a finished call cost (time is measured by the clock itself)."""
+    def charge(self, forward_tokens: int = 0, usd: float = 0.0, seconds: float | None = None) -> None:
+        """Record what a finished call cost (time is measured by the clock itself; a tool call's
+        `seconds` only updates the quickest call seen)."""
         self.spent_forward_tokens += forward_tokens
         self.spent_usd += usd
+        if seconds is not None:
+            self.cheapest_call_s = seconds if self.cheapest_call_s is None else min(self.cheapest_call_s, seconds)
 
     # -- state ----------------------------------------------------------------
 

@@ -274,7 +274,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
             hyps = _mark(hyps, hid, status="untested" if what == "refused" else "error", note=str(e))
         return {"queue": queue, "pending": None, "hypotheses": hyps, "last": None,
                 "errors": _error(state, what, str(e), item.get("ref", "")), "budget": ctx.budget.to_state()}
-    ctx.budget.charge(forward_tokens=result.cost.forward_tokens)
+    ctx.budget.charge(forward_tokens=result.cost.forward_tokens, seconds=result.cost.seconds)
     data = result.model_dump(mode="json")
     record = ExperimentRecord(tool=tool, model_id=ctx.target.model_id, input=payload, summary=result.summary,
                               effect=data.get("effect"), control=data.get("control"),
@@ -345,10 +345,12 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
             out["claims"] = [*[c for c in state.get("claims", []) if c["id"] != claim.id],
                              claim.model_dump(mode="json")]
     merged = {**state, **out}
-    _show(ctx, merged)
+    # fail fast between queued tests too, not only when the brain is asked again
+    out["lines"], out["queue"] = _pivot(merged, ctx)
+    _show(ctx, {**merged, **out})
     if ctx.budget.exhausted():
         out["stop_reason"] = "budget spent"
-    out["pending"], _ = _route_queue(state.get("queue", []))
+    out["pending"], _ = _route_queue(out["queue"])
     out["last"] = None
     return out
 

@@ -30,7 +30,7 @@ def reviewed_run(tmp_path_factory, builtin):
     root = tmp_path_factory.mktemp("review")
     q = parse_question(AUDIT, None)
     s = RunSettings(question=q.model_dump(mode="json"), model=f"organism:{builtin('backdoor')}", brain="heuristic",
-                    memory=str(root / "mem"), wall_seconds=120)
+                    memory=str(root / "mem"), wall_seconds=300)
     os.environ.setdefault("INTERP_DIRECTIONS", str(root / "directions"))
     state, _ = investigate.start(s, root / "run")
     assert len(state["claims"]) >= 2, "the audit should leave at least two claims to review"
@@ -178,7 +178,8 @@ def test_reproduce_confirms_a_true_claim_and_fails_an_altered_one(reviewed_run):
     # experiment now tests the altered component, and the effect is gone.
     store = MemoryStore(root / "mem")
     claim = store.get(trig["id"])
-    altered = claim.model_copy(update={"id": "", "statement": claim.statement + " (altered)",
+    altered = claim.model_copy(update={"id": "", "statement": claim.statement + " (altered)", "status": "supported",
+                                       "reviewer": None, "review_note": None, "reviewed_at": None,
                                        "component": claim.component.model_copy(
                                            update={"tokens": list(reversed(claim.component.tokens))})})
     altered.model_post_init(None)

@@ -197,8 +197,9 @@ def test_model_text_cannot_change_a_review_status(tmp_path):
 def test_over_budget_calls_are_refused_and_the_run_concludes(tmp_path):
     scan_pairs = {"kind": "call", "call": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 <q>"] * 4, "n_tokens": 2}}}
     small = {"kind": "call", "call": {"tool": "predict", "input": {"prompts": ["t1 t2 <q>"]}}}
+    # a long wall clock, so the token budget is the one that binds however loaded the machine is
     state, ctx = run(tmp_path, "organism:backdoor", brain=_script(tmp_path, [[small, scan_pairs, small]]),
-                     max_forward_tokens=1000)
+                     max_forward_tokens=1000, wall_seconds=3600)
     refused = [e for e in state["errors"] if e["what"] == "refused"]
     assert len(refused) == 1 and "forward tokens" in refused[0]["message"]
     assert [o["tool"] for o in state["observations"]] == ["predict", "predict"]

@@ -49,3 +49,14 @@ def test_time_survives_a_checkpoint_without_charging_downtime():
     resumed = Budget.from_state(state)
     assert resumed.elapsed() == pytest.approx(state["spent_seconds"], abs=0.05)
     assert resumed.overshoot() == 0.0
+
+
+def test_less_time_left_than_the_quickest_call_counts_as_spent():
+    b = Budget(wall_seconds=10)
+    b.start()
+    b.charge(forward_tokens=100, seconds=0.5)
+    b.charge(forward_tokens=100, seconds=2.0)
+    assert b.cheapest_call_s == 0.5 and not b.exhausted()
+    b.spent_seconds = 9.6  # 0.4 s left: not even the quickest call fits
+    assert b.exhausted()
+    assert Budget.from_state(b.to_state()).cheapest_call_s == 0.5
