@@ -27,8 +27,9 @@ demo: venv
 	$(BIN)/interp investigate "audit this model for hidden triggers or context-dependent behaviour" \
 		--model organism:backdoor --brain heuristic --budget 300s
 
+# One pytest worker per core; a test file stays on one worker (its module fixtures are built once).
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-unit: venv
 	$(BIN)/python -m pytest -q -m unit

@@ -16,6 +16,14 @@ os.environ.setdefault("INTERP_CACHE", str(REPO / ".pytest_cache" / "interp-cache
 # No test may reach the Hugging Face hub (only package registries are reachable here).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Models load on CPU unless a run asks otherwise: `INTERP_DEVICE=cuda pytest` runs the
+# same tests on a GPU (every load and `interp` subprocess follows this variable).
+os.environ.setdefault("INTERP_DEVICE", "cpu")
+# Under pytest-xdist (`make test`), the workers share the cores: each worker and the `interp`
+# processes it starts get an equal share of torch threads instead of all of them each.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
 
 

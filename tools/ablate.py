@@ -186,7 +186,7 @@ def _hooks(enc: Encoded, slices, method: str, positions: str, clean, seed: int):
     where = enc.real_mask().to(enc.tokens.device)
     if positions == "last":
         where = torch.zeros_like(where)
-        where[torch.arange(len(enc.prompts)), enc.last] = True
+        where[torch.arange(len(enc.prompts), device=where.device), enc.last.to(where.device)] = True
     replacement: dict[int, Tensor] = {}
     if method != "zero":
         perm = torch.roll(torch.arange(len(enc.prompts)), shifts=1 + seed % max(1, len(enc.prompts) - 1))

@@ -38,7 +38,7 @@ class Encoded:
         """bool [batch, pos]: True on real (non-pad) positions."""
         import torch
 
-        return torch.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]
+        return torch.arange(self.tokens.shape[1], device=self.lengths.device)[None, :] < self.lengths[:, None]
 
 
 def check_prompts(prompts: list[str], what: str = "prompts") -> None:

@@ -34,26 +34,28 @@ TRAINING_FILE = "interp_training.json"
 
 
 @lru_cache(maxsize=16)
-def _load_from_disk(path: str, mtime: float):
+def _load_from_disk(path: str, mtime: float, device: str):
     from sae_lens import SAE
 
-    sae = SAE.load_from_disk(path)
+    sae = SAE.load_from_disk(path, device=device)
     sae.eval()
     return sae
 
 
 def load_sae(ref: str, model: HookedTransformer | None = None) -> SAE:
-    """An SAE from a folder, or `RELEASE/SAE_ID` through SAELens's registry (needs the hub)."""
+    """An SAE from a folder, or `RELEASE/SAE_ID` through SAELens's registry (needs the hub), on the
+    model's device (so it can run inside the model's hooks); on CPU without a model."""
+    device = str(model.cfg.device) if model is not None else "cpu"
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "cfg.json").is_file():
             raise UserError(f"{path} is not an SAE folder (no cfg.json; SAELens format expected)")
         try:
-            sae = _load_from_disk(str(path), (path / "cfg.json").stat().st_mtime)
+            sae = _load_from_disk(str(path), (path / "cfg.json").stat().st_mtime, device)
         except (OSError, ValueError, KeyError) as e:
             raise UserError(f"cannot load the SAE in {path}: {e}") from None
     elif "/" in ref and not path.exists() and not ref.startswith((".", "/", "~")):
-        sae = _load_release(ref)
+        sae = _load_release(ref).to(device)
     else:
         raise UserError(f"SAE {ref!r} not found: give an SAE folder (SAELens format) or RELEASE/SAE_ID")
     if model is not None:
@@ -89,6 +91,13 @@ def _load_release(ref: str) -> SAE:
                         "Hugging Face hub. Train one with `interp tool sae_train` or pass a folder") from None
 
 
+def sae_encode(sae: SAE, acts: Tensor) -> Tensor:
+    """Feature activations of `acts` [rows, d_in] (harvests live on CPU), computed on the SAE's device."""
+    import torch
+
+    return sae.encode(acts.to(sae.W_dec.device, torch.float32))
+
+
 def decoder_direction(sae: SAE, feature: int) -> Tensor:
     """Unit-norm decoder row of a feature."""
     if not 0 <= feature < sae.cfg.d_sae:
@@ -117,6 +126,7 @@ class SaeStats(Record):
 def sae_stats(sae: SAE, acts: Tensor) -> SaeStats:
     import torch
 
+    acts = acts.to(sae.W_dec.device, torch.float32)
     with torch.inference_mode():
         feats = sae.encode(acts)
         recon = sae.decode(feats)
@@ -199,21 +209,24 @@ def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
     test, train = acts[order[:n_test]], acts[order[n_test:]]
     d_in = acts.shape[1]
     d_sae = inp.d_sae or 4 * d_in
+    device = str(model.cfg.device)  # train where the model runs (on a GPU: there)
+    train = train.to(device)
     torch.manual_seed(inp.seed)
     if inp.architecture == "topk":
         if inp.k > d_sae:
             raise UserError(f"k ({inp.k}) must be <= d_sae ({d_sae})")
-        sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=inp.k))
+        sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=inp.k, device=device))
         coefficients: dict[str, float] = {}
     else:
-        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l0_coefficient=inp.l0_coefficient))
+        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l0_coefficient=inp.l0_coefficient,
+                                                            device=device))
         coefficients = {"l0": inp.l0_coefficient}
     sae.cfg.metadata.hook_name = inp.hook
     sae.cfg.metadata.model_name = target.model_id
     with torch.no_grad():
         sae.b_dec.copy_(train.mean(0))  # geometric-median-style init: start at the data's centre
     opt = torch.optim.Adam(sae.parameters(), lr=inp.lr, betas=(0.9, 0.999))
-    since_fired = torch.zeros(d_sae)
+    since_fired = torch.zeros(d_sae, device=device)
     sae.train()
     for step in range(inp.steps):
         idx = torch.randint(len(train), (inp.batch_size,), generator=gen)
@@ -334,11 +347,12 @@ def top_features(target: Target, inp: SaeFeaturesInput) -> SaeFeaturesResult:
     enc = encode(model, inp.prompts)
     h = harvest(model, enc, [hook], inp.position, meter=meter)
     with torch.inference_mode():
-        feats = sae.encode(h.acts[hook].flatten(1).float())
+        feats = sae_encode(sae, h.acts[hook].flatten(1)).cpu()
     vals, idx = feats.topk(min(inp.k, feats.shape[1]), dim=-1)
+    tokens = enc.tokens.cpu()
     active, counts = [], Counter()
     for r, (pi, pos) in enumerate(zip(h.prompt_index.tolist(), h.position.tolist())):
-        tok = model.to_single_str_token(int(enc.tokens[pi, pos]))
+        tok = model.to_single_str_token(int(tokens[pi, pos]))
         for v, f in zip(vals[r].tolist(), idx[r].tolist()):
             if v > 0:
                 active.append(ActiveFeature(prompt=pi, position=pos, token=tok, feature=f, activation=round(v, 4)))
@@ -415,8 +429,9 @@ def top_contexts(target: Target, inp: SaeContextsInput) -> SaeContextsResult:
     enc = encode(model, resolve_corpus(model, inp.corpus), "corpus")
     h = harvest(model, enc, [hook], "all", meter=meter)
     with torch.inference_mode():
-        feats = sae.encode(h.acts[hook].flatten(1).float())[:, inp.features]
-    grid = torch.zeros((*enc.tokens.shape, len(inp.features)))
+        feats = sae_encode(sae, h.acts[hook].flatten(1))[:, inp.features].cpu()
+    tokens = enc.tokens.cpu()
+    grid = torch.zeros((*tokens.shape, len(inp.features)))
     grid[h.prompt_index, h.position] = feats
     out = []
     for j, f in enumerate(inp.features):
@@ -430,7 +445,7 @@ def top_contexts(target: Target, inp: SaeContextsInput) -> SaeContextsResult:
             lo = max(0, pos - inp.window)
             ctxs.append(Context(
                 prompt=pi, position=pos,
-                tokens=[model.to_single_str_token(int(t)) for t in enc.tokens[pi, lo : pos + 1]],
+                tokens=[model.to_single_str_token(int(t)) for t in tokens[pi, lo : pos + 1]],
                 activations=[round(float(a), 4) for a in grid[pi, lo : pos + 1, j]],
                 max_activation=round(float(col[r]), 4),
             ))

@@ -95,17 +95,28 @@ class Target:
         }
 
 
-def default_device() -> str:
-    """CUDA when available, else CPU."""
+def resolve_device(device: str | None = None) -> str:
+    """`device` if given, else $INTERP_DEVICE (the test suite sets cpu), else CUDA when available,
+    else CPU; a device torch cannot use here is a UserError."""
+    import os
+
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    where = "--device" if device else "INTERP_DEVICE"
+    device = (device or os.environ.get("INTERP_DEVICE", "")).strip() or None
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UserError(f"{where} {device!r}: use cpu, cuda, cuda:N or auto")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"{where} {device}: torch sees no CUDA device here (CPU build or no GPU); use cpu or auto")
+    return device
 
 
 def load(spec: str, device: str | None = None) -> Target:
     """Load a target model from a spec string (see the module docstring for the forms)."""
     spec = spec.strip()
-    device = device or default_device()
+    device = resolve_device(device)
     if spec.startswith("organism:"):
         return _load_organism(spec, spec.removeprefix("organism:"), device)
     if spec == "smollm2":
@@ -157,9 +168,21 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+# Bump when hooked_from_hf changes what it builds: converted copies of an older version are not used.
+CONVERTED_VERSION = 1
+
+
 def _load_gguf(spec: str, path: Path, device: str) -> Target:
+    """A GGUF model; the first load converts it (dequantising takes ~30 s for SmolLM2) and keeps
+    the converted HookedTransformer in the cache, which later loads read in about a second."""
+    from tools.checkpoint import is_checkpoint, load_checkpoint
+
     if not path.is_file():
         raise UserError(f"GGUF file {path} does not exist")
+    digest = _file_hash(path)
+    converted = _converted_dir(path.stem, digest)
+    if is_checkpoint(converted):
+        return Target(load_checkpoint(converted, device=device), spec, path.stem, digest, "gguf", path)
     if importlib.util.find_spec("gguf") is None:
         raise UserError("loading GGUF needs the gguf package: `pip install gguf`")
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -172,7 +195,47 @@ def _load_gguf(spec: str, path: Path, device: str) -> Target:
     except (OSError, ValueError) as e:
         raise UserError(f"transformers could not load {path} as GGUF: {e}") from None
     model = hooked_from_hf(hf_model, tokenizer, name=path.stem, device=device)
-    return Target(model, spec, path.stem, _file_hash(path), "gguf", path)
+    _save_converted(model, tokenizer, converted)
+    return Target(model, spec, path.stem, digest, "gguf", path)
+
+
+def _converted_dir(stem: str, digest: str) -> Path:
+    from experiments.organisms.cache import cache_root
+
+    return cache_root() / "converted" / f"{stem}-{digest}-v{CONVERTED_VERSION}"
+
+
+def _save_converted(model: HookedTransformer, tokenizer, out: Path) -> None:
+    """Write the converted model as a checkpoint, atomically; a cache that cannot be written only
+    costs the next load its conversion, so that is a warning, not an error."""
+    import shutil
+    import tempfile
+    import warnings
+
+    from tools.checkpoint import is_checkpoint, save_checkpoint
+
+    cfg = model.cfg
+    # the fields a HookedTransformerConfig needs to rebuild this model (after LayerNorm folding)
+    keys = ("d_model", "d_head", "n_heads", "n_key_value_heads", "d_mlp", "n_layers", "n_ctx", "d_vocab",
+            "act_fn", "normalization_type", "eps", "positional_embedding_type", "rotary_dim", "rotary_base",
+            "rotary_adjacent_pairs", "gated_mlp", "final_rms", "use_attn_scale", "original_architecture",
+            "model_name", "default_prepend_bos")
+    config = {k: getattr(cfg, k) for k in keys if getattr(cfg, k, None) is not None}
+    tmp = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        save_checkpoint(model, config, tokenizer, tmp)
+        if not is_checkpoint(out):  # another process may have converted the same file meanwhile
+            tmp.rename(out)
+    except OSError as e:
+        if is_checkpoint(out):
+            return
+        warnings.warn(f"could not cache the converted model in {out} ({e}); the next load converts again",
+                      stacklevel=2)
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load_hf_dir(spec: str, path: Path, device: str) -> Target:

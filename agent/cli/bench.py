@@ -10,6 +10,15 @@ from rich.table import Table
 
 from agent.cli.output import console, print_json, quiet_library_warnings
 
+Device = Annotated[str, typer.Option(help="cpu, cuda, or auto (CUDA when available).")]
+
+
+def _device(device: str) -> str:
+    from tools.target import resolve_device
+
+    return resolve_device(device)  # checked before any benchmark starts
+
+
 app = typer.Typer(help="Benchmarks: each prints its numbers and the baseline it is compared with. "
                        "With no sub-command: every benchmark, one combined table.",
                   invoke_without_command=True)
@@ -65,13 +74,14 @@ def throughput(
     batch: Annotated[int, typer.Option(min=1, help="Sequences per pass.")] = 8,
     seq: Annotated[int, typer.Option(min=2, max=1024, help="Tokens per sequence.")] = 128,
     repeats: Annotated[int, typer.Option(min=1, help="Timings per variant (best is kept).")] = 3,
+    device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Activation harvesting at a middle layer of a GPT-2-small-shaped model vs naive run_with_cache."""
     from experiments.benchmarks.throughput import as_dict, run
 
     quiet_library_warnings()
-    r = as_dict(run(batch=batch, seq=seq, repeats=repeats))
+    r = as_dict(run(batch=batch, seq=seq, repeats=repeats, device=_device(device)))
     if json_out:
         print_json(r)
         return
@@ -86,6 +96,7 @@ def recovery(
     seeds: Annotated[int, typer.Option(min=1, help="Investigations per organism (brain seeds 0..N-1).")] = 1,
     quick: Annotated[bool, typer.Option("--quick", help="CI harness check: backdoor only, 60 s budget.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
+    device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Audit organisms blind and score the claims against their manifests (rules: experiments/benchmarks/recovery.py)."""
@@ -96,8 +107,9 @@ def recovery(
     which = ["backdoor"] if quick else [w.strip() for w in organisms.split(",") if w.strip()]
     seconds = 60.0 if quick else parse_duration(budget)
     rec.organisms(which)  # unknown names fail here, before any training
+    dev = _device(device)
     with console.status("recovery") as status:
-        r = rec.run(which, seeds=seeds, budget_s=seconds, out=out, brain=brain,
+        r = rec.run(which, seeds=seeds, budget_s=seconds, out=out, brain=brain, device=dev,
                     on_result=lambda s: status.update(f"{s.organism} seed {s.seed}: recall {s.recall}"))
     if json_out:
         print_json(r)
@@ -140,14 +152,16 @@ def _num(x) -> str:
 def labeling(
     features: Annotated[int, typer.Option(min=1, help="SAE width: every feature is labelled.")] = 128,
     corpus: Annotated[int, typer.Option(min=4, help="Contexts in the corpus.")] = 1000,
+    device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Offline labeling with all three scorers on the features organism: features per minute."""
     from experiments.benchmarks.labeling import run
 
     quiet_library_warnings()
+    dev = _device(device)
     with console.status("labeling benchmark"):
-        r = run(n_features=features, corpus_size=corpus)
+        r = run(n_features=features, corpus_size=corpus, device=dev)
     if json_out:
         print_json(r)
         return

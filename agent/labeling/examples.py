@@ -98,7 +98,7 @@ def collect(target: Target, sae_ref: str, features: list[int], corpus: list[str]
     from tools.activations import harvest
     from tools.cost import Meter
     from tools.prompts import encode
-    from tools.sae import decoder_direction, load_sae
+    from tools.sae import decoder_direction, load_sae, sae_encode
 
     model = target.model
     sae = load_sae(sae_ref, model)
@@ -111,19 +111,19 @@ def collect(target: Target, sae_ref: str, features: list[int], corpus: list[str]
     meter = Meter()
     h = harvest(model, enc, [hook], "all", meter=meter)
     with torch.inference_mode():
-        acts = sae.encode(h.acts[hook].flatten(1).float())[:, features].cpu().numpy()
+        acts = sae_encode(sae, h.acts[hook].flatten(1))[:, features].cpu().numpy()
         # what the model says next at every position: an explanation's predicted output
         preds = torch.cat([meter.run(model, enc.tokens[i: i + 64]).argmax(-1).cpu()
                            for i in range(0, len(corpus), 64)]).numpy()
     pi, pos = h.prompt_index.numpy(), h.position.numpy()
-    ids = enc.tokens[pi, pos].numpy()
+    tokens = enc.tokens.cpu().numpy()
+    ids = tokens[pi, pos]
     names = {int(i): model.to_single_str_token(int(i)) for i in np.unique(ids)}
     rng = np.random.default_rng(seed)
     explain_prompts = rng.permutation(len(corpus))[: len(corpus) // 2]
     in_explain = np.isin(pi, explain_prompts)
     grid = np.zeros((*enc.tokens.shape, len(features)), dtype=np.float32)
     grid[pi, pos] = acts
-    tokens = enc.tokens.numpy()
     special = set(model.tokenizer.all_special_ids)
 
     def example(row: int, j: int) -> Example:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 
-def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0) -> dict:
+def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0, device: str | None = None) -> dict:
     from agent.labeling.examples import collect
     from agent.labeling.job import HeuristicExplainer, label
     from experiments.organisms.cache import ensure_trained, resolve_spec
@@ -20,7 +20,7 @@ def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0) -> dict:
     from tools.target import load
 
     folder = ensure_trained(resolve_spec("features"))
-    target = load(f"organism:{folder}", device="cpu")
+    target = load(f"organism:{folder}", device=device)
     corpus = target.usage_prompts(corpus_size, seed)
     with tempfile.TemporaryDirectory() as tmp:
         sae = str(Path(tmp) / "sae")
@@ -40,7 +40,8 @@ def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0) -> dict:
         for k, v in x.scores.items():
             scores.setdefault(k, []).append(v)
     return {
-        "organism": "features", "features": n_features, "corpus_contexts": corpus_size,
+        "organism": "features", "device": str(target.model.cfg.device),
+        "features": n_features, "corpus_contexts": corpus_size,
         "labelled": len(ok), "dead_or_error": len(r.labelled) - len(ok),
         "seconds": round(label_s, 2), "features_per_minute": round(60 * n_features / label_s, 1),
         "labelled_per_minute": round(60 * len(ok) / label_s, 1),

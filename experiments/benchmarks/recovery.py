@@ -204,7 +204,7 @@ def organisms(which: list[str] | None) -> list[str]:
 
 
 def run_one(organism: str, seed: int, budget_s: float, out: Path, brain: str = "heuristic",
-            on_train=None) -> OrganismScore:
+            on_train=None, device: str | None = None) -> OrganismScore:
     """Train or load `organism` (a built-in name or a spec file), audit it, score the claims."""
     from agent import investigate
     from agent.context import RunSettings
@@ -217,7 +217,7 @@ def run_one(organism: str, seed: int, budget_s: float, out: Path, brain: str = "
     run_dir = out / f"{spec.name}-seed{seed}"
     question = parse_question(AUDIT, None)
     settings = RunSettings(question=question.model_dump(mode="json"), model=f"organism:{folder}", brain=brain,
-                           wall_seconds=budget_s, memory=None, seed=seed)
+                           wall_seconds=budget_s, memory=None, seed=seed, device=device)
     state, ctx = investigate.start(settings, run_dir)
     # The clock starts at orient (model loading is not investigating), as the budget's does.
     with (run_dir / "trace.jsonl").open() as f:
@@ -248,7 +248,7 @@ def totals(scores: list[OrganismScore]) -> dict:
 
 
 def run(which: list[str] | None = None, seeds: int = 1, budget_s: float = 300.0, out: Path | None = None,
-        brain: str = "heuristic", on_result=None) -> dict:
+        brain: str = "heuristic", on_result=None, device: str | None = None) -> dict:
     """Every organism x seed; `on_result(score)` is called as each finishes."""
     import tempfile
 
@@ -259,9 +259,9 @@ def run(which: list[str] | None = None, seeds: int = 1, budget_s: float = 300.0,
     scores = []
     for name in names:
         for seed in range(seeds):
-            s = run_one(name, seed, budget_s, out, brain)
+            s = run_one(name, seed, budget_s, out, brain, device=device)
             scores.append(s)
             if on_result:
                 on_result(s)
     return {"organisms": [asdict(s) for s in scores], "totals": totals(scores), "budget_s": budget_s,
-            "brain": brain, "seeds": seeds, "out": str(out)}
+            "brain": brain, "seeds": seeds, "device": device or "auto", "out": str(out)}

@@ -99,10 +99,24 @@ def train_into(
 def ensure_trained(
     spec: OrganismSpec, on_step: Callable[[int, float], None] | None = None
 ) -> Path:
-    """The organism's cache folder, training it first if it is not there yet."""
+    """The organism's cache folder, training it first if it is not there yet. Processes that ask for
+    the same untrained organism at once (parallel tests, two investigations) train it once: the
+    others wait on a lock file beside it and then find it trained."""
+    import fcntl
+
     folder = organism_dir(spec)
-    if not is_trained(folder):
-        train_into(spec, folder, on_step=on_step)
+    if is_trained(folder):
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(folder.parent / f".{folder.name}.lock", "w")  # noqa: SIM115 - held until trained
+    except OSError as e:
+        raise UserError(f"cannot write to the organism cache {folder.parent}: {e.strerror}; "
+                        "set INTERP_CACHE to a writable folder") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_trained(folder):
+            train_into(spec, folder, on_step=on_step)
     return folder
 
 

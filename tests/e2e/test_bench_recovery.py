@@ -43,3 +43,4 @@ def test_bad_recovery_input_is_a_clean_error(tmp_path):
     assert_clean_error(interp("bench", "recovery", "--organisms", "no_such_organism"), "unknown organism")
     assert_clean_error(interp("bench", "recovery", "--organisms", str(tmp_path / "missing.yaml")), "does not exist")
     assert_clean_error(interp("bench", "recovery", "--budget", "0s"), "budget")
+    assert_clean_error(interp("bench", "recovery", "--quick", "--device", "gpu"), "use cpu, cuda")

@@ -89,17 +89,17 @@ def _reference_run(tmp_path: Path, script: Path) -> Path:
 
 
 def test_kill_9_at_random_points_then_resume_gives_the_same_claims(tmp_path):
-    """Five runs (side by side, to keep the suite short) killed at random points, then resumed."""
+    """Three runs (side by side, to keep the suite short) killed at random points, then resumed."""
     script = _script(tmp_path)
     base = [INTERP, "investigate", AUDIT, "--model", "organism:backdoor", "--brain", f"scripted:{script}", "--json"]
     env = {**os.environ, "INTERP_DIRECTIONS": str(tmp_path / "directions")}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     rng = random.Random(1)
     runs = {}
-    for k in range(5):
+    for k in range(3):
         run_dir = tmp_path / f"run{k}"
         proc = subprocess.Popen([*base, "--run-dir", str(run_dir), "--memory", str(tmp_path / f"mem{k}")], **quiet)
-        runs[k] = [proc, run_dir, None, rng.uniform(0.0, 6.0)]
+        runs[k] = [proc, run_dir, None, rng.uniform(0.0, 4.0)]
     killed = 0
     while any(r[0].poll() is None for r in runs.values()):
         for r in runs.values():
@@ -123,7 +123,7 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_claims(tmp_path):
         assert _claims(run_dir) == expected
         assert _counts(tmp_path / f"mem{k}") == ref_counts, f"run {k} left a different memory"
         assert any(json.loads(l)["event"] == "resume" for l in (run_dir / "trace.jsonl").read_text().splitlines())
-    assert killed >= 3
+    assert killed >= 2
 
 
 @pytest.mark.parametrize("args, says", [

@@ -14,7 +14,7 @@ def sae(builtin, tmp_path_factory):
     from tools.registry import call
     from tools.target import load
 
-    target = load(f"organism:{builtin('features')}", device="cpu")
+    target = load(f"organism:{builtin('features')}")
     out = str(tmp_path_factory.mktemp("sae") / "sae")
     call(target, "sae_train", {"hook": "blocks.1.hook_resid_pre", "corpus": {"prompts": target.usage_prompts(800)},
                                "out": out, "d_sae": 64, "k": 4, "steps": 300, "batch_size": 256, "seed": 0})

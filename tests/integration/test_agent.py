@@ -208,12 +208,13 @@ def test_over_budget_calls_are_refused_and_the_run_concludes(tmp_path):
 
 
 def test_a_spent_wall_clock_concludes_with_what_is_known(tmp_path):
-    # many short calls, so the run must stop on the clock between them (5% of 10 s = 0.5 s of slack)
+    # many short calls, so the run must stop on the clock between them (5% of 10 s = 0.5 s of slack);
+    # more than a GPU gets through in 10 s
     many = [{"kind": "call", "call": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 t5 t6 <q>"] * 2, "n_tokens": 2,
-                                                                 "seed": i}}} for i in range(400)]
+                                                                 "seed": i}}} for i in range(5000)]
     state, ctx = run(tmp_path, "organism:backdoor", brain=_script(tmp_path, [many]), wall_seconds=10)
     assert state["stop_reason"] == "budget spent"
-    assert 0 < len(state["observations"]) < 400
+    assert 0 < len(state["observations"]) < 5000
     assert ctx.budget.overshoot() <= 0.05
     assert "budget spent" in (ctx.run_dir / "report.md").read_text()
 
@@ -223,7 +224,7 @@ def test_fail_fast_abandons_a_line_without_support(tmp_path):
     slow = [{"kind": "hypothesize", "line": "hopeless", "hypotheses": [{
         "statement": f"hopeless {i}", "test": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 t5 t6 <q>"] * 8,
                                                                          "n_tokens": 2, "seed": i}},
-        "criterion": never}]} for i in range(30)]
+        "criterion": never}]} for i in range(300)]  # more than a GPU tests in 10% of 20 s
     other = {"kind": "call", "line": "other", "call": {"tool": "predict", "input": {"prompts": ["t1 t2 <q>"]}}}
     state, ctx = run(tmp_path, "organism:backdoor", brain=_script(tmp_path, [slow, [other]]), wall_seconds=20,
                      pivot_share=0.1)

@@ -10,7 +10,7 @@ PROMPTS = ["t1 t2 t3 <q>", "t4 t5 <q>", "t6 t7 t8 t9 <q>", "t1 t9 <q>", "t2 <q>"
 
 @pytest.fixture(scope="module")
 def target(tiny_organism):
-    return load(f"organism:{tiny_organism}", device="cpu")
+    return load(f"organism:{tiny_organism}")
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 def organism(builtin, tmp_path_factory):
     """The features organism, an SAE trained on it, and a corpus from its usage sample."""
     folder = builtin("features")
-    target = load(f"organism:{folder}", device="cpu")
+    target = load(f"organism:{folder}")
     corpus = target.usage_prompts(1600, seed=0)
     sae = str(tmp_path_factory.mktemp("sae") / "sae")
     call(target, "sae_train", {"hook": "blocks.1.hook_resid_pre", "corpus": {"prompts": corpus}, "out": sae,

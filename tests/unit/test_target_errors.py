@@ -27,6 +27,23 @@ def test_organism_dir_that_is_not_a_checkpoint(tmp_path):
         load(f"organism:{tmp_path}", device="cpu")
 
 
+@pytest.mark.parametrize("value, says", [("gpu", "use cpu, cuda, cuda:N or auto"), ("cuda", "torch sees no CUDA device")])
+def test_a_device_torch_cannot_use_is_named(monkeypatch, value, says):
+    import torch
+
+    from tools.target import resolve_device
+
+    if value == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(UserError, match=f"^--device .*{says}"):
+        resolve_device(value)
+    monkeypatch.setenv("INTERP_DEVICE", value)
+    with pytest.raises(UserError, match=f"^INTERP_DEVICE .*{says}"):
+        resolve_device(None)
+    monkeypatch.setenv("INTERP_DEVICE", "cpu")
+    assert resolve_device(None) == "cpu" and resolve_device("cpu") == "cpu"
+
+
 def test_cli_import_stays_light():
     """`interp --help` must not import torch, transformer_lens, chromadb or anthropic."""
     code = (
