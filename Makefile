@@ -27,9 +27,10 @@ demo: venv
 	$(BIN)/interp investigate "audit this model for hidden triggers or context-dependent behaviour" \
 		--model organism:backdoor --brain heuristic --budget 300s
 
-# One pytest worker per core; a test file stays on one worker (its module fixtures are built once).
+# Serial: the budget tests measure wall-clock overshoot, which parallel workers disturb
+# (`pytest -n auto --dist loadfile` is faster on a dev machine; see the README).
 test: venv
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q
 
 test-unit: venv
 	$(BIN)/python -m pytest -q -m unit
