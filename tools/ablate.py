@@ -183,10 +183,10 @@ def _hooks(enc: Encoded, slices, method: str, positions: str, clean, seed: int):
     `clean` holds the un-ablated activations those values come from (None for zero)."""
     import torch
 
-    where = enc.real_mask().to(enc.tokens.device)
+    where = enc.real_mask()
     if positions == "last":
         where = torch.zeros_like(where)
-        where[torch.arange(len(enc.prompts), device=where.device), enc.last.to(where.device)] = True
+        where[torch.arange(len(enc.prompts), device=where.device), enc.last] = True
     replacement: dict[int, Tensor] = {}
     if method != "zero":
         perm = torch.roll(torch.arange(len(enc.prompts)), shifts=1 + seed % max(1, len(enc.prompts) - 1))

@@ -195,7 +195,7 @@ def _load_gguf(spec: str, path: Path, device: str) -> Target:
     except (OSError, ValueError) as e:
         raise UserError(f"transformers could not load {path} as GGUF: {e}") from None
     model = hooked_from_hf(hf_model, tokenizer, name=path.stem, device=device)
-    _save_converted(model, tokenizer, converted)
+    _save_converted(model, hooked_config_fields(hf_model, tokenizer, path.stem), tokenizer, converted)
     return Target(model, spec, path.stem, digest, "gguf", path)
 
 
@@ -205,7 +205,7 @@ def _converted_dir(stem: str, digest: str) -> Path:
     return cache_root() / "converted" / f"{stem}-{digest}-v{CONVERTED_VERSION}"
 
 
-def _save_converted(model: HookedTransformer, tokenizer, out: Path) -> None:
+def _save_converted(model: HookedTransformer, fields: dict, tokenizer, out: Path) -> None:
     """Write the converted model as a checkpoint, atomically; a cache that cannot be written only
     costs the next load its conversion, so that is a warning, not an error."""
     import shutil
@@ -214,13 +214,8 @@ def _save_converted(model: HookedTransformer, tokenizer, out: Path) -> None:
 
     from tools.checkpoint import is_checkpoint, save_checkpoint
 
-    cfg = model.cfg
-    # the fields a HookedTransformerConfig needs to rebuild this model (after LayerNorm folding)
-    keys = ("d_model", "d_head", "n_heads", "n_key_value_heads", "d_mlp", "n_layers", "n_ctx", "d_vocab",
-            "act_fn", "normalization_type", "eps", "positional_embedding_type", "rotary_dim", "rotary_base",
-            "rotary_adjacent_pairs", "gated_mlp", "final_rms", "use_attn_scale", "original_architecture",
-            "model_name", "default_prepend_bos")
-    config = {k: getattr(cfg, k) for k in keys if getattr(cfg, k, None) is not None}
+    # LayerNorm folding turned RMS/LN into RMSPre/LNPre: the saved config describes the folded model
+    config = {**fields, "normalization_type": model.cfg.normalization_type}
     tmp = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -322,33 +317,40 @@ def _gpt2_config(c) -> dict:
     }
 
 
+_ARCHITECTURES = {  # HF architecture -> (config builder, TransformerLens weight converter's name)
+    "LlamaForCausalLM": (_llama_config, "convert_llama_weights"),
+    "GPT2LMHeadModel": (_gpt2_config, "convert_gpt2_weights"),
+}
+
+
+def _architecture(hf_model) -> str:
+    arch = (hf_model.config.architectures or [type(hf_model).__name__])[0]
+    if arch not in _ARCHITECTURES:
+        raise UserError(
+            f"architecture {arch} is not supported for local loading; supported: {', '.join(_ARCHITECTURES)}"
+        )
+    return arch
+
+
+def hooked_config_fields(hf_model, tokenizer, name: str) -> dict:
+    """The HookedTransformerConfig fields that describe `hf_model` (device and dtype aside)."""
+    make_cfg, _ = _ARCHITECTURES[_architecture(hf_model)]
+    # Tokenizers that do not add BOS themselves (SmolLM2) must not get one from TL either.
+    prepends = tokenizer("a").input_ids[:1] == [tokenizer.bos_token_id]
+    return {**make_cfg(hf_model.config), "model_name": name, "default_prepend_bos": bool(prepends)}
+
+
 def hooked_from_hf(hf_model, tokenizer, name: str, device: str) -> HookedTransformer:
     """A HookedTransformer with a hand-built config and TransformerLens's weight converters.
 
     Weights are loaded with LayerNorm folding only: logits equal the source model's.
     """
     from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformer_lens.pretrained.weight_conversions import (
-        convert_gpt2_weights,
-        convert_llama_weights,
-    )
+    from transformer_lens.pretrained import weight_conversions
 
-    arch = (hf_model.config.architectures or [type(hf_model).__name__])[0]
-    builders = {
-        "LlamaForCausalLM": (_llama_config, convert_llama_weights),
-        "GPT2LMHeadModel": (_gpt2_config, convert_gpt2_weights),
-    }
-    if arch not in builders:
-        raise UserError(
-            f"architecture {arch} is not supported for local loading; supported: {', '.join(builders)}"
-        )
-    make_cfg, convert = builders[arch]
-    fields = make_cfg(hf_model.config)
-    # Tokenizers that do not add BOS themselves (SmolLM2) must not get one from TL either.
-    prepends = tokenizer("a").input_ids[:1] == [tokenizer.bos_token_id]
-    cfg = HookedTransformerConfig(
-        **fields, model_name=name, device=device, default_prepend_bos=bool(prepends), dtype=hf_model.dtype
-    )
+    convert = getattr(weight_conversions, _ARCHITECTURES[_architecture(hf_model)][1])
+    cfg = HookedTransformerConfig(**hooked_config_fields(hf_model, tokenizer, name), device=device,
+                                  dtype=hf_model.dtype)
     state = convert(hf_model, cfg)
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     model.load_and_process_state_dict(

@@ -9,14 +9,11 @@ import typer
 from rich.table import Table
 
 from agent.cli.output import console, print_json, quiet_library_warnings
+from tools.target import (
+    resolve_device as _resolve_device,  # light: torch is imported inside
+)
 
 Device = Annotated[str, typer.Option(help="cpu, cuda, or auto (CUDA when available).")]
-
-
-def _device(device: str) -> str:
-    from tools.target import resolve_device
-
-    return resolve_device(device)  # checked before any benchmark starts
 
 
 app = typer.Typer(help="Benchmarks: each prints its numbers and the baseline it is compared with. "
@@ -81,7 +78,7 @@ def throughput(
     from experiments.benchmarks.throughput import as_dict, run
 
     quiet_library_warnings()
-    r = as_dict(run(batch=batch, seq=seq, repeats=repeats, device=_device(device)))
+    r = as_dict(run(batch=batch, seq=seq, repeats=repeats, device=_resolve_device(device)))
     if json_out:
         print_json(r)
         return
@@ -107,7 +104,7 @@ def recovery(
     which = ["backdoor"] if quick else [w.strip() for w in organisms.split(",") if w.strip()]
     seconds = 60.0 if quick else parse_duration(budget)
     rec.organisms(which)  # unknown names fail here, before any training
-    dev = _device(device)
+    dev = _resolve_device(device)
     with console.status("recovery") as status:
         r = rec.run(which, seeds=seeds, budget_s=seconds, out=out, brain=brain, device=dev,
                     on_result=lambda s: status.update(f"{s.organism} seed {s.seed}: recall {s.recall}"))
@@ -159,7 +156,7 @@ def labeling(
     from experiments.benchmarks.labeling import run
 
     quiet_library_warnings()
-    dev = _device(device)
+    dev = _resolve_device(device)
     with console.status("labeling benchmark"):
         r = run(n_features=features, corpus_size=corpus, device=dev)
     if json_out:
