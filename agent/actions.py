@@ -25,6 +25,8 @@ TOOL_TIER: dict[str, EvidenceTier] = {
     "sae_train": "observational", "sae_stats": "observational", "sae_features": "observational",
     "sae_contexts": "observational", "probe": "representational",
     "scan": "causal", "steer": "causal", "ablate": "causal", "patch": "causal",
+    "attribute": "observational", "heads": "observational", "circuit": "causal",
+    "transcoder_train": "observational", "graph": "observational",
 }
 TIERS: tuple[EvidenceTier, ...] = ("observational", "representational", "causal")
 

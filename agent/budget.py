@@ -9,11 +9,18 @@ a kill and a resume instead of restarting or counting the downtime.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from tools.errors import UserError
+
+# Kept back from the last call for concluding and writing the report (whichever is smaller).
+REPORT_RESERVE_SECONDS = 2.0
+REPORT_RESERVE_SHARE = 0.02
 
 _UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -61,6 +68,11 @@ class Budget:
     """Calls refused for not fitting."""
     cheapest_call_s: float | None = None
     """Seconds of the quickest tool call so far: with less time left than that, nothing fits."""
+    stopped_at_deadline: int = 0
+    """Calls admitted on an estimate that proved short, stopped at their deadline."""
+    load_seconds: float = 0.0
+    """Seconds spent loading the model and measuring its speed before the clock started (all segments);
+    reported beside the budget, not charged to it: loading is not investigating."""
     _segment_start: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -147,6 +159,49 @@ class Budget:
         budget.start()
         return budget
 
+    def call_seconds(self) -> float:
+        """The deadline of the next call, in seconds from now: what is left less the reserve that concluding
+        and writing the report need, so the run as a whole ends inside its budget."""
+        return self.seconds_left() - self.reserve()
+
+    def reserve(self) -> float:
+        """Seconds kept back for conclude, review and report."""
+        return min(REPORT_RESERVE_SECONDS, REPORT_RESERVE_SHARE * self.wall_seconds)
+
     def overshoot(self) -> float:
         """How far past the wall-clock limit the run went, as a share of it (0 when within)."""
         return max(0.0, self.elapsed() / self.wall_seconds - 1.0)
+
+
+class Heartbeat:
+    """Writes the run's spent seconds to a small file while a call runs (at most every `every` s).
+
+    A checkpoint is written only when a node finishes, so a run killed in the middle of a long call
+    would otherwise resume with that call's time uncharged; on resume the larger of the checkpoint's
+    and the heartbeat's spent time counts.
+    """
+
+    FILE = "budget.heartbeat.json"
+
+    def __init__(self, run_dir: Path, budget: Budget, every: float = 0.5) -> None:
+        self.path = Path(run_dir) / self.FILE
+        self.budget = budget
+        self.every = every
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return
+        self._last = now
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"spent_seconds": round(self.budget.elapsed(), 3)}))
+        os.replace(tmp, self.path)
+
+    @classmethod
+    def spent(cls, run_dir: Path) -> float | None:
+        """The last spent time written in `run_dir`, None when there is none or it is unreadable."""
+        try:
+            return float(json.loads((Path(run_dir) / cls.FILE).read_text())["spent_seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Callable
 
 from agent import nodes
 from agent.context import RunContext
+from agent.resume_check import CHECKPOINT_FILE, restart_hint
 from agent.state import InvestigationState
+from tools.errors import UserError
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
-CHECKPOINT_FILE = "checkpoints.sqlite"
 # One superstep per node visit; a long investigation takes thousands.
 RECURSION_LIMIT = 100_000
 
@@ -78,5 +79,10 @@ def checkpointed_state(run_dir: Path, run_id: str) -> InvestigationState | None:
         return None
     with closing(sqlite3.connect(str(path), check_same_thread=False)) as conn:
         graph = build(SqliteSaver(conn))
-        snap = graph.get_state({"configurable": {"thread_id": run_id}})
+        try:
+            snap = graph.get_state({"configurable": {"thread_id": run_id}})
+        # what decoding damaged rows raises (sqlite, msgpack, then LangGraph reading the wrong shapes)
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+            raise UserError(f"cannot resume {run_dir}: the last checkpoint in {CHECKPOINT_FILE} cannot be read "
+                            f"({type(e).__name__}: {e}); {restart_hint(Path(run_dir))}") from None
         return snap.values or None

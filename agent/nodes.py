@@ -11,22 +11,22 @@ re-runs after a kill writes the same records again instead of new ones.
 from __future__ import annotations
 
 import json
+import traceback
 from typing import TYPE_CHECKING
 
 from agent.actions import ActionError, Call, Conclude, capped_tier, judge as judge_result, parse_action
 from agent.brains.base import BrainError, View
+from agent.consistency import mismatches, overrule
 from agent.context import RunContext
+from agent import criteria
+from agent.paths import confine, resolve, user_refs
 from agent.state import InvestigationState
 from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis
+from tools.deadline import DeadlineReached, deadline
 from tools.errors import UserError
 
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime
-
-# sae_train spends most of its time in optimiser steps, which forward tokens do not count.
-SAE_SECONDS_PER_STEP = 0.01
-SAFETY = 1.25
-
 
 def _ctx(runtime: Runtime[RunContext]) -> RunContext:
     return runtime.context
@@ -78,6 +78,26 @@ def _recall(ctx: RunContext) -> dict:
     }
 
 
+# Prompts an investigation works with: more buy no better hypotheses, and every one of them is in
+# each checkpoint of the state (a 100k-line --prompts file made every node write megabytes).
+MAX_QUESTION_PROMPTS = 2048
+
+
+def _sampled(question: dict, seed: int) -> dict:
+    """The question with each prompt set larger than MAX_QUESTION_PROMPTS cut to a seeded random sample
+    (order kept); `<set>_given` records how many there were."""
+    import random
+
+    out = dict(question)
+    for key in ("prompts", "positive", "negative"):
+        items = out.get(key) or []
+        if len(items) > MAX_QUESTION_PROMPTS:
+            keep = sorted(random.Random(seed).sample(range(len(items)), MAX_QUESTION_PROMPTS))
+            out[key] = [items[i] for i in keep]
+            out[f"{key}_given"] = len(items)
+    return out
+
+
 def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     """Recall memory for this model, resolve the question's prompts, describe the model to the brain."""
     ctx = _ctx(runtime)
@@ -88,6 +108,7 @@ def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
             raise UserError("this model ships no sample of its ordinary inputs: give --prompts FILE for the audit")
         question["prompts"] = usage
         question["prompts_source"] = "the model's usage sample"
+    question = _sampled(question, ctx.settings.seed)
     recall = _recall(ctx)
     ctx.trace.write("orient", model_id=ctx.target.model_id, question=question["text"], kind=question["kind"],
                     recalled={k: len(v) for k, v in recall.items()}, brain=ctx.brain.name)
@@ -105,8 +126,15 @@ def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict, list[dict]
     lines = {k: dict(v) for k, v in state.get("lines", {}).items()}
     queue = list(state.get("queue", []))
     used = ctx.budget.share_used()
+    # A line whose exploratory call just finished may still register hypotheses from the result it paid
+    # for (under a short budget one scan can be most of the share): once per line, for that result only.
+    last = state.get("observations", [])[-1:]
+    fresh = {o["line"]: o["id"] for o in last if not o["hypothesis_id"]}
     for name, info in lines.items():
         supported = any(h["line"] == name and h["status"] == "supported" for h in state.get("hypotheses", []))
+        if name in fresh and info.get("grace") in (None, fresh[name]):
+            info["grace"] = fresh[name]
+            continue
         if info["status"] == "active" and not supported and used - info["started"] >= ctx.settings.pivot_share:
             info["status"] = "abandoned"
             queue = [a for a in queue if a.get("line") != name]
@@ -136,11 +164,14 @@ def _skip_reason(plan, hyp_id: str, state: InvestigationState, ctx: RunContext) 
     return ""
 
 
+REFUSED = "refused at registration"
+
+
 def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -> tuple[list, list, list, dict]:
     """Validate a decision's actions: hypotheses are registered, calls queued, bad ones become errors."""
     hyps, queue, errors = list(state.get("hypotheses", [])), [], list(state.get("errors", []))
     lines = {k: dict(v) for k, v in state.get("lines", {}).items()}
-    known = {h["id"] for h in hyps}
+    known = {h["id"] for h in hyps if not h["note"].startswith(REFUSED)}
     for raw in actions:
         ref = raw.get("ref", "") if isinstance(raw, dict) else ""
         try:
@@ -167,6 +198,15 @@ def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -
                 if hid in known:
                     errors.append({"step": state["step"], "what": "hypothesis", "ref": action.ref,
                                    "message": f"hypothesis {hid} is already registered in this run"})
+                    continue
+                hyps = [h for h in hyps if h["id"] != hid]  # one refused earlier may come back fixed
+                if refused := criteria.refusal(plan):
+                    msg = f"{REFUSED}: {refused}"
+                    hyps.append({"id": hid, "plan": plan.model_dump(), "line": line, "ref": action.ref,
+                                 "status": "error", "note": msg, "experiment_id": ""})
+                    errors.append({"step": state["step"], "what": "hypothesis", "ref": action.ref,
+                                   "message": f"hypothesis {hid} {msg}"})
+                    ctx.trace.write("error", what="hypothesis", hypothesis=hid, message=msg)
                     continue
                 known.add(hid)
                 skip = _skip_reason(plan, hid, state, ctx)
@@ -234,13 +274,17 @@ def after_hypothesize(state: InvestigationState) -> str:
 # -- experiment ----------------------------------------------------------------
 
 
-def _seconds_estimate(state: InvestigationState, tool: str, payload: dict, tokens: int) -> float:
-    obs = [o for o in state.get("observations", []) if o["forward_tokens"] and o["tool"] != "sae_train"]
-    rate = sum(o["forward_tokens"] for o in obs) / max(sum(o["seconds"] for o in obs), 1e-3) if obs else None
-    seconds = tokens / rate if rate else 0.0
-    if tool == "sae_train":
-        seconds += int(payload.get("steps", 2000)) * SAE_SECONDS_PER_STEP
-    return seconds * SAFETY
+def _estimate(ctx: RunContext, tool: str, payload: dict):
+    """(Estimate, basis, extra seconds): forward tokens exactly, seconds from the measured speed."""
+    from agent.budget import Estimate
+    from tools import registry
+
+    tokens = registry.estimate(ctx.target, tool, payload)
+    if ctx.speed is None:
+        return Estimate(seconds=0.0, forward_tokens=tokens), "no speed measured", 0.0
+    extra = registry.extra_seconds(ctx.target, tool, payload)
+    seconds, basis = ctx.speed.estimate(tool, tokens, extra)
+    return Estimate(seconds=seconds, forward_tokens=tokens), basis, extra
 
 
 def _mark(hyps: list[dict], hid: str, **changes) -> list[dict]:
@@ -248,32 +292,40 @@ def _mark(hyps: list[dict], hid: str, **changes) -> list[dict]:
 
 
 def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
-    """Run the pending tool call under the budget; store its result."""
-    from agent.budget import Estimate
+    """Run the pending tool call under the budget and its deadline; store its result."""
     from tools import registry
 
     ctx = _ctx(runtime)
     item = state["pending"]
     tool, payload, hid = item["call"]["tool"], item["call"]["input"], item["hypothesis_id"]
     queue = state["queue"][1:]
-    hyps = state.get("hypotheses", [])
     _show(ctx, state, f"{tool}" + (f" (testing {hid})" if hid else ""))
+    est, basis, extra = None, "", 0.0
     try:
-        tokens = registry.estimate(ctx.target, tool, payload)
-        est = Estimate(seconds=_seconds_estimate(state, tool, payload, tokens), forward_tokens=tokens)
-        refusal = ctx.budget.admit(est)
+        payload = confine(tool, payload, ctx.run_dir, user_refs(ctx.settings.question))
+        # Estimating tokenises the prompts: under the deadline too, or a huge prompt file overruns here.
+        with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat):
+            est, basis, extra = _estimate(ctx, tool, payload)
+        refusal = _admit(ctx, tool, est)
         if refusal:
-            raise _Refused(f"{tool} refused: {refusal}")
-        ctx.trace.write("call", tool=tool, hypothesis=hid or None, estimate_tokens=tokens,
-                        estimate_seconds=round(est.seconds, 2), input=payload)
-        result = registry.call(ctx.target, tool, payload)
-    except (UserError, _Refused) as e:
-        what = "refused" if isinstance(e, _Refused) else "tool"
-        ctx.trace.write("error", what=what, tool=tool, message=str(e), hypothesis=hid or None)
-        if hid:
-            hyps = _mark(hyps, hid, status="untested" if what == "refused" else "error", note=str(e))
-        return {"queue": queue, "pending": None, "hypotheses": hyps, "last": None,
-                "errors": _error(state, what, str(e), item.get("ref", "")), "budget": ctx.budget.to_state()}
+            raise _Refused(f"{tool} refused: {refusal} (estimate from {basis})")
+        ctx.trace.write("call", tool=tool, hypothesis=hid or None, estimate_tokens=est.forward_tokens,
+                        estimate_seconds=round(est.seconds, 2), estimate_basis=basis,
+                        deadline_seconds=round(ctx.budget.call_seconds(), 2), input=payload)
+        with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat):
+            result = registry.call(ctx.target, tool, payload)
+    except (UserError, _Refused, DeadlineReached) as e:
+        what = {_Refused: "refused", DeadlineReached: "deadline"}.get(type(e), "tool")
+        return _failed(state, ctx, item, what, str(e), est)
+    except Exception as e:  # a bug in a tool must end this call as an error state, not the whole run
+        ctx.trace.write("error", what="crash", tool=tool, type=type(e).__name__,
+                        traceback=traceback.format_exc(limit=-6))
+        return _failed(state, ctx, item, "crash", f"{tool} failed with {type(e).__name__}: {e} (a bug in the tool; "
+                       "the traceback is in trace.jsonl)", est)
+    if result.partial:
+        ctx.budget.stopped_at_deadline += 1
+    elif ctx.speed is not None:
+        ctx.speed.observe(tool, result.cost.forward_tokens, result.cost.seconds, extra)
     ctx.budget.charge(forward_tokens=result.cost.forward_tokens, seconds=result.cost.seconds)
     data = result.model_dump(mode="json")
     record = ExperimentRecord(tool=tool, model_id=ctx.target.model_id, input=payload, summary=result.summary,
@@ -294,19 +346,83 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
             "last": {"experiment_id": record.id, "hypothesis_id": hid}, "budget": ctx.budget.to_state()}
 
 
+# A tool that returns partial work at its deadline may start when this share of its estimate fits.
+PARTIAL_ADMIT_SHARE = 0.5
+
+
+def _admit(ctx: RunContext, tool: str, est) -> str | None:
+    """Why the budget refuses the call, or None. A call whose tool stops with partial results at its
+    deadline is admitted when half its estimate fits: the budget is used rather than left idle, and
+    the deadline still holds it."""
+    from dataclasses import replace
+
+    from tools import registry
+
+    if registry.get(tool).partial and est.seconds > ctx.budget.seconds_left():
+        half = replace(est, seconds=est.seconds * PARTIAL_ADMIT_SHARE)
+        if ctx.budget.refusal(half) is None:
+            ctx.trace.write("admit_partial", tool=tool, estimate_seconds=round(est.seconds, 2),
+                            seconds_left=round(ctx.budget.seconds_left(), 2),
+                            why="runs until its deadline and returns the work done so far")
+            return None
+    return ctx.budget.admit(est)
+
+
 class _Refused(Exception):
     """A call the budget did not admit."""
 
 
+def _failed(state: InvestigationState, ctx: RunContext, item: dict, what: str, message: str, est) -> dict:
+    """The state after a call that was refused, stopped at its deadline, or failed."""
+    tool, hid = item["call"]["tool"], item["hypothesis_id"]
+    if what == "deadline":
+        ctx.budget.stopped_at_deadline += 1
+        message = (f"{tool} {message}; it was estimated at {est.seconds:.1f}s"
+                   if est is not None else f"{tool} {message} while estimating its cost")
+    ctx.trace.write("error", what=what, tool=tool, message=message, hypothesis=hid or None,
+                    estimate_seconds=round(est.seconds, 2) if est is not None else None)
+    hyps = state.get("hypotheses", [])
+    if hid:
+        status = "untested" if what in ("refused", "deadline") else "error"
+        hyps = _mark(hyps, hid, status=status, note=message)
+    return {"queue": state["queue"][1:], "pending": None, "hypotheses": hyps, "last": None,
+            "errors": _error(state, what, message, item.get("ref", "")), "budget": ctx.budget.to_state()}
+
+
 # -- judge ---------------------------------------------------------------------
+
+
+def _sae_ref(ctx: RunContext):
+    """An SAE reference as the tools got it (see agent.paths), None where no tool call could use it."""
+    users = user_refs(ctx.settings.question)
+
+    def norm(ref: str) -> str | None:
+        try:
+            return resolve(ref, ctx.run_dir, users)
+        except UserError:
+            return None
+
+    return norm
+
+
+def _contradictions(h: dict, result: dict, ctx: RunContext) -> list[str]:
+    """How the hypothesis's component contradicts what its own test measured."""
+    from agent.actions import HypothesisPlan
+
+    plan, norm = HypothesisPlan.model_validate(h["plan"]), _sae_ref(ctx)
+    return mismatches(plan.component, plan.test.tool, plan.test.input, result,
+                      lambda a, b: norm(a) is not None and norm(a) == norm(b))
 
 
 def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim:
     from agent.actions import HypothesisPlan
 
     plan = HypothesisPlan.model_validate(h["plan"])
+    comp = plan.component
+    if comp.sae_id:  # the SAE as its test read it, so that `interp reproduce` reads the same one
+        comp = comp.model_copy(update={"sae_id": _sae_ref(ctx)(comp.sae_id) or comp.sae_id})
     return Claim(statement=plan.statement, model_id=ctx.target.model_id, weights_hash=ctx.target.weights_hash,
-                 component=plan.component, evidence_tier=capped_tier(plan.tier, obs["tool"]),
+                 component=comp, evidence_tier=capped_tier(plan.tier, obs["tool"]),
                  mechanism=plan.mechanism, hypothesis_id=h["id"], experiment_ids=[obs["id"]],
                  effect=result.get("effect"), control=result.get("control"), status="supported",
                  criterion=plan.criterion.model_dump(mode="json"), run_id=ctx.settings.run_id,
@@ -326,6 +442,8 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         obs = next(o for o in reversed(state["observations"]) if o["id"] == last["experiment_id"])
         result = json.loads((ctx.run_dir / "results" / f"{obs['id']}.json").read_text())
         outcome, why = judge_result(Criterion.model_validate(h["plan"]["criterion"]), result)
+        # the numbers may pass while the component names the wrong thing
+        outcome, why = overrule(outcome, why, _contradictions(h, result, ctx))
         out["hypotheses"] = _mark(state["hypotheses"], hid, status=outcome, note=why, experiment_id=obs["id"])
         ctx.trace.write("judge", hypothesis=hid, outcome=outcome, why=why)
         if ctx.memory is not None:

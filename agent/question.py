@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from memory.records import Component
 from tools.base import Record
 from tools.errors import UserError, validation_lines
+from tools.files import read_text_file
 
 QuestionKind = Literal["behaviour", "concept", "component", "audit"]
 _AUDIT = re.compile(r"\b(audit|hidden|trigger|backdoor|context[- ]dependent)\b", re.I)
@@ -67,10 +68,7 @@ class Question(Record):
 def read_prompts_file(path: str | Path) -> PromptsFile:
     """A .txt (one prompt per line) or .json prompts file; empty or malformed files are errors."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"prompts file {path}: {e.strerror}") from None
+    text = read_text_file(path, "prompts file", "one prompt per line (.txt) or a JSON list of prompts (.json)")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -122,3 +120,30 @@ def parse_question(text: str, prompts_file: str | None = None, sae: list[str] | 
         kind = "behaviour"
     return Question(text=text.strip(), kind=kind, prompts=given.prompts, positive=given.positive,
                     negative=given.negative, token=given.token, component=component, sae=list(sae or []))
+
+
+def check_component(question: dict | Question, target) -> None:
+    """A component question must name a part the model has. Checked right after the model loads, before
+    any compute of the investigation: a question about head 9.9 of a 2-layer model is an error, not a
+    run that finds nothing and reports no errors."""
+    q = question if isinstance(question, Question) else Question.model_validate(question)
+    c = q.component
+    if q.kind != "component" or c is None:
+        return
+    cfg = target.model.cfg
+    info = f"`interp model info --model {target.spec}` shows its shape"
+    if c.layer is not None:
+        if not 0 <= c.layer < cfg.n_layers:
+            named = f"head {c.layer}.{c.head}" if c.head is not None else f"layer {c.layer}"
+            raise UserError(f"the question names {named}, but this model has {cfg.n_layers} layers "
+                            f"(0-{cfg.n_layers - 1}); {info}")
+        if c.head is not None and not 0 <= c.head < cfg.n_heads:
+            raise UserError(f"the question names head {c.layer}.{c.head}, but layer {c.layer} has {cfg.n_heads} "
+                            f"heads ({c.layer}.0-{c.layer}.{cfg.n_heads - 1}); {info}")
+    if c.feature is not None and c.sae_id is not None:
+        from tools.sae import load_sae
+
+        d_sae = int(load_sae(c.sae_id, target.model).cfg.d_sae)
+        if not 0 <= c.feature < d_sae:
+            raise UserError(f"the question names feature {c.feature}, but the SAE {c.sae_id} has {d_sae} "
+                            f"features (0-{d_sae - 1})")

@@ -34,14 +34,19 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
            f"- **Question** ({q['kind']}): {q['text']}",
            f"- **Model**: `{ctx.target.model_id}` (weights {ctx.target.weights_hash[:12]})",
            f"- **Prompts**: {len(q.get('prompts', []))} {('(' + q['prompts_source'] + ')') if q.get('prompts_source') else ''}"
-           f"{'; positive ' + str(len(q['positive'])) + ', negative ' + str(len(q['negative'])) if q.get('positive') else ''}",
+           f"{'; positive ' + str(len(q['positive'])) + ', negative ' + str(len(q['negative'])) if q.get('positive') else ''}"
+           + "".join(f" ({k} set: a seeded sample of the {q[k + '_given']} given)"
+                     for k in ("prompts", "positive", "negative") if q.get(k + "_given")),
            f"- **Brain**: {ctx.brain.name}",
            f"- **Stopped**: {state.get('stop_reason') or '-'}",
            f"- **Budget**: {b.elapsed():.1f} s of {b.wall_seconds:g} s ({b.overshoot():.1%} over), "
            f"{b.spent_forward_tokens} forward tokens"
            + (f" of {b.max_forward_tokens}" if b.max_forward_tokens else "")
            + f", ${b.spent_usd:.4f}" + (f" of ${b.max_usd:g}" if b.max_usd else "")
-           + f"; {b.refused} call(s) refused",
+           + f"; {b.refused} call(s) refused, {b.stopped_at_deadline} stopped at their deadline",
+           f"- **Load**: {b.load_seconds:.1f} s loading the model and measuring its speed before the clock started "
+           f"(not charged; wall time in all {b.load_seconds + b.elapsed():.1f} s)"
+           + (f"; measured {ctx.speed.describe()}" if ctx.speed is not None else ""),
            f"- **Review**: {ctx.settings.review}"
            + (" — claims are queued as `supported` for `interp review`; nothing is established until a "
               "person accepts it" if ctx.settings.review == "queue" else ""), ""]

@@ -29,9 +29,10 @@ class Reproduction:
     claim_id: str
     """The claim."""
     holds: bool
-    """The criterion is met again (and, for a trigger, the forced output is the claimed one)."""
+    """The criterion is met again and the component agrees with what was measured (agent.consistency)."""
     outcome: str
-    """supported / refuted / inconclusive / error, by the claim's own criterion."""
+    """supported / refuted / inconclusive / error, by the claim's own criterion (refuted when the
+    component contradicts what was measured)."""
     why: str
     """Each condition with the value measured now."""
     tool: str
@@ -89,6 +90,7 @@ def with_component(tool: str, payload: dict, claim: Claim) -> tuple[dict, str]:
 def reproduce(store: MemoryStore, claim_id: str, model: str | None = None, target: Target | None = None) -> Reproduction:
     """Run the claim's key experiment again and judge it by the claim's registered criterion."""
     from agent.actions import Criterion, judge
+    from agent.consistency import mismatches, overrule
     from memory.records import Claim, ExperimentRecord
     from tools import registry
     from tools.target import load
@@ -117,12 +119,9 @@ def reproduce(store: MemoryStore, claim_id: str, model: str | None = None, targe
     result = registry.call(target, exp.tool, payload)
     data = result.model_dump(mode="json")
     outcome, why = judge(Criterion.model_validate(claim.criterion), data)
+    # the same check the judge applies: the numbers may pass while the component names the wrong thing
+    outcome, why = overrule(outcome, why, mismatches(claim.component, exp.tool, payload, data))
     holds = outcome == "supported"
-    if holds and claim.mechanism == "trigger" and claim.component.output and data.get("top"):
-        forced = data["top"][0]["top_output"]
-        if forced != claim.component.output:
-            holds = False
-            why += f"; but the forced output is {forced!r}, not the claimed {claim.component.output!r}"
     return Reproduction(claim_id=claim.id, holds=holds, outcome=outcome, why=why, tool=exp.tool, input=payload,
                         summary=result.summary, effect=data.get("effect"), control=data.get("control"),
                         original_effect=claim.effect, original_control=claim.control, model=spec, note=note)

@@ -4,8 +4,10 @@ A decision is the one thing that moves a claim to accepted, rejected or
 needs_more_evidence (`MemoryStore.review`). Claim text is only ever displayed:
 whatever a claim, a tool result or the target model's output says, nothing here
 parses it for instructions. Once recorded, a decision is also written into the
-run's folder (claims.json and the report's "Review decisions" section) when the
-run wrote one.
+run's folder (claims.json and the report's "Review decisions" section), but only
+a folder that really is the claim's run folder (`run_folder`): a claim's
+`run_dir` may come from an imported file, and must not steer writes into any
+other folder.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import getpass
 import json
 import os
 import re
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,7 +78,7 @@ def card(store: MemoryStore, claim: Claim) -> dict:
         e = store.get(eid)
         experiments.append({"id": eid, "tool": getattr(e, "tool", "?"), "summary": getattr(e, "summary", "(not in memory)"),
                             "effect": getattr(e, "effect", None), "control": getattr(e, "control", None)})
-    run_dir = Path(claim.run_dir) if claim.run_dir else None
+    run_dir, folder_note = run_folder(claim)
     links = {}
     if run_dir is not None:
         for name in ("report.html", "report.md", "trace.jsonl"):
@@ -85,41 +90,111 @@ def card(store: MemoryStore, claim: Claim) -> dict:
             "component": claim.component.model_dump(exclude_none=True), "effect": claim.effect,
             "control": claim.control, "criterion": criterion, "experiments": experiments, "run_id": claim.run_id,
             "links": links, "reproduce": reproduce_command(claim), "reviewer": claim.reviewer,
-            "review_note": claim.review_note, "reviewed_at": claim.reviewed_at}
+            "review_note": claim.review_note, "reviewed_at": claim.reviewed_at,
+            "review_history": [e.model_dump(exclude_none=True) for e in claim.review_history],
+            "run_folder_note": folder_note}
+
+
+def run_folder(claim: Claim) -> tuple[Path | None, str]:
+    """(the claim's run folder, '') when `claim.run_dir` really is it, else (None, why not; '' for no run_dir).
+
+    It is: an absolute path with no symlink and no `..` in it, a folder holding a
+    run.json (not a link) whose run_id is the claim's run_id.
+    """
+    if not claim.run_dir:
+        return None, ""
+    where = f"run folder {claim.run_dir!r}"
+    path = Path(claim.run_dir)
+    if not path.is_absolute():
+        return None, f"{where} is not an absolute path"
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None, f"{where} does not exist"
+    if real != path:
+        return None, f"{where} goes through a symlink or '..' (it resolves to {real})"
+    if not real.is_dir():
+        return None, f"{where} is not a folder"
+    settings = real / "run.json"
+    if settings.is_symlink() or not settings.is_file():
+        return None, f"{where} holds no run.json: it is not a run folder"
+    try:
+        run_id = json.loads(settings.read_text()).get("run_id")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None, f"{where}: its run.json cannot be read"
+    if not claim.run_id or run_id != claim.run_id:
+        return None, f"{where} belongs to run {run_id!r}, not to this claim's run {claim.run_id or '(none)'!r}"
+    return real, ""
+
+
+@dataclass
+class Decided:
+    """A recorded decision and where it was written."""
+
+    claim: Claim
+    """The claim as stored, with the decision."""
+    run_dir: Path | None
+    """The run folder the decision was also written into (None: memory only)."""
+    folder_note: str
+    """Why the run folder was not updated ('' when it was, or the claim names none)."""
 
 
 def decide(store: MemoryStore, claim_id: str, decision: str, reviewer: str, note: str = "",
-           force: bool = False) -> Claim:
-    """Record a person's decision in memory, then in the run's folder if there is one."""
+           force: bool = False) -> Decided:
+    """Record a person's decision in memory (compare-and-set: AlreadyReviewed unless `force`),
+    then in the claim's run folder when it verifiably is one."""
     if decision not in DECISIONS:
         raise UserError(f"decision {decision!r}: use accept, reject or more-evidence")
     claim = store.review(claim_id, decision, reviewer, note, force=force)
-    if claim.run_dir and Path(claim.run_dir).is_dir():
-        record_in_run(Path(claim.run_dir), claim)
-    return claim
+    run_dir, why = run_folder(claim)
+    if run_dir is None:
+        return Decided(claim, None, f"the run folder was not updated: {why}" if why else "")
+    try:
+        record_in_run(run_dir, claim)
+    except OSError as e:
+        return Decided(claim, None, f"the run folder {run_dir} was not updated: {e.strerror or e}")
+    except ValueError as e:  # a decisions.json / claims.json that is not JSON text (json and UTF-8 errors)
+        return Decided(claim, None, f"the run folder {run_dir} was not updated: a file there is not valid "
+                                    f"JSON ({type(e).__name__}: {e})")
+    return Decided(claim, run_dir, "")
+
+
+@contextmanager
+def _folder_lock(run_dir: Path):
+    """Two reviewers deciding claims of one run at once: each read-modify-write of its files in turn."""
+    import fcntl
+
+    fd = os.open(run_dir / ".decisions.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def record_in_run(run_dir: Path, claim: Claim) -> None:
     """Write the decision into the run's decisions.json, claims.json and reports."""
-    path = run_dir / DECISIONS_FILE
-    decisions = json.loads(path.read_text()) if path.is_file() else {}
-    decisions[claim.id] = {"status": claim.status, "reviewer": claim.reviewer, "note": claim.review_note or "",
-                           "reviewed_at": claim.reviewed_at}
-    _atomic_write(path, json.dumps(decisions, indent=2))
-    claims_file = run_dir / "claims.json"
-    if claims_file.is_file():
-        claims = json.loads(claims_file.read_text())
-        for c in claims:
-            if c["id"] in decisions:
-                d = decisions[c["id"]]
-                c.update(status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"])
-        _atomic_write(claims_file, json.dumps(claims, indent=2))
-    for name, block in (("report.md", decisions_markdown(decisions)), ("report.html", decisions_html(decisions))):
-        report = run_dir / name
-        if report.is_file():
-            text = report.read_text()
-            if _MD.search(text):
-                _atomic_write(report, _MD.sub(lambda _, b=block: b, text, count=1))
+    with _folder_lock(run_dir):
+        path = run_dir / DECISIONS_FILE
+        decisions = load_decisions(run_dir)
+        decisions[claim.id] = {"status": claim.status, "reviewer": claim.reviewer, "note": claim.review_note or "",
+                               "reviewed_at": claim.reviewed_at}
+        _atomic_write(path, json.dumps(decisions, indent=2))
+        claims_file = run_dir / "claims.json"
+        if claims_file.is_file():
+            claims = json.loads(claims_file.read_text())
+            for c in claims:
+                if c["id"] in decisions:
+                    d = decisions[c["id"]]
+                    c.update(status=d["status"], reviewer=d["reviewer"], review_note=d["note"],
+                             reviewed_at=d["reviewed_at"])
+            _atomic_write(claims_file, json.dumps(claims, indent=2))
+        for name, block in (("report.md", decisions_markdown(decisions)), ("report.html", decisions_html(decisions))):
+            report = run_dir / name
+            if report.is_file():
+                text = report.read_text()
+                if _MD.search(text):
+                    _atomic_write(report, _MD.sub(lambda _, b=block: b, text, count=1))
 
 
 def load_decisions(run_dir: Path) -> dict:
@@ -151,6 +226,13 @@ def decisions_html(decisions: dict) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    # A fresh temporary file (never an existing name that could be a planted symlink), then a rename
+    # that replaces `path` itself, not what a link there points to.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agent.review import DECISIONS as STATUS_OF
 from agent.review import decide
+from memory.store import AlreadyReviewed
 from tools.errors import UserError
 
 if TYPE_CHECKING:
@@ -31,7 +33,23 @@ def apply_decisions(answers: object, claims: list[dict], ctx: RunContext) -> lis
             continue
         if ctx.memory is None:
             raise UserError("live review needs a memory to record decisions in (drop --no-memory)")
-        claim = decide(ctx.memory, a["claim_id"], a["decision"], ctx.reviewer, a.get("note", ""), force=True)
-        ctx.trace.write("review", claim=claim.id, status=claim.status, reviewer=claim.reviewer)
+        try:
+            # Compare-and-set like `interp review decide`: a claim this run re-found that someone
+            # had already decided keeps that decision.
+            decided = decide(ctx.memory, a["claim_id"], a["decision"], ctx.reviewer, a.get("note", ""))
+        except AlreadyReviewed as e:
+            held = e.claim
+            if (held.status, held.reviewer) == (STATUS_OF[a["decision"]], ctx.reviewer):
+                # the same decision already recorded (this node re-ran after a resume): nothing to do
+                done.append({"claim_id": held.id, "status": held.status, "reviewer": held.reviewer})
+                continue
+            ctx.trace.write("review_conflict", claim=held.id, wanted=a["decision"], status=held.status,
+                            reviewer=held.reviewer, why=str(e))
+            done.append({"claim_id": held.id, "status": held.status, "reviewer": held.reviewer,
+                         "not_recorded": f"{a['decision']} by {ctx.reviewer} was not recorded: {e}"})
+            continue
+        claim = decided.claim
+        ctx.trace.write("review", claim=claim.id, status=claim.status, reviewer=claim.reviewer,
+                        run_folder=decided.folder_note or "updated")
         done.append({"claim_id": claim.id, "status": claim.status, "reviewer": claim.reviewer})
     return done

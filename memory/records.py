@@ -62,6 +62,25 @@ class Component(_Record):
     """Several heads as (layer, head), for a claim about a group of heads."""
 
 
+class ReviewEvent(_Record):
+    """One change of a claim's review: a person's decision, or an import forced over one."""
+
+    status: ClaimStatus
+    """The review status it set (accepted, rejected or needs_more_evidence)."""
+    reviewer: str
+    """Whose decision it is."""
+    note: str = ""
+    """The reviewer's note."""
+    at: str
+    """When it happened in this memory (a decision: when it was made; an import: when it was imported)."""
+    via: Literal["review", "import"] = "review"
+    """`review`: decided here (`interp review`); `import`: taken from a file by `memory import --force`."""
+    by: str | None = None
+    """For an import: who ran it."""
+    source: str | None = None
+    """For an import: the file it came from."""
+
+
 class Claim(_Record):
     """A finding about a model, with its evidence."""
 
@@ -97,6 +116,8 @@ class Claim(_Record):
     """The reviewer's note."""
     reviewed_at: str | None = None
     """When it was reviewed."""
+    review_history: list[ReviewEvent] = []
+    """Every decision and forced import that set its review, oldest first (none is ever dropped)."""
     criterion: dict | None = None
     """The pre-registered success criterion its experiment met ({conditions: [{field, op, value}]}):
     what `interp reproduce` checks again."""

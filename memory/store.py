@@ -8,7 +8,10 @@ Records keep their full JSON in metadata (`json`) beside flat filter fields
 (kind, model_id, status, run_id); the document is the text that is embedded.
 Review statuses (accepted / rejected / needs_more_evidence) are set only by
 `review()`, which names a reviewer: `put()` refuses to set them and keeps them
-when an agent writes the same claim again.
+when an agent writes the same claim again; an import refuses to change them
+unless forced (and then records the override in the claim's review history).
+Every read-check-write of a review runs under the lock of memory/lock.py, so a
+decision is compare-and-set. Every call to a server has a timeout.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlparse
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from memory.records import KINDS, Claim, FeatureLabel, Hypothesis, Record, now
+from memory.export_file import read_export, refusal
+from memory.lock import LOCK_COLLECTION, ReviewLock, file_lock, server_lock
+from memory.server_client import Guarded, server_client, server_error
+from memory.records import KINDS, Claim, FeatureLabel, Hypothesis, Record, ReviewEvent, now
 from tools.errors import UserError
 
 if TYPE_CHECKING:
@@ -35,29 +42,46 @@ _COLLECTIONS = {"claim": "interp_claims", "hypothesis": "interp_hypotheses",
                 "feature_label": "interp_feature_labels", "experiment": "interp_experiments"}
 _PREFIX = {"claim": "claim", "hyp": "hypothesis", "label": "feature_label", "exp": "experiment"}
 _ADAPTER = TypeAdapter(Record)
+_MERGED = ("claim", "hypothesis")
+"""Kinds whose write reads the stored record first (reviews, attempts): written under the review lock."""
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a Chroma server may take to answer one call (override: $INTERP_MEMORY_TIMEOUT)."""
 
 
 def default_location() -> str:
     return os.environ.get("INTERP_MEMORY", ".interp/memory")
 
 
-def _client(location: str, create: bool) -> tuple[ClientAPI, str]:
+def default_timeout() -> float:
+    raw = os.environ.get("INTERP_MEMORY_TIMEOUT", "")
+    if not raw.strip():
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise UserError(f"INTERP_MEMORY_TIMEOUT={raw!r}: give seconds between 0 and 3600, e.g. 30")
+    return value
+
+
+class AlreadyReviewed(UserError):
+    """A decision on a claim someone has already decided (compare-and-set lost)."""
+
+    def __init__(self, claim: Claim):
+        self.claim = claim
+        when = f", {claim.reviewed_at}" if claim.reviewed_at else ""
+        super().__init__(f"claim {claim.id} is already reviewed by {claim.reviewer} ({claim.status}{when}); "
+                         "use --force to change the decision")
+
+
+def _client(location: str, create: bool, timeout: float) -> tuple[ClientAPI, str]:
     import chromadb
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False)
     if location.startswith(("http://", "https://")):
-        url = urlparse(location)
-        if not url.hostname or not url.port:
-            raise UserError(f"memory server {location!r}: expected http://HOST:PORT")
-        try:
-            client = chromadb.HttpClient(host=url.hostname, port=url.port, ssl=url.scheme == "https",
-                                         settings=settings)
-            client.heartbeat()
-        except Exception as e:  # chromadb wraps connection failures in several types
-            raise UserError(f"cannot reach the memory server at {location} ({type(e).__name__}); "
-                            f"start one with `chroma run --path DIR --port {url.port}`") from None
-        return client, "server"
+        return server_client(location, timeout, settings), "server"
     path = Path(location).expanduser()
     if path.exists() and not path.is_dir():
         raise UserError(f"memory location {path} is a file, not a folder")
@@ -74,29 +98,85 @@ def _client(location: str, create: bool) -> tuple[ClientAPI, str]:
                         f"or from another chromadb version. Nothing was changed: move it aside and retry") from None
 
 
+def _history(c: Claim) -> list[ReviewEvent]:
+    """A claim's review history; for one reviewed before histories were kept, its one decision."""
+    if c.review_history or c.status not in REVIEW_STATUSES:
+        return list(c.review_history)
+    return [ReviewEvent(status=c.status, reviewer=c.reviewer or "?", note=c.review_note or "",
+                        at=c.reviewed_at or c.updated_at)]
+
+
+def _adds_nothing(stored: Claim, line: Claim) -> bool:
+    """The line's review is the stored one, and its history holds no event the stored history lacks."""
+    held = _history(stored)
+    return ((stored.status, stored.reviewer, stored.review_note or "", stored.reviewed_at)
+            == (line.status, line.reviewer, line.review_note or "", line.reviewed_at)
+            and all(e in held for e in _history(line)))
+
+
+def _keep_review(new: Claim, old: Claim) -> None:
+    new.status, new.reviewer, new.review_note = old.status, old.reviewer, old.review_note
+    new.reviewed_at, new.review_history = old.reviewed_at, list(old.review_history)
+
+
+@dataclass
+class Imported:
+    """What an import did."""
+
+    records: int
+    """Lines imported."""
+    new: int
+    """Records that were not in this memory."""
+    reviews_kept: int
+    """Stored reviews kept over a line without one."""
+    reviews_forced: int
+    """Reviews taken from the file by --force (each recorded in the claim's review history)."""
+
+
 class MemoryStore:
     """Claims, hypotheses, feature labels and experiments in Chroma."""
 
-    def __init__(self, location: str | Path | None = None, embedder=None, create: bool = True):
-        """`create=False` (read-only commands): a missing embedded store is an error, not a new empty one."""
+    def __init__(self, location: str | Path | None = None, embedder=None, create: bool = True,
+                 timeout: float | None = None):
+        """`create=False` (read-only commands): a missing embedded store is an error, not a new empty one.
+        `timeout`: seconds a Chroma server may take per call (default $INTERP_MEMORY_TIMEOUT or 30)."""
         from memory.embedding import OfflineMiniLM
 
         self.location = str(location or default_location())
-        self.client, self.mode = _client(self.location, create)
+        self.timeout = default_timeout() if timeout is None else timeout
+        self.client, self.mode = _client(self.location, create, self.timeout)
         self.embedder = embedder or OfflineMiniLM()
-        self._cols = {}
+        self._cols: dict[str, Guarded] = {}
+        self._lock: ReviewLock | None = None
 
-    def _col(self, kind: str):
+    def _open(self, name: str, embedding_function) -> Guarded:
+        try:
+            col = self.client.get_or_create_collection(name, embedding_function=embedding_function,
+                                                       metadata={"hnsw:space": "cosine"})
+        except UserError:
+            raise
+        except Exception as e:
+            err = server_error(e, self.location, self.timeout)
+            if err is not None:
+                raise err from None
+            raise UserError(f"memory at {self.location}: cannot open collection {name} "
+                            f"({type(e).__name__}: {e}); nothing was changed") from None
+        return Guarded(col, self.location, self.timeout)
+
+    def _col(self, kind: str) -> Guarded:
         if kind not in self._cols:
-            try:
-                self._cols[kind] = self.client.get_or_create_collection(
-                    _COLLECTIONS[kind], embedding_function=self.embedder, metadata={"hnsw:space": "cosine"})
-            except UserError:
-                raise
-            except Exception as e:
-                raise UserError(f"memory at {self.location}: cannot open collection {_COLLECTIONS[kind]} "
-                                f"({type(e).__name__}: {e}); nothing was changed") from None
+            self._cols[kind] = self._open(_COLLECTIONS[kind], self.embedder)
         return self._cols[kind]
+
+    @property
+    def lock(self) -> ReviewLock:
+        """The lock every read-check-write of a review runs under (see memory/lock.py)."""
+        if self._lock is None:
+            if self.mode == "embedded":
+                self._lock = file_lock(Path(self.location).expanduser())
+            else:
+                self._lock = server_lock(self._open(LOCK_COLLECTION, None), self.location)
+        return self._lock
 
     # -- writing -------------------------------------------------------------
 
@@ -104,45 +184,53 @@ class MemoryStore:
         """Insert or update by id. Never sets a review status; keeps one already set."""
         return self.put_many([record])[0]
 
-    def put_many(self, records: Iterable[Record], restore: bool = False) -> list[str]:
-        """Upsert records (grouped by kind). `restore` is for the import of an export only."""
+    def put_many(self, records: Iterable[Record]) -> list[str]:
+        """Upsert records (grouped by kind)."""
         by_kind: dict[str, list] = {}
         for r in records:
             by_kind.setdefault(r.kind, []).append(r)
         ids = []
         for kind, items in by_kind.items():
-            stored = {r.id: r for r in self._get_many(kind, [r.id for r in items])}
-            merged = [self._merge(r, stored.get(r.id), restore) for r in items]
-            # Chroma rejects duplicate ids within one upsert; the last write wins.
-            unique = {r.id: r for r in merged}
-            self._col(kind).upsert(
-                ids=list(unique), documents=[r.document() for r in unique.values()],
-                metadatas=[self._meta(r) for r in unique.values()])
+            # Embedding is the slow part: done before taking the lock, so the lock is held briefly.
+            vectors = self._embed(items)
+            with self.lock.held() if kind in _MERGED else nullcontext():
+                stored = {r.id: r for r in self._get_many(kind, [r.id for r in items])}
+                merged = [self._merge(r, stored.get(r.id)) for r in items]
+                # Chroma rejects duplicate ids within one upsert; the last write wins.
+                unique = {r.id: (r, v) for r, v in zip(merged, vectors)}
+                self._upsert(kind, [r for r, _ in unique.values()], [v for _, v in unique.values()])
             ids += [r.id for r in merged]
         return ids
 
-    def _merge(self, new: Record, old: Record | None, restore: bool) -> Record:
-        """What to store when `new` is written over `old` (None: a new id).
+    def _embed(self, records: list[Record]) -> list:
+        return list(self.embedder([r.document() for r in records])) if records else []
 
-        A review already stored always survives. A write never sets a review
-        status; an import (`restore`) may bring one in only with its reviewer and
-        time, and keeps the exported timestamps.
+    def _upsert(self, kind: str, records: list[Record], vectors: list | None = None) -> None:
+        if not records:
+            return
+        self._col(kind).upsert(ids=[r.id for r in records], documents=[r.document() for r in records],
+                               metadatas=[self._meta(r) for r in records],
+                               embeddings=vectors if vectors is not None else self._embed(records))
+
+    def _merge(self, new: Record, old: Record | None, restore: bool = False) -> Record:
+        """What to store when an agent (or, `restore`, an import) writes `new` over `old` (None: a new id).
+
+        A write never sets, changes or erases a review: a stored one always survives, and
+        a review status in `new` is refused unless it is the stored one.
         """
         new = new.model_copy(deep=True)
         if isinstance(new, Claim):
-            if old is not None and old.status in REVIEW_STATUSES and new.status not in REVIEW_STATUSES:
-                new.status, new.reviewer = old.status, old.reviewer
-                new.review_note, new.reviewed_at = old.review_note, old.reviewed_at
-            elif new.status in REVIEW_STATUSES:
-                same_review = old is not None and (old.status, old.reviewer, old.reviewed_at) == (
-                    new.status, new.reviewer, new.reviewed_at)
-                if not same_review and not (restore and new.reviewer and new.reviewed_at):
-                    raise UserError(
-                        f"claim {new.id}: status {new.status!r} is set only by a review "
-                        "(`interp review decide` / MemoryStore.review), never by a write")
-            elif old is None and new.status not in REVIEW_STATUSES:
+            if new.status in REVIEW_STATUSES and not (
+                    isinstance(old, Claim) and (old.status, old.reviewer, old.reviewed_at) == (
+                        new.status, new.reviewer, new.reviewed_at)):
+                raise UserError(f"claim {new.id}: status {new.status!r} is set only by a review "
+                                "(`interp review decide` / MemoryStore.review), never by a write")
+            if isinstance(old, Claim) and old.status in REVIEW_STATUSES:
+                _keep_review(new, old)
+            else:
                 new.reviewer = new.review_note = new.reviewed_at = None
-        if isinstance(new, Hypothesis) and old is not None:
+                new.review_history = []
+        if isinstance(new, Hypothesis) and isinstance(old, Hypothesis):
             seen = {(a.run_id, a.outcome) for a in new.attempts}
             new.attempts = [a for a in old.attempts if (a.run_id, a.outcome) not in seen] + new.attempts
         if not restore:
@@ -164,21 +252,30 @@ class MemoryStore:
 
     def review(self, claim_id: str, decision: Decision, reviewer: str, note: str = "",
                force: bool = False) -> Claim:
-        """The one way a claim's review status changes: a named person's decision."""
+        """The one way a claim's review status changes: a named person's decision.
+
+        Compare-and-set: under the review lock, a claim someone already decided raises
+        AlreadyReviewed unless `force`; a forced change keeps every earlier decision in
+        the claim's review history.
+        """
         if decision not in _DECISION_STATUS:
             raise UserError(f"decision {decision!r}: use accept, reject or more-evidence")
         if not reviewer or not reviewer.strip():
             raise UserError("a review needs the reviewer's name (--reviewer or $INTERP_REVIEWER)")
-        claim = self.get(claim_id)
-        if not isinstance(claim, Claim):
-            raise UserError(f"no claim with id {claim_id!r}; list claims with `interp review list`")
-        if claim.status in REVIEW_STATUSES and not force:
-            raise UserError(f"claim {claim_id} was already reviewed ({claim.status} by {claim.reviewer}); "
-                            "use --force to change the decision")
-        claim = claim.model_copy(update={
-            "status": _DECISION_STATUS[decision], "reviewer": reviewer.strip(), "review_note": note,
-            "reviewed_at": now(), "updated_at": now()})
-        self._col("claim").upsert(ids=[claim.id], documents=[claim.document()], metadatas=[self._meta(claim)])
+        with self.lock.held():
+            claim = self.get(claim_id)
+            if not isinstance(claim, Claim):
+                raise UserError(f"no claim with id {claim_id!r}; list claims with `interp review list`")
+            if claim.status in REVIEW_STATUSES and not force:
+                raise AlreadyReviewed(claim)
+            at = now()
+            event = ReviewEvent(status=_DECISION_STATUS[decision], reviewer=reviewer.strip(), note=note, at=at)
+            claim = claim.model_copy(update={
+                "status": event.status, "reviewer": event.reviewer, "review_note": note, "reviewed_at": at,
+                "updated_at": at, "review_history": [*_history(claim), event]})
+            # The statement (the embedded document) is unchanged: only the metadata is rewritten,
+            # so nothing is embedded while the lock is held.
+            self._col("claim").update(ids=[claim.id], metadatas=[self._meta(claim)])
         return claim
 
     # -- reading -------------------------------------------------------------
@@ -267,20 +364,109 @@ class MemoryStore:
             raise UserError(f"cannot write {path}: {e.strerror}") from None
         return len(records)
 
-    def import_jsonl(self, path: Path) -> int:
-        """Records from an export; reviewed claims keep their reviews. All lines are checked first."""
+    def import_jsonl(self, path: Path, force: bool = False, by: str | None = None,
+                     lines: list[tuple[int, Record]] | None = None) -> Imported:
+        """Records from an export, all or nothing: every line is checked before anything is written.
+
+        An import never sets or changes a claim's review (status, reviewer, note, history):
+        a line whose review differs from the stored one (or that brings a review for a claim
+        not stored yet) is refused, unless `force`, which takes the file's review and
+        records the override (`by`, when, which file) in the claim's review history. A line
+        without a review keeps the stored one. Other fields are updated from the file.
+        `lines`: the file as `read_export` already read it.
+        """
+        if force and not (by and by.strip()):
+            raise UserError("--force is recorded with who ran it: give --reviewer NAME or set INTERP_REVIEWER")
+        if lines is None:
+            lines = read_export(path)
+        source = str(Path(path).resolve())
+        by_kind: dict[str, list[tuple[int, Record]]] = {}
+        for n, r in lines:
+            by_kind.setdefault(r.kind, []).append((n, r))
+        vectors = {kind: self._embed([r for _, r in items]) for kind, items in by_kind.items()}
+        done = Imported(records=len(lines), new=0, reviews_kept=0, reviews_forced=0)
+        with self.lock.held():
+            plan: dict[str, list[Record]] = {}
+            stored: dict[str, dict[str, Record]] = {}
+            bad: list[tuple[int, str]] = []
+            for kind, items in by_kind.items():
+                stored[kind] = {r.id: r for r in self._get_many(kind, [r.id for _, r in items])}
+                plan[kind] = []
+                for n, r in items:
+                    old = stored[kind].get(r.id)
+                    done.new += old is None
+                    if isinstance(r, Claim):
+                        merged, why = self._import_claim(r, old if isinstance(old, Claim) else None,
+                                                         force, by or "", source, done)
+                        if merged is None:
+                            bad.append((n, why))
+                            continue
+                    else:
+                        merged = self._merge(r, old, restore=True)
+                    plan[kind].append(merged)
+            if bad:
+                raise UserError(refusal(path, sorted(bad)))
+            self._write_or_undo(path, plan, stored, vectors)
+        return done
+
+    @staticmethod
+    def _import_claim(new: Claim, old: Claim | None, force: bool, by: str, source: str,
+                      done: Imported) -> tuple[Claim | None, str]:
+        """(what to store, '') or (None, why the line is refused)."""
+        new = new.model_copy(deep=True)
+        if new.status not in REVIEW_STATUSES:
+            if old is not None and old.status in REVIEW_STATUSES:
+                _keep_review(new, old)  # a line without a review never erases one
+                done.reviews_kept += 1
+            return new, ""
+        if old is not None and _adds_nothing(old, new):
+            _keep_review(new, old)
+            return new, ""
+        if not force:
+            here = (f"reviewed here ({old.status} by {old.reviewer})" if old is not None and old.status in
+                    REVIEW_STATUSES else "not reviewed here" if old is not None else "not in this memory yet")
+            return None, (f"claim {new.id} is {here} and the line carries a review ({new.status} by "
+                          f"{new.reviewer}); an import never sets a review: decide with `interp review decide "
+                          f"{new.id} ...`, or import with --force to take the file's review (recorded in the "
+                          "claim's review history)")
+        history = _history(old) if old is not None else []
+        # the file's own history (an export's) comes along; a line without one adds only the import event
+        history += [e for e in new.review_history if e not in history]
+        history.append(ReviewEvent(status=new.status, reviewer=new.reviewer or "?", note=new.review_note or "",
+                                   at=now(), via="import", by=by.strip(), source=source))
+        new.review_history = history
+        done.reviews_forced += 1
+        return new, ""
+
+    def _write_or_undo(self, path: Path, plan: dict[str, list[Record]], stored: dict[str, dict[str, Record]],
+                       vectors: dict[str, list]) -> None:
+        """Write the planned records; if a write fails, put back what was there before."""
+        written: list[tuple[str, list[Record]]] = []
         try:
-            lines = [l for l in Path(path).read_text().splitlines() if l.strip()]
-        except OSError as e:
-            raise UserError(f"cannot read {path}: {e.strerror}") from None
-        records = []
-        for i, line in enumerate(lines, 1):
+            for kind, records in plan.items():
+                vec = dict(zip((r.id for r in records), vectors[kind])) if len(records) == len(vectors[kind]) else {}
+                for i in range(0, len(records), _CHUNK):
+                    chunk = records[i:i + _CHUNK]
+                    self._upsert(kind, chunk, [vec[r.id] for r in chunk] if vec else None)
+                    written.append((kind, chunk))
+        except BaseException as e:
             try:
-                records.append(_ADAPTER.validate_json(line))
-            except ValidationError as e:
-                raise UserError(f"{path}:{i}: not a memory record ({e.errors()[0]['msg']}); nothing was imported") from None
-        self.put_many(records, restore=True)
-        return len(records)
+                for kind, chunk in reversed(written):
+                    self._upsert(kind, [stored[kind][r.id] for r in chunk if r.id in stored[kind]])
+                    fresh = [r.id for r in chunk if r.id not in stored[kind]]
+                    if fresh:
+                        self._col(kind).delete(ids=fresh)
+            except Exception as undo:
+                raise UserError(f"importing {path} failed while writing ({e}), and putting the memory back "
+                                f"failed too ({undo}): it may hold part of the file; import it again once the "
+                                "memory works (importing a file twice changes nothing)") from None
+            if isinstance(e, UserError):
+                raise UserError(f"importing {path} failed while writing ({e}); what was written was taken "
+                                "back: nothing was imported") from None
+            raise
 
 
-__all__ = ["KINDS", "MemoryStore", "REVIEW_STATUSES", "default_location"]
+_CHUNK = 500
+"""Records per upsert of an import (Chroma limits a batch's size)."""
+
+__all__ = ["KINDS", "AlreadyReviewed", "Imported", "MemoryStore", "REVIEW_STATUSES", "default_location"]

@@ -1,5 +1,5 @@
-"""Shared fixtures. Tiers by folder: tests/unit, tests/integration, tests/e2e get
-the matching marker, so `pytest -m unit` runs the fast tier alone."""
+"""Shared fixtures. Tiers by folder: tests/unit, tests/integration, tests/e2e and
+tests/adversarial get the matching marker, so `pytest -m unit` runs the fast tier alone."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
 def pytest_collection_modifyitems(items):
     for item in items:
         tier = Path(str(item.fspath)).relative_to(REPO / "tests").parts[0]
-        if tier in ("unit", "integration", "e2e"):
+        if tier in ("unit", "integration", "e2e", "adversarial"):
             item.add_marker(getattr(pytest.mark, tier))
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.hooks import check_head, check_neuron
@@ -118,11 +118,11 @@ class AblateResult(ToolResult):
     """ablated - baseline."""
     relative_effect: float
     """effect / |baseline| (0 when the baseline is 0): the share of the behaviour removed."""
-    control: float
+    control: float = measure(versus_control=True)
     """Mean change when ablating random components of the same kind and count."""
-    control_std: float
+    control_std: float = measure(0)
     """Spread of that control over draws."""
-    z_score: float | None
+    z_score: float | None = measure(versus_control=True)
     """(effect - control) / control_std, when the spread is non-zero."""
     control_components: list[list[str]]
     """The random components of each control draw."""

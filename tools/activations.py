@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tools.base import ToolInput, ToolResult
+from tools.base import ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.hooks import check_hook, stop_layer
@@ -141,7 +141,7 @@ class ActivationsResult(ToolResult):
 
     hooks: dict[str, HookStats]
     """Per hook."""
-    rows: int
+    rows: int = measure(0)
     """Rows per hook."""
 
 

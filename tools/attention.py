@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.metrics import copy_targets
@@ -58,15 +58,15 @@ class AttentionResult(ToolResult):
     """Highest induction scores."""
     top_previous_token: list[HeadPattern]
     """Highest previous-token scores."""
-    repeated_positions: int
+    repeated_positions: int = measure(0)
     """Positions whose token occurred earlier in the same prompt (what induction is scored on)."""
     prompts_with_repeats: list[int]
     """Indices of the prompts that have such positions (the ones a copy metric can score)."""
-    induction_accuracy: float
+    induction_accuracy: float = measure(0, 1)
     """At those positions, share where the model's argmax is the token that followed the earlier occurrence."""
-    effect: float
+    effect: float = measure(0, 1)
     """The highest induction score."""
-    control: float
+    control: float = measure(0, 1, versus_control=True)
     """Median induction score over heads."""
 
 

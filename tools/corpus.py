@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ConfigDict, Field
 
 from tools.base import Record
 from tools.errors import UserError
+from tools.files import read_text_file
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -38,10 +38,8 @@ def resolve_corpus(model: HookedTransformer, spec: CorpusSpec) -> list[str]:
     if spec.prompts is not None:
         return spec.prompts
     if spec.file is not None:
-        try:
-            lines = [l for l in Path(spec.file).read_text().splitlines() if l.strip()]
-        except OSError as e:
-            raise UserError(f"corpus file {spec.file}: {e.strerror}") from None
+        text = read_text_file(spec.file, "corpus file", "one text per line")
+        lines = [l for l in text.splitlines() if l.strip()]
         if not lines:
             raise UserError(f"corpus file {spec.file} has no non-blank lines")
         return lines

@@ -92,3 +92,41 @@ def sae_corpus(t: Target, inp) -> int:
 
 def sae_features(t: Target, inp) -> int:
     return _padded(t.model, inp.prompts)
+
+
+def attribute(t: Target, inp) -> int:
+    from tools.cost import BACKWARD_FACTOR
+
+    from tools.attribute import _kinds, hook_names, path_passes
+    from tools.sae import load_sae
+
+    m = t.model
+    n = _padded(m, inp.prompts)
+    kinds, _ = _kinds(m, inp, len(set(_lengths(m, inp.prompts))) == 1)
+    sae = load_sae(inp.sae, m) if inp.sae is not None else None
+    passes = path_passes(inp, len(hook_names(m, kinds, sae)))
+    # the corrupted run once (its activations are the reference), then the forward + backward passes
+    corrupted = _padded(m, inp.corrupted) if inp.corrupted is not None else 0
+    return corrupted + passes * (1 + BACKWARD_FACTOR) * n
+
+
+def circuit(t: Target, inp) -> int:
+    # the clean pass (means), all ablated, both curves over every prefix, the pruned set twice,
+    # and each random set twice (kept alone, ablated)
+    return _padded(t.model, inp.prompts) * (2 + 2 * len(inp.components) + 2 + 2 * inp.n_random)
+
+
+def heads(t: Target, inp) -> int:
+    return _padded(t.model, inp.prompts)
+
+
+def transcoder_train(t: Target, inp) -> int:
+    from tools.transcoder import training_prompts
+
+    return _padded(t.model, training_prompts(t, inp)[0])
+
+
+def graph(t: Target, inp) -> int:
+    from tools.graph import estimate
+
+    return estimate(t, inp)

@@ -75,3 +75,19 @@ def resid_hooks(model: HookedTransformer) -> list[str]:
     return [f"blocks.{l}.hook_resid_pre" for l in range(model.cfg.n_layers)] + [
         f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
     ]
+
+
+def hook_width(model: HookedTransformer, name: str) -> int:
+    """Numbers per position at a hook (d_model, n_heads x d_head, d_mlp, ...), from one two-token pass."""
+    import torch
+
+    check_hook(model, name)
+    seen: dict[str, int] = {}
+
+    def keep(act, hook):
+        seen["width"] = int(torch.tensor(act.shape[2:]).prod())
+
+    tok = torch.zeros((1, 2), dtype=torch.long, device=model.cfg.device)
+    with torch.inference_mode():
+        model.run_with_hooks(tok, fwd_hooks=[(name, keep)], stop_at_layer=stop_layer([name], model.cfg.n_layers))
+    return seen["width"]

@@ -7,6 +7,11 @@
     copy         in-context copying (induction): at every position whose token occurred
                  earlier, 1 if the argmax is the token that followed that occurrence;
                  averaged over those positions. Needs prompts that repeat (a sequence twice).
+    copy_logprob the same positions, scored by the log-probability of the token to copy: a smooth
+                 version of `copy` with a gradient (what attribution needs)
+
+Gradients: logit_diff, prob, loss and copy_logprob are differentiable in the logits; rate and
+copy threshold the argmax and are not (`has_gradient`).
 
 `token` applies to every prompt; `tokens` gives one per prompt (e.g. each
 prompt's own expected answer). Likewise `versus` / `versus_tokens`.
@@ -34,8 +39,9 @@ class Metric(Record):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    kind: Literal["logit_diff", "prob", "rate", "loss", "copy"]
-    """logit_diff, prob, rate (share of prompts whose argmax is the token), loss, or copy (in-context copying)."""
+    kind: Literal["logit_diff", "prob", "rate", "loss", "copy", "copy_logprob"]
+    """logit_diff, prob, rate (share of prompts whose argmax is the token), loss, copy (in-context copying),
+    or copy_logprob (log-probability of the token to copy; differentiable)."""
     token: str | None = None
     """The token of interest, for every prompt."""
     tokens: list[str] | None = None
@@ -50,7 +56,12 @@ class Metric(Record):
         if self.kind == "logit_diff":
             return f"logit[{tok}] - logit[{self.versus or 'per-prompt tokens'}]"
         return {"prob": f"P({tok})", "rate": f"rate(argmax = {tok})", "loss": "next-token loss",
-                "copy": "copy rate at repeated tokens"}[self.kind]
+                "copy": "copy rate at repeated tokens",
+                "copy_logprob": "log-prob of the copied token at repeated tokens"}[self.kind]
+
+    def has_gradient(self) -> bool:
+        """Whether the metric is differentiable in the logits (rate and copy threshold the argmax)."""
+        return self.kind not in ("rate", "copy")
 
 
 @dataclass
@@ -106,13 +117,13 @@ class BoundMetric:
             versus_ids = _ids(model, metric.versus, metric.versus_tokens, n, "versus", "versus_tokens")
         self.target, self.versus = target_ids, versus_ids
         self.copies: list[list[tuple[int, int, int]]] = []
-        if metric.kind == "copy":
+        if metric.kind in ("copy", "copy_logprob"):
             for i, n in enumerate(enc.lengths.tolist()):
                 self.copies.append(copy_targets(enc.tokens[i, :n].tolist()))
                 if not self.copies[-1]:
                     raise UserError(f"metric copy: prompt #{i} has no repeated token to copy; give prompts "
                                     "that repeat a sequence (e.g. 'a b c d a b c')")
-        if metric.kind not in ("loss", "copy") and self.target is None:
+        if metric.kind not in ("loss", "copy", "copy_logprob") and self.target is None:
             raise UserError(f"metric {metric.kind} needs `token` (or per-prompt `tokens`)")
         if metric.kind == "logit_diff" and self.versus is None:
             raise UserError("metric logit_diff needs `versus` (or per-prompt `versus_tokens`)")
@@ -140,6 +151,13 @@ class BoundMetric:
             pred = logits.argmax(-1).cpu()
             return torch.tensor([sum(int(pred[b, i] == t) for i, _, t in row) / len(row)
                                  for b, row in enumerate(self.copies)], device=logits.device)
+        if k == "copy_logprob":
+            out = []
+            for b, row in enumerate(self.copies):
+                pos = torch.tensor([i for i, _, _ in row], device=logits.device)
+                want = torch.tensor([t for _, _, t in row], device=logits.device)
+                out.append(logits[b, pos].float().log_softmax(-1)[torch.arange(len(row)), want].mean())
+            return torch.stack(out)
         ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), self.enc.tokens[:, 1:].flatten(), reduction="none")
         mask = self.enc.real_mask()[:, 1:].to(logits.device).float()
         return (ce.view_as(mask) * mask).sum(1) / mask.sum(1).clamp(min=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.metrics import BoundMetric, Metric
@@ -64,7 +64,7 @@ class PatchResult(ToolResult):
     """The five largest effects."""
     effect: float
     """The largest normalised effect."""
-    control: float
+    control: float = measure(versus_control=True)
     """Median effect over the grid: what patching a typical place does."""
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.prompts import encode
 
@@ -47,9 +47,9 @@ class PredictResult(ToolResult):
     """One per prompt, in order."""
     most_common: list[tuple[str, float]]
     """Argmax tokens by share of prompts, most common first (at most 10)."""
-    mean_entropy: float
+    mean_entropy: float = measure(0)
     """Mean next-token entropy over prompts."""
-    effect: float
+    effect: float = measure(0, 1)
     """Share of prompts whose argmax is the most common one."""
 
 

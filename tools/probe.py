@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from tools.activations import harvest
-from tools.base import ToolInput, ToolResult
+from tools.base import ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.hooks import resid_hooks
@@ -71,9 +71,9 @@ class ProbeResult(ToolResult):
     """In the order probed."""
     best_hook: str
     """Highest held-out accuracy (earliest on ties)."""
-    effect: float
+    effect: float = measure(0, 1)
     """Best held-out accuracy."""
-    control: float
+    control: float = measure(0, 1, versus_control=True)
     """Its shuffled-label control accuracy."""
 
 

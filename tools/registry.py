@@ -33,6 +33,11 @@ class ToolSpec:
     """Runs it on a target."""
     estimate: Callable[[Target, ToolInput], int]
     """Forward tokens the call will cost, from its input alone (for budget checks)."""
+    extra_seconds: Callable[[Target, ToolInput], float] | None = None
+    """Seconds of work that forward tokens do not measure (optimiser steps), when a tool has any."""
+    partial: bool = False
+    """Stopped at its deadline, it returns the work done so far (a shorter sweep, fewer steps) marked
+    partial, so it may start when only part of its estimate fits in the time left."""
 
     @property
     def description(self) -> str:
@@ -46,20 +51,28 @@ class ToolSpec:
 
 def tools() -> dict[str, ToolSpec]:
     from tools import ablate, activations, attention, estimate, patch, predict, probe, sae, scan, steer
+    from tools import attribute, circuit, graph, heads, transcoder
 
     specs = [
         ToolSpec("predict", predict.PredictInput, predict.run, estimate.predict),
-        ToolSpec("scan", scan.ScanInput, scan.run, estimate.scan),
+        ToolSpec("scan", scan.ScanInput, scan.run, estimate.scan, partial=True),
         ToolSpec("attention", attention.AttentionInput, attention.run, estimate.activations),
         ToolSpec("activations", activations.ActivationsInput, activations.run, estimate.activations),
         ToolSpec("probe", probe.ProbeInput, probe.run, estimate.probe),
         ToolSpec("steer", steer.SteerInput, steer.run, estimate.steer),
         ToolSpec("ablate", ablate.AblateInput, ablate.run, estimate.ablate),
         ToolSpec("patch", patch.PatchInput, patch.run, estimate.patch),
-        ToolSpec("sae_train", sae.SaeTrainInput, sae.train_sae, estimate.sae_corpus),
+        ToolSpec("sae_train", sae.SaeTrainInput, sae.train_sae, estimate.sae_corpus, sae.train_step_seconds,
+                 partial=True),
         ToolSpec("sae_stats", sae.SaeStatsInput, sae.stats, estimate.sae_corpus),
         ToolSpec("sae_features", sae.SaeFeaturesInput, sae.top_features, estimate.sae_features),
         ToolSpec("sae_contexts", sae.SaeContextsInput, sae.top_contexts, estimate.sae_corpus),
+        ToolSpec("attribute", attribute.AttributeInput, attribute.run, estimate.attribute),
+        ToolSpec("circuit", circuit.CircuitInput, circuit.run, estimate.circuit),
+        ToolSpec("heads", heads.HeadsInput, heads.run, estimate.heads),
+        ToolSpec("transcoder_train", transcoder.TranscoderTrainInput, transcoder.train, estimate.transcoder_train,
+                 transcoder.train_step_seconds, partial=True),
+        ToolSpec("graph", graph.GraphInput, graph.run, estimate.graph),
     ]
     return {s.name: s for s in specs}
 
@@ -87,6 +100,12 @@ def validate(name: str, payload: object) -> ToolInput:
 def estimate(target: Target, name: str, payload: object) -> int:
     """Forward tokens a call would cost (validates the input first)."""
     return get(name).estimate(target, validate(name, payload))
+
+
+def extra_seconds(target: Target, name: str, payload: object) -> float:
+    """Seconds a call spends beyond its forward passes (0 for most tools)."""
+    spec = get(name)
+    return spec.extra_seconds(target, validate(name, payload)) if spec.extra_seconds else 0.0
 
 
 def call(target: Target, name: str, payload: object) -> ToolResult:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from tools.activations import harvest
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult, measure
 from tools.corpus import CorpusSpec, resolve_corpus
 from tools.cost import Meter
+from tools.deadline import DeadlineReached, Pace
 from tools.errors import UserError, near
 from tools.hooks import check_hook
 from tools.prompts import encode
@@ -179,21 +180,88 @@ class SaeTrainResult(ToolResult):
     """SAE folder."""
     hook: str
     """Hook it reads."""
-    d_sae: int
+    d_sae: int = measure(1)
     """Features."""
+    steps: int
+    """Optimiser steps taken (fewer than asked when the call stopped at its deadline)."""
     stats: SaeStats
     """On the held-out tenth of the harvested rows."""
-    effect: float
+    effect: float = measure(None, 1)
     """Held-out variance explained."""
-    control: float
+    control: float = measure(0, 0, versus_control=True)
     """Variance explained by the mean alone (0 by definition): the baseline to beat."""
 
 
-def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
+def _trainer(inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen):
+    """(training SAE, step(rows, step_index)): one optimiser step on a random batch of `rows`."""
     import torch
     from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
     from sae_lens.saes.sae import TrainStepInput
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+
+    if inp.architecture == "topk":
+        if inp.k > d_sae:
+            raise UserError(f"k ({inp.k}) must be <= d_sae ({d_sae})")
+        sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=inp.k, device=device))
+        coefficients: dict[str, float] = {}
+    else:
+        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l0_coefficient=inp.l0_coefficient,
+                                                            device=device))
+        coefficients = {"l0": inp.l0_coefficient}
+    opt = torch.optim.Adam(sae.parameters(), lr=inp.lr, betas=(0.9, 0.999))
+    since_fired = torch.zeros(d_sae, device=device)
+    sae.train()
+
+    def step(rows, i: int) -> None:
+        nonlocal since_fired
+        idx = torch.randint(len(rows), (inp.batch_size,), generator=gen)
+        out = sae.training_forward_pass(TrainStepInput(
+            sae_in=rows[idx.to(rows.device)], coefficients=coefficients, dead_neuron_mask=since_fired > 200,
+            n_training_steps=i, is_logging_step=False,
+        ))
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        fired = (out.feature_acts > 0).any(0)
+        since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + 1)
+
+    return sae, step
+
+
+_STEP_SECONDS: dict[tuple, float] = {}
+
+
+def train_step_seconds(target: Target, inp: SaeTrainInput) -> float:
+    """Seconds of `inp.steps` optimiser steps, timed on a few real steps of a same-shaped SAE on random rows
+    (cached per shape): what forward-token counts cannot see."""
+    import time
+
+    import torch
+
+    from tools.hooks import hook_width
+
+    d_in = hook_width(target.model, inp.hook)
+    d_sae = inp.d_sae or 4 * d_in
+    device = str(target.model.cfg.device)
+    key = (d_in, d_sae, inp.batch_size, inp.architecture, inp.k, device, torch.get_num_threads())
+    if key not in _STEP_SECONDS:
+        gen = torch.Generator().manual_seed(0)
+        rows = torch.randn(max(inp.batch_size, 64), d_in, generator=gen).to(device)
+        _, step = _trainer(inp, d_in, d_sae, device, gen)
+        step(rows, 0)  # warm-up
+        times = []
+        for i in range(3):  # the quickest of a few: one step slowed by a passing load is not the rate
+            t0 = time.perf_counter()
+            step(rows, i + 1)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        _STEP_SECONDS[key] = min(times)
+    return _STEP_SECONDS[key] * inp.steps
+
+
+def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
+    import torch
 
     model = target.model
     check_hook(model, inp.hook)
@@ -212,33 +280,21 @@ def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
     device = str(model.cfg.device)  # train where the model runs (on a GPU: there)
     train = train.to(device)
     torch.manual_seed(inp.seed)
-    if inp.architecture == "topk":
-        if inp.k > d_sae:
-            raise UserError(f"k ({inp.k}) must be <= d_sae ({d_sae})")
-        sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=inp.k, device=device))
-        coefficients: dict[str, float] = {}
-    else:
-        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l0_coefficient=inp.l0_coefficient,
-                                                            device=device))
-        coefficients = {"l0": inp.l0_coefficient}
+    sae, step = _trainer(inp, d_in, d_sae, device, gen)
     sae.cfg.metadata.hook_name = inp.hook
     sae.cfg.metadata.model_name = target.model_id
     with torch.no_grad():
         sae.b_dec.copy_(train.mean(0))  # geometric-median-style init: start at the data's centre
-    opt = torch.optim.Adam(sae.parameters(), lr=inp.lr, betas=(0.9, 0.999))
-    since_fired = torch.zeros(d_sae, device=device)
-    sae.train()
-    for step in range(inp.steps):
-        idx = torch.randint(len(train), (inp.batch_size,), generator=gen)
-        out = sae.training_forward_pass(TrainStepInput(
-            sae_in=train[idx], coefficients=coefficients, dead_neuron_mask=since_fired > 200,
-            n_training_steps=step, is_logging_step=False,
-        ))
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
-        fired = (out.feature_acts > 0).any(0)
-        since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + 1)
+    steps_done, pace = 0, Pace()
+    try:
+        for steps_done in range(inp.steps):
+            with pace.unit("SAE training"):
+                step(train, steps_done)
+        steps_done = inp.steps
+    except DeadlineReached:
+        if steps_done == 0:
+            raise
+    partial = steps_done < inp.steps
     sae.eval()
     folder = Path(inp.out)
     try:
@@ -256,8 +312,11 @@ def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
         tool="sae_train",
         summary=(f"{inp.architecture} SAE with {d_sae} features at {inp.hook}: held-out variance explained "
                  f"{stats.variance_explained:.3f} (dark matter {stats.dark_matter:.3f}), L0 {stats.l0:.1f}, "
-                 f"dead {stats.dead_fraction:.1%}"),
+                 f"dead {stats.dead_fraction:.1%}"
+                 + (f"; stopped at the deadline after {steps_done} of {inp.steps} steps" if partial else "")),
         cost=meter.cost(),
+        partial=partial,
+        steps=steps_done,
         path=str(folder),
         hook=inp.hook,
         d_sae=d_sae,

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
+from tools.deadline import DeadlineReached
 from tools.errors import UserError
 from tools.prompts import encode, token_id
 
@@ -78,17 +79,17 @@ class ScanResult(ToolResult):
     """Argmax per prompt without insertion."""
     positions: list[int]
     """Token index (BOS counted) where each prompt received its block."""
-    n_scanned: int
+    n_scanned: int = measure(0)
     """Insertions run (controls excluded)."""
     top: list[Insertion]
     """Given insertions in order, or the sweep's highest change rates."""
-    effect: float
+    effect: float = measure(0, 1)
     """Change rate of the first insertion in `top`."""
-    output_rate: float
+    output_rate: float = measure(0, 1)
     """Share of prompts answering its `top_output`."""
-    control: float
+    control: float = measure(0, 1, versus_control=True)
     """Change rate of a typical insertion: median of the sweep, or mean of the random insertions."""
-    control_output_rate: float
+    control_output_rate: float = measure(0, 1, versus_control=True)
     """Share of prompts answering the first insertion's `top_output` under the control insertions."""
 
 
@@ -138,8 +139,9 @@ def _random_blocks(model: HookedTransformer, length: int, n: int, avoid: set[int
 
 
 def _argmax_after(model, meter: Meter, rows: list, positions: list[int], blocks: list[list[int]],
-                  n_tok: int, pad: int, mode: str) -> list[list[int]]:
-    """Argmax at the last position of every prompt with every block placed; [block][prompt]."""
+                  n_tok: int, pad: int, mode: str, partial_ok: bool = False) -> list[list[int]]:
+    """Argmax at the last position of every prompt with every block placed; [block][prompt].
+    With `partial_ok`, a deadline reached part-way returns the blocks finished so far (at least one)."""
     import torch
 
     grow = n_tok if mode == "insert" else 0
@@ -155,13 +157,20 @@ def _argmax_after(model, meter: Meter, rows: list, positions: list[int], blocks:
         last.append(len(r) + grow - 1)
     flat = grid.reshape(-1, width).to(model.cfg.device)
     last_t = torch.tensor(last * len(blocks), device=flat.device)
-    # Bound the logits tensor (batch x width x vocab floats) to ~256 MB.
-    per_batch = max(1, (1 << 26) // (width * model.cfg.d_vocab))
+    # Bound the logits tensor (batch x width x vocab floats) to ~256 MB, and each pass to ~8k tokens so the
+    # deadline is checked often (one pass over every block of a pair sweep can take longer than a budget).
+    per_batch = max(1, min((1 << 26) // (width * model.cfg.d_vocab), (1 << 13) // width))
     out = []
-    for s in range(0, len(flat), per_batch):
-        logits = meter.run(model, flat[s : s + per_batch])
-        idx = torch.arange(logits.shape[0], device=logits.device)
-        out.append(logits[idx, last_t[s : s + per_batch]].argmax(-1).cpu())
+    try:
+        for s in range(0, len(flat), per_batch):
+            logits = meter.run(model, flat[s : s + per_batch])
+            idx = torch.arange(logits.shape[0], device=logits.device)
+            out.append(logits[idx, last_t[s : s + per_batch]].argmax(-1).cpu())
+    except DeadlineReached:
+        done = sum(len(o) for o in out) // P
+        if not partial_ok or done == 0:
+            raise
+        return torch.cat(out)[: done * P].reshape(done, P).tolist()
     return torch.cat(out).reshape(len(blocks), P).tolist()
 
 
@@ -186,7 +195,12 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
     base = meter.run(model, enc.tokens)[idx, enc.last].argmax(-1).tolist()
     explicit = inp.insertions is not None
     controls = _random_blocks(model, n_tok, inp.n_random, {t for b in blocks for t in b}, inp.seed) if explicit else []
-    after = _argmax_after(model, meter, rows, positions, blocks + controls, n_tok, pad, inp.mode)
+    # A sweep stopped at its deadline still reports the blocks it finished; a test with controls does not
+    # (its controls come last, and a comparison without them means nothing).
+    after = _argmax_after(model, meter, rows, positions, blocks + controls, n_tok, pad, inp.mode,
+                          partial_ok=not explicit)
+    asked = len(blocks)
+    blocks = blocks[: len(after)]
     tested, ctrl = after[: len(blocks)], after[len(blocks):]
     name = model.to_single_str_token
 
@@ -222,8 +236,10 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
         tool="scan",
         summary=(f"{len(blocks)} insertion(s) of {n_tok} token(s) into {len(rows)} prompts: "
                  f"{' '.join(first.tokens)} changes {first.change_rate:.0%} of answers "
-                 f"(to {first.top_output!r} in {first.top_output_rate:.0%}); typical insertion {control:.0%}"),
-        cost=meter.cost(), base_outputs=[name(b) for b in base], positions=positions, n_scanned=len(blocks),
+                 f"(to {first.top_output!r} in {first.top_output_rate:.0%}); typical insertion {control:.0%}"
+                 + (f"; stopped at the deadline after {len(blocks)} of {asked} insertions" if len(blocks) < asked
+                    else "")),
+        cost=meter.cost(), partial=len(blocks) < asked, base_outputs=[name(b) for b in base], positions=positions, n_scanned=len(blocks),
         top=top, effect=first.change_rate, output_rate=first.top_output_rate, control=round(control, 4),
         control_output_rate=round(control_out, 4),
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from tools.activations import harvest
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.directions import load_direction, save_direction
 from tools.errors import UserError
@@ -76,7 +76,7 @@ class SteerResult(ToolResult):
 
     direction_id: str
     """The direction used (saved; cite it in claims)."""
-    direction_norm: float
+    direction_norm: float = measure(0)
     """L2 norm of the direction at coefficient 1."""
     baseline: float
     """Metric without steering."""
@@ -86,11 +86,11 @@ class SteerResult(ToolResult):
     """Coefficient with the largest change from baseline (smallest such on ties)."""
     effect: float
     """Metric change at the best coefficient."""
-    control: float
+    control: float = measure(versus_control=True)
     """Change with random directions at that coefficient."""
     relative_effect: float
     """effect / |baseline| (0 when the baseline is 0)."""
-    monotonic: float
+    monotonic: float = measure(-1, 1)
     """Spearman correlation of metric with coefficient (dose-response shape)."""
 
 

@@ -140,6 +140,7 @@ class ClaudeBrain:
         import anthropic
 
         self.model = model
+        self.timeout = timeout
         self.name = f"claude:{model}"
         self.client = client or anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
 
@@ -156,10 +157,13 @@ class ClaudeBrain:
                 results.append({"type": "tool_result", "tool_use_id": ref, "content": text, "is_error": is_error})
             results.append({"type": "text", "text": f"Budget now: {json.dumps(view.budget_left)}"})
             messages.append({"role": "user", "content": results})
+        # The budget holds here too: a request may not outlive the time left (the SDK retries within it).
+        left = view.budget_left.get("seconds_left")
+        timeout = self.timeout if left is None else max(1.0, min(self.timeout, float(left)))
         try:
             resp = self.client.messages.create(
                 model=self.model, max_tokens=MAX_TOKENS, messages=messages, tools=tool_definitions(),
-                system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}])
+                system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}], timeout=timeout)
         except anthropic.APIError as e:
             raise BrainError(f"Claude API call failed after the SDK's retries: {type(e).__name__}: {e}") from None
         content = [b.model_dump(mode="json", exclude_none=True) for b in resp.content]

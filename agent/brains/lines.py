@@ -281,7 +281,7 @@ def features(c: Ctx) -> list[dict] | None:
     if not m.get("word_level") or len(c.prompts) < 32:
         return None
     hook = f"blocks.{m['n_layers'] // 2}.hook_resid_pre" if m["n_layers"] > 1 else "blocks.0.hook_resid_post"
-    sae = str(c.view.run_dir / "sae" / hook)
+    sae = f"sae/{hook}"  # a relative path: the graph places it in the run's artifacts folder
     d_sae = 2 * m["d_model"]
     if not c.started("features/sae"):
         return [c.call("features/sae", "sae_train", {"hook": hook, "corpus": {"prompts": c.prompts}, "out": sae,

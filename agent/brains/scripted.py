@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agent.brains.base import Decision, View
 from tools.errors import UserError
+from tools.files import read_text_file
 
 
 class ScriptedBrain:
@@ -20,10 +21,9 @@ class ScriptedBrain:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.name = f"scripted:{self.path}"
+        text = read_text_file(self.path, "scripted brain file", "a JSON list of actions")
         try:
-            data = json.loads(self.path.read_text())
-        except OSError as e:
-            raise UserError(f"scripted brain file {self.path}: {e.strerror}") from None
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise UserError(f"scripted brain file {self.path} is not JSON ({e.msg}, line {e.lineno})") from None
         if not isinstance(data, list):

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from agent.cli.output import console, print_json, quiet_library_warnings
+from tools.errors import UserError
 from tools.target import (
     resolve_device as _resolve_device,  # light: torch is imported inside
 )
@@ -187,3 +188,82 @@ def memory(
         table.add_row(mode, str(m["upsert_records_per_s"]), str(m["queries_per_s"]), str(m["upsert_vs_embedding"]))
     console.print(table)
     console.print(f"embedding alone: {r['embedding_only_per_s']} texts/s")
+
+
+@app.command()
+def budget(
+    organisms: Annotated[str, typer.Option(help="Built-in organisms, comma-separated.")] = "backdoor,eval_aware,induction",
+    budgets: Annotated[str, typer.Option(help="Budgets in seconds, comma-separated.")] = "10,30,120",
+    load: Annotated[str, typer.Option(help="idle, busy (a CPU-burning process beside each run), or idle,busy.")] = "idle,busy",
+    quick: Annotated[bool, typer.Option("--quick", help="CI harness check: backdoor, 10 s, busy only.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
+    device: Device = "auto",
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Does the time-box hold? Overshoot by an outside clock (limit 5%) and budget use, idle and under load."""
+    from experiments.benchmarks import budget as bud
+    from experiments.organisms.cache import resolve_spec
+
+    quiet_library_warnings()
+    names = ["backdoor"] if quick else [w.strip() for w in organisms.split(",") if w.strip()]
+    for n in names:
+        resolve_spec(n)  # unknown names fail before anything runs
+    try:
+        seconds = [10.0] if quick else [float(b) for b in budgets.split(",") if b.strip()]
+    except ValueError:
+        raise UserError(f"--budgets {budgets!r}: give seconds separated by commas, e.g. 10,30,120") from None
+    loads = ["busy"] if quick else [x.strip() for x in load.split(",") if x.strip()]
+    with console.status("budget") as status:
+        r = bud.run(names, seconds, loads, out=out, device=_resolve_device(device),
+                    on_result=lambda x: status.update(f"{x.organism} {x.load} {x.budget_s:g}s: {x.overshoot:.1%} over"))
+    if json_out:
+        print_json(r)
+        return
+    table = Table(title="time-box: wall clock around the graph vs the budget")
+    for col in ("organism", "load", "budget s", "load s", "graph s", "over", "used", "refused", "deadline",
+                "claims", "stopped"):
+        table.add_column(col, overflow="fold")
+    for x in r["runs"]:
+        table.add_row(x["organism"], x["load"], f"{x['budget_s']:g}", f"{x['load_s']:.1f}", f"{x['graph_s']:.1f}",
+                      f"{x['overshoot']:.1%}", f"{x['used']:.0%}", str(x["refused"]), str(x["stopped_at_deadline"]),
+                      str(x["claims"]), x["stop_reason"])
+    console.print(table)
+    t = r["totals"]
+    console.print(f"max overshoot idle {_pct(t['max_overshoot_idle'])}, busy {_pct(t['max_overshoot_busy'])} "
+                  f"(limit {t['overshoot_limit']:.0%}); every run within: {t['all_within']}; every budget used "
+                  f"(finished, or >= 80% used): {t['all_used_well']}; run folders: {r['out']}")
+    for x in r["runs"]:
+        for msg in x["refusals"]:
+            console.print(f"  refused in {x['organism']} {x['load']} {x['budget_s']:g}s: {msg}", markup=False)
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+@app.command()
+def attribution(
+    smollm2: Annotated[bool, typer.Option(help="Also the SmolLM2-135M tasks (induction, IOI; minutes).")] = True,
+    device: Device = "auto",
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Attribution vs mean-ablating each head: rank correlation, top-k overlap, cost ratio."""
+    from experiments.benchmarks.attribution import run
+
+    quiet_library_warnings()
+    with console.status("attribution benchmark: per-head ablation vs attribution"):
+        r = run(device=_resolve_device(device), smollm2=smollm2)
+    if json_out:
+        print_json(r)
+        return
+    table = Table(title="attribution vs per-head mean ablation")
+    for col in ("task", "reference", "steps", "path", "spearman", "spearman |.|", "top-k overlap", "passes ratio",
+                "tokens ratio", "seconds ratio"):
+        table.add_column(col)
+    for task, t in r.items():
+        for v in t["variants"]:
+            overlap = next(x for k, x in v.items() if k.endswith("_overlap"))
+            table.add_row(task, v["reference"], str(v["steps"]), v["path"], _num(v["spearman_signed"]),
+                          _num(v["spearman_abs"]), _num(overlap), _num(v["cost_ratio_passes"]),
+                          _num(v["cost_ratio_forward_tokens"]), _num(v["cost_ratio_seconds"]))
+    console.print(table)

@@ -42,10 +42,12 @@ def investigate(
     brain: Annotated[Optional[str], typer.Option("--brain", help="heuristic | claude[:MODEL] | scripted:FILE (default: claude when ANTHROPIC_API_KEY is set, else heuristic).")] = None,
     run_dir: Annotated[Optional[str], typer.Option("--run-dir", help="Run folder (default .interp/runs/RUN_ID).")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the run in this folder.")] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="With --resume: start that run over with its settings (old files move to RUN_DIR/previous/).")] = False,
     review: Annotated[str, typer.Option("--review", help="live: ask in the terminal at the end; queue: leave claims for `interp review`.")] = "queue",
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory folder or http://HOST:PORT (default $INTERP_MEMORY or .interp/memory).")] = None,
     no_memory: Annotated[bool, typer.Option("--no-memory", help="Run without memory.")] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="0 to 4294967295: seeds the brain's prompts and the tools' controls.")] = 0,
+    max_decisions: Annotated[int, typer.Option("--max-decisions", help="Brain decisions before the run stops.")] = 200,
     pivot: Annotated[float, typer.Option("--pivot", help="Share of the budget a line of attack may use without a supported hypothesis.")] = 0.4,
     device: Annotated[Optional[str], typer.Option("--device")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON (no live display).")] = False,
@@ -62,12 +64,19 @@ def investigate(
 
     if review not in ("live", "queue"):
         raise UserError(f"--review {review!r}: use live or queue")
-    if not 0 < pivot <= 1:
-        raise UserError("--pivot must be a share of the budget in (0, 1]")
     ask = _ask_in_terminal if review == "live" else None
     show = not json_out and sys.stdout.isatty()
     display = Display(console) if show else None
-    if resume:
+    if restart and not resume:
+        raise UserError("--restart starts over the run of a folder: give it with --resume RUN_DIR --restart")
+    if resume and restart:
+        if question or model:
+            raise UserError("--restart starts the run over as it was launched: give only the run folder")
+        settings, aside = runner.restart(resume)
+        err_console.print(f"the old run's files are kept in {aside}", style="dim")
+        with display or _Null():
+            state, ctx = runner.start(settings, resume, display=display, ask=ask)
+    elif resume:
         if question or model:
             raise UserError("--resume continues a run as it was launched: give only the run folder")
         with display or _Null():
@@ -82,7 +91,7 @@ def investigate(
             question=q.model_dump(mode="json"), model=model, brain=brain or default_brain(),
             wall_seconds=parse_duration(budget), max_forward_tokens=max_forward_tokens, max_usd=max_cost,
             memory=None if no_memory else (memory or default_location()), review=review, seed=seed,
-            pivot_share=pivot, device=device)
+            pivot_share=pivot, max_decisions=max_decisions, device=device)
         settings.new_budget()
         from agent.brains import make_brain
 

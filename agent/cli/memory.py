@@ -79,11 +79,32 @@ def export(path: Annotated[Path, typer.Argument(help="JSONL file to write.")], m
 
 
 @app.command("import")
-def import_(path: Annotated[Path, typer.Argument(help="JSONL file from `interp memory export`.")],
-            memory: MemoryOpt = None) -> None:
-    """Add the records of a JSONL export (existing ids are updated, reviews kept)."""
-    n = _store(memory, create=True).import_jsonl(path)
-    err_console.print(f"imported {n} records from {path}")
+def import_(
+    path: Annotated[Path, typer.Argument(help="JSONL file from `interp memory export`.")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Take the file's reviews where they differ from this memory's (or are new to it); "
+        "each override is recorded in the claim's review history with your name, the time and the file.")] = False,
+    reviewer: Annotated[Optional[str], typer.Option(
+        "--reviewer", help="Your name, recorded with a --force override (default: $INTERP_REVIEWER, else your login).")] = None,
+    memory: MemoryOpt = None,
+) -> None:
+    """Add the records of a JSONL export, all or nothing. Existing ids are updated; a review is never
+    changed or brought in by an import unless --force (then recorded)."""
+    by = None
+    if force:
+        from agent.review import reviewer_name
+
+        by = reviewer_name(reviewer)
+    from memory.export_file import read_export
+
+    lines = read_export(path)  # a bad file is refused before a memory is opened (or created)
+    done = _store(memory, create=True).import_jsonl(path, force=force, by=by, lines=lines)
+    parts = [f"{done.new} new"]
+    if done.reviews_kept:
+        parts.append(f"{done.reviews_kept} stored reviews kept")
+    if done.reviews_forced:
+        parts.append(f"{done.reviews_forced} reviews taken from the file by --force (recorded as imported by {by})")
+    err_console.print(f"imported {done.records} records from {path} ({'; '.join(parts)})", highlight=False)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from agent.cli.memory import JsonOpt, MemoryOpt, _store
-from agent.cli.output import console, print_json, quiet_library_warnings
+from agent.cli.output import console, err_console, print_json, quiet_library_warnings
 from tools.errors import UserError
 
 app = typer.Typer(help="Review what agents found: accept, reject or ask for more evidence. "
@@ -66,9 +66,20 @@ def interactive(
         elif key in ("a", "r", "m"):
             decision = {"a": "accept", "r": "reject", "m": "more-evidence"}[key]
             note = console.input(f"[bold]{decision}[/] — note (Enter for none): ")
-            claim = _decide(store, claims[i].id, decision, name, note, force=False)
+            from memory.store import AlreadyReviewed
+
+            try:
+                done = _decide(store, claims[i].id, decision, name, note, force=False)
+            except AlreadyReviewed as e:
+                # someone else decided it while it was on screen: theirs stands, the queue moves on
+                console.print(f"[yellow]not recorded:[/] {escape(str(e))}")
+                console.input("[dim]press Enter to go on[/]")
+                continue
             decided += 1
-            console.print(f"[green]recorded:[/] {claim.id} -> {claim.status} by {claim.reviewer}")
+            claim = done.claim
+            console.print(f"[green]recorded:[/] {claim.id} -> {claim.status} by {escape(claim.reviewer or '')}")
+            if done.folder_note:
+                console.print(f"[yellow]memory only:[/] {escape(done.folder_note)}")
 
 
 def _show(store, claim, i: int, n: int, reviewer: str) -> None:
@@ -88,6 +99,8 @@ def _show(store, claim, i: int, n: int, reviewer: str) -> None:
         t.add_row("experiment", escape(f"{e['id']} {e['tool']}: {e['summary']}"))
     for name, path in c["links"].items():
         t.add_row(name, escape(path))
+    if c["run_folder_note"]:
+        t.add_row("run folder", escape(f"not shown: {c['run_folder_note']}"))
     t.add_row("reproduce", c["reproduce"])
     # The statement is the agent's (and, through tool results, the model's) text: shown, never obeyed.
     console.print(Panel(t, title=f"claim {i + 1} of {n} awaiting review — reviewer {escape(reviewer)}",
@@ -151,12 +164,16 @@ def decide(
     """Record a decision on one claim."""
     from agent.review import reviewer_name
 
-    claim = _decide(_store(memory), claim_id, decision, reviewer_name(reviewer), note, force)
+    done = _decide(_store(memory), claim_id, decision, reviewer_name(reviewer), note, force)
+    claim = done.claim
     if json_out:
         print_json({"id": claim.id, "status": claim.status, "reviewer": claim.reviewer, "note": claim.review_note,
-                    "reviewed_at": claim.reviewed_at})
-        return
-    console.print(f"{claim.id} -> {claim.status} by {escape(claim.reviewer or '')}")
+                    "reviewed_at": claim.reviewed_at, "run_dir": str(done.run_dir) if done.run_dir else None,
+                    "run_folder_note": done.folder_note})
+    else:
+        console.print(f"{claim.id} -> {claim.status} by {escape(claim.reviewer or '')}")
+    if done.folder_note:
+        err_console.print(f"[yellow]recorded in memory only:[/] {escape(done.folder_note)}", highlight=False)
 
 
 def reproduce(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from agent.cli.output import console, print_json, quiet_library_warnings
 from tools.errors import UserError
+from tools.files import read_text_file
 
 app = typer.Typer(help="Call interpretability tools directly (the same typed calls the agent makes).",
                   no_args_is_help=True)
@@ -18,7 +17,8 @@ app = typer.Typer(help="Call interpretability tools directly (the same typed cal
 # Listed here rather than read from tools.registry so `interp --help` does not import the
 # tool modules; tests/unit/test_registry.py keeps the two lists equal.
 TOOL_NAMES = ["predict", "scan", "attention", "activations", "probe", "steer", "ablate", "patch",
-              "sae_train", "sae_stats", "sae_features", "sae_contexts"]
+              "sae_train", "sae_stats", "sae_features", "sae_contexts", "attribute", "circuit", "heads",
+              "transcoder_train", "graph"]
 
 
 @app.command("list")
@@ -60,10 +60,7 @@ def _parse_args(items: list[str]) -> dict:
 def _load_input(path: Optional[str]) -> dict:
     if path is None:
         return {}
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as e:
-        raise UserError(f"cannot read --input {path}: {e.strerror}") from None
+    text = read_text_file(path, "--input", "a JSON object of the tool's fields")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -71,9 +71,11 @@ def train_into(
     import yaml
 
     from experiments.organisms.tasks import vocab_names
-    from experiments.organisms.train import train
+    from experiments.organisms.train import check_memory, train
     from experiments.organisms.verify import verify
     from tools.checkpoint import save_checkpoint, weights_hash, word_level_tokenizer
+
+    check_memory(spec)  # a spec that cannot fit is refused before a folder or a tensor exists
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tools.errors import UserError, validation_lines
+from tools.files import read_text_file
 
 # Bump when the data generators or the trainer change what a spec produces:
 # it is part of the hash, so stale caches are retrained instead of reused.
@@ -222,10 +223,7 @@ def load_spec(path: Path) -> OrganismSpec:
     """Read and validate a spec file."""
     import yaml
 
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"cannot read spec file {path}: {e.strerror}") from None
+    text = read_text_file(path, "spec file", "an organism spec in YAML (see experiments/organisms/specs/)")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -54,6 +54,110 @@ def tl_config(spec: OrganismSpec, family: Family) -> dict:
     }
 
 
+GB = 1 << 30
+# Python, torch and transformer_lens resident before the first tensor: measured ~0.6 GB.
+_BASELINE_BYTES = int(0.7 * GB)
+MEMORY_ENV = "INTERP_TRAIN_MEMORY_GB"
+_AVAILABLE_SHARE = 0.8
+
+
+@dataclass
+class MemoryEstimate:
+    """Peak memory of training and verifying an organism, in bytes, by what drives it (float32 on the CPU)."""
+
+    weights: int
+    """Parameters, their gradients and AdamW's two moments (4 copies): n_layers, d_model, d_mlp, n_symbols."""
+    attention: int
+    """Attention scores and patterns kept for the backward pass: batch_size x n_heads x n_ctx^2 x n_layers."""
+    activations: int
+    """Other per-layer activations kept for backward: batch_size x n_ctx x (d_model, d_mlp) x n_layers."""
+    logits: int
+    """Logits, log-softmax and their gradient: batch_size x n_ctx x vocabulary."""
+    evaluation: int
+    """Verification forward passes over eval_examples at once (attention, logits, cached activations)."""
+    baseline: int = _BASELINE_BYTES
+    """The interpreter and libraries."""
+
+    @property
+    def training(self) -> int:
+        return self.weights + self.attention + self.activations + self.logits
+
+    @property
+    def peak(self) -> int:
+        return self.baseline + max(self.training, self.weights // 4 + self.evaluation)
+
+
+def estimate_memory(spec: OrganismSpec) -> MemoryEstimate:
+    """An upper-side estimate of training memory from the spec alone (nothing is allocated)."""
+    family = make_family(spec)
+    m, B, E = spec.model, spec.train.batch_size, spec.train.eval_examples
+    V, S, d, L, H = family.vocab_size, family.n_ctx, m.d_model, m.n_layers, m.n_heads
+    mlp = 0 if m.attn_only else m.d_mlp
+    per_layer = 4 * d * d + 9 * d + (2 * d * mlp + mlp + d if mlp else 0)
+    params = 2 * V * d + S * d + V + L * per_layer + 2 * d
+    f = 4  # bytes per float32
+    return MemoryEstimate(
+        weights=4 * params * f,
+        # TransformerLens materialises scores, scaled and masked scores, the pattern and its NaN-guarded
+        # copy per layer; all but the transient ones are saved for backward.
+        attention=5 * B * H * S * S * L * f,
+        activations=B * S * (12 * d + 8 * mlp) * L * f,  # gelu keeps ~8 d_mlp-wide intermediates
+        logits=5 * B * S * V * f,
+        evaluation=(3 * E * H * S * S + E * S * (8 * d + 3 * mlp) + 2 * E * S * V + 2 * L * E * S * d) * f,
+    )
+
+
+def memory_limit() -> tuple[int, str]:
+    """Bytes a training run may use, and where that number came from: $INTERP_TRAIN_MEMORY_GB, else 80% of
+    the memory available now (MemAvailable in /proc/meminfo, else free physical pages)."""
+    import os
+
+    from tools.errors import UserError
+
+    if env := os.environ.get(MEMORY_ENV, "").strip():
+        try:
+            gb = float(env)
+        except ValueError:
+            gb = float("nan")
+        if not math.isfinite(gb) or gb <= 0:
+            raise UserError(f"{MEMORY_ENV}={env!r}: give the memory limit in GB, a number more than zero")
+        return int(gb * GB), f"{MEMORY_ENV}={env}"
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if available is None:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return int(available * _AVAILABLE_SHARE), f"{_AVAILABLE_SHARE:.0%} of the {available / GB:.1f} GB available now"
+
+
+def check_memory(spec: OrganismSpec) -> MemoryEstimate:
+    """Refuse, before anything is allocated, a spec whose training would not fit in memory; the message
+    gives the estimate, what drives it and which fields to lower."""
+    from tools.errors import UserError
+
+    est = estimate_memory(spec)
+    limit, source = memory_limit()
+    if est.peak <= limit:
+        return est
+    parts = sorted([
+        (est.attention, "attention", "train.batch_size, model.n_heads or the sequence length "
+                                     "(task.max_len / max_repeat / max_pairs)"),
+        (est.activations, "activations", "train.batch_size, model.n_layers, model.d_model or model.d_mlp"),
+        (est.logits, "logits", "train.batch_size or the vocabulary (task.n_symbols)"),
+        (est.weights, "weights and optimizer state", "model.n_layers, model.d_model or model.d_mlp"),
+        (est.evaluation, "verification", "train.eval_examples"),
+    ], reverse=True)
+    drivers = "; ".join(f"{name} {b / GB:,.1f} GB (lower {fields})" for b, name, fields in parts[:3])
+    raise UserError(f"organism spec {spec.name!r} would need about {est.peak / GB:,.1f} GB of memory to train, "
+                    f"more than the {limit / GB:,.1f} GB limit ({source}). Largest parts: {drivers}. "
+                    f"Or set {MEMORY_ENV} to allow more")
+
+
 def _lr_at(step: int, spec: OrganismSpec) -> float:
     t = spec.train
     if step < t.warmup_steps:
@@ -66,6 +170,7 @@ def train(
     spec: OrganismSpec, on_step: Callable[[int, float], None] | None = None
 ) -> TrainResult:
     """Train the organism. Same spec (seed included), same weights."""
+    check_memory(spec)
     import torch
     import torch.nn.functional as F
     from transformer_lens import HookedTransformer, HookedTransformerConfig

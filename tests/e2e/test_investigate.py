@@ -56,7 +56,8 @@ def _script(tmp_path: Path) -> Path:
                 "test": {"tool": "scan", "input": {"prompts": [f"t1 t2 t3 t{6 + i} t7 <q>", "t4 t8 t9 t10 <q>",
                                                                "t11 t12 t13 t14 t15 <q>"],
                                                    "insertions": [["t33", "t22"]], "seed": i}},
-                "criterion": {"conditions": [{"field": "output_rate", "op": ">=", "value": 0.8}]}}]},
+                "criterion": {"conditions": [{"field": "output_rate", "op": ">=", "value": 0.8},
+                                             {"field": "control_output_rate", "op": "<=", "value": 0.2}]}}]},
             {"kind": "call", "call": {"tool": "scan", "input": {
                 "prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 8, "n_tokens": 2, "seed": i,
                 "candidates": [f"t{j}" for j in range(14)]}}},

@@ -188,3 +188,29 @@ def test_reproduce_confirms_a_true_claim_and_fails_an_altered_one(reviewed_run):
     assert out.returncode == 1, out.stdout + out.stderr
     r = json.loads(out.stdout)
     assert not r["holds"] and r["input"]["insertions"] == [list(reversed(trig["component"]["tokens"]))]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_queue_does_not_overwrite_a_decision_made_while_the_claim_was_on_screen(tmp_path):
+    from memory.records import Claim
+    from memory.store import MemoryStore
+
+    store = MemoryStore(tmp_path / "mem")
+    claim = Claim(statement="head 1.0 is an induction head", model_id="m", evidence_tier="causal", status="supported")
+    store.put(claim)
+    term = Tmux(f"{INTERP} review --memory {tmp_path / 'mem'} --reviewer kim; sleep 60")
+    try:
+        term.wait_for("claim 1 of 1 awaiting review")
+        # another reviewer decides the same claim from another terminal meanwhile
+        other = interp("review", "decide", claim.id, "reject", "--reviewer", "lee", "--memory", str(tmp_path / "mem"))
+        assert other.returncode == 0, other.stderr
+        term.keys("a")
+        term.wait_for("accept — note")
+        term.keys("looks right", "Enter")
+        term.wait_for(rf"not recorded: claim {claim.id} is already reviewed by lee")
+        term.keys("Enter")
+        term.wait_for("No claims awaiting review")
+    finally:
+        term.close()
+    got = store.get(claim.id)
+    assert (got.status, got.reviewer, len(got.review_history)) == ("rejected", "lee", 1)

@@ -174,7 +174,8 @@ def _trigger_hypothesis(statement: str):
         "statement": statement, "mechanism": "trigger", "component": {"tokens": ["t33", "t22"], "output": "t21"},
         "test": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t6 t7 <q>", "t4 t8 t9 t10 <q>", "t11 t12 t13 t14 t15 <q>"],
                                            "insertions": [["t33", "t22"]]}},
-        "criterion": {"conditions": [{"field": "output_rate", "op": ">=", "value": 0.8}]}}]}
+        "criterion": {"conditions": [{"field": "output_rate", "op": ">=", "value": 0.8},
+                                     {"field": "control_output_rate", "op": "<=", "value": 0.2}]}}]}
 
 
 def test_model_text_cannot_change_a_review_status(tmp_path):
@@ -220,7 +221,7 @@ def test_a_spent_wall_clock_concludes_with_what_is_known(tmp_path):
 
 
 def test_fail_fast_abandons_a_line_without_support(tmp_path):
-    never = {"conditions": [{"field": "effect", "op": ">=", "value": 2.0}]}
+    never = {"conditions": [{"field": "effect", "op": ">=", "value": 2.0}, {"field": "margin", "op": ">=", "value": 2.0}]}
     slow = [{"kind": "hypothesize", "line": "hopeless", "hypotheses": [{
         "statement": f"hopeless {i}", "test": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 t5 t6 <q>"] * 8,
                                                                          "n_tokens": 2, "seed": i}},

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from memory.records import Attempt, Claim, Component, ExperimentRecord, FeatureLabel, Hypothesis
+from memory.records import Attempt, Claim, Component, ExperimentRecord, FeatureLabel, Hypothesis, ReviewEvent
 from memory.server import local_server
 from memory.store import MemoryStore
 from tools.errors import UserError
@@ -108,10 +108,24 @@ def test_export_then_import_reproduces_every_record(store, tmp_path, embedder):
     path = tmp_path / "export.jsonl"
     n = store.export_jsonl(path)
     fresh = MemoryStore(tmp_path / "fresh", embedder=embedder)
-    assert fresh.import_jsonl(path) == n == len(CLAIMS) + 1
-    before = sorted(json.dumps(r.model_dump(mode="json"), sort_keys=True) for r in store.list())
-    after = sorted(json.dumps(r.model_dump(mode="json"), sort_keys=True) for r in fresh.list())
-    assert before == after
+    # alice's review was made in another memory: it comes in only when forced, and is recorded as imported
+    with pytest.raises(UserError, match=r"export.jsonl:\d+: claim .* not in this memory yet .*accepted by alice"):
+        fresh.import_jsonl(path)
+    assert fresh.stats()["counts"] == {"claim": 0, "hypothesis": 0, "feature_label": 0, "experiment": 0}
+    done = fresh.import_jsonl(path, force=True, by="ops")
+    assert (done.records, done.new, done.reviews_forced) == (n, n, 1) and n == len(CLAIMS) + 1
+
+    def dumps(s):
+        return sorted(json.dumps(r.model_dump(mode="json", exclude={"review_history"}), sort_keys=True)
+                      for r in s.list())
+
+    assert dumps(store) == dumps(fresh)
+    history = fresh.get(CLAIMS[0].id).review_history
+    assert [(e.via, e.status, e.reviewer) for e in history] == [("review", "accepted", "alice"),
+                                                                ("import", "accepted", "alice")]
+    assert history[1].by == "ops" and history[1].source == str(path.resolve())
+    # importing the same file again changes nothing and needs no --force
+    assert fresh.import_jsonl(path).new == 0 and fresh.get(CLAIMS[0].id).review_history == history
 
 
 def test_import_cannot_forge_or_erase_reviews(store, tmp_path):
@@ -120,17 +134,65 @@ def test_import_cannot_forge_or_erase_reviews(store, tmp_path):
     store.review(c.id, "accept", reviewer="alice")
     stale = tmp_path / "stale.jsonl"
     stale.write_text(c.model_dump_json() + "\n")  # the unreviewed version
-    store.import_jsonl(stale)
+    assert store.import_jsonl(stale).reviews_kept == 1
     assert store.get(c.id).status == "accepted"
     forged = tmp_path / "forged.jsonl"
     forged.write_text(CLAIMS[1].model_copy(update={"status": "accepted"}).model_dump_json() + "\n")
-    with pytest.raises(UserError, match="set only by a review"):
+    with pytest.raises(UserError, match="forged.jsonl:1: .*without a reviewer"):
         store.import_jsonl(forged)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(CLAIMS[2].model_dump_json() + "\n{not a record}\n")
-    with pytest.raises(UserError, match="bad.jsonl:2"):
+    with pytest.raises(UserError, match="bad.jsonl:2: not JSON"):
         store.import_jsonl(bad)
     assert store.get(CLAIMS[2].id) is None  # nothing of a bad file is imported
+
+
+def test_import_refuses_to_overwrite_another_reviewers_decision_unless_forced(store, tmp_path):
+    """The reproduction: bob's `accepted` in a file silently replaced alice's rejection."""
+    c = CLAIMS[0]
+    store.put(c)
+    store.review(c.id, "reject", reviewer="alice", note="control never ran")
+    forged = c.model_copy(update={"status": "accepted", "reviewer": "bob", "review_note": "lgtm",
+                                  "reviewed_at": "2026-01-01T00:00:00+00:00", "effect": 5.0})
+    path = tmp_path / "from-bob.jsonl"
+    path.write_text(CLAIMS[1].model_dump_json() + "\n" + forged.model_dump_json() + "\n")
+    with pytest.raises(UserError, match=r"from-bob.jsonl:2: claim .* reviewed here \(rejected by alice\).*"
+                                        r"accepted by bob.*--force"):
+        store.import_jsonl(path)
+    kept = store.get(c.id)
+    assert (kept.status, kept.reviewer, kept.review_note, kept.effect) == ("rejected", "alice", "control never ran",
+                                                                          c.effect)
+    assert store.get(CLAIMS[1].id) is None  # line 1 was fine, but the import is all or nothing
+    with pytest.raises(UserError, match="who ran it"):
+        store.import_jsonl(path, force=True, by=" ")
+    done = store.import_jsonl(path, force=True, by="carol")
+    assert (done.reviews_forced, done.new) == (1, 1)
+    now = store.get(c.id)
+    assert (now.status, now.reviewer, now.effect) == ("accepted", "bob", 5.0)
+    # alice's decision is not lost: the history holds it, then the forced import (who, when, which file)
+    assert [(e.via, e.status, e.reviewer, e.by) for e in now.review_history] == [
+        ("review", "rejected", "alice", None), ("import", "accepted", "bob", "carol")]
+    assert now.review_history[1].source == str(path.resolve()) and now.review_history[1].at
+    # a file's history cannot smuggle in a decision nobody made here either
+    fake = ReviewEvent(status="accepted", reviewer="dave", at="2026-01-02T00:00:00+00:00")
+    path.write_text(now.model_copy(update={"review_history": [*now.review_history, fake]}).model_dump_json() + "\n")
+    with pytest.raises(UserError, match="reviewed here"):
+        store.import_jsonl(path)
+    assert store.get(c.id).review_history == now.review_history
+
+
+def test_a_review_changed_by_force_keeps_every_decision(store):
+    c = CLAIMS[3]
+    store.put(c)
+    store.review(c.id, "more-evidence", reviewer="alice", note="one seed")
+    store.review(c.id, "accept", reviewer="bob", note="five seeds", force=True)
+    got = store.get(c.id)
+    assert (got.status, got.reviewer) == ("accepted", "bob")
+    assert [(e.status, e.reviewer, e.note) for e in got.review_history] == [
+        ("needs_more_evidence", "alice", "one seed"), ("accepted", "bob", "five seeds")]
+    # an agent re-finding the claim keeps review and history
+    store.put(c.model_copy(update={"status": "supported", "effect": 0.5}))
+    assert store.get(c.id).review_history == got.review_history
 
 
 WRITER = """

@@ -1,0 +1,176 @@
+"""Attribution vs per-head ablation: does one gradient rank heads the way 270 ablations do, and at what cost?
+
+Ground truth in the same run: mean-ablate each head alone (its mean over the prompts' real
+positions), one forward pass per head, and record the change of the metric. Each attribution variant
+(`attribute` with a reference and a number of integration steps) estimates that same change for
+every head at once. Reported per task: Spearman rank correlation over all heads (signed estimate vs
+signed effect, and |estimate| vs |effect|), overlap of the top-k heads by |.|, and the cost ratio
+attribution / ablation in passes (forward and backward each count one), in forward-token
+equivalents (what the budget charges; a backward pass is charged as two forwards) and in seconds.
+
+Tasks: the `induction` organism (copy_logprob metric, planted heads from its manifest) and
+SmolLM2-135M on repeated word lists (examples/smollm2_repeats.txt, copy_logprob) and on a templated
+IOI set (logit of the indirect object minus the subject).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+IOI_NAMES = ["Mary", "John", "Tom", "James", "Anna", "Paul", "Sarah", "David", "Emma", "Mark", "Lisa", "Peter"]
+IOI_TEMPLATES = [
+    "When {a} and {b} went to the store, {s} gave a drink to",
+    "When {a} and {b} went to the park, {s} gave a ball to",
+    "After {a} and {b} went to the office, {s} handed a letter to",
+    "While {a} and {b} were at the house, {s} gave a book to",
+]
+# (reference, steps, path): the plain estimate, integrated gradients along the input and (on the small
+# model, where L x the passes is cheap) per layer, with the mean and the corrupted reference
+VARIANTS = [("mean", 1, "input"), ("mean", 5, "input"), ("corrupted", 1, "input"), ("corrupted", 5, "input")]
+SMALL_MODEL_VARIANTS = [("mean", 5, "per_layer"), ("corrupted", 5, "per_layer")]
+
+
+def ioi_prompts(model, n: int = 24, seed: int = 0) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(prompts, indirect objects, subjects, corrupted prompts): templated IOI sentences whose names are
+    single tokens; the corruption replaces the second mention of the subject with a third name (ABC)."""
+    rng = random.Random(seed)
+    names = [x for x in IOI_NAMES if len(model.to_tokens(" " + x, prepend_bos=False)[0]) == 1]
+    prompts, io, s, corr = [], [], [], []
+    for i in range(n):
+        a, b, c = rng.sample(names, 3)
+        tpl = IOI_TEMPLATES[i % len(IOI_TEMPLATES)]
+        subject, indirect = (a, b) if i % 2 else (b, a)
+        prompts.append(tpl.format(a=a, b=b, s=subject))
+        corr.append(tpl.format(a=a, b=b, s=c))
+        io.append(" " + indirect)
+        s.append(" " + subject)
+    return prompts, io, s, corr
+
+
+def repeat_prompts(lines: list[str], model, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(prompts, corrupted): each repeated word list, and the same with its first half shuffled (the
+    second half then copies nothing); pairs whose token lengths differ are dropped."""
+    rng = random.Random(seed)
+    prompts, corr = [], []
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        half = len(words) // 2
+        head = words[1:half]
+        rng.shuffle(head)
+        other = " ".join([words[0], *head, *words[half:]])
+        if model.to_tokens(line).shape[1] == model.to_tokens(other).shape[1]:
+            prompts.append(line)
+            corr.append(other)
+    return prompts, corr
+
+
+def _ranks(x):
+    import numpy as np
+
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    # ties share their average rank
+    for v in np.unique(x):
+        tie = x == v
+        if tie.sum() > 1:
+            ranks[tie] = ranks[tie].mean()
+    return ranks
+
+
+def spearman(a, b) -> float:
+    import numpy as np
+
+    ra, rb = _ranks(np.asarray(a, float)), _ranks(np.asarray(b, float))
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def per_head_ablation(target, prompts: list[str], metric) -> tuple[list[float], dict]:
+    """Change of the metric when each head alone is mean-ablated, layer-major; with its cost."""
+    from tools.ablate import Head
+    from tools.circuit import MeanAblator
+    from tools.cost import Meter
+    from tools.metrics import BoundMetric
+    from tools.prompts import encode
+
+    model = target.model
+    enc = encode(model, prompts)
+    bound = BoundMetric(metric, model, enc)
+    heads = [Head(layer=l, head=h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+    meter = Meter()
+    ab = MeanAblator(model, heads, meter, enc)
+    full = bound.value(ab.logits).mean
+    effects = [bound.value(meter.run(model, enc.tokens, ab.hooks([h]))).mean - full for h in heads]
+    c = meter.cost()
+    return effects, {"passes": c.forward_passes + c.backward_passes, "forward_tokens": c.forward_tokens,
+                     "seconds": c.seconds, "full_value": round(full, 4)}
+
+
+def compare(target, prompts: list[str], metric: dict, corrupted: list[str] | None, k: int,
+            planted: list[str] | None = None, variants=VARIANTS) -> dict:
+    import numpy as np
+
+    from tools.metrics import Metric
+    from tools.registry import call
+
+    effects, abl = per_head_ablation(target, prompts, Metric.model_validate(metric))
+    labels = [f"L{l}H{h}" for l in range(target.model.cfg.n_layers) for h in range(target.model.cfg.n_heads)]
+    top_true = {labels[i] for i in np.argsort(-np.abs(effects))[:k]}
+    out = {"prompts": len(prompts), "heads": len(labels), "ablation": abl, "variants": []}
+    out["ablation"]["top"] = [labels[i] for i in np.argsort(-np.abs(effects))[:k]]
+    for ref, steps, path in variants:
+        if ref == "corrupted" and corrupted is None:
+            continue
+        payload = {"prompts": prompts, "metric": metric, "steps": steps, "path": path, "kinds": ["heads"], "top": k}
+        if ref == "corrupted":
+            payload["corrupted"] = corrupted
+        t0 = time.perf_counter()
+        r = call(target, "attribute", payload)
+        seconds = time.perf_counter() - t0
+        est = [v for row in r.head_grid for v in row]
+        by_abs = [labels[i] for i in np.argsort(-np.abs(est))]
+        passes = r.cost.forward_passes + r.cost.backward_passes
+        v = {"reference": ref, "steps": steps, "path": path,
+             "spearman_signed": round(spearman(est, effects), 3),
+             "spearman_abs": round(spearman(np.abs(est), np.abs(effects)), 3),
+             f"top{k}_overlap": len(top_true & set(by_abs[:k])) / k,
+             "top": by_abs[:k],
+             "passes": passes, "seconds": round(seconds, 3),
+             "cost_ratio_passes": round(passes / abl["passes"], 4),
+             "cost_ratio_forward_tokens": round(r.cost.forward_tokens / abl["forward_tokens"], 4),
+             "cost_ratio_seconds": round(seconds / abl["seconds"], 4)}
+        if planted is not None:
+            v["planted_in_top5"] = len(set(planted) & set(by_abs[:5]))
+        out["variants"].append(v)
+    return out
+
+
+def run(device: str | None = None, smollm2: bool = True) -> dict:
+    from experiments.organisms.cache import ensure_trained, resolve_spec
+    from experiments.organisms.manifest import load_manifest
+    from tools.target import load
+
+    spec = resolve_spec("induction")
+    folder = ensure_trained(spec)
+    org = load(f"organism:{folder}", device=device)
+    man = load_manifest(folder)
+    mech = next(m for m in man.mechanisms if m.kind == "induction")
+    planted = [f"L{h.layer}H{h.head}" for h in [*mech.induction_heads, *mech.previous_token_heads]]
+    prompts, corr = repeat_prompts(org.usage_prompts(32, 0), org.model)
+    out = {"induction_organism": {"planted": planted, **compare(org, prompts, {"kind": "copy_logprob"}, corr, 5,
+                                                                 planted, VARIANTS + SMALL_MODEL_VARIANTS)}}
+    if smollm2:
+        sm = load("smollm2", device=device)
+        lines = (REPO / "examples" / "smollm2_repeats.txt").read_text().splitlines()
+        rep, rep_corr = repeat_prompts(lines, sm.model)
+        out["smollm2_induction"] = compare(sm, rep, {"kind": "copy_logprob"}, rep_corr, 10)
+        p, io, s, corr = ioi_prompts(sm.model)
+        out["smollm2_ioi"] = compare(sm, p, {"kind": "logit_diff", "tokens": io, "versus_tokens": s}, corr, 10)
+    return out
