@@ -63,7 +63,10 @@ class Condition(_Strict):
 
 
 class Criterion(_Strict):
-    """All conditions must hold for the hypothesis to be supported; none holding refutes it."""
+    """All conditions must hold for the hypothesis to be supported; none holding refutes it. Refused at
+    registration: a field the test's result lacks, a non-finite threshold, a condition that cannot fail
+    (e.g. a rate >= 0), and a representational or causal hypothesis with no condition against the
+    control (margin, z_score, control, control_*)."""
 
     conditions: list[Condition] = Field(min_length=1)
     """Fixed before the test runs."""

@@ -63,7 +63,7 @@ def _check_output(comp: Component, measured: str | None, why: str, what: str) ->
     return []
 
 
-def _scan(comp: Component, payload: dict, result: dict) -> list[str]:
+def _scan(comp: Component, result: dict) -> list[str]:
     top = (result.get("top") or [None])[0]
     if not top:
         return []
@@ -219,7 +219,7 @@ def mismatches(component: Component, tool: str, payload: dict, result: dict,
     says whether two SAE references name the same SAE.
     """
     if tool == "scan":
-        return _scan(component, payload, result)
+        return _scan(component, result)
     if tool == "ablate":
         return _ablate(component, payload, same_ref)
     if tool == "steer":

@@ -14,11 +14,11 @@ import json
 import traceback
 from typing import TYPE_CHECKING
 
+from agent import criteria
 from agent.actions import ActionError, Call, Conclude, capped_tier, judge as judge_result, parse_action
 from agent.brains.base import BrainError, View
 from agent.consistency import mismatches, overrule
 from agent.context import RunContext
-from agent import criteria
 from agent.paths import confine, resolve, user_refs
 from agent.state import InvestigationState
 from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis

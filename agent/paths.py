@@ -51,7 +51,12 @@ def user_refs(question: dict) -> list[str]:
 
 
 def _is_user(ref: str, users: list[str]) -> bool:
-    return ref in users or any(Path(ref).expanduser().resolve() == Path(u).expanduser().resolve() for u in users)
+    if ref in users:
+        return True
+    try:
+        return any(Path(ref).expanduser().resolve() == Path(u).expanduser().resolve() for u in users)
+    except (OSError, RuntimeError):  # a symbolic-link loop is nobody's folder
+        return False
 
 
 def resolve(ref: str, run_dir: Path, users: list[str] = (), writes: bool = False, where: str = "path") -> str:

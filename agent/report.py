@@ -60,7 +60,8 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
     else:
         out += ["No hypothesis met its pre-registered criterion: no claims."]
     for r in state.get("reviews", []):
-        out.append(f"- reviewed live: `{r['claim_id']}` -> {r['status']} by {r['reviewer']}")
+        out.append(f"- reviewed live: `{r['claim_id']}` -> {r['status']} by {r['reviewer']}"
+                   + (f" ({r['not_recorded']})" if r.get("not_recorded") else ""))
     out += ["", "## Hypotheses (pre-registered)", "",
             "| status | hypothesis | test | criterion | result |", "|---|---|---|---|---|"]
     for h in hyps:

@@ -8,11 +8,11 @@ SQLite then shows an older database, or an empty one). The rules:
 - its write-ahead log (`checkpoints.sqlite-wal`), when present, must be intact: a frame SQLite
   would drop because its checksum fails, followed by frames of the same log generation, is
   damage (a torn last frame from a kill is not: SQLite never committed it);
-- when trace.jsonl shows the run got past `orient` (a brain decision was logged, which happens
-  only after orient's checkpoint was written), the run's thread must have a checkpoint.
+- when trace.jsonl shows the run got past `orient` (a brain decision, then a later node's work),
+  the run's thread must have a checkpoint.
 
-Everything here reads: the database is opened read-only and the log is parsed by hand, so the
-files a user may want to inspect or recover stay as they were.
+Everything here reads: the database is opened read-only (SQLite may add its -shm index) and the log is
+parsed by hand, so the files a user may want to inspect or recover stay as they were.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ CHECKPOINT_FILE = "checkpoints.sqlite"
 TRACE_FILE = "trace.jsonl"
 TABLES = ("checkpoints", "writes")
 _WAL_MAGIC = (0x377F0682, 0x377F0683)
+# events of the nodes that run after a hypothesize step
+_LATER = {"decision", "call", "result", "judge", "claim", "conclude", "report"}
 
 
 def restart_hint(run_dir: Path) -> str:
@@ -37,18 +39,22 @@ def restart_hint(run_dir: Path) -> str:
 
 
 def got_past_orient(run_dir: Path) -> bool:
-    """Whether trace.jsonl records a brain decision (torn or undecodable lines, as a kill leaves, are skipped)."""
+    """Whether trace.jsonl shows a brain decision followed by the work of a later node. LangGraph writes
+    checkpoints in the background (durability "async"), so the decision alone, logged while the first
+    checkpoint may still be in flight, is not proof; a node after it is. Torn or undecodable lines, as a
+    kill leaves, are skipped."""
     path = Path(run_dir) / TRACE_FILE
     if not path.is_file():
         return False
+    decided = False
     for line in path.read_bytes().splitlines():
-        if b'"decision"' not in line:
-            continue
         try:
-            if json.loads(line).get("event") == "decision":
-                return True
+            event = json.loads(line).get("event")
         except (ValueError, AttributeError):
             continue
+        if decided and event in _LATER:
+            return True
+        decided = decided or event == "decision"
     return False
 
 

@@ -466,6 +466,16 @@ class MemoryStore:
             raise
 
 
+def refuse_reviews_for_a_new_memory(path: Path, lines: list[tuple[int, Record]]) -> None:
+    """The import's review rule for a memory that does not exist yet (every claim is new there),
+    so a refused file does not leave an empty memory behind."""
+    done = Imported(records=0, new=0, reviews_kept=0, reviews_forced=0)
+    bad = [(n, why) for n, r in lines if isinstance(r, Claim)
+           for why in [MemoryStore._import_claim(r, None, False, "", "", done)[1]] if why]
+    if bad:
+        raise UserError(refusal(path, bad))
+
+
 _CHUNK = 500
 """Records per upsert of an import (Chroma limits a batch's size)."""
 

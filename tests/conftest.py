@@ -13,6 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Trained organisms are cached between runs (a fresh clone trains each once).
 # Set before any test runs so CLI subprocesses inherit it.
 os.environ.setdefault("INTERP_CACHE", str(REPO / ".pytest_cache" / "interp-cache"))
+# Saved steering directions and default run folders stay out of the working tree.
+os.environ.setdefault("INTERP_DIRECTIONS", str(REPO / ".pytest_cache" / "directions"))
+os.environ.setdefault("INTERP_RUNS", str(REPO / ".pytest_cache" / "runs"))
 # No test may reach the Hugging Face hub (only package registries are reachable here).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

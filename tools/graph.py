@@ -242,10 +242,11 @@ def prepare(target: Target, inp: GraphInput, meter: Meter) -> Prepared:
     mib = layout.n_nodes ** 2 * 4 / 2**20
     if mib > inp.max_adjacency_mb:
         raise UserError(f"the graph would have {layout.n_nodes} nodes ({len(feats)} active features): its adjacency "
-                        f"matrix needs {mib:.0f} MiB, over max_adjacency_mb={inp.max_adjacency_mb:g}. Use a shorter "
+                        f"matrix needs {mib:.3g} MiB, over max_adjacency_mb={inp.max_adjacency_mb:g}. Use a shorter "
                         "prompt, sparser transcoders (smaller k), or raise max_adjacency_mb if memory allows")
-    return Prepared(tokens, transcoders, folders, cache, logits[0, -1].float().clone(), feats,
-                    torch.cat(acts).float().clone() if acts else torch.zeros(0), ids, [float(probs[i]) for i in ids], layout)
+    activations = torch.cat(acts).float().clone() if acts else torch.zeros(0)
+    return Prepared(tokens, transcoders, folders, cache, logits[0, -1].float().clone(), feats, activations, ids,
+                    [float(probs[i]) for i in ids], layout)
 
 
 def backward_rows(p: Prepared) -> int:
@@ -263,9 +264,11 @@ def estimate(target: Target, inp: GraphInput) -> int:
     return 3 * n_pos + BACKWARD_FACTOR * n_pos * backward_rows(p)
 
 
-def _frozen_forward(model: HookedTransformer, p: Prepared, embed: Tensor, mlp_out: list[Tensor]):
-    """(target values [n_logits + n_features], normalised MLP inputs) of the replacement model with the
-    given source vectors entering the residual stream."""
+def _frozen_forward(model: HookedTransformer, p: Prepared, embed: Tensor, mlp_out: list[Tensor]) -> Tensor:
+    """Target values [n_logits + n_features] (logits, then feature pre-activations) of the replacement
+    model, with `embed` entering block 0 and `mlp_out[L]` standing for each MLP's output."""
+    from functools import partial
+
     import torch
 
     frozen = {n: p.cache[n] for n in _frozen_names(model)}
@@ -286,8 +289,7 @@ def _frozen_forward(model: HookedTransformer, p: Prepared, embed: Tensor, mlp_ou
 
     hooks = [(n, fix) for n in frozen] + [(FIRST, put_embed)]
     for layer in range(n_layers):
-        hooks.append((out_hook(layer), lambda a, hook, layer=layer: put_mlp(a, hook, layer)))
-        hooks.append((in_hook(layer), lambda a, hook, layer=layer: keep(a, hook, layer)))
+        hooks += [(out_hook(layer), partial(put_mlp, layer=layer)), (in_hook(layer), partial(keep, layer=layer))]
     logits = model.run_with_hooks(p.tokens, fwd_hooks=hooks)
     values = [logits[0, -1, p.logit_ids].float()]
     by_layer: dict[int, list[int]] = {}
@@ -413,7 +415,7 @@ def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bia
     mass = float(first.sum()) or 1.0
     feat_share = float(first[: lay.error_start].sum()) / mass
     err_share = float(first[lay.error_start : lay.embed_start].sum()) / mass
-    total_infl = float(pruned.influence[: lay.n_features].sum() + pruned.influence[lay.error_start : lay.logit_start].sum())
+    total_infl = float(pruned.influence[: lay.logit_start].sum())  # features, errors and embeddings
     order = torch.argsort(pruned.influence[: lay.n_features], descending=True)[: inp.top].tolist()
     top = [GraphNode(layer=p.features[i][0], position=p.features[i][1], token=tok[p.features[i][1]],
                      feature=p.features[i][2], activation=round(float(p.activations[i]), 5),

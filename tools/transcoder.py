@@ -80,7 +80,7 @@ class TranscoderTrainInput(ToolInput):
     """Layers to train; default every layer (an attribution graph needs all of them)."""
     corpus: CorpusSpec | None = None
     """Prompts to harvest MLP inputs and outputs from (all real positions); default the target's own
-    usage prompts when it ships them (organisms do), else random token sequences."""
+    sample of ordinary inputs when it ships one, else random token sequences."""
     corpus_size: int = Field(2000, ge=10, le=1_000_000)
     """Usage prompts to draw when no corpus is given."""
     d_transcoder: int | None = Field(None, ge=1)
@@ -293,7 +293,7 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
     n_test = max(10, rows // 10)
     test, train_idx = order[:n_test], order[n_test:]
     device = str(model.cfg.device)  # train where the model runs
-    data = {layer: (acts[in_hook(layer)][train_idx].float().to(device), acts[out_hook(layer)][train_idx].float().to(device))
+    data = {layer: tuple(acts[h(layer)][train_idx].float().to(device) for h in (in_hook, out_hook))
             for layer in layers}
     torch.manual_seed(inp.seed)
     trainers = {layer: _init(*data[layer], d_tc, gen) for layer in layers}

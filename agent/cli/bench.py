@@ -251,8 +251,9 @@ def attribution(
     from experiments.benchmarks.attribution import run
 
     quiet_library_warnings()
-    with console.status("attribution benchmark: per-head ablation vs attribution"):
-        r = run(device=_resolve_device(device), smollm2=smollm2)
+    with console.status("attribution benchmark: per-head ablation vs attribution") as status:
+        r = run(device=_resolve_device(device), smollm2=smollm2,
+                on_task=lambda name, _: status.update(f"attribution benchmark: {name} done"))
     if json_out:
         print_json(r)
         return

@@ -98,6 +98,12 @@ def import_(
     from memory.export_file import read_export
 
     lines = read_export(path)  # a bad file is refused before a memory is opened (or created)
+    from memory.store import default_location, refuse_reviews_for_a_new_memory
+
+    location = memory or default_location()
+    if not force and not location.startswith(("http://", "https://")) and not (
+            Path(location).expanduser() / "chroma.sqlite3").is_file():
+        refuse_reviews_for_a_new_memory(path, lines)
     done = _store(memory, create=True).import_jsonl(path, force=force, by=by, lines=lines)
     parts = [f"{done.new} new"]
     if done.reviews_kept:

@@ -14,6 +14,11 @@ from agent.paths import PATH_FIELDS, confine
 from tools.errors import UserError
 
 
+@pytest.fixture(autouse=True)
+def _directions(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERP_DIRECTIONS", str(tmp_path / "directions"))
+
+
 def _acts(out: str, ref: str) -> dict:
     return {"kind": "call", "ref": ref, "call": {"tool": "activations", "input": {
         "prompts": ["t1 t2 <q>", "t3 t4 <q>"], "hooks": ["blocks.0.hook_resid_post"], "out": out}}}

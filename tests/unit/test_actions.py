@@ -230,3 +230,15 @@ def test_ablate_steer_probe_and_patch_check_the_components_they_touched():
     assert overrule("supported", "ok", ["wrong output"]) == ("refuted", "ok; contradicted by its own test: wrong output")
     assert overrule("error", "no field", ["x"])[0] == "error"
     assert overrule("supported", "ok", []) == ("supported", "ok")
+
+
+def test_an_sae_features_hook_is_read_from_its_folder(tmp_path):
+    from agent.consistency import mismatches
+    from memory.records import Component
+
+    (tmp_path / "cfg.json").write_text(json.dumps({"metadata": {"hook_name": "blocks.1.hook_resid_pre"}}))
+    feat = {"components": [{"kind": "sae_feature", "sae": str(tmp_path), "feature": 4}]}
+    ok = Component(feature=4, sae_id=str(tmp_path), hook="blocks.1.hook_resid_pre")
+    assert mismatches(ok, "ablate", feat, {}) == []
+    wrong = mismatches(ok.model_copy(update={"hook": "blocks.0.hook_resid_pre"}), "ablate", feat, {})
+    assert len(wrong) == 1 and "blocks.1.hook_resid_pre" in wrong[0]
