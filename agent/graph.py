@@ -59,7 +59,9 @@ def run(ctx: RunContext, resume: bool = False,
         config = {"configurable": {"thread_id": ctx.settings.run_id}, "recursion_limit": RECURSION_LIMIT}
         payload: object = None if resume else {}
         while True:
-            for _ in graph.stream(payload, config, context=ctx, stream_mode="updates"):
+            # "sync": a node's checkpoint is on disk before the next node starts, so a run killed at any
+            # point resumes from its last finished node (and a missing checkpoint is damage, not a race).
+            for _ in graph.stream(payload, config, context=ctx, stream_mode="updates", durability="sync"):
                 pass
             snap = graph.get_state(config)
             interrupts = [i for t in snap.tasks for i in t.interrupts]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from tools.base import Record, ToolInput, ToolResult, measure
+from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.hooks import check_head, check_neuron
@@ -99,7 +99,7 @@ class AblateInput(ToolInput):
     """Never drawn for the random control: e.g. the rest of a hypothesised circuit."""
     n_random: int = Field(5, ge=1, le=50)
     """Random same-kind, same-count ablations averaged as the control."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the control draws and resampling."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,3 +46,7 @@ class ToolResult(Record):
     partial: bool = False
     """True when the call stopped at its deadline before finishing; its numbers cover only the work
     done (e.g. fewer SAE training steps than asked)."""
+
+
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+"""A random seed: what numpy and torch accept (a negative one is an input error, not a traceback)."""

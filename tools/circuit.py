@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from tools.attribute import Mlp, Ranked
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, Seed, ToolInput, ToolResult
 from tools.cost import Meter
 from tools.deadline import check
 from tools.errors import UserError
@@ -55,7 +55,7 @@ class CircuitInput(ToolInput):
     """Pruning drops members whose addition raised faithfulness by less than this."""
     n_random: int = Field(5, ge=1, le=50)
     """Random sets of the same size and kinds measured as the control."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the random sets."""
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ConfigDict, Field
 
-from tools.base import Record
+from tools.base import Record, Seed
 from tools.errors import UserError
 from tools.files import read_text_file
 
@@ -27,7 +27,7 @@ class CorpusSpec(Record):
     """This many random sequences of the model's non-special tokens (default 2000 when nothing is given)."""
     length: int = Field(16, ge=1)
     """Tokens per random sequence (capped to the model's context)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the random sequences."""
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from tools.activations import harvest
-from tools.base import ToolInput, ToolResult, measure
+from tools.base import Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.hooks import resid_hooks
@@ -41,7 +41,7 @@ class ProbeInput(ToolInput):
     """Share of each class held out for testing."""
     l2: float = Field(1.0, gt=0)
     """L2 penalty (sklearn's C = 1 / l2)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the split and the shuffled-label control."""
 
 

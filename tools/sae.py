@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from tools.activations import harvest
-from tools.base import Record, ToolInput, ToolResult, measure
+from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.corpus import CorpusSpec, resolve_corpus
 from tools.cost import Meter
 from tools.deadline import DeadlineReached, Pace
@@ -169,7 +169,7 @@ class SaeTrainInput(ToolInput):
     """Activation rows per step."""
     lr: float = Field(3e-3, gt=0)
     """Adam learning rate."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds initialisation and batching."""
 
 

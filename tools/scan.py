@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from tools.base import Record, ToolInput, ToolResult, measure
+from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.deadline import DeadlineReached
 from tools.errors import UserError
@@ -49,7 +49,7 @@ class ScanInput(ToolInput):
     """With `insertions`: random insertions of the same length averaged as the control."""
     top: int = Field(10, ge=1, le=100)
     """Sweep results reported, highest change rate first."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the insertion positions and the random control."""
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from tools.activations import harvest
-from tools.base import Record, ToolInput, ToolResult, measure
+from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.directions import load_direction, save_direction
 from tools.errors import UserError
@@ -54,7 +54,7 @@ class SteerInput(ToolInput):
     """Add at each prompt's last position, or at every position."""
     n_random: int = Field(3, ge=1, le=20)
     """Random directions of equal norm averaged as the control."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the random control directions."""
 
 

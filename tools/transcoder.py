@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from tools.activations import harvest
-from tools.base import Record, ToolInput, ToolResult
+from tools.base import Record, Seed, ToolInput, ToolResult
 from tools.corpus import CorpusSpec, resolve_corpus
 from tools.cost import Meter
 from tools.deadline import DeadlineReached, check
@@ -93,7 +93,7 @@ class TranscoderTrainInput(ToolInput):
     """Token rows per step."""
     lr: float = Field(3e-3, gt=0)
     """Adam learning rate (decayed linearly to 0 over the last 30% of steps)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the corpus sample, initialisation and batching."""
 
 
@@ -151,56 +151,66 @@ def _is_random(spec: CorpusSpec) -> bool:
 
 @dataclass
 class _Trainer:
-    """One layer's transcoder during training: plain tensors, BatchTopK, unit-norm decoder rows."""
+    """Every trained layer's transcoder at once, stacked on a leading layer axis (one batched matmul and
+    one optimiser over all layers): BatchTopK, unit-norm decoder rows."""
 
     W_enc: Tensor
+    """[layers, d_in, d_tc]"""
     b_enc: Tensor
+    """[layers, d_tc]"""
     W_dec: Tensor
+    """[layers, d_tc, d_out]"""
     b_dec: Tensor
-    threshold: float | None
-    out_variance: float
+    """[layers, d_out]"""
+    threshold: Tensor | None
+    """[layers]: running minimum activation BatchTopK kept (None before the first step)."""
+    out_variance: Tensor
+    """[layers]: mean squared deviation of each layer's output, so the loss is scale-free."""
 
     def params(self) -> list[Tensor]:
         return [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
 
 
 def _init(x: Tensor, y: Tensor, d_tc: int, gen) -> _Trainer:
-    """Encoder columns and decoder rows start at centred training rows (a data-driven init leaves far
-    fewer features dead than a random one); the decoder bias at the mean output."""
+    """x, y: [layers, rows, d]. Encoder columns and decoder rows start at centred training rows (a
+    data-driven init leaves far fewer features dead than a random one); the decoder bias at the mean."""
     import torch
 
-    pick = torch.randint(len(x), (d_tc,), generator=gen)
-    xc = x[pick] - x.mean(0)
-    yc = y[pick] - y.mean(0)
-    w_enc = (xc / xc.norm(dim=1, keepdim=True).clamp_min(1e-6)).T.contiguous()
-    w_dec = (yc / yc.norm(dim=1, keepdim=True).clamp_min(1e-6)).contiguous()
-    var = float(((y - y.mean(0)) ** 2).sum(1).mean().clamp_min(1e-12))
-    return _Trainer(w_enc.requires_grad_(), torch.zeros(d_tc, device=x.device, requires_grad=True),
-                    w_dec.requires_grad_(), y.mean(0).clone().requires_grad_(), None, var)
+    pick = torch.randint(x.shape[1], (d_tc,), generator=gen).to(x.device)
+    xc = x[:, pick] - x.mean(1, keepdim=True)
+    yc = y[:, pick] - y.mean(1, keepdim=True)
+    w_enc = (xc / xc.norm(dim=-1, keepdim=True).clamp_min(1e-6)).transpose(1, 2).contiguous()
+    w_dec = (yc / yc.norm(dim=-1, keepdim=True).clamp_min(1e-6)).contiguous()
+    var = ((y - y.mean(1, keepdim=True)) ** 2).sum(-1).mean(1).clamp_min(1e-12)
+    return _Trainer(w_enc.requires_grad_(), torch.zeros(x.shape[0], d_tc, device=x.device, requires_grad=True),
+                    w_dec.requires_grad_(), y.mean(1).clone().requires_grad_(), None, var)
 
 
 def _step(tc: _Trainer, x: Tensor, y: Tensor, k: int) -> Tensor:
-    """Loss of one BatchTopK batch (fraction of output variance unexplained); updates the threshold."""
+    """Loss of one BatchTopK batch (x, y: [layers, batch, d]): the fractions of each layer's output variance
+    left unexplained, summed; updates each layer's threshold."""
     import torch
 
-    acts = torch.relu(x @ tc.W_enc + tc.b_enc)
-    kept, idx = acts.flatten().topk(min(k * len(x), acts.numel()))
-    mask = torch.zeros_like(acts).flatten().scatter_(0, idx, 1.0).view_as(acts)
-    acts = acts * mask
-    positive = kept[kept > 0]
-    if len(positive):
-        low = float(positive.detach().min())
+    n_layers, batch, _ = x.shape
+    acts = torch.relu(torch.baddbmm(tc.b_enc[:, None], x, tc.W_enc))
+    flat = acts.reshape(n_layers, -1)
+    kept, idx = flat.topk(min(k * batch, flat.shape[1]), dim=1)
+    acts = (flat * torch.zeros_like(flat).scatter_(1, idx, 1.0)).view_as(acts)
+    with torch.no_grad():
+        low = kept.masked_fill(kept <= 0, float("inf")).min(1).values
+        low = torch.where(torch.isinf(low), tc.threshold if tc.threshold is not None else torch.zeros_like(low), low)
         tc.threshold = low if tc.threshold is None else 0.99 * tc.threshold + 0.01 * low
-    recon = acts @ tc.W_dec + tc.b_dec
-    return ((recon - y) ** 2).sum(1).mean() / tc.out_variance
+    recon = torch.baddbmm(tc.b_dec[:, None], acts, tc.W_dec)
+    return (((recon - y) ** 2).sum(-1).mean(1) / tc.out_variance).sum()
 
 
-def _to_sae_lens(tc: _Trainer, layer: int, model_id: str) -> Transcoder:
+def _to_sae_lens(tc: _Trainer, i: int, layer: int, model_id: str) -> Transcoder:
+    """Row `i` of the stack, as the SAELens transcoder of `layer`."""
     import torch
     from sae_lens.saes.transcoder import JumpReLUTranscoder, JumpReLUTranscoderConfig
 
-    d_in, d_tc = tc.W_enc.shape
-    cfg = JumpReLUTranscoderConfig(d_in=d_in, d_sae=d_tc, d_out=tc.W_dec.shape[1], apply_b_dec_to_input=False,
+    d_in, d_tc = tc.W_enc.shape[1:]
+    cfg = JumpReLUTranscoderConfig(d_in=d_in, d_sae=d_tc, d_out=tc.W_dec.shape[2], apply_b_dec_to_input=False,
                                    device="cpu")
     cfg.metadata.hook_name = in_hook(layer)
     cfg.metadata.hook_name_out = out_hook(layer)
@@ -208,11 +218,11 @@ def _to_sae_lens(tc: _Trainer, layer: int, model_id: str) -> Transcoder:
     cfg.metadata.model_name = model_id
     sae = JumpReLUTranscoder(cfg)
     with torch.no_grad():
-        sae.W_enc.copy_(tc.W_enc.detach().cpu())
-        sae.b_enc.copy_(tc.b_enc.detach().cpu())
-        sae.W_dec.copy_(tc.W_dec.detach().cpu())
-        sae.b_dec.copy_(tc.b_dec.detach().cpu())
-        sae.threshold.fill_(tc.threshold or 0.0)
+        sae.W_enc.copy_(tc.W_enc[i].detach().cpu())
+        sae.b_enc.copy_(tc.b_enc[i].detach().cpu())
+        sae.W_dec.copy_(tc.W_dec[i].detach().cpu())
+        sae.b_dec.copy_(tc.b_dec[i].detach().cpu())
+        sae.threshold.fill_(float(tc.threshold[i]) if tc.threshold is not None else 0.0)
     return sae
 
 
@@ -279,7 +289,7 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
     prompts, source = training_prompts(target, inp)
     enc = encode(model, prompts, "corpus")
     rows = int(enc.lengths.sum())
-    need = rows * len(layers) * 2 * d_model * 4
+    need = rows * len(layers) * 2 * d_model * 4 * 2  # the harvest, and its training copy stacked by layer
     if need > MAX_HARVEST_BYTES:
         raise UserError(f"harvesting {rows} token rows at {len(layers)} layer(s) needs {need / 2**30:.1f} GiB "
                         f"(limit {MAX_HARVEST_BYTES / 2**30:.0f} GiB): give fewer layers or a smaller corpus")
@@ -293,11 +303,11 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
     n_test = max(10, rows // 10)
     test, train_idx = order[:n_test], order[n_test:]
     device = str(model.cfg.device)  # train where the model runs
-    data = {layer: tuple(acts[h(layer)][train_idx].float().to(device) for h in (in_hook, out_hook))
-            for layer in layers}
+    x = torch.stack([acts[in_hook(layer)][train_idx].float() for layer in layers]).to(device)
+    y = torch.stack([acts[out_hook(layer)][train_idx].float() for layer in layers]).to(device)
     torch.manual_seed(inp.seed)
-    trainers = {layer: _init(*data[layer], d_tc, gen) for layer in layers}
-    opt = torch.optim.Adam([p for tc in trainers.values() for p in tc.params()], lr=inp.lr)
+    tc = _init(x, y, d_tc, gen)
+    opt = torch.optim.Adam(tc.params(), lr=inp.lr)
     decay_from = 0.7 * inp.steps
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 1.0 if s < decay_from else max(0.0, (inp.steps - s) / (inp.steps - decay_from)))
@@ -306,31 +316,31 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
         for done in range(inp.steps):
             check("transcoder training")
             idx = torch.randint(len(train_idx), (inp.batch_size,), generator=gen).to(device)
-            loss = sum(_step(trainers[layer], data[layer][0][idx], data[layer][1][idx], inp.k) for layer in layers)
+            loss = _step(tc, x[:, idx], y[:, idx], inp.k)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             with torch.no_grad():
-                for tc in trainers.values():
-                    tc.W_dec /= tc.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-6)
+                tc.W_dec /= tc.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         done = inp.steps
     except DeadlineReached:
         if done == 0:
             raise
+    del x, y
     folder = Path(inp.out)
     stats = []
-    for layer in layers:
+    for i, layer in enumerate(layers):
         where = layer_folder(folder, layer)
         try:
-            _to_sae_lens(trainers[layer], layer, target.model_id).save_model(where)
+            _to_sae_lens(tc, i, layer, target.model_id).save_model(where)
         except OSError as e:
             raise UserError(f"cannot write the transcoder to {where}: {e.strerror}") from None
         loaded = load_transcoder(where, device)
         ve, l0, dead = measure(loaded, acts[in_hook(layer)][test], acts[out_hook(layer)][test])
         stats.append(TranscoderStats(layer=layer, path=str(where), variance_explained=round(ve, 4),
                                      l0=round(l0, 3), dead_fraction=round(dead, 4),
-                                     threshold=round(trainers[layer].threshold or 0.0, 6)))
+                                     threshold=round(float(loaded.threshold[0]), 6)))
     partial = done < inp.steps
     (folder / MANIFEST).write_text(json.dumps({
         "model_id": target.model_id, "weights_hash": target.weights_hash, "layers": layers,
@@ -364,10 +374,10 @@ def train_step_seconds(target: Target, inp: TranscoderTrainInput) -> float:
     d_model = model.cfg.d_model
     d_tc = inp.d_transcoder or 4 * d_model
     device = str(model.cfg.device)
-    key = (d_model, d_tc, inp.batch_size, min(inp.k, d_tc), device, torch.get_num_threads())
+    key = (n_layers, d_model, d_tc, inp.batch_size, min(inp.k, d_tc), device, torch.get_num_threads())
     if key not in _STEP_SECONDS:
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(inp.batch_size, d_model, generator=gen).to(device)
+        x = torch.randn(n_layers, inp.batch_size, d_model, generator=gen).to(device)
         tc = _init(x, x, d_tc, gen)
         opt = torch.optim.Adam(tc.params(), lr=inp.lr)
 
@@ -384,4 +394,4 @@ def train_step_seconds(target: Target, inp: TranscoderTrainInput) -> float:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         _STEP_SECONDS[key] = (time.perf_counter() - t0) / n
-    return _STEP_SECONDS[key] * inp.steps * n_layers
+    return _STEP_SECONDS[key] * inp.steps

@@ -31,7 +31,7 @@ def label(
     corpus_size: Annotated[int, typer.Option(min=4, help="Contexts to use from the corpus.")] = 1000,
     batch: Annotated[bool, typer.Option("--batch", help="claude only: explain through the Message Batches API.")] = False,
     claude_model: Annotated[Optional[str], typer.Option(help="Claude model id (default: a current Sonnet).")] = None,
-    seed: Annotated[int, typer.Option(help="Seeds the explain / score split and samples.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seeds the explain / score split and samples.")] = 0,
     memory: MemoryOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

@@ -82,6 +82,9 @@ def train(
         if not json_out:
             err_console.print(f"already trained at {folder} (use --force to retrain)")
     else:
+        from experiments.organisms.train import check_memory
+
+        check_memory(spec)  # before the progress bar: a spec that cannot fit is refused with nothing shown
         with Progress(TextColumn("training {task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]:.4f}"),
                       TimeElapsedColumn(), console=err_console, disable=json_out) as bar:
