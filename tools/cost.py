@@ -7,7 +7,8 @@ it costs about twice a forward's FLOPs, and the budget counts one currency, forw
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -110,17 +111,19 @@ class Meter:
         out = {n: (torch.zeros_like(a) if g is None else g).detach() for n, a, g in zip(names, wanted, grads)}
         return value.detach(), {n: acts[n].detach() for n in names}, out
 
-    def charge(self, tokens: int, where: str, backward: bool = False) -> None:
-        """Count a pass the caller runs itself (a replacement model's frozen forward, or a batched backward
-        over `tokens` = rows x positions), after checking the deadline like every other pass."""
-        check(where)
-        if backward:
-            self.forward_tokens += BACKWARD_FACTOR * tokens
-            self.backward_tokens += tokens
-            self.backward_passes += 1
-        else:
-            self.forward_tokens += tokens
-            self.forward_passes += 1
+    @contextmanager
+    def charge(self, tokens: int, where: str, backward: bool = False) -> Iterator[None]:
+        """Count a pass the caller runs itself inside the block (a replacement model's frozen forward, or a
+        batched backward over `tokens` = rows x positions), paced against the deadline like every pass."""
+        units = tokens * (BACKWARD_FACTOR if backward else 1)
+        with self.pace.unit(where, units):
+            self.forward_tokens += units
+            if backward:
+                self.backward_tokens += tokens
+                self.backward_passes += 1
+            else:
+                self.forward_passes += 1
+            yield
 
     def cost(self) -> Cost:
         return Cost(forward_tokens=self.forward_tokens, seconds=round(time.perf_counter() - self._start, 4),

@@ -347,13 +347,11 @@ def build(target: Target, inp: GraphInput, meter: Meter) -> Built:
         b_dec.append(p.transcoders[layer].b_dec.detach().float())
         errors.append(mlp_true[layer][0] - recon - b_dec[layer])
 
-    meter.charge(n_pos, "the frozen forward pass")
-    with torch.enable_grad():
+    with meter.charge(n_pos, "the frozen forward pass"), torch.enable_grad():
         embed = embed_vec.clone().requires_grad_(True)
         mlps = [m.clone().requires_grad_(True) for m in mlp_true]
         values = _frozen_forward(model, p, embed, mlps)
-    meter.charge(n_pos, "the all-sources-zero forward pass")
-    with torch.no_grad():
+    with meter.charge(n_pos, "the all-sources-zero forward pass"), torch.no_grad():
         constant = _frozen_forward(model, p, torch.zeros_like(embed_vec), [torch.zeros_like(m) for m in mlp_true])
 
     n_rows = backward_rows(p)
@@ -362,12 +360,12 @@ def build(target: Target, inp: GraphInput, meter: Meter) -> Built:
     row_node = [lay.logit_start + j for j in range(lay.n_logits)] + list(range(lay.n_features))
     for start in range(0, n_rows, inp.batch_size):
         stop = min(start + inp.batch_size, n_rows)
-        meter.charge(n_pos * (stop - start), "a backward pass", backward=True)
         seeds = torch.zeros(stop - start, n_rows, device=dev)
         seeds[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
         # one batched backward (vmap over the seeds): row r is the gradient of target start + r
-        grads = torch.autograd.grad(values, [embed, *mlps], grad_outputs=seeds, retain_graph=True,
-                                    is_grads_batched=True, allow_unused=True)
+        with meter.charge(n_pos * (stop - start), "a backward pass", backward=True):
+            grads = torch.autograd.grad(values, [embed, *mlps], grad_outputs=seeds, retain_graph=True,
+                                        is_grads_batched=True, allow_unused=True)
         zero = torch.zeros(stop - start, *embed.shape, device=dev)
         g_embed, g_mlp = (grads[0] if grads[0] is not None else zero), [g if g is not None else zero for g in grads[1:]]
         block = torch.zeros(stop - start, lay.n_nodes, device=dev)
@@ -439,8 +437,8 @@ def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bia
         tool="graph",
         summary=(f"graph of {lay.n_nodes} nodes ({lay.n_features} active features) for {c0.token!r} "
                  f"(p={c0.probability:.3f}): its logit {c0.logit:.3f} = features {c0.features:.3f} + errors "
-                 f"{c0.errors:.3f} + embeddings {c0.embeddings:.3f} + bias {c0.bias:.3f} (residual "
-                 f"{c0.residual:.1e}{', within' if max_res <= TOLERANCE else ', OVER'} {TOLERANCE:g}); pruned to "
+                 f"{c0.errors:.3f} + embeddings {c0.embeddings:.3f} + bias {c0.bias:.3f} (largest residual over the "
+                 f"targets {max_res:.1e}, {'within' if max_res <= TOLERANCE else 'OVER'} {TOLERANCE:g}); pruned to "
                  f"{int(pruned.node_mask.sum())} nodes, {kept_edges} edges"
                  + (f"; top feature L{top[0].layer}/{top[0].feature} at {top[0].token!r}" if top else "")),
         cost=meter.cost(), path=path, n_tokens=lay.n_pos, active_features=lay.n_features, nodes=lay.n_nodes,

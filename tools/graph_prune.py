@@ -141,6 +141,11 @@ def prune(adjacency: Tensor, layout: Layout, logit_weights: Tensor, node_thresho
     return Pruned(keep, edges, node_infl, cumulative)
 
 
+def _shown(token: str) -> str:
+    """A token as the viewers print it: line breaks and tabs made visible."""
+    return token.replace("\n", "⏎").replace("\t", "→").replace("\r", "↵")
+
+
 def _cantor(a: int, b: int) -> int:
     """A unique integer per (layer, feature): the viewers key features by it."""
     return (a + b) * (a + b + 1) // 2 + b
@@ -181,14 +186,14 @@ def viewer_json(*, slug: str, scan: str, transcoder_list: list[str], prompt: str
             node = {"node_id": f"{layer}_{vocab}_{n_pos - 1}", "feature": vocab, "layer": layer,
                     "ctx_idx": n_pos - 1, "feature_type": "logit", "token_prob": round(logit_probs[j], 6),
                     "is_target_logit": targets[j], "jsNodeId": f"L_{vocab}-{n_pos - 1}",
-                    "clerp": f'Output "{logit_tokens[j]}" (p={logit_probs[j]:.3f})'}
+                    "clerp": f'Output "{_shown(logit_tokens[j])}" (p={logit_probs[j]:.3f})'}
         ids[i] = {"token_prob": 0.0, "is_target_logit": False, "run_idx": 0, "reverse_ctx_idx": 0, "clerp": "",
                   "influence": None, "activation": None, **node}
     dst, src = pruned.edge_mask.nonzero(as_tuple=True)
     links = [{"source": ids[s]["node_id"], "target": ids[d]["node_id"], "weight": round(float(adjacency[d, s]), 6)}
              for d, s in zip(dst.tolist(), src.tolist()) if s in ids and d in ids]
     return {
-        "metadata": {"slug": slug, "scan": scan, "transcoder_list": transcoder_list, "prompt_tokens": prompt_tokens,
+        "metadata": {"slug": slug, "scan": scan, "transcoder_list": transcoder_list, "prompt_tokens": [_shown(t) for t in prompt_tokens],
                      "prompt": prompt, "node_threshold": node_threshold, "schema_version": SCHEMA_VERSION},
         "qParams": {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
         "nodes": list(ids.values()),

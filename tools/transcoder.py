@@ -28,7 +28,7 @@ from tools.activations import harvest
 from tools.base import Record, Seed, ToolInput, ToolResult
 from tools.corpus import CorpusSpec, resolve_corpus
 from tools.cost import Meter
-from tools.deadline import DeadlineReached, check
+from tools.deadline import DeadlineReached, Pace
 from tools.errors import UserError
 from tools.hooks import check_layer
 from tools.prompts import encode
@@ -311,18 +311,18 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
     decay_from = 0.7 * inp.steps
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 1.0 if s < decay_from else max(0.0, (inp.steps - s) / (inp.steps - decay_from)))
-    done = 0
+    done, pace = 0, Pace()
     try:
         for done in range(inp.steps):
-            check("transcoder training")
-            idx = torch.randint(len(train_idx), (inp.batch_size,), generator=gen).to(device)
-            loss = _step(tc, x[:, idx], y[:, idx], inp.k)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                tc.W_dec /= tc.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            with pace.unit("transcoder training"):  # not started when it cannot end before the deadline
+                idx = torch.randint(len(train_idx), (inp.batch_size,), generator=gen).to(device)
+                loss = _step(tc, x[:, idx], y[:, idx], inp.k)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    tc.W_dec /= tc.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         done = inp.steps
     except DeadlineReached:
         if done == 0:
@@ -340,7 +340,7 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
         ve, l0, dead = measure(loaded, acts[in_hook(layer)][test], acts[out_hook(layer)][test])
         stats.append(TranscoderStats(layer=layer, path=str(where), variance_explained=round(ve, 4),
                                      l0=round(l0, 3), dead_fraction=round(dead, 4),
-                                     threshold=round(float(loaded.threshold[0]), 6)))
+                                     threshold=round(float(loaded.threshold[0].detach()), 6)))
     partial = done < inp.steps
     (folder / MANIFEST).write_text(json.dumps({
         "model_id": target.model_id, "weights_hash": target.weights_hash, "layers": layers,

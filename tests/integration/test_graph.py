@@ -112,7 +112,7 @@ def test_graph_tool_writes_a_viewer_json(features, transcoders, prompt, tmp_path
     predicted = estimate(features, "graph", payload)
     r = call(features, "graph", payload)
     assert r.cost.forward_tokens == predicted and r.cost.backward_passes >= 1
-    assert r.max_residual < 1e-3 and "within 0.001" in r.summary
+    assert r.max_residual < 1e-3 and ", within 0.001" in r.summary
     assert r.path == str(out) and r.kept_nodes <= r.nodes and r.top_features
     data = json.loads(out.read_text())
     assert set(data) == {"metadata", "qParams", "nodes", "links"}
@@ -157,3 +157,12 @@ def test_bad_graph_inputs_are_user_errors(features, transcoders, prompt, tiny_or
     cfg.write_text(json.dumps(data))
     with pytest.raises(UserError, match="layer 5, but the model has layers 0..1"):
         call(tiny, "graph", {"prompt": "t1 t2 <q>", "transcoders": str(other)})
+    # a damaged folder, and an SAE where a transcoder belongs
+    cfg.write_text("{not json")
+    with pytest.raises(UserError, match="cannot load the transcoder"):
+        call(tiny, "graph", {"prompt": "t1 t2 <q>", "transcoders": str(other)})
+    sae = tmp_path / "sae"
+    call(tiny, "sae_train", {"hook": "blocks.0.hook_resid_post", "corpus": {"random": 60, "length": 5},
+                             "out": str(sae), "d_sae": 16, "k": 2, "steps": 2})
+    with pytest.raises(UserError, match="not a transcoder"):
+        call(tiny, "graph", {"prompt": "t1 t2 <q>", "transcoders": [str(sae), str(other / "layer_0")]})
