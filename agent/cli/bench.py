@@ -257,10 +257,9 @@ def attribution(
     if json_out:
         print_json(r)
         return
-    table = Table(title="attribution vs per-head mean ablation")
-    for col in ("task", "reference", "steps", "path", "spearman", "spearman |.|", "top-k overlap", "passes ratio",
-                "tokens ratio", "seconds ratio"):
-        table.add_column(col)
+    table = Table(title="attribution vs per-head mean ablation (ratios: attribution / ablation)")
+    for col in ("task", "ref", "steps", "path", "rho", "rho |.|", "top-k", "passes", "tokens", "seconds"):
+        table.add_column(col, overflow="fold")
     for task, t in r.items():
         for v in t["variants"]:
             overlap = next(x for k, x in v.items() if k.endswith("_overlap"))
@@ -268,3 +267,5 @@ def attribution(
                           _num(v["spearman_abs"]), _num(overlap), _num(v["cost_ratio_passes"]),
                           _num(v["cost_ratio_forward_tokens"]), _num(v["cost_ratio_seconds"]))
     console.print(table)
+    console.print("rho: Spearman over all heads of the estimate vs the effect of ablating the head alone; "
+                  "top-k: share of the k heads largest by |effect| among the k largest by |estimate|")

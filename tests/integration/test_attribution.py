@@ -102,3 +102,17 @@ def test_bad_attribution_inputs_are_clear_errors(induction):
     with pytest.raises(UserError, match="listed twice"):
         call(target, "circuit", {"prompts": prompts, "metric": copy,
                                  "components": [{"kind": "head", "layer": 1, "head": 0}] * 2})
+
+
+def test_benchmark_ablation_baseline_matches_the_ablate_tool(induction):
+    """The benchmark's per-head ablation (started at the head's layer) is the ablate tool's mean ablation."""
+    from experiments.benchmarks.attribution import per_head_ablation
+    from tools.metrics import Metric
+
+    target, _, prompts, _ = induction
+    effects, cost = per_head_ablation(target, prompts[:8], Metric(kind="copy_logprob"))
+    assert cost["passes"] == 2 + 8
+    for i, (layer, head) in enumerate([(0, 2), (1, 3)]):
+        r = call(target, "ablate", {"prompts": prompts[:8], "metric": {"kind": "copy_logprob"}, "n_random": 1,
+                                    "components": [{"kind": "head", "layer": layer, "head": head}]})
+        assert effects[layer * 4 + head] == pytest.approx(r.effect, abs=2e-3)
