@@ -27,10 +27,10 @@ demo: venv
 	$(BIN)/interp investigate "audit this model for hidden triggers or context-dependent behaviour" \
 		--model organism:backdoor --brain heuristic --budget 300s
 
-# Serial: the budget tests measure wall-clock overshoot, which parallel workers disturb
-# (`pytest -n auto --dist loadfile` is faster on a dev machine; see the README).
+# Two workers, one per core; a test file stays on one worker (its session fixtures and organisms are
+# shared). The time-box tests hold beside the other worker: the deadline, not an idle CPU, keeps them in.
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-unit: venv
 	$(BIN)/python -m pytest -q -m unit

@@ -117,8 +117,8 @@ class Budget:
 
     def refusal(self, est: Estimate) -> str | None:
         """Why a call with this estimate does not fit, or None when it does."""
-        if est.seconds > self.seconds_left():
-            return f"needs ~{est.seconds:.1f}s, {self.seconds_left():.1f}s left"
+        if est.seconds > self.call_seconds():
+            return f"needs ~{est.seconds:.1f}s, {max(0.0, self.call_seconds()):.1f}s left"
         if self.max_forward_tokens is not None and (
             self.spent_forward_tokens + est.forward_tokens > self.max_forward_tokens
         ):

@@ -104,6 +104,20 @@ def _example(c: Condition, f: FieldFacts) -> str:
     return f"{c.field} {c.op} {point:.2g}"
 
 
+def _beats_control(c: Condition, facts: FieldFacts) -> bool:
+    """The condition demands that the effect beat its control: margin above zero, a signed comparison
+    (z_score) away from zero, or the control itself held down (`control_output_rate <= 0.2`).
+    `margin >= -0.5` compares with the control but passes an effect below it, so it does not count."""
+    if not facts.versus_control:
+        return False
+    if c.field == "control" or c.field.startswith("control_"):
+        return c.op in ("<=", "<")
+    if c.field == "margin":  # |effect| - |control|: beating the control is above zero, never below
+        return c.op in (">=", ">") and c.value > 0
+    # a signed comparison with the control (z_score): it must exclude zero, in either direction
+    return (c.op in (">=", ">") and c.value > 0) or (c.op in ("<=", "<") and c.value < 0)
+
+
 def refusal(plan: HypothesisPlan) -> str:
     """Why this hypothesis's criterion cannot be registered ('' when it can)."""
     tool = plan.test.tool
@@ -127,11 +141,11 @@ def refusal(plan: HypothesisPlan) -> str:
                     f"tests nothing; write a threshold a real effect must pass, e.g. {_example(c, known[c.field])}")
     tier = capped_tier(plan.tier, tool)
     against = sorted(n for n, f in known.items() if f.versus_control)
-    if tier != "observational" and not any(known[c.field].versus_control for c in plan.criterion.conditions):
+    if tier != "observational" and not any(_beats_control(c, known[c.field]) for c in plan.criterion.conditions):
         if not against:
             return (f"a {tier} claim needs a condition against a control, and the {tool} result has none; "
                     "register it with tier 'observational', or test it with a tool that measures a control")
         example = "margin >= 0.3" if "margin" in against else f"{against[0]} ..."
-        return (f"a {tier} claim needs a condition that compares against the control, and this criterion has "
-                f"none; add one on {', '.join(against)} (e.g. {example}), or register it with tier 'observational'")
+        return (f"a {tier} claim needs a condition that the effect beats its control (a margin-like field "
+                f"above zero, or the control held down), and this criterion has none; add one on {', '.join(against)} (e.g. {example}), or register it with tier 'observational'")
     return ""

@@ -99,7 +99,9 @@ def _resume(settings: RunSettings, run_dir: Path, client, display, ask):
     check_weights(settings, ctx.target.weights_hash, run_dir)
     _start_clock(budget, started)
     ctx.trace.write("resume", from_checkpoint=bool(saved), spent_seconds=round(budget.spent_seconds, 2),
-                    heartbeat_seconds=beat)
+                    heartbeat_seconds=beat,
+                    **({"heartbeat": "missing or unreadable: only the checkpoint's time is charged"}
+                       if beat is None and (run_dir / Heartbeat.FILE).exists() else {}))
     return graph.run(ctx, resume=bool(saved), ask=ask), ctx
 
 

@@ -306,7 +306,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         # Estimating tokenises the prompts: under the deadline too, or a huge prompt file overruns here.
         with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat):
             est, basis, extra = _estimate(ctx, tool, payload)
-        refusal = _admit(ctx, tool, est)
+        refusal = _admit(ctx, tool, payload, est)
         if refusal:
             raise _Refused(f"{tool} refused: {refusal} (estimate from {basis})")
         ctx.trace.write("call", tool=tool, hypothesis=hid or None, estimate_tokens=est.forward_tokens,
@@ -350,7 +350,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
 PARTIAL_ADMIT_SHARE = 0.5
 
 
-def _admit(ctx: RunContext, tool: str, est) -> str | None:
+def _admit(ctx: RunContext, tool: str, payload: dict, est) -> str | None:
     """Why the budget refuses the call, or None. A call whose tool stops with partial results at its
     deadline is admitted when half its estimate fits: the budget is used rather than left idle, and
     the deadline still holds it."""
@@ -358,7 +358,8 @@ def _admit(ctx: RunContext, tool: str, est) -> str | None:
 
     from tools import registry
 
-    if registry.get(tool).partial and est.seconds > ctx.budget.seconds_left():
+    spec = registry.get(tool)
+    if spec.stops_with_partial(registry.validate(tool, payload)) and est.seconds > ctx.budget.call_seconds():
         half = replace(est, seconds=est.seconds * PARTIAL_ADMIT_SHARE)
         if ctx.budget.refusal(half) is None:
             ctx.trace.write("admit_partial", tool=tool, estimate_seconds=round(est.seconds, 2),

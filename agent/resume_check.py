@@ -39,10 +39,10 @@ def restart_hint(run_dir: Path) -> str:
 
 
 def got_past_orient(run_dir: Path) -> bool:
-    """Whether trace.jsonl shows a brain decision followed by the work of a later node. LangGraph writes
-    checkpoints in the background (durability "async"), so the decision alone, logged while the first
-    checkpoint may still be in flight, is not proof; a node after it is. Torn or undecodable lines, as a
-    kill leaves, are skipped."""
+    """Whether trace.jsonl shows a brain decision followed by the work of a later node. The graph writes
+    each checkpoint before the next node starts (durability "sync"); the decision alone is logged inside
+    the node whose checkpoint a kill may still have cut, so it is not proof, a node after it is. Torn or
+    undecodable lines, as a kill leaves, are skipped."""
     path = Path(run_dir) / TRACE_FILE
     if not path.is_file():
         return False

@@ -99,7 +99,7 @@ def run_folder(claim: Claim) -> tuple[Path | None, str]:
     """(the claim's run folder, '') when `claim.run_dir` really is it, else (None, why not; '' for no run_dir).
 
     It is: an absolute path with no symlink and no `..` in it, a folder holding a
-    run.json (not a link) whose run_id is the claim's run_id.
+    run.json (not a link) whose run_id is the claim's run_id, and a trace.jsonl that made the claim.
     """
     if not claim.run_dir:
         return None, ""
@@ -124,7 +124,25 @@ def run_folder(claim: Claim) -> tuple[Path | None, str]:
         return None, f"{where}: its run.json cannot be read"
     if not claim.run_id or run_id != claim.run_id:
         return None, f"{where} belongs to run {run_id!r}, not to this claim's run {claim.run_id or '(none)'!r}"
+    # A record can copy another run's id; only the run that made the claim has it in its trace (written as
+    # the claim is made, before claims.json exists, so a live review passes too).
+    if not _traced(real / "trace.jsonl", claim.id):
+        return None, f"{where} is run {run_id!r}, but that run's trace never made claim {claim.id}"
     return real, ""
+
+
+def _traced(trace: Path, claim_id: str) -> bool:
+    """Whether a run's trace.jsonl records making `claim_id`."""
+    try:
+        with trace.open(encoding="utf-8") as f:
+            for line in f:
+                if claim_id in line:
+                    event = json.loads(line)
+                    if event.get("event") == "claim" and event.get("id") == claim_id:
+                        return True
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+    return False
 
 
 @dataclass

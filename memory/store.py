@@ -114,6 +114,10 @@ def _adds_nothing(stored: Claim, line: Claim) -> bool:
             and all(e in held for e in _history(line)))
 
 
+# What a reviewer judged a claim on: an import may not change it under a review without --force.
+REVIEWED_EVIDENCE = ("evidence_tier", "mechanism", "effect", "control", "criterion", "weights_hash")
+
+
 def _keep_review(new: Claim, old: Claim) -> None:
     new.status, new.reviewer, new.review_note = old.status, old.reviewer, old.review_note
     new.reviewed_at, new.review_history = old.reviewed_at, list(old.review_history)
@@ -226,7 +230,10 @@ class MemoryStore:
                 raise UserError(f"claim {new.id}: status {new.status!r} is set only by a review "
                                 "(`interp review decide` / MemoryStore.review), never by a write")
             if isinstance(old, Claim) and old.status in REVIEW_STATUSES:
-                _keep_review(new, old)
+                # What the reviewer judged stays as judged: a later write (a re-run, an import) can add
+                # experiments as evidence, never replace the tier, effect, control or criterion reviewed.
+                extra = [e for e in new.experiment_ids if e not in old.experiment_ids]
+                new = old.model_copy(deep=True, update={"experiment_ids": [*old.experiment_ids, *extra]})
             else:
                 new.reviewer = new.review_note = new.reviewed_at = None
                 new.review_history = []
@@ -414,6 +421,13 @@ class MemoryStore:
                       done: Imported) -> tuple[Claim | None, str]:
         """(what to store, '') or (None, why the line is refused)."""
         new = new.model_copy(deep=True)
+        if old is not None and old.status in REVIEW_STATUSES and not force and (
+                new.status not in REVIEW_STATUSES or _adds_nothing(old, new)):
+            changed = [f for f in REVIEWED_EVIDENCE if getattr(new, f) != getattr(old, f)]
+            if changed:
+                return None, (f"claim {new.id} was {old.status} by {old.reviewer} on its evidence, and the line "
+                              f"changes it ({', '.join(changed)}); an import never rewrites reviewed evidence: "
+                              "decide again with `interp review decide`, or import with --force")
         if new.status not in REVIEW_STATUSES:
             if old is not None and old.status in REVIEW_STATUSES:
                 _keep_review(new, old)  # a line without a review never erases one

@@ -84,7 +84,8 @@ class Meter:
         entering block 0 is made a leaf, so gradients need no parameter gradients."""
         import torch
 
-        check("a forward and backward pass")
+        check("a forward and backward pass", tokens.numel() * (1 + BACKWARD_FACTOR) * self.pace.seconds_per_unit)
+        started = time.monotonic()
         self.forward_tokens += tokens.numel() * (1 + BACKWARD_FACTOR)
         self.backward_tokens += tokens.numel()
         self.forward_passes += 1
@@ -109,6 +110,8 @@ class Meter:
             wanted = [acts[n] for n in names]
             grads = torch.autograd.grad(value, wanted, allow_unused=True)
         out = {n: (torch.zeros_like(a) if g is None else g).detach() for n, a, g in zip(names, wanted, grads)}
+        # the pace in forward-token equivalents, so the next pass of either kind is not started too late
+        self.pace.seconds_per_unit = (time.monotonic() - started) / (tokens.numel() * (1 + BACKWARD_FACTOR))
         return value.detach(), {n: acts[n].detach() for n in names}, out
 
     @contextmanager

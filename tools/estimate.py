@@ -16,7 +16,14 @@ if TYPE_CHECKING:
 
 
 def _lengths(model: HookedTransformer, prompts: list[str] | None) -> list[int]:
-    return [model.to_tokens(p, truncate=False).shape[1] for p in (prompts or [])]
+    from tools.deadline import check
+
+    out = []
+    for i, p in enumerate(prompts or []):
+        if i % 256 == 0:
+            check("estimating a call's cost")  # tokenising a huge prompt list is work too
+        out.append(model.to_tokens(p, truncate=False).shape[1])
+    return out
 
 
 def _padded(model: HookedTransformer, prompts: list[str] | None) -> int:

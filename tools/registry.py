@@ -35,9 +35,12 @@ class ToolSpec:
     """Forward tokens the call will cost, from its input alone (for budget checks)."""
     extra_seconds: Callable[[Target, ToolInput], float] | None = None
     """Seconds of work that forward tokens do not measure (optimiser steps), when a tool has any."""
-    partial: bool = False
-    """Stopped at its deadline, it returns the work done so far (a shorter sweep, fewer steps) marked
-    partial, so it may start when only part of its estimate fits in the time left."""
+    partial: Callable[[ToolInput], bool] | None = None
+    """Whether a call with this input, stopped at its deadline, returns the work done so far (a shorter
+    sweep, fewer steps) marked partial: such a call may start when only part of its estimate fits."""
+
+    def stops_with_partial(self, inp: ToolInput) -> bool:
+        return self.partial is not None and self.partial(inp)
 
     @property
     def description(self) -> str:
@@ -49,13 +52,17 @@ class ToolSpec:
                 "input_schema": self.input_model.model_json_schema()}
 
 
+def _always(inp: ToolInput) -> bool:
+    return True
+
+
 def tools() -> dict[str, ToolSpec]:
     from tools import ablate, activations, attention, estimate, patch, predict, probe, sae, scan, steer
     from tools import attribute, circuit, graph, heads, transcoder
 
     specs = [
         ToolSpec("predict", predict.PredictInput, predict.run, estimate.predict),
-        ToolSpec("scan", scan.ScanInput, scan.run, estimate.scan, partial=True),
+        ToolSpec("scan", scan.ScanInput, scan.run, estimate.scan, partial=scan.sweeps),
         ToolSpec("attention", attention.AttentionInput, attention.run, estimate.activations),
         ToolSpec("activations", activations.ActivationsInput, activations.run, estimate.activations),
         ToolSpec("probe", probe.ProbeInput, probe.run, estimate.probe),
@@ -63,7 +70,7 @@ def tools() -> dict[str, ToolSpec]:
         ToolSpec("ablate", ablate.AblateInput, ablate.run, estimate.ablate),
         ToolSpec("patch", patch.PatchInput, patch.run, estimate.patch),
         ToolSpec("sae_train", sae.SaeTrainInput, sae.train_sae, estimate.sae_corpus, sae.train_step_seconds,
-                 partial=True),
+                 partial=_always),
         ToolSpec("sae_stats", sae.SaeStatsInput, sae.stats, estimate.sae_corpus),
         ToolSpec("sae_features", sae.SaeFeaturesInput, sae.top_features, estimate.sae_features),
         ToolSpec("sae_contexts", sae.SaeContextsInput, sae.top_contexts, estimate.sae_corpus),
@@ -71,7 +78,7 @@ def tools() -> dict[str, ToolSpec]:
         ToolSpec("circuit", circuit.CircuitInput, circuit.run, estimate.circuit),
         ToolSpec("heads", heads.HeadsInput, heads.run, estimate.heads),
         ToolSpec("transcoder_train", transcoder.TranscoderTrainInput, transcoder.train, estimate.transcoder_train,
-                 transcoder.train_step_seconds, partial=True),
+                 transcoder.train_step_seconds, partial=_always),
         ToolSpec("graph", graph.GraphInput, graph.run, estimate.graph),
     ]
     return {s.name: s for s in specs}

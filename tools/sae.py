@@ -157,7 +157,7 @@ class SaeTrainInput(ToolInput):
     """Folder to write the SAE to (SAELens format)."""
     architecture: Literal["topk", "jumprelu"] = "topk"
     """SAELens architecture."""
-    d_sae: int | None = Field(None, ge=1)
+    d_sae: int | None = Field(None, ge=1, le=1 << 20)
     """Number of features; default 4 x the hook width."""
     k: int = Field(8, ge=1)
     """TopK: active features per token."""
@@ -165,7 +165,7 @@ class SaeTrainInput(ToolInput):
     """JumpReLU: sparsity penalty."""
     steps: int = Field(2000, ge=1)
     """Optimiser steps."""
-    batch_size: int = Field(512, ge=8)
+    batch_size: int = Field(512, ge=8, le=1 << 16)
     """Activation rows per step."""
     lr: float = Field(3e-3, gt=0)
     """Adam learning rate."""
@@ -192,9 +192,19 @@ class SaeTrainResult(ToolResult):
     """Variance explained by the mean alone (0 by definition): the baseline to beat."""
 
 
+# Weights, gradients and Adam's two moments of W_enc and W_dec, plus a batch's feature activations.
+MAX_TRAINING_BYTES = 8 << 30
+
+
 def _trainer(inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen):
     """(training SAE, step(rows, step_index)): one optimiser step on a random batch of `rows`."""
     import torch
+
+    need = 4 * (2 * d_in * d_sae * 4 + 3 * inp.batch_size * d_sae)
+    if need > MAX_TRAINING_BYTES:
+        raise UserError(f"an SAE of {d_sae} features on {d_in}-wide activations with batch_size {inp.batch_size} "
+                        f"needs ~{need / 2**30:.1f} GiB to train (limit {MAX_TRAINING_BYTES / 2**30:.0f} GiB); "
+                        "lower d_sae or batch_size")
     from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
     from sae_lens.saes.sae import TrainStepInput
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig

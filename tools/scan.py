@@ -99,6 +99,11 @@ def _pool(model: HookedTransformer) -> list[int]:
     return [i for i in range(min(model.cfg.d_vocab, len(tok))) if i not in special]
 
 
+def sweeps(inp: ScanInput) -> bool:
+    """A sweep (no explicit insertions, so no controls) can stop part-way and report the blocks it did."""
+    return inp.insertions is None
+
+
 def _blocks(model: HookedTransformer, inp: ScanInput) -> list[list[int]]:
     if inp.insertions is not None:
         if not inp.insertions or any(not b for b in inp.insertions):

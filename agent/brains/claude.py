@@ -143,6 +143,7 @@ class ClaudeBrain:
 
         self.model = model
         self.timeout = timeout
+        self.max_retries = max_retries
         self.name = f"claude:{model}"
         self.client = client or anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
 
@@ -159,13 +160,18 @@ class ClaudeBrain:
                 results.append({"type": "tool_result", "tool_use_id": ref, "content": text, "is_error": is_error})
             results.append({"type": "text", "text": f"Budget now: {json.dumps(view.budget_left)}"})
             messages.append({"role": "user", "content": results})
-        # The budget holds here too: a request may not outlive the time left (the SDK retries within it).
+        # The budget holds here too: every attempt, retries included, must end inside the time left, so
+        # each attempt gets its share of it (the SDK's timeout is per attempt).
         left = view.budget_left.get("seconds_left")
-        timeout = self.timeout if left is None else max(1.0, min(self.timeout, float(left)))
+        client = self.client
+        if left is not None:
+            retries = self.max_retries if left > 4 * self.timeout else 0
+            client = client.with_options(max_retries=retries,
+                                         timeout=max(0.1, min(self.timeout, float(left) / (retries + 1))))
         try:
-            resp = self.client.messages.create(
+            resp = client.messages.create(
                 model=self.model, max_tokens=MAX_TOKENS, messages=messages, tools=tool_definitions(),
-                system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}], timeout=timeout)
+                system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}])
         except anthropic.APIError as e:
             raise BrainError(f"Claude API call failed after the SDK's retries: {type(e).__name__}: {e}") from None
         content = [b.model_dump(mode="json", exclude_none=True) for b in resp.content]

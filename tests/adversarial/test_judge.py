@@ -67,7 +67,7 @@ def test_the_true_claim_is_still_supported(judged):
 
 @pytest.mark.parametrize("ref, says", [
     ("cannot-fail", "output_rate >= -1 cannot fail"),
-    ("no-control", "compares against the control"),
+    ("no-control", "beats its control"),
     ("nan", "finite number"),
 ])
 def test_bad_criteria_are_refused_at_registration_and_never_run(judged, ref, says):

@@ -15,6 +15,7 @@ from memory.records import Claim
 from memory.server import local_server
 from memory.store import MemoryStore
 from tests.e2e.test_investigate import INTERP, assert_clean_error, interp
+from tools.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,6 +130,7 @@ def test_two_review_decide_commands_at_once(tmp_path):
 def _run_folder(path: Path, run_id: str) -> Path:
     path.mkdir(parents=True)
     (path / "run.json").write_text(json.dumps({"run_id": run_id}))
+    (path / "trace.jsonl").write_text("")
     return path
 
 
@@ -159,19 +161,28 @@ def test_decisions_go_only_into_the_claims_own_run_folder(tmp_path):
         assert done.run_dir is None and why in done.folder_note and "not updated" in done.folder_note, done
         assert store.get(c.id).status == "accepted"  # the decision itself is kept, in memory
     assert sorted(p.name for p in victim.iterdir()) == ["notes.txt"]
-    assert sorted(p.name for p in other.iterdir()) == ["run.json"]
-    assert sorted(p.name for p in real.iterdir()) == ["run.json"]
+    assert sorted(p.name for p in other.iterdir()) == ["run.json", "trace.jsonl"]
+    assert sorted(p.name for p in real.iterdir()) == ["run.json", "trace.jsonl"]
+    # a record that copies the run's id but was never made by that run
+    forged = Claim(statement="forged", model_id="m", evidence_tier="causal", status="supported", run_id="run-1",
+                   run_dir=str(real.resolve()))
+    store.put(forged)
+    done = decide(store, forged.id, "accept", "ann")
+    assert done.run_dir is None and "never made claim" in done.folder_note
+    assert sorted(p.name for p in real.iterdir()) == ["run.json", "trace.jsonl"]
     # the claim's own run folder gets the decision
     mine = Claim(statement="mine", model_id="m", evidence_tier="causal", status="supported", run_id="run-1",
                  run_dir=str(real.resolve()))
+    late = Claim(statement="late", model_id="m", evidence_tier="causal", status="supported", run_id="run-1",
+                 run_dir=str(real.resolve()))
+    with (real / "trace.jsonl").open("a") as f:
+        f.write("".join(json.dumps({"event": "claim", "id": c.id}) + "\n" for c in (mine, late)))
     store.put(mine)
     done = decide(store, mine.id, "reject", "ann", "no control")
     assert done.run_dir == real.resolve() and done.folder_note == ""
     assert json.loads((real / "decisions.json").read_text())[mine.id]["status"] == "rejected"
     # a corrupt decisions.json there: the decision is kept in memory and the user told why
     (real / "decisions.json").write_bytes(b"\xff\x00 not json")
-    late = Claim(statement="late", model_id="m", evidence_tier="causal", status="supported", run_id="run-1",
-                 run_dir=str(real.resolve()))
     store.put(late)
     done = decide(store, late.id, "accept", "ann")
     assert done.run_dir is None and "not valid JSON" in done.folder_note and store.get(late.id).status == "accepted"
@@ -243,3 +254,23 @@ def test_import_errors_are_messages_and_write_nothing(tmp_path):
     assert out.returncode == 0 and "1 reviews taken from the file by --force" in out.stderr, out.stderr
     shown = json.loads(interp("memory", "show", accepted.id, *mem, "--json").stdout)
     assert shown["status"] == "accepted" and shown["review_history"][-1]["by"] == "ops"
+
+
+def test_an_import_cannot_rewrite_the_evidence_a_reviewer_judged(tmp_path):
+    """A line with no review (or the same review) but a stronger tier and a bigger effect, over an accepted
+    claim: the reviewer accepted the old evidence, so the line is refused unless forced."""
+    store = MemoryStore(tmp_path / "mem")
+    c = Claim(statement="head 1.0 copies", model_id="m", evidence_tier="observational", effect=0.1,
+              status="supported")
+    store.put(c)
+    store.review(c.id, "accept", reviewer="alice", note="weak but fine as an observation")
+    inflated = store.get(c.id).model_copy(update={"evidence_tier": "causal", "effect": 0.9})
+    for line in (inflated, inflated.model_copy(update={"status": "supported", "reviewer": None,
+                                                       "review_note": None, "reviewed_at": None,
+                                                       "review_history": []})):
+        path = tmp_path / "inflated.jsonl"
+        path.write_text(line.model_dump_json() + "\n")
+        with pytest.raises(UserError, match="never rewrites reviewed evidence"):
+            store.import_jsonl(path)
+        kept = store.get(c.id)
+        assert (kept.evidence_tier, kept.effect, kept.status) == ("observational", 0.1, "accepted")

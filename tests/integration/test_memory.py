@@ -77,9 +77,11 @@ def test_only_a_review_changes_review_status(store):
     assert store.get(c.id).status == "proposed"
     reviewed = store.review(c.id, "reject", reviewer="alice", note="control was not run")
     assert reviewed.status == "rejected" and store.get(c.id).reviewer == "alice"
-    # An agent re-finding the claim cannot undo the review.
-    store.put(c.model_copy(update={"status": "supported", "effect": 0.9}))
-    assert store.get(c.id).status == "rejected" and store.get(c.id).effect == 0.9
+    # An agent re-finding the claim cannot undo the review, nor rewrite the evidence it judged; its
+    # experiments are added.
+    store.put(c.model_copy(update={"status": "supported", "effect": 0.9, "experiment_ids": ["exp-new"]}))
+    again = store.get(c.id)
+    assert again.status == "rejected" and again.effect == c.effect and again.experiment_ids[-1] == "exp-new"
     with pytest.raises(UserError, match="already reviewed"):
         store.review(c.id, "accept", reviewer="bob")
     assert store.review(c.id, "accept", reviewer="bob", force=True).status == "accepted"

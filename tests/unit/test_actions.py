@@ -131,6 +131,9 @@ def test_a_causal_or_representational_criterion_must_compare_against_the_control
     assert refusal(plan("scan", ("output_rate", ">=", 0.8), ("control_output_rate", "<=", 0.2))) == ""
     assert refusal(plan("ablate", ("effect", "<=", -0.3), ("z_score", "<=", -3))) == ""
     assert refusal(plan("probe", ("effect", ">=", 0.9), ("margin", ">=", 0.25), tier="representational")) == ""
+    # comparing with the control is not enough: the effect must be required to beat it
+    assert "beats its control" in refusal(plan("scan", ("output_rate", ">=", 0.8), ("margin", ">=", -0.5)))
+    assert "beats its control" in refusal(plan("ablate", ("effect", "<=", -0.3), ("z_score", "<=", 1)))
     # what the test's tool cannot show is capped first: an attention test is observational
     assert refusal(plan("attention", ("effect", ">=", 0.5))) == ""
 
