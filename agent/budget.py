@@ -111,9 +111,9 @@ class Budget:
     def exhausted(self) -> bool:
         """A limit is used up, or the time left is shorter than any call this run has made
         (cycling through refusals would only run the clock past the limit)."""
-        if self.share_used() >= 1.0:
-            return True
-        return self.cheapest_call_s is not None and self.seconds_left() < self.cheapest_call_s
+        if self.share_used() >= 1.0 or self.call_seconds() <= 0:
+            return True  # past the reserve kept for the report, no call can run
+        return self.cheapest_call_s is not None and self.call_seconds() < self.cheapest_call_s
 
     def refusal(self, est: Estimate) -> str | None:
         """Why a call with this estimate does not fit, or None when it does."""

@@ -132,14 +132,15 @@ def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict, list[dict]
     fresh = {o["line"]: o["id"] for o in last if not o["hypothesis_id"]}
     for name, info in lines.items():
         supported = any(h["line"] == name and h["status"] == "supported" for h in state.get("hypotheses", []))
+        if info["status"] != "active" or supported or used - info["started"] < ctx.settings.pivot_share:
+            continue
         if name in fresh and info.get("grace") in (None, fresh[name]):
             info["grace"] = fresh[name]
             continue
-        if info["status"] == "active" and not supported and used - info["started"] >= ctx.settings.pivot_share:
-            info["status"] = "abandoned"
-            queue = [a for a in queue if a.get("line") != name]
-            ctx.trace.write("pivot", line=name, share_used=round(used, 3),
-                            why=f"no supported hypothesis after {ctx.settings.pivot_share:.0%} of the budget")
+        info["status"] = "abandoned"
+        queue = [a for a in queue if a.get("line") != name]
+        ctx.trace.write("pivot", line=name, share_used=round(used, 3),
+                        why=f"no supported hypothesis after {ctx.settings.pivot_share:.0%} of the budget")
     return lines, queue
 
 
