@@ -165,9 +165,7 @@ class ClaudeBrain:
         left = view.budget_left.get("seconds_left")
         client = self.client
         if left is not None:
-            retries = self.max_retries if left > 4 * self.timeout else 0
-            client = client.with_options(max_retries=retries,
-                                         timeout=max(0.1, min(self.timeout, float(left) / (retries + 1))))
+            client = client.with_options(timeout=max(0.1, min(self.timeout, float(left) / (self.max_retries + 1))))
         try:
             resp = client.messages.create(
                 model=self.model, max_tokens=MAX_TOKENS, messages=messages, tools=tool_definitions(),
