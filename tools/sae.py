@@ -23,6 +23,7 @@ from tools.deadline import DeadlineReached, Pace
 from tools.errors import UserError, near
 from tools.hooks import check_hook
 from tools.prompts import encode
+from tools.steps import seconds_per_step
 
 if TYPE_CHECKING:
     from sae_lens import SAE
@@ -238,14 +239,9 @@ def _trainer(inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen):
     return sae, step
 
 
-_STEP_SECONDS: dict[tuple, float] = {}
-
-
 def train_step_seconds(target: Target, inp: SaeTrainInput) -> float:
     """Seconds of `inp.steps` optimiser steps, timed on a few real steps of a same-shaped SAE on random rows
     (cached per shape): what forward-token counts cannot see."""
-    import time
-
     import torch
 
     from tools.hooks import hook_width
@@ -253,21 +249,19 @@ def train_step_seconds(target: Target, inp: SaeTrainInput) -> float:
     d_in = hook_width(target.model, inp.hook)
     d_sae = inp.d_sae or 4 * d_in
     device = str(target.model.cfg.device)
-    key = (d_in, d_sae, inp.batch_size, inp.architecture, inp.k, device, torch.get_num_threads())
-    if key not in _STEP_SECONDS:
-        gen = torch.Generator().manual_seed(0)
-        rows = torch.randn(max(inp.batch_size, 64), d_in, generator=gen).to(device)
-        _, step = _trainer(inp, d_in, d_sae, device, gen)
-        step(rows, 0)  # warm-up
-        times = []
-        for i in range(3):  # the quickest of a few: one step slowed by a passing load is not the rate
-            t0 = time.perf_counter()
-            step(rows, i + 1)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-        _STEP_SECONDS[key] = min(times)
-    return _STEP_SECONDS[key] * inp.steps
+    key = ("sae", d_in, d_sae, inp.batch_size, inp.architecture, inp.k, device, torch.get_num_threads())
+    state: dict = {}
+
+    def one() -> None:
+        if not state:  # built on the first call only: a cached shape costs nothing
+            gen = torch.Generator().manual_seed(0)
+            state["rows"] = torch.randn(max(inp.batch_size, 64), d_in, generator=gen).to(device)
+            _, state["step"] = _trainer(inp, d_in, d_sae, device, gen)
+            state["i"] = 0
+        state["step"](state["rows"], state["i"])
+        state["i"] += 1
+
+    return seconds_per_step(key, one, device) * inp.steps
 
 
 def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +31,7 @@ from tools.deadline import DeadlineReached, Pace
 from tools.errors import UserError
 from tools.hooks import check_layer
 from tools.prompts import encode
+from tools.steps import seconds_per_step
 
 if TYPE_CHECKING:
     from sae_lens.saes.transcoder import Transcoder
@@ -361,9 +361,6 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
     )
 
 
-_STEP_SECONDS: dict[tuple, float] = {}
-
-
 def train_step_seconds(target: Target, inp: TranscoderTrainInput) -> float:
     """Seconds of `inp.steps` optimiser steps, timed on a few real steps over random rows (cached per
     shape): the work that forward-token counts cannot see."""
@@ -375,23 +372,17 @@ def train_step_seconds(target: Target, inp: TranscoderTrainInput) -> float:
     d_tc = inp.d_transcoder or 4 * d_model
     device = str(model.cfg.device)
     key = (n_layers, d_model, d_tc, inp.batch_size, min(inp.k, d_tc), device, torch.get_num_threads())
-    if key not in _STEP_SECONDS:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(n_layers, inp.batch_size, d_model, generator=gen).to(device)
-        tc = _init(x, x, d_tc, gen)
-        opt = torch.optim.Adam(tc.params(), lr=inp.lr)
+    state: dict = {}
 
-        def one() -> None:
-            loss = _step(tc, x, x, min(inp.k, d_tc))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    def one() -> None:
+        if not state:  # built on the first call only: a cached shape costs nothing
+            gen = torch.Generator().manual_seed(0)
+            state["x"] = x = torch.randn(n_layers, inp.batch_size, d_model, generator=gen).to(device)
+            state["tc"] = tc = _init(x, x, d_tc, gen)
+            state["opt"] = torch.optim.Adam(tc.params(), lr=inp.lr)
+        loss = _step(state["tc"], state["x"], state["x"], min(inp.k, d_tc))
+        state["opt"].zero_grad(set_to_none=True)
+        loss.backward()
+        state["opt"].step()
 
-        one()  # warm-up
-        t0, n = time.perf_counter(), 3
-        for _ in range(n):
-            one()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        _STEP_SECONDS[key] = (time.perf_counter() - t0) / n
-    return _STEP_SECONDS[key] * inp.steps
+    return seconds_per_step(("transcoder", *key), one, device) * inp.steps
