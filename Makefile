@@ -27,10 +27,11 @@ demo: venv
 	$(BIN)/interp investigate "audit this model for hidden triggers or context-dependent behaviour" \
 		--model organism:backdoor --brain heuristic --budget 300s
 
-# Two workers, one per core; a test file stays on one worker (its session fixtures and organisms are
-# shared). The time-box tests hold beside the other worker: the deadline, not an idle CPU, keeps them in.
+# Two workers, one per core, stealing tests from each other so neither idles at the end (organisms and the
+# converted SmolLM2 are trained / converted once, under file locks). The time-box tests hold beside the
+# other worker: the deadline, not an idle CPU, keeps them in.
 test: venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 test-unit: venv
 	$(BIN)/python -m pytest -q -m unit
