@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -133,7 +133,7 @@ def run(organisms: list[str], budgets: list[float], loads: list[str], out: Path 
     for load in loads:
         # long enough for every run of this load; the burner stops by itself if we die
         ceiling = sum(budgets) * len(organisms) * 1.5 + 60 * len(organisms)
-        with cpu_burner(ceiling) if load == "busy" else _nothing():
+        with cpu_burner(ceiling) if load == "busy" else nullcontext():
             for name in organisms:
                 for b in budgets:
                     r = run_one(name, b, load, out, device=device)
@@ -156,8 +156,3 @@ def totals(runs: list[BudgetRun]) -> dict:
         "stopped_at_deadline": sum(r.stopped_at_deadline for r in runs),
         "runs": len(runs),
     }
-
-
-@contextmanager
-def _nothing():
-    yield None
