@@ -15,7 +15,10 @@ is deterministic under its seed.
                  the candidates against random heads
                features: train an SAE on ordinary inputs, find features tied to a token
                  group, test whether ablating one removes the prediction that follows
-    behaviour  characterise (predict), then induction and features on the given prompts
+    behaviour  characterise (predict); induction as the fast special case of repeated prompts; then
+                 behaviour: attribution over heads and MLPs, the candidates explained (heads) and
+                 verified by ablation against random ones, and a circuit tested on held-out prompts;
+                 features on word-level prompts
     concept    probe sweep, probe at the best hook, then steer along the difference of means
     component  a head: its attention scores and ablation; a feature: its contexts and ablation
 
@@ -30,7 +33,7 @@ from agent.brains import lines
 
 LINES = {
     "audit": ["triggers", "context", "induction", "features"],
-    "behaviour": ["characterise", "induction", "features"],
+    "behaviour": ["characterise", "induction", "behaviour", "features"],
     "concept": ["concept"],
     "component": ["component"],
 }
@@ -47,7 +50,7 @@ class HeuristicBrain:
         for name in LINES[view.question["kind"]]:
             if view.abandoned(name):
                 continue
-            actions = getattr(lines, name)(lines.Ctx(view, self.seed, name))
+            actions = lines.STEPS[name](lines.Ctx(view, self.seed, name))
             if actions:
                 return Decision(actions, {}, note=f"{name}: {len(actions)} action(s)")
         return Decision([{"kind": "conclude", "summary": lines.summary(view)}], {}, note="all lines finished")

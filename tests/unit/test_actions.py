@@ -155,24 +155,32 @@ def test_non_finite_thresholds_are_refused(value):
 
 
 def _heuristic_criteria():
-    """Every (tool, conditions, tier) the heuristic brain registers, read from its source."""
-    import ast
+    """Every (tool, conditions, tier) the heuristic brain registers: the `Criterion` constants of its lines."""
+    import importlib
+    import pkgutil
+
+    from agent.brains import lines
+    from agent.brains.lines.ctx import Criterion
+
+    found = []
+    for info in pkgutil.iter_modules(lines.__path__):
+        module = importlib.import_module(f"agent.brains.lines.{info.name}")
+        found += [(v.tool, [list(c) for c in v.conditions], v.tier) for k, v in vars(module).items()
+                  if isinstance(v, Criterion) and not k.startswith("_")]
+    return list({repr(f): f for f in found}.values())
+
+
+def test_every_line_states_criteria_as_named_constants():
+    """A criterion written inline in a hypothesize call would escape the check below."""
     import inspect
+    import pkgutil
+    import importlib
 
     from agent.brains import lines
 
-    tree = ast.parse(inspect.getsource(lines))
-    found = []
-    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
-        named = {t.id: a.value for a in ast.walk(fn) if isinstance(a, ast.Assign)
-                 for t in a.targets if isinstance(t, ast.Name)}
-        for call in ast.walk(fn):
-            if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "hypothesize":
-                tool, conds = call.args[4], call.args[6]
-                conds = named.get(conds.id, conds) if isinstance(conds, ast.Name) else conds
-                tier = next((ast.literal_eval(k.value) for k in call.keywords if k.arg == "tier"), "causal")
-                found.append((ast.literal_eval(tool), ast.literal_eval(conds), tier))
-    return found
+    for info in pkgutil.iter_modules(lines.__path__):
+        src = inspect.getsource(importlib.import_module(f"agent.brains.lines.{info.name}"))
+        assert '"conditions":' not in src or info.name == "ctx", info.name
 
 
 def test_every_criterion_the_heuristic_brain_writes_is_accepted():
