@@ -80,6 +80,15 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
     for i, (a, b) in enumerate(zip(clean.lengths.tolist(), corr.lengths.tolist())):
         if a != b:
             raise UserError(f"pair {i}: clean has {a} tokens and corrupted {b}; patching needs token-aligned pairs")
+    lengths = sorted(set(clean.lengths.tolist()))
+    if inp.over == "resid" and len(lengths) > 1:
+        # A resid cell is one absolute position averaged over the pairs: with pairs of different
+        # lengths it would mix different tokens' roles under one column label.
+        first = {n: clean.lengths.tolist().index(n) for n in lengths}
+        raise UserError(
+            "over=resid compares positions across pairs, but the pairs have different token lengths ("
+            + ", ".join(f"pair {i}: {n} tokens" for n, i in first.items())
+            + "): give pairs of one template (same token length), or use over=heads, which patches every position")
     clean_logits = meter.run(model, clean.tokens)
     corr_logits = meter.run(model, corr.tokens)
     rows = torch.arange(len(inp.clean), device=clean.tokens.device)

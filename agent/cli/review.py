@@ -23,7 +23,8 @@ app = typer.Typer(help="Review what agents found: accept, reject or ask for more
 
 ReviewerOpt = Annotated[Optional[str], typer.Option(
     "--reviewer", help="Your name, recorded with each decision (default: $INTERP_REVIEWER, else your login).")]
-KEYS = "[a]ccept  [r]eject  [m]ore evidence (each asks for a note)   [n]ext  [p]revious  [x] reproduce  [q]uit"
+# Escaped: rich reads "[a]" as a markup tag and would print "ccept".
+KEYS = r"\[a]ccept  \[r]eject  \[m]ore evidence (each asks for a note)   \[n]ext  \[p]revious  \[x] reproduce  \[q]uit"
 
 
 @app.callback()

@@ -30,10 +30,18 @@ def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     if json_out:
         print_json([t.schema() for t in table.values()])
         return
+    from rich.table import Table
+
+    grid = Table(title="Interpretability tools", title_justify="left", show_lines=False)
+    grid.add_column("tool", style="bold", no_wrap=True)
+    grid.add_column("what it does")
+    grid.add_column("required fields", style="cyan")
     for t in table.values():
-        console.print(f"[bold]{t.name}[/]: {t.description}")
-        console.print("   fields: " + ", ".join(t.input_model.model_fields))
-    console.print("Input of one tool: [bold]interp tool schema NAME[/]")
+        required = [n for n, f in t.input_model.model_fields.items() if f.is_required()]
+        grid.add_row(t.name, t.description, ", ".join(required) or "-")
+    console.print(grid)
+    console.print("All fields of one tool: [bold]interp tool schema NAME[/]; call one: "
+                  "[bold]interp tool NAME --model M --arg KEY=VALUE[/]")
 
 
 @app.command()

@@ -39,3 +39,18 @@ def test_any_exception_in_a_tool_becomes_an_error_and_the_run_goes_on(tmp_path, 
     assert type(fault).__name__ in report
     crash = next(e for e in ctx.trace.read() if e["event"] == "error" and e.get("what") == "crash")
     assert "Traceback" in crash["traceback"] or "raise fault" in crash["traceback"]
+
+
+def test_patching_refuses_pairs_whose_positions_do_not_line_up(builtin):
+    """Pairs of different token lengths would average different tokens under one position column."""
+    from tools.errors import UserError
+    from tools.registry import call
+    from tools.target import load
+
+    target = load(f"organism:{builtin('backdoor')}")
+    clean = ["t1 t3 t4 <q>", "t9 t3 t4 t5 t6 <q>"]
+    corrupted = ["t2 t3 t4 <q>", "t8 t3 t4 t5 t6 <q>"]
+    with pytest.raises(UserError, match=r"different token lengths \(pair 0: 5 tokens, pair 1: 7 tokens\).*over=heads"):
+        call(target, "patch", {"clean": clean, "corrupted": corrupted})
+    heads = call(target, "patch", {"clean": clean, "corrupted": corrupted, "over": "heads"})
+    assert len(heads.effects) == target.model.cfg.n_layers

@@ -83,7 +83,9 @@ def test_interactive_review_in_tmux_accepts_and_rejects_and_decisions_survive_a_
     mem, n = root / "mem", len(state["claims"])
     term = _review_in_tmux(mem, "grace")
     try:
-        first = _shown_claim(term.wait_for(rf"claim 1 of {n} awaiting review"))
+        screen = term.wait_for(rf"claim 1 of {n} awaiting review")
+        first = _shown_claim(screen)
+        assert "[a]ccept" in screen and "[q]uit" in screen  # the key hints, not swallowed as markup
         term.keys("a")
         term.wait_for("accept — note")
         term.keys("checked the controls", "Enter")
