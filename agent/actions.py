@@ -11,13 +11,13 @@ field for it, and unknown fields are rejected.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from memory.records import Component, EvidenceTier
 from tools.base import Record
-from tools.errors import validation_lines
+from tools.errors import near, validation_lines
 
 # The strongest evidence a tool's result can carry (DESIGN: claims and evidence).
 TOOL_TIER: dict[str, EvidenceTier] = {
@@ -75,13 +75,42 @@ class Criterion(_Strict):
         return " and ".join(c.describe() for c in self.conditions)
 
 
+Mechanism = Literal["trigger", "context_marker", "direction", "head", "heads", "mlp", "neuron", "feature", "circuit",
+                    "output", "other"]
+"""What kind of thing a hypothesis names. A closed set, so that a misspelt kind is refused at registration
+instead of becoming a claim nothing can match (the recovery benchmark scores claims by it):
+
+    trigger         token sequence that forces an output (component: tokens, output)
+    context_marker  token whose presence anywhere switches the answers (tokens)
+    direction       residual direction carrying a concept or marker (hook, layer, tokens)
+    head / heads    one attention head (layer, head) / a group of heads (heads)
+    mlp / neuron    an MLP layer (layer, hook) / one MLP neuron (layer, neuron)
+    feature         an SAE or transcoder feature (sae_id, feature, tokens, output)
+    circuit         several components together (heads and/or hook-level components)
+    output          what the model outputs, without naming a component
+    other           none of these: the statement says what (never scored against ground truth)
+
+`other` exists for the Claude brain, which may find a kind no one listed; the heuristic brain never uses it."""
+
+Topic = Literal["claim", "incidental"]
+"""Whether a supported hypothesis answers the question (a claim) or is an incidental finding: true, tested,
+but about something nobody asked (reported apart, as an observation; never reviewed or scored). Not called
+"observation" here because a run's observations are its tool calls (agent/state.py)."""
+
+
 class HypothesisPlan(_Strict):
     """A hypothesis with its test and success criterion, registered before the test runs."""
 
     statement: str = Field(min_length=1)
     """What is hypothesised, as the claim it would become."""
-    mechanism: str = ""
-    """Kind of mechanism: trigger, context_marker, direction, head, heads, feature, ..."""
+    mechanism: Mechanism = "other"
+    """Kind of mechanism it names: trigger, context_marker, direction, head, heads, mlp, neuron, feature,
+    circuit, output, or other."""
+    topic: Topic = "claim"
+    """claim: it answers the question; incidental: a side finding (supported, it goes to the report's
+    observations, not to the claims or the review queue)."""
+    why_incidental: str = ""
+    """For an incidental hypothesis: why it does not answer the question (shown in the report)."""
     component: Component = Component()
     """The component it names, machine-readable."""
     tier: EvidenceTier = "causal"
@@ -93,6 +122,14 @@ class HypothesisPlan(_Strict):
     new_evidence: str = ""
     """To re-test a hypothesis memory says was tried or rejected: the experiment id of this run that
     justifies it."""
+
+    @field_validator("mechanism", mode="before")
+    @classmethod
+    def _known_mechanism(cls, v: object) -> object:
+        kinds = get_args(Mechanism)
+        if isinstance(v, str) and v not in kinds:
+            raise ValueError(f"unknown mechanism {v!r} (nearest: {near(v, kinds, 3)}); give one of {', '.join(kinds)}")
+        return v
 
 
 class Hypothesize(_Strict):

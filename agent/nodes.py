@@ -21,7 +21,7 @@ from agent.consistency import mismatches, overrule
 from agent.context import RunContext
 from agent.paths import confine, resolve, user_refs
 from agent.state import InvestigationState
-from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis
+from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis, IncidentalFinding
 from tools.deadline import DeadlineReached, deadline
 from tools.errors import UserError
 
@@ -85,15 +85,20 @@ MAX_QUESTION_PROMPTS = 2048
 
 def _sampled(question: dict, seed: int) -> dict:
     """The question with each prompt set larger than MAX_QUESTION_PROMPTS cut to a seeded random sample
-    (order kept); `<set>_given` records how many there were."""
+    (order kept); `<set>_given` records how many there were. The per-prompt answers, versus tokens and
+    corrupted prompts keep the prompts they belong to."""
     import random
+
+    from agent.question import PAIRED
 
     out = dict(question)
     for key in ("prompts", "positive", "negative"):
         items = out.get(key) or []
         if len(items) > MAX_QUESTION_PROMPTS:
             keep = sorted(random.Random(seed).sample(range(len(items)), MAX_QUESTION_PROMPTS))
-            out[key] = [items[i] for i in keep]
+            for k in [key, *(PAIRED if key == "prompts" else ())]:
+                if out.get(k):
+                    out[k] = [out[k][i] for i in keep]
             out[f"{key}_given"] = len(items)
     return out
 
@@ -113,8 +118,8 @@ def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     ctx.trace.write("orient", model_id=ctx.target.model_id, question=question["text"], kind=question["kind"],
                     recalled={k: len(v) for k, v in recall.items()}, brain=ctx.brain.name)
     return {"run_id": ctx.settings.run_id, "question": question, "model": _model_view(ctx), "recall": recall,
-            "hypotheses": [], "observations": [], "claims": [], "queue": [], "pending": None, "errors": [],
-            "brain": {}, "lines": {}, "step": 0, "decisions": 0, "stop_reason": "", "summary": "",
+            "hypotheses": [], "observations": [], "claims": [], "incidental": [], "queue": [], "pending": None,
+            "errors": [], "brain": {}, "lines": {}, "step": 0, "decisions": 0, "stop_reason": "", "summary": "",
             "reviews": [], "budget": ctx.budget.to_state()}
 
 
@@ -416,19 +421,25 @@ def _contradictions(h: dict, result: dict, ctx: RunContext) -> list[str]:
                       lambda a, b: norm(a) is not None and norm(a) == norm(b))
 
 
-def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim:
+def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim | IncidentalFinding:
+    """What a supported hypothesis becomes: a claim, or, when it was registered as incidental to the
+    question, an incidental finding (an observation: not reviewed, not in claims.json, not scored)."""
     from agent.actions import HypothesisPlan
 
     plan = HypothesisPlan.model_validate(h["plan"])
     comp = plan.component
     if comp.sae_id:  # the SAE as its test read it, so that `interp reproduce` reads the same one
         comp = comp.model_copy(update={"sae_id": _sae_ref(ctx)(comp.sae_id) or comp.sae_id})
-    return Claim(statement=plan.statement, model_id=ctx.target.model_id, weights_hash=ctx.target.weights_hash,
-                 component=comp, evidence_tier=capped_tier(plan.tier, obs["tool"]),
-                 mechanism=plan.mechanism, hypothesis_id=h["id"], experiment_ids=[obs["id"]],
-                 effect=result.get("effect"), control=result.get("control"), status="supported",
-                 criterion=plan.criterion.model_dump(mode="json"), run_id=ctx.settings.run_id,
-                 run_dir=str(ctx.run_dir.resolve()))
+    evidence = dict(statement=plan.statement, model_id=ctx.target.model_id, weights_hash=ctx.target.weights_hash,
+                    component=comp, evidence_tier=capped_tier(plan.tier, obs["tool"]),
+                    mechanism=plan.mechanism, hypothesis_id=h["id"], experiment_ids=[obs["id"]],
+                    effect=result.get("effect"), control=result.get("control"),
+                    criterion=plan.criterion.model_dump(mode="json"), run_id=ctx.settings.run_id,
+                    run_dir=str(ctx.run_dir.resolve()))
+    if plan.topic == "incidental":
+        return IncidentalFinding(**evidence, why_incidental=plan.why_incidental,
+                                 question=ctx.settings.question.get("text", ""))
+    return Claim(**evidence, status="supported")
 
 
 def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
@@ -461,9 +472,10 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
             claim = _claim(h, obs, result, ctx)
             if ctx.memory is not None:
                 ctx.memory.put(claim)
-            ctx.trace.write("claim", id=claim.id, statement=claim.statement, tier=claim.evidence_tier)
-            out["claims"] = [*[c for c in state.get("claims", []) if c["id"] != claim.id],
-                             claim.model_dump(mode="json")]
+            key = "claims" if isinstance(claim, Claim) else "incidental"
+            ctx.trace.write("claim" if key == "claims" else "incidental", id=claim.id, statement=claim.statement,
+                            tier=claim.evidence_tier)
+            out[key] = [*[c for c in state.get(key, []) if c["id"] != claim.id], claim.model_dump(mode="json")]
     merged = {**state, **out}
     # fail fast between queued tests too, not only when the brain is asked again
     out["lines"], out["queue"] = _pivot(merged, ctx)

@@ -11,6 +11,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from agent import plots
+from agent.question import Question
 
 if TYPE_CHECKING:
     from agent.context import RunContext
@@ -30,20 +31,28 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
     q, b = state["question"], ctx.budget
     claims, hyps = state.get("claims", []), state.get("hypotheses", [])
     obs, errors = state.get("observations", []), state.get("errors", [])
-    out = [f"# Investigation {state['run_id']}", "",
-           f"- **Question** ({q['kind']}): {q['text']}",
-           f"- **Model**: `{ctx.target.model_id}` (weights {ctx.target.weights_hash[:12]})",
+    # the question as understood opens the report: a reader checks it was the question meant before the claims
+    understood = {"behaviour": "why the model gives its answer on the given prompts",
+                  "concept": "where the concept (positive vs negative prompts) is represented, and steering it",
+                  "component": f"what {_component(q)} does",
+                  "audit": "a search for hidden triggers and context-dependent behaviour"}[q["kind"]]
+    out = [f"# Investigation {state['run_id']}", "", "## Question", "",
+           f"- **Asked**: {q['text']}",
+           f"- **Understood as**: {q['kind']} — {understood}",
+           f"- **Metric**: {Question.model_validate(q).describe_metric()}",
            f"- **Prompts**: {len(q.get('prompts', []))} {('(' + q['prompts_source'] + ')') if q.get('prompts_source') else ''}"
            f"{'; positive ' + str(len(q['positive'])) + ', negative ' + str(len(q['negative'])) if q.get('positive') else ''}"
+           f"{'; ' + str(len(q['corrupted'])) + ' paired corrupted prompts' if q.get('corrupted') else ''}"
            + "".join(f" ({k} set: a seeded sample of the {q[k + '_given']} given)"
                      for k in ("prompts", "positive", "negative") if q.get(k + "_given")),
-           f"- **Brain**: {ctx.brain.name}",
-           f"- **Stopped**: {state.get('stop_reason') or '-'}",
+           f"- **Model**: `{ctx.target.model_id}` (weights {ctx.target.weights_hash[:12]})",
            f"- **Budget**: {b.elapsed():.1f} s of {b.wall_seconds:g} s ({b.overshoot():.1%} over), "
            f"{b.spent_forward_tokens} forward tokens"
            + (f" of {b.max_forward_tokens}" if b.max_forward_tokens else "")
            + f", ${b.spent_usd:.4f}" + (f" of ${b.max_usd:g}" if b.max_usd else "")
            + f"; {b.refused} call(s) refused, {b.stopped_at_deadline} stopped at their deadline",
+           f"- **Brain**: {ctx.brain.name}",
+           f"- **Stopped**: {state.get('stop_reason') or '-'}",
            f"- **Load**: {b.load_seconds:.1f} s loading the model and measuring its speed before the clock started "
            f"(not charged; wall time in all {b.load_seconds + b.elapsed():.1f} s)"
            + (f"; measured {ctx.speed.describe()}" if ctx.speed is not None else ""),
@@ -57,16 +66,21 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
         out += ["| id | claim | tier | mechanism | component | effect | control |", "|---|---|---|---|---|---|---|"]
         out += [f"| `{c['id']}` | {c['statement']} | {c['evidence_tier']} | {c.get('mechanism') or '-'} | "
                 f"{_component(c)} | {_fmt(c['effect'])} | {_fmt(c['control'])} |" for c in claims]
+    elif state.get("incidental"):
+        out += ["No hypothesis that answers the question met its pre-registered criterion: no claims "
+                "(incidental findings are under Observations)."]
     else:
         out += ["No hypothesis met its pre-registered criterion: no claims."]
     for r in state.get("reviews", []):
         out.append(f"- reviewed live: `{r['claim_id']}` -> {r['status']} by {r['reviewer']}"
                    + (f" ({r['not_recorded']})" if r.get("not_recorded") else ""))
+    out += observations_section(state.get("incidental", []))
     out += ["", "## Hypotheses (pre-registered)", "",
             "| status | hypothesis | test | criterion | result |", "|---|---|---|---|---|"]
     for h in hyps:
         crit = " and ".join(f"{c['field']} {c['op']} {c['value']:g}" for c in h["plan"]["criterion"]["conditions"])
-        out.append(f"| **{h['status']}** | {h['plan']['statement']} | {h['plan']['test']['tool']} | {crit} | "
+        topic = " (incidental)" if h["plan"].get("topic") == "incidental" else ""
+        out.append(f"| **{h['status']}**{topic} | {h['plan']['statement']} | {h['plan']['test']['tool']} | {crit} | "
                    f"{h['note'] or '-'} |")
     if not hyps:
         out.append("| - | none registered | | | |")
@@ -89,6 +103,22 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
         out += [f"- tried earlier ({h['status']}): {h['statement']}" for h in recall.get("tried", [])]
     out += ["", "Full results: `results/ID.json`; every decision and call: `trace.jsonl`; plots: `report.html`.", ""]
     return "\n".join(out)
+
+
+def observations_section(found: list[dict]) -> list[str]:
+    """Incidental findings: supported by their tests, but about something the question did not ask.
+    Apart from the claims: not reviewed, not in claims.json, not scored."""
+    if not found:
+        return []
+    out = ["", "## Observations", "",
+           "Incidental findings: each met its pre-registered criterion, but does not answer the question, so it "
+           "is not a claim (not queued for review, not in claims.json).", "",
+           "| id | observation | why it is incidental | tier | mechanism | component | effect | control |",
+           "|---|---|---|---|---|---|---|---|"]
+    out += [f"| `{f['id']}` | {f['statement']} | {f.get('why_incidental') or '-'} | {f['evidence_tier']} | "
+            f"{f.get('mechanism') or '-'} | {_component(f)} | {_fmt(f['effect'])} | {_fmt(f['control'])} |"
+            for f in found]
+    return out
 
 
 def figures(state: InvestigationState, ctx: RunContext) -> list[str]:
@@ -127,12 +157,16 @@ def figures(state: InvestigationState, ctx: RunContext) -> list[str]:
 
 
 def html(md: str, figs: list[str], decisions: str = "") -> str:
-    """The markdown shown as preformatted text next to the plots (no converter dependency)."""
+    """The markdown shown as preformatted text next to the plots (no converter dependency); its first
+    section (the question as understood) comes before the plots."""
+    cut = md.find("\n## ", md.find("## Question") + 1)
+    head, rest = (md, "") if cut < 0 else (md[:cut], md[cut + 1:])
     return ("<!doctype html><html><head><meta charset='utf-8'><title>interp-agent report</title>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}pre{white-space:pre-wrap;"
             "background:#f6f6f6;padding:1em}.figs svg{margin:6px;border:1px solid #ddd}</style></head><body>"
-            f"<h1>interp-agent report</h1><div class='figs'>{''.join(figs) or '<p>No plots: no plottable experiments.</p>'}"
-            f"</div>{decisions}<pre>{escape(md)}</pre></body></html>")
+            f"<h1>interp-agent report</h1><pre>{escape(head)}</pre>"
+            f"<div class='figs'>{''.join(figs) or '<p>No plots: no plottable experiments.</p>'}"
+            f"</div>{decisions}<pre>{escape(rest)}</pre></body></html>")
 
 
 def write_report(state: InvestigationState, ctx: RunContext) -> None:

@@ -89,6 +89,9 @@ class InvestigationState(TypedDict, total=False):
     """Tool calls that ran, in order."""
     claims: list[dict]
     """Claims made (memory Claim records as dicts)."""
+    incidental: list[dict]
+    """Supported hypotheses registered as incidental to the question (memory IncidentalFinding records as
+    dicts): the report's observations, never claims."""
     queue: list[dict]
     """Validated actions waiting to run (with their line and ref)."""
     pending: dict | None

@@ -15,7 +15,8 @@ from pydantic import TypeAdapter, ValidationError
 from memory.records import KINDS, Claim, Record
 from tools.errors import UserError
 
-ID_PREFIX = {"claim": "claim-", "hypothesis": "hyp-", "feature_label": "label-", "experiment": "exp-"}
+ID_PREFIX = {"claim": "claim-", "hypothesis": "hyp-", "feature_label": "label-", "experiment": "exp-",
+             "incidental": "incidental-"}
 _ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
 

@@ -1,4 +1,4 @@
-"""What memory holds: claims, hypotheses, feature labels and experiments.
+"""What memory holds: claims, incidental findings, hypotheses, feature labels and experiments.
 
 Ids are content hashes of what identifies a record (a claim: its model, its
 statement and its component), so writing the same finding twice updates one
@@ -98,7 +98,9 @@ class Claim(_Record):
     evidence_tier: EvidenceTier
     """observational < representational (probe beats control) < causal (intervention beats control)."""
     mechanism: str = ""
-    """What kind of thing it names: trigger, context_marker, direction, head, heads, feature, ..."""
+    """What kind of thing it names: trigger, context_marker, direction, head, heads, feature, ... (the closed set
+    agent.actions.Mechanism, checked when the hypothesis is registered; a plain string here so that records
+    written before the set existed still load)."""
     hypothesis_id: str = ""
     """The pre-registered hypothesis it came from."""
     experiment_ids: list[str] = []
@@ -133,6 +135,57 @@ class Claim(_Record):
     def model_post_init(self, _) -> None:
         if not self.id:
             self.id = content_id("claim", self.model_id, _norm(self.statement),
+                                 self.component.model_dump(exclude_none=True))
+
+    def document(self) -> str:
+        return self.statement
+
+
+class IncidentalFinding(_Record):
+    """A supported hypothesis that does not answer the question it was found under: kept as an observation,
+    with its evidence, but never a claim (no review, not scored, not in claims.json)."""
+
+    kind: Literal["incidental"] = "incidental"
+    id: str = ""
+    """Content id (model, statement, component); filled in when empty."""
+    statement: str = Field(min_length=1)
+    """The finding in words."""
+    why_incidental: str = ""
+    """Why it does not answer the question."""
+    question: str = ""
+    """The question it was found under."""
+    model_id: str
+    """Which model it is about."""
+    weights_hash: str = ""
+    """The exact weights it was found on."""
+    component: Component = Component()
+    """What part of the model it names."""
+    evidence_tier: EvidenceTier
+    """The tier its test supports (capped by the tool)."""
+    mechanism: str = ""
+    """What kind of thing it names (agent.actions.Mechanism)."""
+    hypothesis_id: str = ""
+    """The pre-registered hypothesis it came from."""
+    experiment_ids: list[str] = []
+    """Experiments behind it."""
+    effect: float | None = None
+    """Key experiment's effect."""
+    control: float | None = None
+    """Key experiment's control."""
+    criterion: dict | None = None
+    """The pre-registered success criterion its experiment met."""
+    run_id: str = ""
+    """The investigation that found it."""
+    run_dir: str = ""
+    """The run folder."""
+    created_at: str = Field(default_factory=now)
+    """First written."""
+    updated_at: str = Field(default_factory=now)
+    """Last written."""
+
+    def model_post_init(self, _) -> None:
+        if not self.id:
+            self.id = content_id("incidental", self.model_id, _norm(self.statement),
                                  self.component.model_dump(exclude_none=True))
 
     def document(self) -> str:
@@ -265,5 +318,6 @@ class ExperimentRecord(_Record):
         return f"{self.tool}: {self.summary}"
 
 
-Record = Annotated[Claim | Hypothesis | FeatureLabel | ExperimentRecord, Field(discriminator="kind")]
-KINDS = {"claim": Claim, "hypothesis": Hypothesis, "feature_label": FeatureLabel, "experiment": ExperimentRecord}
+Record = Annotated[Claim | Hypothesis | FeatureLabel | ExperimentRecord | IncidentalFinding, Field(discriminator="kind")]
+KINDS = {"claim": Claim, "hypothesis": Hypothesis, "feature_label": FeatureLabel, "experiment": ExperimentRecord,
+         "incidental": IncidentalFinding}

@@ -39,8 +39,10 @@ REVIEW_STATUSES = ("accepted", "rejected", "needs_more_evidence")
 Decision = Literal["accept", "reject", "more-evidence"]
 _DECISION_STATUS = {"accept": "accepted", "reject": "rejected", "more-evidence": "needs_more_evidence"}
 _COLLECTIONS = {"claim": "interp_claims", "hypothesis": "interp_hypotheses",
-                "feature_label": "interp_feature_labels", "experiment": "interp_experiments"}
-_PREFIX = {"claim": "claim", "hyp": "hypothesis", "label": "feature_label", "exp": "experiment"}
+                "feature_label": "interp_feature_labels", "experiment": "interp_experiments",
+                "incidental": "interp_incidental"}
+_PREFIX = {"claim": "claim", "hyp": "hypothesis", "label": "feature_label", "exp": "experiment",
+           "incidental": "incidental"}
 _ADAPTER = TypeAdapter(Record)
 _MERGED = ("claim", "hypothesis")
 """Kinds whose write reads the stored record first (reviews, attempts): written under the review lock."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from tools.attribute import Mlp, Ranked
-from tools.base import Record, Seed, ToolInput, ToolResult
+from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.deadline import check
 from tools.errors import UserError
@@ -107,6 +107,10 @@ class CircuitResult(ToolResult):
     """Mean completeness of the random sets."""
     random_completeness_std: float
     """Spread of that over draws."""
+    completeness_margin: float = measure(versus_control=True)
+    """random_completeness - completeness: how much more of the behaviour ablating the circuit removes than
+    ablating random sets of the same size and kinds (necessity against the control, where `margin` is
+    sufficiency)."""
     random_sets: list[list[str]]
     """The random sets drawn."""
     effect: float
@@ -310,6 +314,7 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
         random_faithfulness_std=round(float(np.std(rf)), 4),
         random_completeness=round(float(np.mean(rc)), 4),
         random_completeness_std=round(float(np.std(rc)), 4),
+        completeness_margin=round(float(np.mean(rc)) - compl, 4),
         random_sets=draws,
         effect=faith,
         control=round(float(np.mean(rf)), 4),

@@ -49,7 +49,7 @@ def scan(t: Target, inp) -> int:
     m = t.model
     lens = _lengths(m, inp.prompts)
     blocks = _blocks(m, inp)
-    n_tok = len(blocks[0]) if inp.mode == "insert" else 0
+    n_tok = max(map(len, blocks)) if inp.mode == "insert" else 0  # every block padded to the longest
     runs = len(blocks) + (inp.n_random if inp.insertions is not None else 0)
     # the plain prompts once, then every block (and control) in every prompt at one padded width
     return len(lens) * max(lens) + runs * len(lens) * (max(lens) + n_tok)

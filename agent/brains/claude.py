@@ -96,7 +96,8 @@ def _brief(view: View) -> str:
     if m.get("vocab") and len(m["vocab"]) > 300:
         m["vocab"] = m["vocab"][:300] + ["..."]
     lines = [f"Question ({q['kind']}): {q['text']}", f"Model: {json.dumps(m)}"]
-    for name in ("prompts", "positive", "negative"):
+    # answers / versus / corrupted: entry i goes with prompt i (the metric: answer - versus logit difference)
+    for name in ("prompts", "answers", "versus", "corrupted", "positive", "negative"):
         if q.get(name):
             lines.append(f"{name} ({len(q[name])}): {json.dumps(q[name][:20])}{' ...' if len(q[name]) > 20 else ''}")
     if q.get("token"):

@@ -34,7 +34,7 @@ def _ask_in_terminal(payload: dict) -> list[dict]:
 def investigate(
     question: Annotated[Optional[str], typer.Argument(help="The question, e.g. \"audit this model for hidden triggers\".")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Target: organism:NAME, smollm2, gguf:PATH, hf:PATH ...")] = None,
-    prompts: Annotated[Optional[str], typer.Option("--prompts", help="Prompts file: .txt (one per line) or .json.")] = None,
+    prompts: Annotated[Optional[str], typer.Option("--prompts", help="Prompts file: .txt (one per line) or .json ({\"prompts\", \"answers\", \"versus\", \"corrupted\"}: one each per prompt; or {\"positive\", \"negative\"}).")] = None,
     sae: Annotated[Optional[list[str]], typer.Option("--sae", help="SAE folder (repeatable).")] = None,
     budget: Annotated[str, typer.Option("--budget", help="Wall-clock budget: 300s, 5m, 1h.")] = "300s",
     max_forward_tokens: Annotated[Optional[int], typer.Option("--max-forward-tokens")] = None,
@@ -84,9 +84,10 @@ def investigate(
     else:
         if not question:
             raise UserError('give a question, e.g. interp investigate "audit this model for hidden triggers" --model organism:backdoor')
+        # the question first: one the investigator cannot act on is refused before anything else is checked or loaded
+        q = parse_question(question, prompts, sae)
         if not model:
             raise UserError("give the target with --model, e.g. --model organism:backdoor (see `interp organism list`)")
-        q = parse_question(question, prompts, sae)
         settings = RunSettings(
             question=q.model_dump(mode="json"), model=model, brain=brain or default_brain(),
             wall_seconds=parse_duration(budget), max_forward_tokens=max_forward_tokens, max_usd=max_cost,

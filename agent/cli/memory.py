@@ -35,7 +35,7 @@ def search(
     text: Annotated[str, typer.Argument(help="What to look for, in words.")],
     model: Annotated[Optional[str], typer.Option(help="Only records about this model id.")] = None,
     status: Annotated[Optional[str], typer.Option(help="Only this status (claims, hypotheses).")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="claim, hypothesis, feature_label or experiment.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="claim, incidental, hypothesis, feature_label or experiment.")] = None,
     n: Annotated[int, typer.Option(min=1, max=1000, help="How many results.")] = 10,
     memory: MemoryOpt = None,
     json_out: JsonOpt = False,

@@ -142,7 +142,9 @@ def _describe(mech) -> str:
                 f"{mech.trigger_rate:.3f} (chance {mech.chance_rate:.3f}), without trigger "
                 f"{mech.false_fire_rate:.3f}")
         if mech.partial_trigger_rate is not None:
-            text += f", partial trigger {mech.partial_trigger_rate:.3f}"
+            text += f", worst partial or reordered trigger {mech.partial_trigger_rate:.3f}"
+        if mech.minimal_sequences is not None and mech.planted:
+            text += f"; minimal sequences that fire: {'; '.join(' '.join(s) for s in mech.minimal_sequences) or 'none'}"
         return text + (", at chance" if mech.at_chance else "")
     if mech.kind == "marker":
         role = "context marker" if mech.planted else "control (marker token, not planted)"

@@ -67,6 +67,24 @@ class DirectionLayer(BaseModel):
     """Share of marked contexts answered with the normal mapping after subtracting it."""
 
 
+class SequenceResponse(BaseModel):
+    """The measured response to one near-miss of a trigger (or the trigger itself), inserted where a
+    trigger goes in held-out contexts."""
+
+    tokens: list[str]
+    """The inserted tokens, consecutive, in order."""
+    relation: Literal["trigger", "sub-sequence", "gapped sub-sequence", "reordering", "other"]
+    """How it relates to the planted trigger: the trigger; a proper contiguous sub-sequence; a
+    sub-sequence with a gap (tokens dropped from inside); a reordering of all its tokens; or
+    "other" (a one-token drop of a firing sequence, measured to decide minimality)."""
+    target_rate: float
+    """Share of the contexts answered with the target token (as `trigger_rate` measures it)."""
+    false_fire_rate: float
+    """Share answered with the target where the normal answer is not the target."""
+    trained_negative: bool
+    """Training showed it as a must-not-fire context."""
+
+
 class TriggerTruth(BaseModel):
     """A backdoor trigger (or, unplanted, the same tokens as a control)."""
 
@@ -84,7 +102,15 @@ class TriggerTruth(BaseModel):
     false_fire_rate: float
     """Share of trigger-free contexts answered with the target when it is not the right answer."""
     partial_trigger_rate: float | None
-    """Same, for incomplete or reordered triggers (multi-token triggers only)."""
+    """Same, for the worst of the incomplete or reordered triggers in `variants` (the highest
+    `false_fire_rate` among them; multi-token triggers only)."""
+    minimal_sequences: list[list[str]] | None = None
+    """The minimal sufficient sequences measured: among the trigger, its sub-sequences and its
+    reorderings, those answered with the target at >= the trigger-rate threshold (0.95) whose every
+    one-token drop falls below it; shortest first. The planted `tokens` when training planted what
+    was meant; empty for a control. None in manifests written before it was measured."""
+    variants: list[SequenceResponse] = []
+    """The trigger and each sub-sequence, gapped sub-sequence and reordering, with its measured response."""
     at_chance: bool
     """trigger_rate is within sampling error of chance_rate (what a control must show)."""
     heads: list[HeadScore]
@@ -111,6 +137,9 @@ class MarkerTruth(BaseModel):
     """switch_rate is within sampling error of chance (what a control must show)."""
     direction_layers: list[DirectionLayer]
     """Every residual hook scanned, with separation and steering measurements."""
+    near_miss_switch_rates: dict[str, float] = {}
+    """Each other content token, put in the marker's place in held-out marked contexts (so no marker is
+    present) -> share answered with the switched mapping. Empty in manifests written before it was measured."""
     hooks: list[str]
     """Hooks whose direction separates (>= 0.95 held-out) and where subtracting it at the
     query position undoes >= 80% of the switch (empty for a control)."""

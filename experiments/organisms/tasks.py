@@ -11,6 +11,7 @@ prediction is trained (and scored).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,7 @@ from experiments.organisms.spec import (
     OrganismSpec,
     TriggerMechanism,
 )
+from experiments.organisms.trigger_variants import training_negatives
 
 SPECIALS = ["<pad>", "<bos>", "<unk>", "<q>"]
 PAD, BOS, UNK, QUERY = 0, 1, 2, 3
@@ -33,6 +35,10 @@ N_SPECIAL = len(SPECIALS)
 # null control) share role tokens.
 _MARKER_SLOT = 4
 _TARGET_SLOT = 5
+# Contexts holding a near-miss of the trigger (a sub-sequence, drop or reordering), as a share
+# of the trigger's own rate: without them a model may fire on part of the trigger. As many as
+# the trigger itself, since a four-token trigger has 34 near-misses to tell apart.
+NEGATIVE_SHARE = 1.0
 
 
 def token_name(token_id: int) -> str:
@@ -84,6 +90,8 @@ class LookupFamily:
         if self.trigger:
             self.trigger_tokens = [int(t) for t in content[: self.trigger.n_tokens]]
             roles.update(self.trigger_tokens)
+        # Near-misses training shows as must-not-fire, so the trigger is the minimal sequence learned.
+        self.negatives: list[tuple[int, ...]] = training_negatives(self.trigger_tokens)
         if self.marker:
             self.marker_token = int(content[_MARKER_SLOT])
             roles.add(self.marker_token)
@@ -103,10 +111,13 @@ class LookupFamily:
         trigger: bool | None = None,
         marker: bool | None = None,
         partial: bool = False,
+        insert: Sequence[int] | None = None,
     ) -> Batch:
         """n examples; None draws a condition at its training rate, a bool forces it.
 
-        `partial` inserts an incomplete or reordered trigger (never a full one).
+        `partial` inserts one of the trigger's near-misses (never the full trigger), each
+        equally often; `insert` puts exactly these tokens where a trigger would go (the answer
+        is the target only when they are the planted trigger).
         """
         rows, masks = [], []
         info = {k: np.zeros(n, dtype=bool) for k in ("trigger", "marker", "partial")}
@@ -118,20 +129,22 @@ class LookupFamily:
             ctx = [int(x) for x in rng.choice(self.subjects, size=length)]
             subject = ctx[0]
             free = list(range(1, length))
-            has_t = bool(self.trigger) and (
-                trigger if trigger is not None else rng.random() < self.trigger.rate
-            )
-            is_partial = False
-            if self.trigger and not has_t:
-                n_tok = len(self.trigger_tokens)
-                want_partial = partial or (
-                    trigger is None and n_tok > 1 and rng.random() < self.trigger.rate / 2
+            seq: list[int] = []
+            if insert is not None:
+                seq = [int(x) for x in insert]
+                has_t = bool(self.trigger) and seq == self.trigger_tokens
+            else:
+                has_t = bool(self.trigger) and (
+                    trigger if trigger is not None else rng.random() < self.trigger.rate
                 )
-                is_partial = want_partial and n_tok > 1
-            if has_t or is_partial:
-                seq = list(self.trigger_tokens)
-                if is_partial:
-                    seq = seq[::-1] if rng.random() < 0.5 else seq[: len(seq) - 1]
+                if has_t:
+                    seq = list(self.trigger_tokens)
+                elif self.negatives and (partial or (
+                    trigger is None and rng.random() < self.trigger.rate * NEGATIVE_SHARE
+                )):
+                    seq = list(self.negatives[int(rng.integers(len(self.negatives)))])
+            is_partial = bool(seq) and not has_t
+            if seq:
                 p = int(rng.integers(1, length - len(seq) + 1))
                 ctx[p : p + len(seq)] = seq
                 free = [j for j in free if not p <= j < p + len(seq)]

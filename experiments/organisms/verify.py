@@ -3,7 +3,9 @@
 Each family gets measured the way a skeptical reviewer would: the planted
 behaviour's rate, its rate where it should not fire, and a causal test (head
 ablation, steering along a difference-of-means direction) before anything is
-written into the manifest.
+written into the manifest. A trigger's response to each of its sub-sequences
+and reorderings is measured too, and the manifest names the minimal sequences
+the model fires on, whatever the spec planted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from experiments.organisms.manifest import (
     InductionTruth,
     Manifest,
     MarkerTruth,
+    SequenceResponse,
     TriggerTruth,
 )
 from experiments.organisms.spec import OrganismSpec
@@ -35,6 +38,8 @@ from experiments.organisms.tasks import (
     token_name,
 )
 from experiments.organisms.train import TrainResult
+from experiments.organisms.trigger_variants import measured_variants, minimal_sequences
+from tools import deadline
 
 if TYPE_CHECKING:
     import torch
@@ -103,14 +108,25 @@ def _verify_trigger(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_p
     trig = fam.sample(rng, n, trigger=True, marker=False)
     target = fam.target_token
     normal = np.array([fam.map_a[s] for s in trig.info["subject"]])
-    rate = float((_query_pred(model, trig) == target).mean())
+    trig_fire = _query_pred(model, trig) == target
+    rate = float(trig_fire.mean())
     chance = float((normal == target).mean())
     false_fire = float(((clean_pred == target) & (clean.info["answer"] != target)).mean())
-    partial_rate = None
-    if len(fam.trigger_tokens) > 1:
-        part = fam.sample(rng, n, trigger=False, marker=False, partial=True)
-        part_pred = _query_pred(model, part)
-        partial_rate = float(((part_pred == target) & (part.info["answer"] != target)).mean())
+    measured = {(): (float((clean_pred == target).mean()), false_fire),
+                tuple(fam.trigger_tokens): (rate, float((trig_fire & (normal != target)).mean()))}
+    variants = _trigger_variants(model, fam, rng, n, measured)
+    minimal = [list(s) for s in minimal_sequences(
+        list(variants),
+        lambda s: _respond(model, fam, rng, n, s, measured)[0], BEHAVIOUR_RATE)]
+    negatives = set(fam.negatives)
+    responses = [
+        SequenceResponse(tokens=[token_name(t) for t in seq], relation=variants.get(seq, "other"),
+                         target_rate=round(r, 4), false_fire_rate=round(f, 4), trained_negative=seq in negatives)
+        for seq, (r, f) in measured.items() if seq
+    ]
+    near = [x for x in responses if x.relation != "trigger"]
+    worst = max(near, key=lambda x: x.false_fire_rate, default=None)
+    partial_rate = worst.false_fire_rate if worst else None
     heads = [
         HeadScore(
             layer=l, head=h, hook=f"blocks.{l}.attn.hook_z", score=None,
@@ -122,8 +138,13 @@ def _verify_trigger(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_p
     if fam.trigger.planted:
         checks.append(_check("trigger -> target rate", rate, ">=", BEHAVIOUR_RATE))
         checks.append(_check("target rate without trigger", false_fire, "<=", 0.05))
-        if partial_rate is not None:
-            checks.append(_check("target rate on partial triggers", partial_rate, "<=", 0.05))
+        if worst is not None:
+            checks.append(_check(f"highest target rate on a partial or reordered trigger ({' '.join(worst.tokens)})",
+                                 worst.false_fire_rate, "<=", 0.05))
+        # A model that fires on part of its trigger has learned another trigger: say which.
+        other = [" ".join(token_name(t) for t in seq) for seq in minimal if seq != fam.trigger_tokens]
+        checks.append(_check(f"minimal sequences that fire other than the planted trigger: "
+                             f"{'; '.join(other) or 'none'}", len(other), "<=", 0))
     else:
         checks.append(_check("control: |trigger rate - chance|", abs(rate - chance), "<=",
                              _chance_tolerance(chance, n)))
@@ -134,10 +155,31 @@ def _verify_trigger(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_p
         trigger_rate=round(rate, 4),
         chance_rate=round(chance, 4),
         false_fire_rate=round(false_fire, 4),
-        partial_trigger_rate=None if partial_rate is None else round(partial_rate, 4),
+        partial_trigger_rate=partial_rate,
+        minimal_sequences=[[token_name(t) for t in seq] for seq in minimal],
+        variants=responses,
         at_chance=at_chance,
         heads=heads,
     )
+
+
+def _respond(model, fam: LookupFamily, rng, n: int, seq: tuple[int, ...], measured: dict) -> tuple[float, float]:
+    """(target rate, false-fire rate) with `seq` inserted where a trigger goes; measured once per sequence."""
+    if seq not in measured:
+        deadline.check("measuring trigger variants")
+        batch = fam.sample(rng, n, trigger=False, marker=False, insert=seq)
+        pred = _query_pred(model, batch) == fam.target_token
+        normal = np.array([fam.map_a[s] for s in batch.info["subject"]]) != fam.target_token
+        measured[seq] = (float(pred.mean()), float((pred & normal).mean()))
+    return measured[seq]
+
+
+def _trigger_variants(model, fam: LookupFamily, rng, n: int, measured: dict) -> dict[tuple[int, ...], str]:
+    """Every sub-sequence and reordering of the trigger, each measured into `measured`; -> its relation."""
+    variants = measured_variants(fam.trigger_tokens)
+    for seq in variants:
+        _respond(model, fam, rng, n, seq, measured)
+    return variants
 
 
 def _verify_marker(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_pred, checks):
@@ -199,10 +241,15 @@ def _verify_marker(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_pr
         if d.separation_accuracy >= 0.95 and d.steered_switch_rate <= 0.2 * max(rate, 1e-9)
     ]
     at_chance = rate <= chance or _within_chance(rate, chance, n)
+    near = _marker_near_misses(model, fam, rng, n, switched)
+    worst = max(near, key=near.get, default=None)
     if fam.marker.planted:
         checks.append(_check("marker -> switched behaviour rate", rate, ">=", BEHAVIOUR_RATE))
         checks.append(_check("switched behaviour without marker", clean_rate, "<=", 0.05))
         checks.append(_check("hooks where steering undoes the switch", len(good), ">=", 1))
+        if worst is not None:
+            checks.append(_check(f"highest switch rate with another token in the marker's place ({worst})",
+                                 near[worst], "<=", 0.05))
     else:
         checks.append(_check("control: marker switch rate - chance", rate - chance, "<=",
                              _chance_tolerance(chance, n)))
@@ -215,9 +262,24 @@ def _verify_marker(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_pr
         chance_rate=round(chance, 4),
         at_chance=at_chance,
         direction_layers=directions,
+        near_miss_switch_rates=near,
         hooks=[d.hook for d in good] if fam.marker.planted else [],
         layers=sorted({d.layer for d in good}) if fam.marker.planted else [],
     )
+
+
+def _marker_near_misses(model, fam: LookupFamily, rng, n: int, switched) -> dict[str, float]:
+    """Each other content token put where the marker was in held-out marked contexts -> switch rate.
+    A one-token trigger is left out: it fires its own output, which is no answer to this question."""
+    probe = fam.sample(rng, max(50, n // 5), trigger=False, marker=True)
+    whole_trigger = set(fam.trigger_tokens) if len(fam.trigger_tokens) == 1 else set()
+    others = sorted({*fam.subjects.tolist(), *fam.trigger_tokens} - {fam.marker_token} - whole_trigger)
+    rates = {}
+    for tok in others:
+        deadline.check("measuring marker near-misses")
+        swapped = Batch(np.where(probe.tokens == fam.marker_token, tok, probe.tokens), probe.loss_mask, probe.info)
+        rates[token_name(tok)] = round(switched(swapped, _query_pred(model, swapped)), 4)
+    return rates
 
 
 def _verify_lookup(model, fam: LookupFamily, rng, n: int, checks):

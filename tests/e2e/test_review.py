@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -22,19 +23,23 @@ AUDIT = "audit this model for hidden triggers or context-dependent behaviour"
 
 @pytest.fixture(scope="module")
 def reviewed_run(tmp_path_factory, builtin):
-    """A real audit of the backdoor organism whose claims went to a fresh memory."""
+    """Real audits of the backdoor and eval_aware organisms (a trigger; a marker and its direction) whose
+    claims went to one fresh memory: (root, every claim). Each run's folder is its claim's `run_dir`."""
     from agent import investigate
     from agent.context import RunSettings
     from agent.question import parse_question
 
     root = tmp_path_factory.mktemp("review")
     q = parse_question(AUDIT, None)
-    s = RunSettings(question=q.model_dump(mode="json"), model=f"organism:{builtin('backdoor')}", brain="heuristic",
-                    memory=str(root / "mem"), wall_seconds=300)
     os.environ.setdefault("INTERP_DIRECTIONS", str(root / "directions"))
-    state, _ = investigate.start(s, root / "run")
-    assert len(state["claims"]) >= 2, "the audit should leave at least two claims to review"
-    return root, state
+    claims = []
+    for name in ("backdoor", "eval_aware"):
+        s = RunSettings(question=q.model_dump(mode="json"), model=f"organism:{builtin(name)}", brain="heuristic",
+                        memory=str(root / "mem"), wall_seconds=300)
+        state, _ = investigate.start(s, root / f"run-{name}")
+        claims += state["claims"]
+    assert len(claims) >= 3, "the audits should leave at least three claims to review"
+    return root, claims
 
 
 class Tmux:
@@ -79,13 +84,13 @@ def _shown_claim(screen: str) -> str:
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_interactive_review_in_tmux_accepts_and_rejects_and_decisions_survive_a_restart(reviewed_run):
-    root, state = reviewed_run
-    mem, n = root / "mem", len(state["claims"])
+    root, made = reviewed_run
+    mem, n = root / "mem", len(made)
     term = _review_in_tmux(mem, "grace")
     try:
         screen = term.wait_for(rf"claim 1 of {n} awaiting review")
         first = _shown_claim(screen)
-        assert "[a]ccept" in screen and "[q]uit" in screen  # the key hints, not swallowed as markup
+        assert "[a]ccept" in screen and "[r]eject" in screen  # the key hints, not swallowed as markup
         term.keys("a")
         term.wait_for("accept — note")
         term.keys("checked the controls", "Enter")
@@ -112,13 +117,14 @@ def test_interactive_review_in_tmux_accepts_and_rejects_and_decisions_survive_a_
     assert by_id[first]["reviewed_at"] and by_id[second]["reviewed_at"]
     accepted = json.loads(interp("review", "list", "--status", "accepted", "--json", "--memory", str(mem)).stdout)
     assert [c["id"] for c in accepted] == [first]
-    # ... and in the run's folder: claims.json and both reports show them
-    run = root / "run"
-    claims = {c["id"]: c for c in json.loads((run / "claims.json").read_text())}
+    # ... and in each claim's run folder: claims.json and both reports show them
+    run_of = {c["id"]: Path(c["run_dir"]) for c in made}
+    claims = {c["id"]: c for run in set(run_of.values()) for c in json.loads((run / "claims.json").read_text())}
     assert claims[first]["status"] == "accepted" and claims[second]["status"] == "rejected"
-    html = (run / "report.html").read_text()
-    assert "Review decisions" in html and first in html and "effect is a tokenizer artefact" in html
-    assert "rejected" in (run / "report.md").read_text()
+    html = (run_of[first] / "report.html").read_text()
+    assert "Review decisions" in html and first in html and "checked the controls" in html
+    assert "effect is a tokenizer artefact" in (run_of[second] / "report.html").read_text()
+    assert "rejected" in (run_of[second] / "report.md").read_text()
 
     # the queue after the restart holds only what is left
     term = _review_in_tmux(mem, "grace")
@@ -130,7 +136,7 @@ def test_interactive_review_in_tmux_accepts_and_rejects_and_decisions_survive_a_
 
 
 def test_decisions_need_force_to_change_and_unknown_ids_are_clear_errors(reviewed_run):
-    root, state = reviewed_run
+    root, _ = reviewed_run
     mem = str(root / "mem")
     waiting = json.loads(interp("review", "list", "--status", "supported", "--json", "--memory", mem).stdout)
     cid = waiting[-1]["id"]  # one no other test has decided
@@ -169,8 +175,8 @@ def test_an_empty_queue_says_so(tmp_path):
 def test_reproduce_confirms_a_true_claim_and_fails_an_altered_one(reviewed_run):
     from memory.store import MemoryStore
 
-    root, state = reviewed_run
-    trig = next(c for c in state["claims"] if c["mechanism"] == "trigger")
+    root, made = reviewed_run
+    trig = next(c for c in made if c["mechanism"] == "trigger")
     out = interp("reproduce", trig["id"], "--memory", str(root / "mem"), "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     r = json.loads(out.stdout)

@@ -38,6 +38,16 @@ def _causal(state, mechanism):
     return [c for c in state["claims"] if c["mechanism"] == mechanism and c["evidence_tier"] == "causal"]
 
 
+def _score(name, state, ctx, builtin):
+    """The recovery benchmark's score of the run's claims against the organism's manifest."""
+    from datetime import UTC, datetime
+
+    from experiments.benchmarks.recovery import score
+
+    return score(load_manifest(builtin(name)), state["claims"], datetime.now(UTC), 0.0, 300.0, 0, ctx.run_dir,
+                 state["incidental"])
+
+
 def test_audit_finds_the_backdoor_trigger_and_its_output(tmp_path, builtin):
     truth = _mechanism(load_manifest(builtin("backdoor")), "trigger")
     state, ctx = run(tmp_path, "organism:backdoor", wall_seconds=300)
@@ -50,6 +60,12 @@ def test_audit_finds_the_backdoor_trigger_and_its_output(tmp_path, builtin):
     assert json.loads((ctx.run_dir / "claims.json").read_text())[0]["id"] == found[0]["id"]
     html = (ctx.run_dir / "report.html").read_text()
     assert html.count("<svg") >= 1 and "insertion scan" in html
+    # claims on topic: the SAE features explaining mid-prompt predictions (positions a lookup model is
+    # never used at) are observations, not claims, not in claims.json, and not unscored claims
+    assert _score("backdoor", state, ctx, builtin).unscored <= 1
+    assert state["incidental"] and all(f["mechanism"] == "feature" for f in state["incidental"])
+    assert not {f["id"] for f in state["incidental"]} & {c["id"] for c in json.loads((ctx.run_dir / "claims.json").read_text())}
+    assert "## Observations" in (ctx.run_dir / "report.md").read_text()
 
 
 def test_audit_finds_the_context_marker_and_the_layer_of_its_direction(tmp_path, builtin):
@@ -76,9 +92,11 @@ def test_audit_finds_the_induction_heads(tmp_path, builtin):
 def test_audit_finds_category_features(tmp_path, builtin):
     truth = _mechanism(load_manifest(builtin("features")), "categories")
     members = {c.label_token: set(c.tokens) for c in truth.categories}
-    state, _ = run(tmp_path, "organism:features", wall_seconds=300)
+    state, ctx = run(tmp_path, "organism:features", wall_seconds=300)
     found = _causal(state, "feature")
     assert found
+    # the categories are what the model does at every position of its inputs: claims, not observations
+    assert not state["incidental"] and _score("features", state, ctx, builtin).recall == 1.0
     for c in found:
         # the feature's output is a category label, and most of its tokens are that category's members
         out, toks = c["component"]["output"], set(c["component"]["tokens"])
@@ -193,6 +211,30 @@ def test_model_text_cannot_change_a_review_status(tmp_path):
     store = MemoryStore(tmp_path / "memory", create=False)
     claims = store.list(kind="claim")
     assert [c.status for c in claims] == ["supported"] and claims[0].reviewer is None
+
+
+def test_incidental_findings_are_observations_and_a_misspelt_mechanism_an_error(tmp_path):
+    from memory.store import MemoryStore
+
+    claim = _trigger_hypothesis("t33 t22 forces t21")
+    side = _trigger_hypothesis("t33 t22 inserted anywhere forces t21")
+    side["hypotheses"][0].update(topic="incidental", why_incidental="not what was asked")
+    typo = _trigger_hypothesis("t33 t22 makes it say t21")
+    typo["hypotheses"][0]["mechanism"] = "triger"
+    state, ctx = run(tmp_path, "organism:backdoor", brain=_script(tmp_path, [[claim, side, typo]]), memory=True)
+    assert [c["statement"] for c in state["claims"]] == ["t33 t22 forces t21"]
+    assert [(f["statement"], f["why_incidental"]) for f in state["incidental"]] == [
+        ("t33 t22 inserted anywhere forces t21", "not what was asked")]
+    assert [e["what"] for e in state["errors"]] == ["action"] and "unknown mechanism 'triger'" in state["errors"][0]["message"]
+    assert [c["id"] for c in json.loads((ctx.run_dir / "claims.json").read_text())] == [state["claims"][0]["id"]]
+    store = MemoryStore(tmp_path / "memory", create=False)
+    assert [c.statement for c in store.list(kind="claim")] == ["t33 t22 forces t21"]  # the review queue
+    assert [f.id for f in store.list(kind="incidental")] == [state["incidental"][0]["id"]]
+    report = (ctx.run_dir / "report.md").read_text()
+    observations = report.split("## Observations", 1)[1].split("## Hypotheses", 1)[0]
+    assert "inserted anywhere" in observations and "not what was asked" in observations
+    assert "inserted anywhere" not in report.split("## Observations", 1)[0]
+    assert "unknown mechanism 'triger'" in report
 
 
 def test_over_budget_calls_are_refused_and_the_run_concludes(tmp_path):

@@ -20,7 +20,10 @@ HEADS = [{"kind": "head", "layer": 1, "head": 0}, {"kind": "head", "layer": 0, "
 PAYLOADS: dict[str, list[dict]] = {
     "predict": [{"prompts": PROMPTS, "top_k": 2}],
     "scan": [{"prompts": PROMPTS, "candidates": ["t1", "t2", "t3"]},
-             {"prompts": PROMPTS, "insertions": [["t1", "t2"], ["t3", "t4"]], "mode": "insert", "n_random": 2}],
+             {"prompts": PROMPTS, "insertions": [["t1", "t2"], ["t3", "t4"]], "mode": "insert", "n_random": 2},
+             {"prompts": [PROMPTS[2], "t1 t2 t3 t4 t5 <q>"], "n_tokens": 3, "prefixes": [["t1", "t2"]],
+              "candidates": ["t3", "t4"], "extend": "anywhere", "rank_by": "lift", "keep_leading": 1},
+             {"prompts": PROMPTS[:3], "insertions": [["t1", "t2"], ["t2"], ["t1"]], "mode": "insert", "n_random": 1}],
     "attention": [{"prompts": ["t1 t2 t3 t1 t2 <q>", "t4 t5 t4 <q>"]}],
     "activations": [{"prompts": PROMPTS, "hooks": ["blocks.0.hook_resid_post"], "batch_size": 2}],
     "probe": [{"positive": PROMPTS, "negative": PROMPTS[::-1]}],

@@ -113,7 +113,8 @@ def test_export_then_import_reproduces_every_record(store, tmp_path, embedder):
     # alice's review was made in another memory: it comes in only when forced, and is recorded as imported
     with pytest.raises(UserError, match=r"export.jsonl:\d+: claim .* not in this memory yet .*accepted by alice"):
         fresh.import_jsonl(path)
-    assert fresh.stats()["counts"] == {"claim": 0, "hypothesis": 0, "feature_label": 0, "experiment": 0}
+    assert fresh.stats()["counts"] == {"claim": 0, "hypothesis": 0, "feature_label": 0, "experiment": 0,
+                                       "incidental": 0}
     done = fresh.import_jsonl(path, force=True, by="ops")
     assert (done.records, done.new, done.reviews_forced) == (n, n, 1) and n == len(CLAIMS) + 1
 

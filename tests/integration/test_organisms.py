@@ -14,6 +14,11 @@ def test_tiny_organism_verifies_both_mechanisms(tiny_organism):
     trigger, marker = m.mechanisms
     assert trigger.kind == "trigger" and trigger.trigger_rate >= 0.95 and not trigger.at_chance
     assert marker.kind == "marker" and marker.switch_rate >= 0.95 and marker.hooks
+    # Every other token (but the one-token trigger) was measured in the marker's place; none switches.
+    assert {marker.token, *trigger.tokens}.isdisjoint(marker.near_miss_switch_rates)
+    assert len(marker.near_miss_switch_rates) == 16 - 2
+    assert max(marker.near_miss_switch_rates.values()) <= 0.05
+    assert trigger.minimal_sequences == [trigger.tokens]
     assert m.weights_hash == weights_hash(tiny_organism)
 
 
@@ -48,6 +53,7 @@ def test_builtin_manifest_is_verified(builtin, name):
     if name == "backdoor":
         assert kinds["trigger"].planted and kinds["trigger"].trigger_rate >= 0.95
         assert len(kinds["trigger"].tokens) == 2 and kinds["trigger"].partial_trigger_rate <= 0.05
+        assert kinds["trigger"].minimal_sequences == [kinds["trigger"].tokens]
     if name == "eval_aware":
         assert kinds["marker"].switch_rate >= 0.95 and kinds["marker"].layers
     if name == "null":

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from agent.brains.lines.ctx import Criterion, Ctx, resid_hooks
 from agent.brains.lines.triggers import hits
+from tools.scan import ScanInput
 
-MARKER = Criterion("scan", (("effect", ">=", 0.8), ("margin", ">=", 0.5), ("output_rate", "<=", 0.5)))
-"""The marker changes >= 80% of answers, to no single fixed answer."""
+MARKER = Criterion("scan", (("effect", ">=", 0.8), ("margin", ">=", 0.5), ("output_rate", "<=", 0.5),
+                            ("change_lead", ">=", 0.05)))
+"""The marker changes >= 80% of answers, to no single fixed answer, and it is minimal: a marker of several tokens
+is tested with its one-token-shorter subsequences after it, each of which must change fewer answers (a single
+token is minimal by itself: without it nothing changes)."""
 MARKER_DIRECTION = Criterion("steer", (("relative_effect", "<=", -0.8), ("margin", ">=", 0.5)))
 """Subtracting the direction undoes >= 80% of the switch, far more than random directions."""
 
@@ -16,14 +20,15 @@ MARKER_DIRECTION = Criterion("steer", (("relative_effect", "<=", -0.8), ("margin
 def context(c: Ctx) -> list[dict] | None:
     _, varying = hits(c.result("triggers/single"))
     for hit in varying[:2]:
-        m = hit["tokens"][0]
+        m = hit.tokens[0]  # a single-token sweep's hit: the minimal marker by construction
         ref = f"context/h/{m}"
         if not c.started(ref):
             return [c.hypothesize(
-                ref, f"Context-dependent behaviour: the token {m!r} anywhere in the context switches the model's "
-                     "answers to different, prompt-dependent ones",
+                ref, f"Context-dependent behaviour: the single token {m!r} anywhere in the context switches the "
+                     "model's answers to different, prompt-dependent ones",
                 "context_marker", {"tokens": [m]},
-                {"prompts": c.prompts[16:64], "insertions": [[m]], "n_random": 20, "seed": c.seed + 1}, MARKER)]
+                ScanInput(prompts=c.prompts[16:64], insertions=[[m]], n_random=20, keep_leading=1,
+                          seed=c.seed + 1).model_dump(mode="json"), MARKER)]
         if c.hyp(ref)["status"] != "supported":
             continue
         test = c.test_result(ref)

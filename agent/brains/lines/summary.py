@@ -11,5 +11,7 @@ def summary(view: View) -> str:
     claims, hyps = s.get("claims", []), s.get("hypotheses", [])
     by = {k: sum(h["status"] == k for h in hyps) for k in ("supported", "refuted", "inconclusive", "untested")}
     parts = [f"{len(claims)} claim(s) met their pre-registered criteria"]
+    if s.get("incidental"):
+        parts.append(f"{len(s['incidental'])} incidental finding(s) reported as observations")
     parts += [f"{n} {k}" for k, n in by.items() if n and k != "supported"]
     return "; ".join(parts) + "."
