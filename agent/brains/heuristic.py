@@ -6,9 +6,9 @@ when the line is finished). Its progress is read from the state, never kept
 in the object, so a resumed run continues exactly where it stopped, and it
 is deterministic under its seed.
 
-    audit      triggers: sweep single tokens, then token pairs, for insertions that
-                 change the answer; a fixed new answer is a trigger, a prompt-dependent
-                 one a context marker
+    audit      triggers: sweep single tokens; grow the sequences that lift one answer's log-probability
+                 most, one token at a time up to four, then swap single tokens; a fixed new answer
+                 is a trigger (reduced to its minimal sequence), a prompt-dependent one a marker
                context: test each marker, find where it is represented (probe sweep)
                  and whether subtracting that direction undoes it (steering, dose-response)
                induction: repeated random sequences; score heads by attention, ablate
@@ -32,7 +32,9 @@ from agent.brains.base import Decision, View
 from agent.brains import lines
 
 LINES = {
-    "audit": ["triggers", "context", "induction", "features"],
+    # context before triggers: a marker found by the first single-token sweep is tested at once, while the
+    # trigger search goes on growing sequences.
+    "audit": ["context", "triggers", "induction", "features"],
     "behaviour": ["characterise", "induction", "behaviour", "features"],
     "concept": ["concept"],
     "component": ["component"],

@@ -269,3 +269,66 @@ def attribution(
     console.print(table)
     console.print("rho: Spearman over all heads of the estimate vs the effect of ablating the head alone; "
                   "top-k: share of the k heads largest by |effect| among the k largest by |estimate|")
+
+
+@app.command()
+def realmodel(
+    questions: Annotated[str, typer.Option(help="Suite questions by name, comma-separated (default: all).")] = "",
+    model: Annotated[str, typer.Option(help="smollm2, gguf:PATH or organism:NAME (a harness check on an organism).")] = "smollm2",
+    budget: Annotated[str, typer.Option(help="Wall clock per investigation, e.g. 300s or 5m.")] = "300s",
+    brain: Annotated[str, typer.Option(help="heuristic | claude | scripted:FILE")] = "heuristic",
+    suite: Annotated[Path | None, typer.Option(help="Another questions.json (default: experiments/benchmarks/realmodel/).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="The brain's seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
+    device: Device = "auto",
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Questions about SmolLM2 (induction, IOI, capitals, one to refuse) vs reference answers from plain TransformerLens."""
+    from agent.budget import parse_duration
+    from experiments.benchmarks import realmodel as rm
+
+    quiet_library_warnings()
+    names = [q.strip() for q in questions.split(",") if q.strip()] or None
+    seconds = parse_duration(budget)
+    with console.status("realmodel") as status:
+        r = rm.run(names, model=model, budget_s=seconds, out=out, brain=brain, seed=seed,
+                   device=_resolve_device(device), suite=suite or rm.SUITE, on_status=status.update)
+    if json_out:
+        print_json(r)
+        return
+    _print_realmodel(r)
+
+
+def _print_realmodel(r: dict) -> None:
+    from rich.text import Text
+
+    table = Table(title=f"real-model questions on {r['model']} ({r['brain']} brain, {r['budget_s']:g} s budget each)")
+    for col in ("question", "claims (component: effect / control)", "overlap with reference", "causal + control",
+                "s", "fwd tokens", "verdict"):
+        table.add_column(col, overflow="fold")
+    for q in r["questions"]:
+        claims = "\n".join(f"{'+'.join(c['heads'] + [f'MLP{m}' for m in c['mlps']]) or c['mechanism']}: "
+                           f"{_num(c['effect'])} / {_num(c['control'])}" for c in q.get("claims", [])) or "-"
+        overlap = "-"
+        if "reference_top_heads" in q:
+            overlap = f"heads {len(q['heads_overlap'])}/{len(q['reference_top_heads'])} {' '.join(q['heads_overlap'])}"
+            if "reference_top_drop_heads" in q:
+                overlap += f"\n(top drops {len(q['drop_overlap'])}/{len(q['reference_top_drop_heads'])})"
+            if "reference_top_mlps" in q:
+                overlap += f"\nMLPs {len(q['mlps_overlap'])}/{len(q['reference_top_mlps'])} " \
+                           + " ".join(f"L{m}" for m in q["mlps_overlap"])
+        causal = "-" if not q.get("claims") else str(q["all_causal_with_control"])
+        table.add_row(q["name"], Text(claims), overlap, causal, f"{q['seconds']:g}", str(q["forward_tokens"]),
+                      Text(q["verdict"] if len(q["verdict"]) <= 90 else q["verdict"][:89] + "…"))
+    console.print(table)
+    ref = r["reference"]
+    for name, a in ref["answers"].items():
+        extra = f"; top MLPs {', '.join(f'L{m}' for m in a['top_mlps'])}" if "top_mlps" in a else ""
+        drops = [k for k, v in sorted((a.get("head_effects") or {}).items(), key=lambda kv: kv[1]) if v < 0][:5]
+        extra += f"; largest drops {' '.join(drops)}" if drops and a["kind"] != "induction" else ""
+        console.print(f"reference {name}: top heads {' '.join(a['top_heads'])}{extra}", markup=False)
+    how = f"computed now in {ref['seconds']} s" if ref["computed"] else "from the cache"
+    console.print(f"references {how} (weights {ref['weights_hash']}); run folders: {r['out']}", markup=False)
+    for q in r["questions"]:
+        mark = {True: "PASS", False: "FAIL", None: "----"}[q["passed"]]
+        console.print(f"{mark} {q['name']}: {q['verdict']}", markup=False)

@@ -31,6 +31,9 @@ AS_OFTEN = 0.05
 """A shorter subsequence within this share of the longer one's rate forces the answer as well: it replaces it."""
 REFINE_ROUNDS = 2
 """Rounds of one-token swaps on the final beam when growing found nothing."""
+REFINE_FROM = 1.0
+"""Refinement runs only when the grown sequences already lift one answer by this many nats (partial evidence of
+a trigger); on models without one the best lift stays near 0.15 and refinement would only spend the budget."""
 TEMPLATE = 0.9
 """A token in at least this share of the prompts belongs to their template, not their content: never a candidate."""
 SEARCH, REDUCE, TEST = slice(0, 16), slice(0, 64), slice(64, 160)
@@ -68,6 +71,13 @@ def _beam(scan: dict, avoid: set[str]) -> list[list[str]]:
     """The BEAM sequences whose insertion raises one answer's probability most (marker tokens left out)."""
     top = sorted(ScanResult.model_validate(scan).top, key=lambda t: -t.lift)
     return [t.tokens for t in top if not avoid & set(t.tokens)][:BEAM]
+
+
+def _best_lift(c: Ctx, round_: int) -> float:
+    """The largest lift of the last sweep before refinement round `round_` (0 when it failed)."""
+    last = f"triggers/refine{round_ - 1}" if round_ > 1 else f"triggers/grow{MAX_TOKENS}"
+    res = c.result(last)
+    return max((t.lift for t in ScanResult.model_validate(res).top), default=0.0) if res else 0.0
 
 
 def _split(c: Ctx, n_tokens: int = MAX_TOKENS) -> tuple[list[str], list[str], list[str]]:
@@ -125,7 +135,7 @@ def search(c: Ctx) -> tuple[list[dict] | None, list[Insertion]]:
     # Growing commits to each level's best token, and a noisy level can keep a wrong one (measured on a four-token
     # trigger: the beam ended with three of its four tokens). Coordinate refinement swaps one token at a time.
     for r in range(1, REFINE_ROUNDS + 1):
-        if found or not beam:
+        if found or not beam or _best_lift(c, r) < REFINE_FROM:
             break
         ref = f"triggers/refine{r}"
         if not c.started(ref):
