@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # GB; on a GPU machine, override: make test TORCH=torch
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test test-unit smollm2 clean
+.PHONY: venv demo test test-slow test-unit smollm2 clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ demo: venv
 # converted SmolLM2 are trained / converted once, under file locks). The time-box tests hold beside the
 # other worker: the deadline, not an idle CPU, keeps them in.
 test: venv
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
+
+# The slow tier (SmolLM2 end to end, kill -9 loops, four writer processes): CI runs it after `make test`.
+test-slow: venv
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m slow
 
 test-unit: venv
 	$(BIN)/python -m pytest -q -m unit

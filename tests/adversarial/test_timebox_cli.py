@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -23,6 +25,7 @@ def _events(run_dir: Path) -> list[dict]:
     return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_time_spent_in_a_call_killed_with_kill_9_is_charged_on_resume(tmp_path, builtin):
     from tools import registry, sae
     from tools.target import load

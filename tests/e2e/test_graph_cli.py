@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from tests.e2e.test_cli import assert_clean_error, interp
 
 
+@pytest.mark.slow
 def test_train_transcoders_then_build_a_graph(builtin, tmp_path):
     from tools.target import load
 

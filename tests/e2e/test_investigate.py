@@ -89,6 +89,7 @@ def _reference_run(tmp_path: Path, script: Path) -> Path:
     return tmp_path / "ref"
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_then_resume_gives_the_same_claims(tmp_path):
     """Three runs (side by side, to keep the suite short) killed at random points, then resumed."""
     script = _script(tmp_path)

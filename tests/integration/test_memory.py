@@ -211,6 +211,7 @@ for start in range(0, 250, 50):
 """
 
 
+@pytest.mark.slow
 def test_four_writer_processes_into_one_server(tmp_path):
     with local_server(tmp_path / "server") as url:
         for _ in range(2):  # the second round rewrites the same ids: still exactly 1000

