@@ -19,8 +19,8 @@ ClaimStatus = Literal["proposed", "supported", "refuted", "accepted", "rejected"
 
 
 def now() -> str:
-    """UTC timestamp, ISO 8601."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """UTC timestamp, ISO 8601, in milliseconds (the recovery benchmark times claims by it)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def content_id(prefix: str, *parts: object) -> str:
@@ -81,10 +81,10 @@ class ReviewEvent(_Record):
     """For an import: the file it came from."""
 
 
-class Claim(_Record):
-    """A finding about a model, with its evidence."""
+class _Finding(_Record):
+    """What a claim and an incidental finding share: the finding, the model, the evidence behind it."""
 
-    kind: Literal["claim"] = "claim"
+    kind: str
     id: str = ""
     """Content id (model, statement, component); filled in when empty."""
     statement: str = Field(min_length=1)
@@ -109,17 +109,6 @@ class Claim(_Record):
     """Key experiment's effect."""
     control: float | None = None
     """Key experiment's control."""
-    status: ClaimStatus = "proposed"
-    """proposed / supported / refuted by the agent; accepted / rejected / needs_more_evidence
-    only by a human review."""
-    reviewer: str | None = None
-    """Who reviewed it."""
-    review_note: str | None = None
-    """The reviewer's note."""
-    reviewed_at: str | None = None
-    """When it was reviewed."""
-    review_history: list[ReviewEvent] = []
-    """Every decision and forced import that set its review, oldest first (none is ever dropped)."""
     criterion: dict | None = None
     """The pre-registered success criterion its experiment met ({conditions: [{field, op, value}]}):
     what `interp reproduce` checks again."""
@@ -134,62 +123,39 @@ class Claim(_Record):
 
     def model_post_init(self, _) -> None:
         if not self.id:
-            self.id = content_id("claim", self.model_id, _norm(self.statement),
+            self.id = content_id(self.kind, self.model_id, _norm(self.statement),
                                  self.component.model_dump(exclude_none=True))
 
     def document(self) -> str:
         return self.statement
 
 
-class IncidentalFinding(_Record):
+class Claim(_Finding):
+    """A finding about a model, with its evidence."""
+
+    kind: Literal["claim"] = "claim"
+    status: ClaimStatus = "proposed"
+    """proposed / supported / refuted by the agent; accepted / rejected / needs_more_evidence
+    only by a human review."""
+    reviewer: str | None = None
+    """Who reviewed it."""
+    review_note: str | None = None
+    """The reviewer's note."""
+    reviewed_at: str | None = None
+    """When it was reviewed."""
+    review_history: list[ReviewEvent] = []
+    """Every decision and forced import that set its review, oldest first (none is ever dropped)."""
+
+
+class IncidentalFinding(_Finding):
     """A supported hypothesis that does not answer the question it was found under: kept as an observation,
     with its evidence, but never a claim (no review, not scored, not in claims.json)."""
 
     kind: Literal["incidental"] = "incidental"
-    id: str = ""
-    """Content id (model, statement, component); filled in when empty."""
-    statement: str = Field(min_length=1)
-    """The finding in words."""
     why_incidental: str = ""
     """Why it does not answer the question."""
     question: str = ""
     """The question it was found under."""
-    model_id: str
-    """Which model it is about."""
-    weights_hash: str = ""
-    """The exact weights it was found on."""
-    component: Component = Component()
-    """What part of the model it names."""
-    evidence_tier: EvidenceTier
-    """The tier its test supports (capped by the tool)."""
-    mechanism: str = ""
-    """What kind of thing it names (agent.actions.Mechanism)."""
-    hypothesis_id: str = ""
-    """The pre-registered hypothesis it came from."""
-    experiment_ids: list[str] = []
-    """Experiments behind it."""
-    effect: float | None = None
-    """Key experiment's effect."""
-    control: float | None = None
-    """Key experiment's control."""
-    criterion: dict | None = None
-    """The pre-registered success criterion its experiment met."""
-    run_id: str = ""
-    """The investigation that found it."""
-    run_dir: str = ""
-    """The run folder."""
-    created_at: str = Field(default_factory=now)
-    """First written."""
-    updated_at: str = Field(default_factory=now)
-    """Last written."""
-
-    def model_post_init(self, _) -> None:
-        if not self.id:
-            self.id = content_id("incidental", self.model_id, _norm(self.statement),
-                                 self.component.model_dump(exclude_none=True))
-
-    def document(self) -> str:
-        return self.statement
 
 
 class Attempt(_Record):

@@ -233,13 +233,10 @@ def run_one(organism: str, seed: int, budget_s: float, out: Path, brain: str = "
     settings = RunSettings(question=question.model_dump(mode="json"), model=f"organism:{folder}", brain=brain,
                            wall_seconds=budget_s, memory=None, seed=seed, device=device)
     state, ctx = investigate.start(settings, run_dir)
-    # The clock starts when the model is loaded (loading is not investigating), as the budget's does. Claims
-    # are timed by their trace events (milliseconds; a claim record's created_at has whole seconds).
-    events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines() if line.strip()]
-    started = datetime.fromisoformat(events[0]["t"])
-    made = {e["id"]: e["t"] for e in events if e["event"] == "claim"}
-    claims = [{**c, "created_at": made.get(c["id"], c["created_at"])} for c in state["claims"]]
-    return score(manifest, claims, started, ctx.budget.elapsed(), budget_s, seed, run_dir,
+    # The clock starts when the model is loaded (loading is not investigating), as the budget's does.
+    with (run_dir / "trace.jsonl").open() as f:
+        started = datetime.fromisoformat(json.loads(f.readline())["t"])
+    return score(manifest, state["claims"], started, ctx.budget.elapsed(), budget_s, seed, run_dir,
                  state.get("incidental", []))
 
 

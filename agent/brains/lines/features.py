@@ -126,11 +126,10 @@ def _features_for(feats: list[dict], group: set[str]) -> list[tuple[dict, list[s
     return [(f, members) for *_, f, members in sorted(scored, key=lambda x: x[:3])]
 
 
-def _group_features(ctxs: dict, vocab: set[str], limit: int = 24) -> list[dict]:
-    """Features active on a group of ordinary tokens (two or more), the widest groups first."""
-    good = [f for f in ctxs["features"] if len(f["top"]) >= 20 and f["density"] <= 0.4 and len(f["top_tokens"]) >= 2
+def _group_features(ctxs: dict, vocab: set[str]) -> list[dict]:
+    """Features active often enough, not everywhere, on two or more ordinary tokens (`_features_for` ranks them)."""
+    return [f for f in ctxs["features"] if len(f["top"]) >= 20 and f["density"] <= 0.4 and len(f["top_tokens"]) >= 2
             and all(t in vocab for t, _ in f["top_tokens"])]
-    return sorted(good, key=lambda f: (-len(f["top_tokens"]), f["feature"]))[:limit]
 
 
 def features(c: Ctx) -> list[dict] | None:
@@ -167,7 +166,7 @@ def features(c: Ctx) -> list[dict] | None:
     if pred is None:
         return None
     groups = token_groups(pairs_by_token, [q["argmax"] for q in pred["predictions"]])
-    feats = _group_features(ctxs, set(c.vocab or []), limit=len(ctxs["features"]))
+    feats = _group_features(ctxs, set(c.vocab or []))
     for out, toks in groups.items():
         others = [p for o, tt in groups.items() if o != out for t in tt for p, _ in pairs_by_token[t]][:40]
         if len(others) < 8:
