@@ -92,6 +92,8 @@ def recovery(
     brain: Annotated[str, typer.Option(help="heuristic | claude | scripted:FILE")] = "heuristic",
     budget: Annotated[str, typer.Option(help="Wall clock per investigation, e.g. 300s or 5m.")] = "300s",
     seeds: Annotated[int, typer.Option(min=1, help="Investigations per organism (brain seeds 0..N-1).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes running investigations at once "
+                                         "(each keeps its own budget, so runs sharing a CPU do less in it).")] = 1,
     quick: Annotated[bool, typer.Option("--quick", help="CI harness check: backdoor only, 60 s budget.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
     device: Device = "auto",
@@ -107,7 +109,7 @@ def recovery(
     rec.organisms(which)  # unknown names fail here, before any training
     dev = _resolve_device(device)
     with console.status("recovery") as status:
-        r = rec.run(which, seeds=seeds, budget_s=seconds, out=out, brain=brain, device=dev,
+        r = rec.run(which, seeds=seeds, budget_s=seconds, out=out, brain=brain, device=dev, workers=workers,
                     on_result=lambda s: status.update(f"{s.organism} seed {s.seed}: recall {s.recall}"))
     if json_out:
         print_json(r)
@@ -132,7 +134,27 @@ def recovery(
     console.print(table)
     console.print("found: planted items recovered by a supported causal claim; first s: time to the first correct "
                   "claim (total: median); over: budget overshoot (total: max)")
+    _family_table(r["families"])
+    if t["missed"]:
+        console.print(f"missed ({len(t['missed'])}):", markup=False)
+        for line in t["missed"]:
+            console.print(f"  {line}", markup=False)
+    if t["unverified_organisms"]:
+        console.print(f"unverified organisms, not scored: {', '.join(t['unverified_organisms'])} "
+                      "(`interp organism show NAME` says which check failed)", markup=False)
     console.print(f"false positives on null organisms: {t['false_positives_on_null']}; run folders: {r['out']}")
+
+
+def _family_table(families: dict[str, dict]) -> None:
+    table = Table(title="by mechanism family (95% interval on recall: Wilson, over pooled items)")
+    for col in ("family", "runs", "planted", "found", "recall", "95% interval", "precision", "false pos."):
+        table.add_column(col, overflow="fold")
+    for name, t in families.items():
+        ci = t["recall_ci95"]
+        table.add_row(name, str(t["runs"]), str(t["planted"]), str(t["recovered"]), _num(t["recall"]),
+                      "-" if ci is None else f"[{ci[0]:g}, {ci[1]:g}]", _num(t["precision"]),
+                      str(t["false_positives"]))
+    console.print(table)
 
 
 def _key_values(title: str, r: dict) -> None:

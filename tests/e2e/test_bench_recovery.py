@@ -25,18 +25,24 @@ def test_quick_mode_audits_one_organism_and_reports_every_column(builtin, tmp_pa
     assert r["totals"]["runs"] == 1
 
 
-def test_a_spec_file_that_is_not_a_built_in_is_trained_and_scored(tmp_path, monkeypatch):
+def test_a_spec_file_that_is_not_a_built_in_is_trained_once_and_scored_by_two_workers(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
     spec = tmp_path / "heldout.yaml"
     spec.write_text(yaml.safe_dump({**TINY_LOOKUP, "name": "heldout-lookup"}))
-    out = interp("bench", "recovery", "--organisms", str(spec), "--budget", "30s", "--out", str(tmp_path / "runs"),
-                 "--json")
+    out = interp("bench", "recovery", "--organisms", str(spec), "--budget", "20s", "--seeds", "2", "--workers", "2",
+                 "--out", str(tmp_path / "runs"), "--json")
     assert out.returncode == 0, out.stderr
-    (s,) = json.loads(out.stdout)["organisms"]
-    assert s["organism"] == "heldout-lookup"
-    # trigger and marker token, plus the marker's direction when training left one to find
-    assert s["planted"] in (2, 3) and s["items"][0]["item"].startswith("trigger ")
-    assert list((tmp_path / "cache" / "organisms").glob("heldout-lookup-*/manifest.json"))
+    r = json.loads(out.stdout)
+    assert [(s["organism"], s["seed"]) for s in r["organisms"]] == [("heldout-lookup", 0), ("heldout-lookup", 1)]
+    for s in r["organisms"]:
+        # trigger and marker token, plus the marker's direction when training left one to find
+        assert s["planted"] in (2, 3) and s["items"][0]["item"].startswith("trigger ")
+        assert s["family"] == "trigger+marker"
+    fam = r["families"]["trigger+marker"]
+    assert fam["runs"] == 2 and fam["planted"] == r["totals"]["planted"]
+    assert len(fam["missed"]) == fam["planted"] - fam["recovered"]
+    # the two workers asked for the same untrained organism: it was trained once, under the lock
+    assert len(list((tmp_path / "cache" / "organisms").glob("heldout-lookup-*/manifest.json"))) == 1
 
 
 def test_bad_recovery_input_is_a_clean_error(tmp_path):
