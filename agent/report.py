@@ -1,4 +1,4 @@
-"""The run folder's readable output: claims.json, report.md and report.html (with plots).
+"""The run folder's readable output: claims.json, report.md and report.html (built by agent.html).
 
 Negative results are part of the report: refuted, inconclusive, untested and
 skipped hypotheses, refused and failed calls, and why the run stopped.
@@ -7,10 +7,8 @@ skipped hypotheses, refused and failed calls, and why the run stopped.
 from __future__ import annotations
 
 import json
-from html import escape
 from typing import TYPE_CHECKING
 
-from agent import plots
 from agent.question import Question
 
 if TYPE_CHECKING:
@@ -51,11 +49,11 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
            + (f" of {b.max_forward_tokens}" if b.max_forward_tokens else "")
            + f", ${b.spent_usd:.4f}" + (f" of ${b.max_usd:g}" if b.max_usd else "")
            + f"; {b.refused} call(s) refused, {b.stopped_at_deadline} stopped at their deadline",
+           f"- **Load**: loading took {b.load_seconds:.1f} s (not counted in the budget): the model loaded and "
+           f"its speed measured before the clock started; wall time in all {b.load_seconds + b.elapsed():.1f} s"
+           + (f"; measured {ctx.speed.describe()}" if ctx.speed is not None else ""),
            f"- **Brain**: {ctx.brain.name}",
            f"- **Stopped**: {state.get('stop_reason') or '-'}",
-           f"- **Load**: {b.load_seconds:.1f} s loading the model and measuring its speed before the clock started "
-           f"(not charged; wall time in all {b.load_seconds + b.elapsed():.1f} s)"
-           + (f"; measured {ctx.speed.describe()}" if ctx.speed is not None else ""),
            f"- **Review**: {ctx.settings.review}"
            + (" — claims are queued as `supported` for `interp review`; nothing is established until a "
               "person accepts it" if ctx.settings.review == "queue" else ""), ""]
@@ -101,7 +99,7 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
         out += [f"- accepted earlier: {c['statement']}" for c in recall.get("accepted", [])]
         out += [f"- rejected earlier: {c['statement']}" for c in recall.get("rejected", [])]
         out += [f"- tried earlier ({h['status']}): {h['statement']}" for h in recall.get("tried", [])]
-    out += ["", "Full results: `results/ID.json`; every decision and call: `trace.jsonl`; plots: `report.html`.", ""]
+    out += ["", "Full results: `results/ID.json`; every decision and call: `trace.jsonl`; the shareable page with figures: `report.html`.", ""]
     return "\n".join(out)
 
 
@@ -121,56 +119,9 @@ def observations_section(found: list[dict]) -> list[str]:
     return out
 
 
-def figures(state: InvestigationState, ctx: RunContext) -> list[str]:
-    """SVG plots of the run's experiments: dose-response, probe by layer, patching, ablation, scans."""
-    figs, ablations = [], []
-    for o in state.get("observations", []):
-        path = ctx.run_dir / "results" / f"{o['id']}.json"
-        if not path.is_file():
-            continue
-        r = json.loads(path.read_text())
-        if o["tool"] == "steer":
-            xs = [p["coefficient"] for p in r["curve"]]
-            figs.append(plots.lines(f"steering dose-response ({o['id'][-6:]})", xs,
-                                    {"direction": [p["value"] for p in r["curve"]],
-                                     "random": [p["control_value"] for p in r["curve"]]}, "coefficient", "metric"))
-        elif o["tool"] == "probe" and len(r["per_hook"]) > 1:
-            labels = [h["hook"].replace("blocks.", "").replace("hook_", "") for h in r["per_hook"]]
-            figs.append(plots.bars(f"probe accuracy by layer ({o['id'][-6:]})", labels,
-                                   {"probe": [h["accuracy"] for h in r["per_hook"]],
-                                    "shuffled labels": [h["control_accuracy"] for h in r["per_hook"]]}, "accuracy"))
-        elif o["tool"] == "patch":
-            figs.append(plots.heatmap(f"patching {r['over']} ({o['id'][-6:]})", r["rows"], r["cols"], r["effects"]))
-        elif o["tool"] == "ablate":
-            ablations.append((", ".join(r["components"]), r["effect"], r["control"]))
-        elif o["tool"] == "scan" and o["hypothesis_id"] == "":
-            top = r["top"][:6]
-            figs.append(plots.bars(f"insertion scan ({o['id'][-6:]})", [" ".join(t["tokens"]) for t in top],
-                                   {"change rate": [t["change_rate"] for t in top],
-                                    "typical insertion": [r["control"]] * len(top)}, "share changed"))
-    if ablations:
-        ablations = ablations[-10:]
-        figs.append(plots.bars("ablation effect vs random components", [a[0] for a in ablations],
-                               {"ablated": [a[1] for a in ablations], "random": [a[2] for a in ablations]},
-                               "metric change"))
-    return figs
-
-
-def html(md: str, figs: list[str], decisions: str = "") -> str:
-    """The markdown shown as preformatted text next to the plots (no converter dependency); its first
-    section (the question as understood) comes before the plots."""
-    cut = md.find("\n## ", md.find("## Question") + 1)
-    head, rest = (md, "") if cut < 0 else (md[:cut], md[cut + 1:])
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>interp-agent report</title>"
-            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}pre{white-space:pre-wrap;"
-            "background:#f6f6f6;padding:1em}.figs svg{margin:6px;border:1px solid #ddd}</style></head><body>"
-            f"<h1>interp-agent report</h1><pre>{escape(head)}</pre>"
-            f"<div class='figs'>{''.join(figs) or '<p>No plots: no plottable experiments.</p>'}"
-            f"</div>{decisions}<pre>{escape(rest)}</pre></body></html>")
-
-
 def write_report(state: InvestigationState, ctx: RunContext) -> None:
     """claims.json, report.md and report.html; review decisions already made are kept in all three."""
+    from agent.html import page
     from agent.review import decisions_html, decisions_markdown, load_decisions
 
     decisions = load_decisions(ctx.run_dir)
@@ -182,5 +133,5 @@ def write_report(state: InvestigationState, ctx: RunContext) -> None:
             c.update(status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"])
     (ctx.run_dir / "claims.json").write_text(json.dumps(claims, indent=2))
     (ctx.run_dir / "report.md").write_text(md + "\n" + decisions_markdown(decisions) + "\n")
-    # decisions sit outside the <pre> copy of the markdown, so `interp review` can update them in place
-    (ctx.run_dir / "report.html").write_text(html(md, figures(state, ctx), decisions_html(decisions)))
+    # the decisions block is marked, so `interp review` can update it in place
+    (ctx.run_dir / "report.html").write_text(page.render(state, ctx, md, decisions_html(decisions), decisions))

@@ -117,10 +117,13 @@ def _finish(state: dict, ctx, json_out: bool) -> None:
                     "claims": claims, "hypotheses": [{"statement": h["plan"]["statement"], "status": h["status"],
                                                       "note": h["note"]} for h in state.get("hypotheses", [])],
                     "errors": state.get("errors", []), "budget": ctx.budget.to_state(),
+                    "budget_seconds_used": round(ctx.budget.elapsed(), 3),
+                    "load_seconds": round(ctx.budget.load_seconds, 3),  # start-up, not counted in the budget
                     "report": str(ctx.run_dir / "report.md")})
         return
     console.print(f"[bold]stopped:[/] {state.get('stop_reason')}  ({ctx.budget.elapsed():.1f} s, "
                   f"{ctx.budget.spent_forward_tokens} forward tokens)")
+    console.print(f"loading took {ctx.budget.load_seconds:.1f} s (not counted in the budget)", style="dim")
     for c in claims:
         console.print(f"[green]claim[/] [{c['evidence_tier']}] {c['statement']}", markup=True, highlight=False)
     if not claims:

@@ -144,12 +144,22 @@ def export(
     path: Annotated[Path, typer.Argument(help="File to write.")],
     format: Annotated[str, typer.Option("--format", help="neuronpedia")] = "neuronpedia",
     model_id: Annotated[Optional[str], typer.Option("--model-id", help="Only labels of this model id.")] = None,
+    sae: Annotated[Optional[str], typer.Option(
+        "--sae", help="Only labels of this SAE (folder or RELEASE/SAE_ID).")] = None,
+    source_id: Annotated[Optional[str], typer.Option(
+        "--source-id", help="Neuronpedia source id LAYER-SET, e.g. 1-res-sae (default: the SAE's SAELens "
+                            "neuronpedia_id).")] = None,
+    neuronpedia_model: Annotated[Optional[str], typer.Option(
+        "--neuronpedia-model", help="The model's id on Neuronpedia (default: from neuronpedia_id, else the "
+                                    "labels' model id).")] = None,
     memory: MemoryOpt = None,
 ) -> None:
-    """Write stored labels (errors left out) in Neuronpedia's explanation format."""
+    """Write stored labels (errors left out) as Neuronpedia upload bodies and Explanation rows."""
     from agent.labeling.export import neuronpedia
 
     if format != "neuronpedia":
         raise UserError(f"unknown format {format!r}: supported: neuronpedia")
-    n = neuronpedia(_store(memory), path, model_id)
-    console.print(f"wrote {n} explanations to {path}")
+    doc = neuronpedia(_store(memory), path, model_id, sae, source_id, neuronpedia_model)
+    console.print(f"wrote {len(doc['uploads'])} explanations to {path}", highlight=False)
+    for note in doc["notes"][2:-1]:
+        console.print(f"[dim]note: {note}[/]", highlight=False)

@@ -45,11 +45,21 @@ def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @app.command()
-def schema(name: Annotated[str, typer.Argument(help="Tool name.")]) -> None:
-    """Print one tool's JSON input schema."""
+def schema(
+    name: Annotated[str, typer.Argument(help="Tool name.")],
+    example: Annotated[bool, typer.Option("--example", help="Print an example input (validated by the tool's "
+                                                            "model) instead: a file to edit for --input.")] = False,
+) -> None:
+    """Print one tool's JSON input schema, or an example input with --example."""
     from tools.registry import get
 
-    print_json(get(name).schema())
+    spec = get(name)
+    if example:
+        from tools.example import example as build
+
+        print_json(build(spec.input_model))
+        return
+    print_json(spec.schema())
 
 
 def _parse_args(items: list[str]) -> dict:
@@ -98,6 +108,10 @@ def _make(name: str):
             print_json(result.model_dump(mode="json"))
         else:
             console.print(result.summary, highlight=False)
+            if name == "probe":
+                from agent.cli.tool_tables import probe_table
+
+                console.print(probe_table(result))
             c = result.cost
             console.print(f"[dim]cost: {c.forward_tokens} forward tokens, {c.seconds:.2f}s; "
                           f"full result: --json[/]")

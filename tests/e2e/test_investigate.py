@@ -35,7 +35,9 @@ def test_audit_from_the_terminal_with_a_live_review(tmp_path):
                  env={"INTERP_REVIEWER": "ada"}, stdin="accept\nreproduced by hand\n")
     assert out.returncode == 0, out.stderr
     assert "claim" in out.stdout and "t33 t22" in out.stdout and "report:" in out.stdout
+    assert "(not counted in the budget)" in out.stdout.split("loading took", 1)[1].splitlines()[0]
     report = (tmp_path / "run" / "report.md").read_text()
+    assert "loading took" in report.split("## Claims")[0]  # in the header, beside the budget
     assert "## Claims" in report and "trigger" in report and "## Not tested" in report
     assert "accepted by ada" in report
     stats = json.loads(interp("memory", "stats", "--memory", str(tmp_path / "mem"), "--json").stdout)

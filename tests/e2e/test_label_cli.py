@@ -34,11 +34,16 @@ def test_label_then_export_for_neuronpedia(sae, tmp_path):
                               "--memory", mem, "--json").stdout)
     assert again["skipped_already_labelled"] == r["labelled"]
     path = tmp_path / "np.json"
-    exp = interp("label", "export", str(path), "--format", "neuronpedia", "--memory", mem)
+    # an SAE trained here has no neuronpedia_id: the export says how to name its Neuronpedia source
+    assert_clean_error(interp("label", "export", str(path), "--memory", mem), "--source-id LAYER-SET")
+    exp = interp("label", "export", str(path), "--format", "neuronpedia", "--source-id", "1-res-sae", "--memory", mem)
     assert exp.returncode == 0, exp.stderr
-    rows = json.loads(path.read_text())
-    assert len(rows) == r["labelled"]
-    assert {"modelId", "layer", "index", "description", "explanationModelName", "typeName", "scores"} <= set(rows[0])
+    doc = json.loads(path.read_text())
+    from tests.unit.test_neuronpedia_export import validate
+
+    validate(doc)  # the schema subset taken from Neuronpedia's repository
+    assert len(doc["uploads"]) == len(doc["explanations"]) == r["labelled"]
+    assert {u["feature"]["layer"] for u in doc["uploads"]} == {"1-res-sae"}
 
 
 def test_bad_label_input_is_a_clean_error(sae, monkeypatch):

@@ -72,4 +72,5 @@ def test_the_report_opens_with_the_question_as_understood(tmp_path, builtin):
     # then the claims (after the brain's summary, when there is one)
     assert report.index("## Question") < report.index("## Claims")
     html = (run_dir / "report.html").read_text()
-    assert html.index("Understood as") < html.index("class='figs'") < html.index("## Claims")
+    # the page opens with the question, then the claims; the question as understood is one click away
+    assert html.index("<h1>why does the model say t21?</h1>") < html.index("Understood as") < html.index("id='claims'")

@@ -12,6 +12,11 @@ def test_tool_list_and_schema():
     assert "probe" in names and "patch" in names
     schema = json.loads(interp("tool", "schema", "steer").stdout)
     assert schema["input_schema"]["properties"]["hook"]["description"]
+    example = interp("tool", "schema", "steer", "--example")
+    assert example.returncode == 0, example.stderr
+    from tools.registry import validate
+
+    validate("steer", json.loads(example.stdout))  # a file a user can edit and pass as --input
 
 
 def test_probe_from_an_input_file(builtin, tmp_path):
@@ -31,6 +36,9 @@ def test_probe_from_an_input_file(builtin, tmp_path):
     assert result["tool"] == "probe" and result["effect"] >= 0.9 and result["cost"]["forward_tokens"] > 0
     table = interp("tool", "probe", "--model", "organism:eval_aware", "--input", str(inp))
     assert "held-out accuracy" in table.stdout and "cost:" in table.stdout
+    # one row per hook probed (default: every block's residual stream), with its control and selectivity
+    rows = [line for line in table.stdout.splitlines() if line.startswith("blocks.")]
+    assert len(rows) >= 2 and "selectivity" in table.stdout and sum(r.endswith("*") or " * " in r for r in rows) == 1
 
 
 def test_bad_tool_calls_are_messages(tmp_path):
