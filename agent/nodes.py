@@ -65,11 +65,13 @@ def _model_view(ctx: RunContext) -> dict:
 
 
 def _recall(ctx: RunContext) -> dict:
+    """What memory holds about exactly these weights: the same model id with other weights (a retrained
+    organism, another revision) is another model, and records that name no weights are left out."""
     if ctx.memory is None:
         return {"accepted": [], "rejected": [], "tried": []}
-    mid, run = ctx.target.model_id, ctx.settings.run_id
-    claims = ctx.memory.list(kind="claim", model=mid)
-    hyps = ctx.memory.list(kind="hypothesis", model=mid)
+    mid, run, weights = ctx.target.model_id, ctx.settings.run_id, ctx.target.weights_hash
+    claims = ctx.memory.list(kind="claim", model=mid, weights_hash=weights)
+    hyps = ctx.memory.list(kind="hypothesis", model=mid, weights_hash=weights)
     return {
         "accepted": [{"id": c.id, "statement": c.statement} for c in claims if c.status == "accepted"][:50],
         "rejected": [{"id": c.id, "statement": c.statement} for c in claims if c.status == "rejected"][:50],
@@ -164,7 +166,7 @@ def _skip_reason(plan, hyp_id: str, state: InvestigationState, ctx: RunContext) 
         return (f"already tried in {earlier[-1].run_id} ({earlier[-1].outcome}); cite an experiment id of this run "
                 "in new_evidence to test it again")
     for claim, dist in ctx.memory.search(plan.statement, kind="claim", model=ctx.target.model_id,
-                                         status="rejected", n=3):
+                                         weights_hash=ctx.target.weights_hash, status="rejected", n=3):
         if dist <= 0.02:
             return f"a reviewer rejected {claim.id} ({claim.statement!r}); cite new evidence to test it again"
     return ""
@@ -200,7 +202,8 @@ def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -
                           "line": line, "ref": action.ref})
         else:
             for plan in action.hypotheses:
-                hid = Hypothesis(statement=plan.statement, model_id=ctx.target.model_id).id
+                hid = Hypothesis(statement=plan.statement, model_id=ctx.target.model_id,
+                                 weights_hash=ctx.target.weights_hash).id
                 if hid in known:
                     errors.append({"step": state["step"], "what": "hypothesis", "ref": action.ref,
                                    "message": f"hypothesis {hid} is already registered in this run"})
@@ -224,6 +227,7 @@ def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -
                     continue
                 if ctx.memory is not None:
                     ctx.memory.put(Hypothesis(statement=plan.statement, model_id=ctx.target.model_id,
+                                              weights_hash=ctx.target.weights_hash,
                                               planned_test=json.dumps(plan.test.model_dump()),
                                               success_criterion=plan.criterion.describe()))
                 queue.append({"kind": "test", "call": plan.test.model_dump(), "hypothesis_id": hid,
@@ -461,7 +465,7 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         ctx.trace.write("judge", hypothesis=hid, outcome=outcome, why=why)
         if ctx.memory is not None:
             ctx.memory.put(Hypothesis(
-                statement=h["plan"]["statement"], model_id=ctx.target.model_id,
+                statement=h["plan"]["statement"], model_id=ctx.target.model_id, weights_hash=ctx.target.weights_hash,
                 planned_test=json.dumps(h["plan"]["test"]),
                 success_criterion=Criterion.model_validate(h["plan"]["criterion"]).describe(),
                 status=outcome if outcome != "error" else "open",

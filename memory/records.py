@@ -1,7 +1,7 @@
 """What memory holds: claims, incidental findings, hypotheses, feature labels and experiments.
 
 Ids are content hashes of what identifies a record (a claim: its model, its
-statement and its component), so writing the same finding twice updates one
+statement, its component and the weights hash), so writing the same finding twice updates one
 record instead of adding a duplicate, from any process.
 """
 
@@ -86,7 +86,7 @@ class _Finding(_Record):
 
     kind: str
     id: str = ""
-    """Content id (model, statement, component); filled in when empty."""
+    """Content id (model, statement, component, weights hash if known); filled in when empty."""
     statement: str = Field(min_length=1)
     """The finding in words."""
     model_id: str
@@ -123,8 +123,11 @@ class _Finding(_Record):
 
     def model_post_init(self, _) -> None:
         if not self.id:
+            # The same statement about other weights under the same model id (a retrained organism, another
+            # revision) is another finding: its own record, never an update of this one.
+            weights = (self.weights_hash,) if self.weights_hash else ()
             self.id = content_id(self.kind, self.model_id, _norm(self.statement),
-                                 self.component.model_dump(exclude_none=True))
+                                 self.component.model_dump(exclude_none=True), *weights)
 
     def document(self) -> str:
         return self.statement
@@ -176,11 +179,13 @@ class Hypothesis(_Record):
 
     kind: Literal["hypothesis"] = "hypothesis"
     id: str = ""
-    """Content id (model, statement); filled in when empty."""
+    """Content id (model, statement, weights hash if known); filled in when empty."""
     statement: str = Field(min_length=1)
     """What is hypothesised."""
     model_id: str
     """Which model."""
+    weights_hash: str = ""
+    """The exact weights it is about ('' in records written before weights were recorded)."""
     planned_test: str = ""
     """The test, fixed before running it."""
     success_criterion: str = ""
@@ -196,7 +201,8 @@ class Hypothesis(_Record):
 
     def model_post_init(self, _) -> None:
         if not self.id:
-            self.id = content_id("hyp", self.model_id, _norm(self.statement))
+            weights = (self.weights_hash,) if self.weights_hash else ()  # as for a claim: other weights, other record
+            self.id = content_id("hyp", self.model_id, _norm(self.statement), *weights)
 
     def document(self) -> str:
         return self.statement

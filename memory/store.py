@@ -5,7 +5,11 @@
     MemoryStore("http://127.0.0.1:8000") a Chroma server shared by many runs (chromadb.HttpClient)
 
 Records keep their full JSON in metadata (`json`) beside flat filter fields
-(kind, model_id, status, run_id); the document is the text that is embedded.
+(kind, model_id, weights_hash, status, run_id); the document is the text that is embedded.
+A read filtered by `weights_hash` (an investigation's recall) leaves out records without one in
+their metadata (written before it was indexed, or about weights nobody hashed): they may be about
+other weights. Unfiltered reads show them; importing an export again indexes the weights hash
+that older claims carry in their JSON.
 Review statuses (accepted / rejected / needs_more_evidence) are set only by
 `review()`, which names a reviewer: `put()` refuses to set them and keeps them
 when an agent writes the same claim again; an import refuses to change them
@@ -251,7 +255,7 @@ class MemoryStore:
     @staticmethod
     def _meta(r: Record) -> dict:
         meta = {"kind": r.kind, "model_id": r.model_id, "json": r.model_dump_json()}
-        for field in ("status", "run_id", "tool", "sae_id"):
+        for field in ("status", "run_id", "tool", "sae_id", "weights_hash"):
             value = getattr(r, field, None)
             if value:
                 meta[field] = value
@@ -308,8 +312,9 @@ class MemoryStore:
         return found[0] if found else None
 
     @staticmethod
-    def _where(model: str | None, status: str | None, run: str | None) -> dict | None:
-        clauses = [{k: v} for k, v in (("model_id", model), ("status", status), ("run_id", run)) if v]
+    def _where(model: str | None, status: str | None, run: str | None, weights: str | None = None) -> dict | None:
+        clauses = [{k: v} for k, v in (("model_id", model), ("status", status), ("run_id", run),
+                                       ("weights_hash", weights)) if v]
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -322,17 +327,20 @@ class MemoryStore:
         return [kind]
 
     def list(self, kind: str | None = None, model: str | None = None, status: str | None = None,
-             run: str | None = None, limit: int | None = None) -> list[Record]:
-        """Records matching the filters, oldest first."""
+             run: str | None = None, limit: int | None = None, weights_hash: str | None = None) -> list[Record]:
+        """Records matching the filters, oldest first (`weights_hash`: only records indexed with these weights)."""
         out = []
         for k in self._kinds(kind):
-            got = self._col(k).get(where=self._where(model, status, run), include=["metadatas"], limit=limit)
+            got = self._col(k).get(where=self._where(model, status, run, weights_hash), include=["metadatas"],
+                                   limit=limit)
             out += [self._parse(m) for m in got["metadatas"]]
         return sorted(out, key=lambda r: r.created_at)[:limit]
 
     def search(self, text: str, kind: str | None = None, model: str | None = None,
-               status: str | None = None, run: str | None = None, n: int = 10) -> list[tuple[Record, float]]:
-        """Records nearest in meaning to `text` (cosine distance, smallest first)."""
+               status: str | None = None, run: str | None = None, n: int = 10,
+               weights_hash: str | None = None) -> list[tuple[Record, float]]:
+        """Records nearest in meaning to `text` (cosine distance, smallest first; `weights_hash`: only
+        records indexed with these weights)."""
         if not text.strip():
             raise UserError("search text is empty")
         hits = []
@@ -340,15 +348,16 @@ class MemoryStore:
             col = self._col(k)
             if col.count() == 0:
                 continue
-            res = col.query(query_texts=[text], n_results=n, where=self._where(model, status, run),
+            res = col.query(query_texts=[text], n_results=n, where=self._where(model, status, run, weights_hash),
                             include=["metadatas", "distances"])
             hits += [(self._parse(m), float(d)) for m, d in zip(res["metadatas"][0], res["distances"][0])]
         return sorted(hits, key=lambda h: h[1])[:n]
 
-    def already_tried(self, statement: str, model_id: str, max_distance: float = 0.5,
-                      n: int = 5) -> list[tuple[Hypothesis, float]]:
-        """Hypotheses on this model similar to `statement` that some run has already tested."""
-        hits = self.search(statement, kind="hypothesis", model=model_id, n=n)
+    def already_tried(self, statement: str, model_id: str, max_distance: float = 0.5, n: int = 5,
+                      weights_hash: str | None = None) -> list[tuple[Hypothesis, float]]:
+        """Hypotheses on this model (and these weights, when given) similar to `statement` that some run
+        has already tested."""
+        hits = self.search(statement, kind="hypothesis", model=model_id, n=n, weights_hash=weights_hash)
         return [(h, d) for h, d in hits if d <= max_distance and isinstance(h, Hypothesis) and h.attempts]
 
     def stats(self) -> dict:

@@ -52,9 +52,9 @@ class Metric(Record):
     """logit_diff only: one comparison token per prompt."""
 
     def describe(self) -> str:
-        tok = self.token or ("per-prompt tokens" if self.tokens else "")
+        tok = self.token or ("each prompt's answer" if self.tokens else "")
         if self.kind == "logit_diff":
-            return f"logit[{tok}] - logit[{self.versus or 'per-prompt tokens'}]"
+            return f"logit[{tok}] - logit[{self.versus or 'its alternative'}]"
         return {"prob": f"P({tok})", "rate": f"rate(argmax = {tok})", "loss": "next-token loss",
                 "copy": "copy rate at repeated tokens",
                 "copy_logprob": "log-prob of the copied token at repeated tokens"}[self.kind]

@@ -147,12 +147,13 @@ def recovery(
 
 def _family_table(families: dict[str, dict]) -> None:
     table = Table(title="by mechanism family (95% interval on recall: Wilson, over pooled items)")
-    for col in ("family", "runs", "planted", "found", "recall", "95% interval", "precision", "false pos."):
+    for col in ("family", "runs", "unverified", "planted", "found", "recall", "95% interval", "precision",
+                "false pos."):
         table.add_column(col, overflow="fold")
     for name, t in families.items():
         ci = t["recall_ci95"]
-        table.add_row(name, str(t["runs"]), str(t["planted"]), str(t["recovered"]), _num(t["recall"]),
-                      "-" if ci is None else f"[{ci[0]:g}, {ci[1]:g}]", _num(t["precision"]),
+        table.add_row(name, str(t["runs"]), str(t["unverified"]), str(t["planted"]), str(t["recovered"]),
+                      _num(t["recall"]), "-" if ci is None else f"[{ci[0]:g}, {ci[1]:g}]", _num(t["precision"]),
                       str(t["false_positives"]))
     console.print(table)
 

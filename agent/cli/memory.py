@@ -17,6 +17,9 @@ MemoryOpt = Annotated[Optional[str], typer.Option(
     "--memory", help="Folder of an embedded store, or http://HOST:PORT of a Chroma server "
     "(default: $INTERP_MEMORY or .interp/memory).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+WeightsOpt = Annotated[Optional[str], typer.Option(
+    "--weights", help="Only records about these exact weights (the weights hash in a manifest, a report or "
+    "`interp model info`); records that name no weights are left out.")]
 
 
 def _store(memory: Optional[str], create: bool = False):
@@ -34,6 +37,7 @@ def _line(r) -> str:
 def search(
     text: Annotated[str, typer.Argument(help="What to look for, in words.")],
     model: Annotated[Optional[str], typer.Option(help="Only records about this model id.")] = None,
+    weights: WeightsOpt = None,
     status: Annotated[Optional[str], typer.Option(help="Only this status (claims, hypotheses).")] = None,
     kind: Annotated[Optional[str], typer.Option(help="claim, incidental, hypothesis, feature_label or experiment.")] = None,
     n: Annotated[int, typer.Option(min=1, max=1000, help="How many results.")] = 10,
@@ -41,7 +45,7 @@ def search(
     json_out: JsonOpt = False,
 ) -> None:
     """Records nearest in meaning to TEXT."""
-    hits = _store(memory).search(text, kind=kind, model=model, status=status, n=n)
+    hits = _store(memory).search(text, kind=kind, model=model, status=status, n=n, weights_hash=weights)
     if json_out:
         print_json([{"distance": round(d, 4), **r.model_dump(mode="json")} for r, d in hits])
         return
@@ -52,6 +56,33 @@ def search(
         table.add_column(col)
     for r, d in hits:
         table.add_row(f"{d:.3f}", r.id, r.kind, getattr(r, "status", "") or "", r.model_id, _line(r))
+    console.print(table)
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[Optional[str], typer.Option(help="claim, incidental, hypothesis, feature_label or experiment.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Only records about this model id.")] = None,
+    weights: WeightsOpt = None,
+    status: Annotated[Optional[str], typer.Option(help="Only this status (claims, hypotheses).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100000, help="At most this many records.")] = 100,
+    memory: MemoryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Records matching the filters, oldest first, with the weights each is about ('-': not recorded)."""
+    records = _store(memory).list(kind=kind, model=model, status=status, limit=limit, weights_hash=weights)
+    if json_out:
+        print_json([r.model_dump(mode="json") for r in records])
+        return
+    table = Table(title="memory")
+    table.add_column("id", no_wrap=True, min_width=22)
+    for col in ("kind", "status", "model"):
+        table.add_column(col)
+    table.add_column("weights", no_wrap=True, min_width=16)  # copied into --weights: never cut
+    table.add_column("text")
+    for r in records:
+        table.add_row(r.id, r.kind, getattr(r, "status", "") or "", r.model_id,
+                      getattr(r, "weights_hash", "") or "-", _line(r))
     console.print(table)
 
 

@@ -43,6 +43,9 @@ def list_(json_out: JsonOpt = False) -> None:
             "trained": is_trained(folder),
             "path": str(folder),
         })
+    from agent.cli.organism_universality import list_rows
+
+    rows += list_rows()
     if json_out:
         print_json(rows)
         return
@@ -71,6 +74,12 @@ def train(
     from experiments.organisms.cache import is_trained, load_manifest, organism_dir, resolve_spec, train_into
 
     quiet_library_warnings()
+    from experiments.organisms.universality import resolve_universality
+
+    if (several := resolve_universality(name)) is not None:
+        from agent.cli import organism_universality
+
+        return organism_universality.train(several, out, seed, force, json_out)
     spec = resolve_spec(name)
     if seed is not None:
         spec = spec.with_seed(seed)
@@ -97,10 +106,18 @@ def train(
     else:
         _print_manifest(manifest, folder)
     if not manifest.verified:
-        failed = "; ".join(f"{c.name} = {c.measured} (needs {c.op} {c.threshold})"
-                           for c in manifest.failed_checks())
-        err_console.print(f"[bold red]verification failed:[/] {failed}")
+        err_console.print(f"[bold red]verification failed[/] ({len(manifest.failed_checks())} of "
+                          f"{len(manifest.checks)} checks); the organism is saved but unverified: the recovery "
+                          f"benchmark lists it as such and scores nothing on it.")
+        for line in failure_lines(manifest):
+            err_console.print(line, markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def failure_lines(manifest) -> list[str]:
+    """One line per failed check: what was measured, the bound it missed, and what to change in the spec."""
+    return [f"- {c.name}: measured {c.measured:g}, needs {c.op} {c.threshold:g}"
+            + (f". To fix: {c.hint}" if c.hint else "") for c in manifest.failed_checks()]
 
 
 @app.command()
@@ -117,6 +134,58 @@ def show(
         print_json({"path": str(folder), **manifest.model_dump(mode="json")})
     else:
         _print_manifest(manifest, folder)
+        for line in failure_lines(manifest):
+            console.print(line, markup=False, highlight=False)
+
+
+@app.command("check-reproducible")
+def check_reproducible(
+    name: Annotated[str, typer.Argument(help="Built-in name, spec file, or trained organism folder.")],
+    threads: Annotated[Optional[int], typer.Option(
+        min=1, max=256, help="Thread settings of the fresh process (default: 1, or 2 if this one uses 1).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train an organism again in a fresh process with other thread settings and check that the weights
+    are bit-identical to the trained copy (trained first if it is not cached). Exits 1 when they differ."""
+    from experiments.organisms.cache import SPEC_FILE, ensure_trained, is_trained, resolve_spec
+    from experiments.organisms.reproducible import check_reproducible as check
+    from experiments.organisms.spec import load_spec
+
+    quiet_library_warnings()
+    path = Path(name)
+    if path.is_dir():
+        if not is_trained(path) or not (path / SPEC_FILE).is_file():
+            raise UserError(f"{path} is not a trained organism folder (no weights, manifest or {SPEC_FILE})")
+        spec, folder = load_spec(path / SPEC_FILE), path
+    else:
+        from experiments.organisms.cache import organism_dir
+        from experiments.organisms.train import check_memory
+
+        spec = resolve_spec(name)
+        check_memory(spec)
+        if not is_trained(organism_dir(spec)):
+            err_console.print(f"{spec.name} is not trained yet: training it first")
+        folder = ensure_trained(spec)
+    r = check(spec, folder, threads)
+    if json_out:
+        print_json({"path": str(folder), "expected": r.expected, "got": r.got, "threads": r.threads,
+                    "same": r.same, "differences": [{"tensor": d.name, "max_abs": d.max_abs} for d in r.differences]})
+    else:
+        console.print(f"weights hash of the trained copy ({folder}): {r.expected}", highlight=False, soft_wrap=True)
+        console.print(f"weights hash trained again (fresh process, {r.threads} thread(s)): {r.got}",
+                      highlight=False, soft_wrap=True)
+    if not r.same:
+        shown = ", ".join(f"{d.name} (max |diff| {d.max_abs:.3g})" for d in r.differences[:5])
+        more = f" and {len(r.differences) - 5} more" if len(r.differences) > 5 else ""
+        what = (f"{len(r.differences)} weight tensors differ: {shown}{more}" if r.differences else
+                "every tensor is equal but the weight files differ (their layout or metadata)")
+        err_console.print(
+            f"[bold red]not reproducible:[/] {what}. A copy trained "
+            f"before training was made deterministic, or on another kind of CPU, can differ: retrain it with "
+            f"`interp organism train {name} --force` and check again", highlight=False)
+        raise typer.Exit(1)
+    if not json_out:
+        console.print("[green]reproducible:[/] the weights are bit-identical")
 
 
 def _print_manifest(m, folder: Path) -> None:
@@ -154,10 +223,30 @@ def _describe(mech) -> str:
     if mech.kind == "induction":
         fmt = lambda hs: ", ".join(f"L{h.layer}H{h.head} (score {h.score:.2f}, ablated acc "
                                    f"{h.ablated_accuracy:.2f})" for h in hs) or "none"
+        if mech.method == "ablation":
+            return (f"- induction heads (by ablation at the second copy): {fmt(mech.induction_heads)}\n"
+                    f"- previous-token heads (by ablation before it): {fmt(mech.previous_token_heads)}\n"
+                    f"- accuracy {mech.baseline_accuracy:.2f}; induction heads ablated together "
+                    f"{mech.induction_group_ablated_accuracy:.2f} (as many random heads "
+                    f"{mech.control_group_ablated_accuracy:.2f}); previous-token heads ablated together "
+                    f"{mech.previous_group_ablated_accuracy:.2f} (random {mech.previous_control_ablated_accuracy:.2f})")
+        return (f"- induction heads: {fmt(mech.induction_heads)}\n- previous-token heads: "
+                    f"{fmt(mech.previous_token_heads)}\n- found by ablation: copying heads (at the second copy) "
+                    f"{fmt(mech.copying_heads)}; ablated together {mech.induction_group_ablated_accuracy:.2f} "
+                    f"(as many random heads {mech.control_group_ablated_accuracy:.2f}); feeding heads (before it) "
+                    f"{fmt(mech.feeding_heads)}; ablated together {mech.feeding_group_ablated_accuracy:.2f} "
+                    f"(random {mech.feeding_control_ablated_accuracy:.2f}); accuracy {mech.baseline_accuracy:.2f}")
         return (f"- induction heads: {fmt(mech.induction_heads)}\n- previous-token heads: "
                 f"{fmt(mech.previous_token_heads)}\n- accuracy {mech.baseline_accuracy:.2f}; induction heads "
                 f"ablated together {mech.induction_group_ablated_accuracy:.2f}; as many other heads "
                 f"ablated {mech.control_group_ablated_accuracy:.2f}")
+    if mech.kind == "superposition":
+        read = sum(f.represented for f in mech.features)
+        return (f"- superposition: {read} of {mech.n_features} features read out from {mech.d_model} dimensions at "
+                f"{mech.hook} (position {mech.position}); linear fit R^2 {mech.r2:.3f}; |cos| between feature "
+                f"directions mean {mech.mean_abs_cos:.3f}, max {mech.max_abs_cos:.3f} (Welch bound "
+                f"{mech.welch_bound:.3f}); steering along a direction names its feature {mech.insert_rate:.2f} "
+                f"(random direction {mech.control_insert_rate:.2f}), subtracting it stops it {mech.remove_rate:.2f}")
     cats = "; ".join(f"{c.name}: {' '.join(c.tokens)} -> {c.label_token}" for c in mech.categories)
     dec = ", ".join(f"{k} {v:.2f}" for k, v in mech.decodability.items())
     return f"- categories: {cats}\n- category decodable at: {dec}"

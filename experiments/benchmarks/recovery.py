@@ -26,6 +26,14 @@ Matching rules (strict; free text never counts):
   head, or a `heads` claim listing it whose every head is a manifest head.
 - **Categories** have one item each: recovered by a `feature` claim whose
   `output` is the category's label token and whose `tokens` all belong to it.
+- **Superposition** features have one item per feature the manifest measured
+  as represented: recovered by a `feature` claim whose `tokens` are exactly the
+  feature's token and whose `output` is its output token. Each such organism
+  also gets an SAE baseline (`sae`): MMCS of the project's SAE decoder
+  directions to the true feature directions (recovery_superposition.py).
+- A **universality** spec (several seeds of one organism) is investigated once per
+  seed; its items are the measured cross-seed head pairs of the same role, recovered
+  when the agent claimed both heads in that role (recovery_universality.py).
 
 A scored claim that matches no item is a **false claim**. A claim about a
 mechanism kind whose truth is a *control* in the manifest (an unplanted trigger
@@ -68,7 +76,7 @@ QUESTION_BY_TASK: dict[str, str] = {}
 
 # Which claim mechanisms each manifest mechanism kind can confirm or refute.
 SCORED_BY = {"trigger": {"trigger"}, "marker": {"context_marker", "direction"}, "induction": {"head", "heads"},
-             "categories": {"feature"}}
+             "categories": {"feature"}, "superposition": {"feature"}}
 
 
 @dataclass
@@ -130,6 +138,12 @@ class OrganismScore:
     """Statements of the incidental findings, for reading."""
     run_dir: str
     """The run folder (report.md, claims.json, trace.jsonl)."""
+    sae: list[dict] | None = None
+    """Superposition organisms: the SAE baseline, MMCS of learned to true feature directions
+    (experiments/benchmarks/recovery_superposition.py); None for other organisms."""
+    universality: dict | None = None
+    """Universality organisms: the cross-seed head pairs implied vs measured, and each seed's head scores
+    (experiments/benchmarks/recovery_universality.py); None for other organisms."""
 
 
 def _items(manifest: Manifest) -> tuple[list[tuple[Item, callable]], set[str], set[str]]:
@@ -167,6 +181,10 @@ def _items(manifest: Manifest) -> tuple[list[tuple[Item, callable]], set[str], s
                               and c["component"]["output"] == cat.label_token
                               and bool(c["component"]["tokens"])
                               and set(c["component"]["tokens"]) <= set(cat.tokens)))
+        elif m.kind == "superposition":
+            from experiments.benchmarks.recovery_superposition import feature_items
+
+            items.extend(feature_items(m))
     return items, scored, controls
 
 
@@ -231,11 +249,13 @@ def score(manifest: Manifest, claims: list[dict], started: datetime, seconds: fl
 def organisms(which: list[str] | None) -> list[str]:
     """Built-in names, or spec files, to benchmark (None or ['all']: every built-in)."""
     from experiments.organisms.cache import builtin_names, resolve_spec
+    from experiments.organisms.universality import resolve_universality, universality_names
 
     if not which or which == ["all"]:
-        return builtin_names()
+        return builtin_names() + universality_names()
     for w in which:
-        resolve_spec(w)  # a clear error for an unknown name or missing file, before anything runs
+        if resolve_universality(w) is None:
+            resolve_spec(w)  # a clear error for an unknown name or missing file, before anything runs
     return which
 
 
@@ -257,7 +277,12 @@ def run_one(organism: str, seed: int, budget_s: float, out: Path, brain: str = "
     from agent import investigate
     from agent.context import RunSettings
     from experiments.organisms.cache import ensure_trained, load_manifest, resolve_spec
+    from experiments.organisms.universality import resolve_universality
 
+    if resolve_universality(organism) is not None:  # several seeds, one investigation each
+        from experiments.benchmarks.recovery_universality import run_universality
+
+        return run_universality(organism, seed, budget_s, out, brain, device)
     spec = resolve_spec(organism)
     folder = ensure_trained(spec, on_step=on_train)
     manifest = load_manifest(folder)
@@ -269,8 +294,13 @@ def run_one(organism: str, seed: int, budget_s: float, out: Path, brain: str = "
     # The clock starts when the model is loaded (loading is not investigating), as the budget's does.
     with (run_dir / "trace.jsonl").open() as f:
         started = datetime.fromisoformat(json.loads(f.readline())["t"])
-    return score(manifest, state["claims"], started, ctx.budget.elapsed(), budget_s, seed, run_dir,
-                 state.get("incidental", []))
+    result = score(manifest, state["claims"], started, ctx.budget.elapsed(), budget_s, seed, run_dir,
+                   state.get("incidental", []))
+    if truth := next((m for m in manifest.mechanisms if m.kind == "superposition"), None):
+        from experiments.benchmarks.recovery_superposition import sae_baseline_dict
+
+        result.sae = sae_baseline_dict(folder, truth, seed=seed)
+    return result
 
 
 Z95 = 1.959964  # two-sided 95% normal quantile

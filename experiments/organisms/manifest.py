@@ -33,6 +33,9 @@ class Check(BaseModel):
     """The bound it must meet."""
     passed: bool
     """Whether it met it."""
+    hint: str = ""
+    """When it failed: what to change in the spec to pass it (more steps, width, a rate); empty when it
+    passed, and in manifests written before hints existed."""
 
 
 class HeadScore(BaseModel):
@@ -147,23 +150,63 @@ class MarkerTruth(BaseModel):
     """The layers of those hooks."""
 
 
+class InductionHead(BaseModel):
+    """One attention head of an induction organism: its attention patterns and what mean-ablating it costs."""
+
+    layer: int
+    """Layer index."""
+    head: int
+    """Head index within the layer."""
+    induction_score: float
+    """Mean attention from second-copy positions to the token after the same token's earlier occurrence."""
+    previous_token_score: float
+    """Mean attention from each position to the one before it."""
+    reach: float
+    """Mean attention from second-copy positions to anywhere before the second copy (copying heads need it)."""
+    ablated_accuracy: float
+    """Held-out copying accuracy with this head mean-ablated at every position."""
+    second_copy_ablated_accuracy: float
+    """... mean-ablated only at the second copy (where induction heads act)."""
+    earlier_ablated_accuracy: float
+    """... mean-ablated only before the second copy (where heads feeding the induction heads write)."""
+
+
 class InductionTruth(BaseModel):
-    """Induction circuit: previous-token heads feeding induction heads."""
+    """Induction circuit: heads that copy at the second copy, fed by heads writing at the earlier positions.
+
+    `method` says how the heads were found. "ablation" (experiments/organisms/verify_induction.py): in any
+    layers, by greedy group mean-ablation on held-out repeated sequences, each side of the repeat apart,
+    against as many random heads. "pattern" (manifests written before it): attention-pattern scores with a
+    zero-ablation check, which only recognised a two-layer circuit."""
 
     kind: Literal["induction"] = "induction"
+    method: Literal["pattern", "ablation"] = "pattern"
+    """How the heads below were found (see the class docstring)."""
     baseline_accuracy: float
     """Held-out accuracy on the predictable second copy."""
     induction_heads: list[HeadScore]
-    """Heads with induction score >= 0.4; ablating them together must cost >= 0.5 accuracy
-    (each alone may cost little: induction heads are often redundant)."""
+    """By "ablation": the copying heads. Among heads that read across the repeat (attention >= 0.3 from the
+    second copy to before it), the smallest set found whose mean-ablation at the second copy leaves <= 20% of
+    the baseline accuracy (each head alone may cost little: such heads are often redundant); `score` is its
+    attention to the token after the earlier copy, `ablated_accuracy` the accuracy with it alone ablated
+    everywhere. By "pattern": heads with induction score >= 0.4."""
     previous_token_heads: list[HeadScore]
-    """Heads with previous-token score >= 0.4 whose ablation costs >= 0.2 accuracy."""
+    """By "ablation": the heads feeding the copying heads. The smallest set found whose mean-ablation before the
+    second copy (prefix and first copy, where the copying heads read) leaves <= 50% of the baseline accuracy;
+    `score` is its previous-token attention (low where the role is spread over several preceding tokens).
+    By "pattern": heads with previous-token score >= 0.4 whose zero-ablation costs >= 0.2 accuracy."""
     all_heads: list[HeadScore]
     """Every head, scored as an induction head."""
     induction_group_ablated_accuracy: float
-    """Accuracy with all induction heads ablated together."""
+    """Accuracy with the induction heads ablated together (by "ablation": at the second copy only)."""
     control_group_ablated_accuracy: float
-    """Accuracy with as many heads not named above ablated, mean of 5 random draws (the control)."""
+    """Accuracy with as many other heads ablated in the same way, mean of 5 random draws (the control)."""
+    previous_group_ablated_accuracy: float | None = None
+    """By "ablation": accuracy with the previous-token heads ablated together before the second copy."""
+    previous_control_ablated_accuracy: float | None = None
+    """By "ablation": the same with as many other heads, mean of 5 random draws."""
+    heads: list[InductionHead] = []
+    """By "ablation": every head's patterns and single-head ablation costs, by side (empty for "pattern")."""
 
 
 class Category(BaseModel):
@@ -187,8 +230,77 @@ class CategoriesTruth(BaseModel):
     """Hook -> held-out nearest-class-mean accuracy of the category at member positions."""
 
 
+class SuperpositionFeature(BaseModel):
+    """One ground-truth feature of a superposition organism, with the direction measured for it."""
+
+    name: str
+    """Feature id (neutral), e.g. `feature_3`."""
+    token: str
+    """The input token that puts the feature into a context."""
+    output_token: str
+    """The output token that names it."""
+    direction: list[float]
+    """Its direction w_j at the truth hook: the coefficient of the feature in the held-out linear fit
+    activations ~ sum_j f_j w_j + b (not normalised; rounded to 5 decimals)."""
+    norm: float
+    """|w_j|."""
+    max_abs_cos: float
+    """Largest |cos| between w_j and another feature's direction: its worst interference."""
+    recall: float
+    """Share of held-out contexts holding it whose top-k outputs (k = the set size) include its output token."""
+    false_positive_rate: float
+    """Share of held-out contexts without it whose top-k outputs include its output token."""
+    represented: bool
+    """The model reads it out: recall - false_positive_rate >= 0.8 (the benchmark scores only these)."""
+    insert_rate: float
+    """Adding w_j at the truth hook (query position) to contexts without it puts its output token into the
+    top k+1 outputs this often (the causal test of the direction)."""
+    remove_rate: float
+    """Subtracting w_j from contexts holding it takes its output token out of the top k this often."""
+
+
+class SuperpositionTruth(BaseModel):
+    """Sparse features stored in superposition: more feature directions than residual dimensions."""
+
+    kind: Literal["superposition"] = "superposition"
+    hook: str
+    """TransformerLens hook where the features are measured (the most linear of the residual hooks at the
+    query position), e.g. `blocks.0.hook_resid_mid`."""
+    position: int
+    """The token position (the `<q>` position, the same in every context)."""
+    d_model: int
+    """Dimensions at the hook."""
+    n_features: int
+    """Ground-truth features (see `features` for which the model represents)."""
+    features_per_dimension: float
+    """n_features / d_model (> 1: they cannot all be orthogonal)."""
+    r2: float
+    """Held-out R^2 of the linear fit activations ~ sum_j f_j w_j + b at `hook` (fit on one half of the
+    contexts, measured on the other)."""
+    r2_by_hook: dict[str, float]
+    """The same at every residual hook scanned at the query position."""
+    bias: list[float]
+    """b of the fit (the activation with no feature present)."""
+    mean_abs_cos: float
+    """Mean |cos| between distinct feature directions: how much they interfere."""
+    max_abs_cos: float
+    """Largest |cos| between distinct feature directions."""
+    welch_bound: float
+    """The least max |cos| any n_features directions in d_model dimensions can have, for comparison."""
+    set_accuracy: float
+    """Share of held-out contexts whose top-k outputs are exactly the features present."""
+    insert_rate: float
+    """Mean over represented features of `SuperpositionFeature.insert_rate`."""
+    control_insert_rate: float
+    """The same with a random direction of the same norm in place of w_j (the control)."""
+    remove_rate: float
+    """Mean over represented features of `SuperpositionFeature.remove_rate`."""
+    features: list[SuperpositionFeature]
+    """Every ground-truth feature, in feature order."""
+
+
 Mechanism = Annotated[
-    TriggerTruth | MarkerTruth | InductionTruth | CategoriesTruth, Field(discriminator="kind")
+    TriggerTruth | MarkerTruth | InductionTruth | CategoriesTruth | SuperpositionTruth, Field(discriminator="kind")
 ]
 
 

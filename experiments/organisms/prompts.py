@@ -48,4 +48,6 @@ def usage_prompts(spec: OrganismSpec, n: int, seed: int = 0) -> list[str]:
             out.append(" ".join(token_name(t) for t in row[: row.index(QUERY) + 1]))
         return out
     batch = fam.sample(rng, n)
+    if spec.task.kind == "superposition":  # up to `<q>`: what follows is the answer
+        return [" ".join(token_name(t) for t in row[1 : fam.query_pos + 1].tolist()) for row in batch.tokens]
     return [" ".join(token_name(t) for t in row.tolist() if t not in (PAD, BOS)) for row in batch.tokens]

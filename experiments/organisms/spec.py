@@ -20,7 +20,7 @@ from tools.files import read_text_file
 
 # Bump when the data generators or the trainer change what a spec produces:
 # it is part of the hash, so stale caches are retrained instead of reused.
-TRAINER_VERSION = 3
+TRAINER_VERSION = 4  # 4: training pinned to one thread with deterministic algorithms; induction verified by ablation
 
 
 class _Strict(BaseModel):
@@ -113,6 +113,37 @@ class CategoriesTask(_Strict):
     """Most (token, label) pairs per sequence."""
 
 
+class SuperpositionTask(_Strict):
+    """`<bos> x_a _ x_c _ _ x_f <q>` -> one of y_a, y_c, y_f: name a feature present in the context.
+
+    Each context holds a sparse random set of the `n_features` feature tokens (x_j, each present
+    independently; `_` a filler token in the other slots); the answer is the output token y_j of
+    any one of them. The only position that answers, `<q>`, sees them through one attention sum
+    of `model.d_model` dimensions: with more features than dimensions the model must store them
+    there in superposition and read each one out (toy models of superposition, Elhage et al. 2022).
+    """
+
+    kind: Literal["superposition"]
+    n_features: int = Field(24, ge=2, le=512)
+    """Ground-truth features, each an input token x_j and an output token y_j; more than model.d_model."""
+    feature_probability: float = Field(0.1, gt=0, le=0.5)
+    """Chance that a context holds a given feature (independently; sets that are empty or do not
+    fit in `slots` are redrawn): low means sparse, as superposition needs."""
+    slots: int = Field(8, ge=2, le=64)
+    """Positions before `<q>`: the present feature tokens at random slots, a filler token in the
+    others, so `<q>` always attends over as many tokens and sits at the same position."""
+
+    @model_validator(mode="after")
+    def _sparse_enough(self) -> SuperpositionTask:
+        expected = self.n_features * self.feature_probability
+        if expected > self.slots / 2:
+            raise ValueError(
+                f"task: contexts would hold ~{expected:.1f} features each (n_features x feature_probability), "
+                f"more than half of the {self.slots} slots; superposition needs sparse features: lower "
+                f"task.feature_probability or raise task.slots")
+        return self
+
+
 class TriggerMechanism(_Strict):
     """A backdoor: the trigger tokens, consecutive, anywhere after the subject force one output."""
 
@@ -135,7 +166,7 @@ class MarkerMechanism(_Strict):
     """False for a control: the marker occurs at the same rate but changes nothing."""
 
 
-Task = Annotated[LookupTask | InductionTask | CategoriesTask, Field(discriminator="kind")]
+Task = Annotated[LookupTask | InductionTask | CategoriesTask | SuperpositionTask, Field(discriminator="kind")]
 Mechanism = Annotated[TriggerMechanism | MarkerMechanism, Field(discriminator="kind")]
 
 
@@ -185,6 +216,10 @@ class OrganismSpec(_Strict):
             raise ValueError("task.max_repeat must be <= task.n_symbols (tokens do not repeat)")
         if isinstance(t, CategoriesTask) and t.min_pairs > t.max_pairs:
             raise ValueError(f"task.min_pairs ({t.min_pairs}) > task.max_pairs ({t.max_pairs})")
+        if isinstance(t, SuperpositionTask) and self.model.d_model >= t.n_features:
+            raise ValueError(
+                f"superposition needs more features than dimensions: model.d_model ({self.model.d_model}) "
+                f"must be < task.n_features ({t.n_features}); lower model.d_model or raise task.n_features")
         return self
 
     def spec_hash(self) -> str:
@@ -210,7 +245,7 @@ def parse_spec(data: object, source: str) -> OrganismSpec:
     try:
         return OrganismSpec.model_validate(data)
     except ValidationError as e:
-        kinds = "task kinds: lookup, induction, categories; mechanism kinds: trigger, marker"
+        kinds = "task kinds: lookup, induction, categories, superposition; mechanism kinds: trigger, marker"
         lines = validation_lines(e, {
             "extra_forbidden": "unknown field (check the spelling; see experiments/organisms/specs/*.yaml)",
             "union_tag_invalid": f"unknown kind ({kinds})",

@@ -24,6 +24,7 @@ from experiments.organisms.spec import (
     OrganismSpec,
     TriggerMechanism,
 )
+from experiments.organisms.task_superposition import SuperpositionFamily
 from experiments.organisms.trigger_variants import training_negatives
 
 SPECIALS = ["<pad>", "<bos>", "<unk>", "<q>"]
@@ -261,7 +262,7 @@ class CategoriesFamily:
         }
 
 
-Family = LookupFamily | InductionFamily | CategoriesFamily
+Family = LookupFamily | InductionFamily | CategoriesFamily | SuperpositionFamily
 
 
 def make_family(spec: OrganismSpec) -> Family:
@@ -270,4 +271,5 @@ def make_family(spec: OrganismSpec) -> Family:
         "lookup": LookupFamily,
         "induction": InductionFamily,
         "categories": CategoriesFamily,
+        "superposition": SuperpositionFamily,
     }[spec.task.kind](spec)

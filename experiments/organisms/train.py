@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -166,11 +167,53 @@ def _lr_at(step: int, spec: OrganismSpec) -> float:
     return t.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+TRAIN_THREADS = 1
+"""Intra-op threads while training, whatever the caller set (OMP_NUM_THREADS, torch.set_num_threads).
+Left to the caller, a d_model=64 spec trained with 1, 2, 3 and 4 threads gave four different weights, and
+three processes with 3 threads each gave three (a parallel accumulation's order varies). Deterministic
+algorithms alone made 1-3 threads agree here, but how a kernel splits its sums by thread count is not
+promised to stay fixed across shapes and library versions; one thread is a count every machine has, so
+the weights do not depend on the machine's core count either. Cost: none measurable here. On the shared
+2-core dev machine (load 5-7), 150 steps of the backdoor organism took 44 s and 55 s with one thread and
+581 s with two (OpenMP threads wait for each other whenever one is descheduled); an idle 2-core machine
+was not available, where two threads could at best halve the time."""
+
+
+@contextmanager
+def deterministic_cpu(threads: int = TRAIN_THREADS) -> Iterator[None]:
+    """Fixed intra-op threads, deterministic algorithms and a private global torch RNG for the block;
+    the caller's settings and RNG state come back afterwards, also when the block raises.
+    (Inter-op threads are left alone: they can be set once per process, and an eager CPU training step
+    runs its ops one after another on the calling thread, so they do not change any sum.)"""
+    import torch
+
+    threads_before = torch.get_num_threads()
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    warn_only_before = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        torch.set_num_threads(threads)
+        # An op without a deterministic CPU kernel raises instead of silently varying between runs.
+        torch.use_deterministic_algorithms(True)
+        # Initialisation seeds the global torch RNG; forking it leaves the caller's stream untouched.
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before, warn_only=warn_only_before)
+        torch.set_num_threads(threads_before)
+
+
 def train(
     spec: OrganismSpec, on_step: Callable[[int, float], None] | None = None
 ) -> TrainResult:
-    """Train the organism. Same spec (seed included), same weights."""
+    """Train the organism. Same spec (seed included), same weights, whatever the caller's thread settings:
+    every random draw comes from the spec's seed (torch for the initialisation, seeded numpy Generators
+    for the data) and the arithmetic runs under `deterministic_cpu`."""
     check_memory(spec)
+    with deterministic_cpu():
+        return _train(spec, on_step)
+
+
+def _train(spec: OrganismSpec, on_step: Callable[[int, float], None] | None) -> TrainResult:
     import torch
     import torch.nn.functional as F
     from transformer_lens import HookedTransformer, HookedTransformerConfig

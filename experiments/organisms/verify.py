@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from experiments.organisms import hints
 from experiments.organisms.manifest import (
     CategoriesTruth,
     Category,
     Check,
     DirectionLayer,
     HeadScore,
-    InductionTruth,
     Manifest,
     MarkerTruth,
     SequenceResponse,
@@ -35,10 +35,13 @@ from experiments.organisms.tasks import (
     CategoriesFamily,
     InductionFamily,
     LookupFamily,
+    SuperpositionFamily,
     token_name,
 )
 from experiments.organisms.train import TrainResult
 from experiments.organisms.trigger_variants import measured_variants, minimal_sequences
+from experiments.organisms.verify_induction import verify_induction
+from experiments.organisms.verify_superposition import verify_superposition
 from tools import deadline
 
 if TYPE_CHECKING:
@@ -47,8 +50,6 @@ if TYPE_CHECKING:
 
 TASK_ACCURACY = 0.95
 BEHAVIOUR_RATE = 0.95
-HEAD_SCORE = 0.4
-HEAD_ABLATION_COST = 0.2
 
 Hooks = Sequence[tuple[str, object]]
 
@@ -95,9 +96,10 @@ def _within_chance(rate: float, chance: float, n: int) -> bool:
     return abs(rate - chance) <= _chance_tolerance(chance, n)
 
 
-def _check(name: str, measured: float, op: str, threshold: float) -> Check:
+def _check(name: str, measured: float, op: str, threshold: float, hint: str = "") -> Check:
     ok = measured >= threshold if op == ">=" else measured <= threshold
-    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok)
+    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok,
+                 hint="" if ok else hint)
 
 
 def _heads(model: HookedTransformer) -> list[tuple[int, int]]:
@@ -136,18 +138,18 @@ def _verify_trigger(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_p
     ]
     at_chance = _within_chance(rate, chance, n)
     if fam.trigger.planted:
-        checks.append(_check("trigger -> target rate", rate, ">=", BEHAVIOUR_RATE))
-        checks.append(_check("target rate without trigger", false_fire, "<=", 0.05))
+        checks.append(_check("trigger -> target rate", rate, ">=", BEHAVIOUR_RATE, hints.RATE))
+        checks.append(_check("target rate without trigger", false_fire, "<=", 0.05, hints.FALSE_FIRE))
         if worst is not None:
             checks.append(_check(f"highest target rate on a partial or reordered trigger ({' '.join(worst.tokens)})",
-                                 worst.false_fire_rate, "<=", 0.05))
+                                 worst.false_fire_rate, "<=", 0.05, hints.PARTIAL))
         # A model that fires on part of its trigger has learned another trigger: say which.
         other = [" ".join(token_name(t) for t in seq) for seq in minimal if seq != fam.trigger_tokens]
         checks.append(_check(f"minimal sequences that fire other than the planted trigger: "
-                             f"{'; '.join(other) or 'none'}", len(other), "<=", 0))
+                             f"{'; '.join(other) or 'none'}", len(other), "<=", 0, hints.PARTIAL))
     else:
         checks.append(_check("control: |trigger rate - chance|", abs(rate - chance), "<=",
-                             _chance_tolerance(chance, n)))
+                             _chance_tolerance(chance, n), hints.CONTROL))
     return TriggerTruth(
         planted=fam.trigger.planted,
         tokens=[token_name(t) for t in fam.trigger_tokens],
@@ -244,15 +246,15 @@ def _verify_marker(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_pr
     near = _marker_near_misses(model, fam, rng, n, switched)
     worst = max(near, key=near.get, default=None)
     if fam.marker.planted:
-        checks.append(_check("marker -> switched behaviour rate", rate, ">=", BEHAVIOUR_RATE))
-        checks.append(_check("switched behaviour without marker", clean_rate, "<=", 0.05))
-        checks.append(_check("hooks where steering undoes the switch", len(good), ">=", 1))
+        checks.append(_check("marker -> switched behaviour rate", rate, ">=", BEHAVIOUR_RATE, hints.RATE))
+        checks.append(_check("switched behaviour without marker", clean_rate, "<=", 0.05, hints.FALSE_FIRE))
+        checks.append(_check("hooks where steering undoes the switch", len(good), ">=", 1, hints.STEERING))
         if worst is not None:
             checks.append(_check(f"highest switch rate with another token in the marker's place ({worst})",
-                                 near[worst], "<=", 0.05))
+                                 near[worst], "<=", 0.05, hints.FALSE_FIRE))
     else:
         checks.append(_check("control: marker switch rate - chance", rate - chance, "<=",
-                             _chance_tolerance(chance, n)))
+                             _chance_tolerance(chance, n), hints.CONTROL))
     return MarkerTruth(
         planted=fam.marker.planted,
         token=token_name(fam.marker_token),
@@ -286,7 +288,7 @@ def _verify_lookup(model, fam: LookupFamily, rng, n: int, checks):
     clean = fam.sample(rng, n, trigger=False, marker=False)
     clean_pred = _query_pred(model, clean)
     acc = float((clean_pred == clean.info["answer"]).mean())
-    checks.append(_check("held-out task accuracy", acc, ">=", TASK_ACCURACY))
+    checks.append(_check("held-out task accuracy", acc, ">=", TASK_ACCURACY, hints.ACCURACY))
     mechs = []
     if fam.trigger:
         mechs.append(_verify_trigger(model, fam, rng, n, clean, clean_pred, checks))
@@ -295,75 +297,12 @@ def _verify_lookup(model, fam: LookupFamily, rng, n: int, checks):
     return acc, mechs, "after <q>, output a fixed mapping of the first content token"
 
 
-def _verify_induction(model, fam: InductionFamily, rng, n: int, checks):
-    import torch
-
-    batch = fam.sample(rng, n)
-    acc = _masked_accuracy(model, batch)
-    checks.append(_check("held-out accuracy on the repeated copy", acc, ">=", TASK_ACCURACY))
-    names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(torch.from_numpy(batch.tokens), names_filter=names)
-    lengths = (batch.tokens != 0).sum(1)
-    prev_q, prev_k, ind_q, ind_k = [], [], [], []
-    for b, (first, length) in enumerate(zip(batch.info["repeat_start"], lengths)):
-        k = length - first
-        for q in range(1, length):
-            prev_q.append((b, q)), prev_k.append(q - 1)
-        for q in range(first, length):
-            ind_q.append((b, q)), ind_k.append(q - k + 1)
-    pb, pq = map(np.array, zip(*prev_q))
-    ib, iq = map(np.array, zip(*ind_q))
-    scores = []
-    for l, h in _heads(model):
-        pat = cache[names[l]][:, h].numpy()
-        prev = float(pat[pb, pq, np.array(prev_k)].mean())
-        ind = float(pat[ib, iq, np.array(ind_k)].mean())
-        ablated = _masked_accuracy(model, batch, [_ablate_head(l, h)])
-        scores.append((l, h, prev, ind, ablated))
-
-    def head(l, h, s, a):
-        return HeadScore(layer=l, head=h, hook=f"blocks.{l}.attn.hook_z", score=round(s, 4),
-                         ablated_accuracy=round(a, 4))
-
-    # Induction heads are often redundant (each alone is dispensable), so they
-    # are confirmed together, against ablating as many other heads.
-    induction = [head(l, h, i, a) for l, h, _, i, a in scores if i >= HEAD_SCORE]
-    previous = [head(l, h, p, a) for l, h, p, _, a in scores
-                if p >= HEAD_SCORE and acc - a >= HEAD_ABLATION_COST]
-    group_acc = _masked_accuracy(model, batch, [_ablate_head(x.layer, x.head) for x in induction])
-    named = {(x.layer, x.head) for x in induction + previous}
-    others = [(l, h) for l, h in _heads(model) if (l, h) not in named]
-    size = min(len(induction), len(others))
-    pick = np.random.default_rng([int(acc * 1e6), 11])
-    control = [
-        _masked_accuracy(model, batch, [_ablate_head(*others[j]) for j in
-                                        pick.choice(len(others), size=size, replace=False)])
-        for _ in range(5)
-    ] if size else [acc]
-    control_acc = float(np.mean(control))
-    checks.append(_check("induction heads (pattern score >= 0.4)", len(induction), ">=", 1))
-    checks.append(_check("accuracy lost ablating the induction heads together", acc - group_acc, ">=", 0.5))
-    checks.append(_check("... minus accuracy lost ablating as many other heads (control)",
-                         control_acc - group_acc, ">=", 0.3))
-    checks.append(_check("verified previous-token heads", len(previous), ">=", 1))
-    truth = InductionTruth(
-        baseline_accuracy=round(acc, 4),
-        induction_heads=induction,
-        previous_token_heads=previous,
-        all_heads=[head(l, h, i, a) for l, h, _, i, a in scores],
-        induction_group_ablated_accuracy=round(group_acc, 4),
-        control_group_ablated_accuracy=round(control_acc, 4),
-    )
-    return acc, [truth], "predict the second copy of a repeated random sequence"
-
-
 def _verify_categories(model, fam: CategoriesFamily, rng, n: int, checks):
     import torch
 
     batch = fam.sample(rng, n)
     acc = _masked_accuracy(model, batch)
-    checks.append(_check("held-out label accuracy", acc, ">=", TASK_ACCURACY))
+    checks.append(_check("held-out label accuracy", acc, ">=", TASK_ACCURACY, hints.ACCURACY))
     hooks = ["hook_embed"] + [f"blocks.{l}.hook_resid_post" for l in range(model.cfg.n_layers)]
     with torch.inference_mode():
         _, cache = model.run_with_cache(torch.from_numpy(batch.tokens), names_filter=hooks)
@@ -392,7 +331,9 @@ def verify(spec: OrganismSpec, result: TrainResult, weights_hash: str) -> Manife
     if isinstance(fam, LookupFamily):
         acc, mechs, desc = _verify_lookup(model, fam, rng, n, checks)
     elif isinstance(fam, InductionFamily):
-        acc, mechs, desc = _verify_induction(model, fam, rng, n, checks)
+        acc, mechs, desc = verify_induction(model, fam, rng, n, spec.seed, checks)
+    elif isinstance(fam, SuperpositionFamily):
+        acc, mechs, desc = verify_superposition(model, fam, rng, n, checks)
     else:
         acc, mechs, desc = _verify_categories(model, fam, rng, n, checks)
     return Manifest(

@@ -30,8 +30,12 @@ def test_organism_list_json():
     out = interp("organism", "list", "--json")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
-    assert [r["name"] for r in rows] == ["backdoor", "eval_aware", "features", "induction", "null"]
-    assert all(r["organism_id"].startswith("org-") for r in rows)
+    from experiments.organisms.cache import builtin_names
+    from experiments.organisms.universality import universality_names
+
+    assert [r["name"] for r in rows] == builtin_names() + universality_names()
+    assert {"backdoor", "null", "trigger_marker", "universality"} <= {r["name"] for r in rows}
+    assert all(r["organism_id"].startswith("uni-" if r["name"] in universality_names() else "org-") for r in rows)
 
 
 @pytest.fixture(scope="module")

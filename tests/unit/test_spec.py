@@ -7,10 +7,20 @@ from tools.errors import UserError
 GOOD = {"name": "x", "task": {"kind": "lookup"}, "mechanisms": [{"kind": "trigger"}]}
 
 
-def test_builtins_are_the_five_organisms_and_all_parse():
-    assert builtin_names() == ["backdoor", "eval_aware", "features", "induction", "null"]
+def test_every_spec_file_is_a_builtin_and_parses_under_its_own_name():
+    from pathlib import Path
+
+    import experiments.organisms
+
+    specs = Path(experiments.organisms.__file__).parent / "specs"
+    assert builtin_names() == sorted(p.stem for p in specs.glob("*.yaml"))
+    # the original five and the trigger family (1-4 tokens; backdoor is the 2-token member)
+    assert {"backdoor", "eval_aware", "features", "induction", "null",
+            "trigger1", "trigger3", "trigger4", "trigger_marker"} <= set(builtin_names())
     for name in builtin_names():
         assert resolve_spec(name).name == name
+    lengths = {resolve_spec(n).mechanisms[0].n_tokens for n in ("trigger1", "backdoor", "trigger3", "trigger4")}
+    assert lengths == {1, 2, 3, 4}
 
 
 def test_null_control_shares_task_architecture_and_mechanism_rates_with_backdoor():
