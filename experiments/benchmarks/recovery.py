@@ -271,11 +271,26 @@ def question_for(spec, folder: Path):
     return parse_question(AUDIT, None)
 
 
+def investigate_organism(spec, folder: Path, run_dir: Path, budget_s: float, brain: str, seed: int,
+                         device: str | None):
+    """Investigate one trained organism blind with `question_for(spec)`: (final state, context, the time
+    the investigation's clock started)."""
+    from agent import investigate
+    from agent.context import RunSettings
+
+    question = question_for(spec, folder)
+    settings = RunSettings(question=question.model_dump(mode="json"), model=f"organism:{folder}", brain=brain,
+                           wall_seconds=budget_s, memory=None, seed=seed, device=device)
+    state, ctx = investigate.start(settings, run_dir)
+    # The clock starts when the model is loaded (loading is not investigating), as the budget's does.
+    with (run_dir / "trace.jsonl").open() as f:
+        started = datetime.fromisoformat(json.loads(f.readline())["t"])
+    return state, ctx, started
+
+
 def run_one(organism: str, seed: int, budget_s: float, out: Path, brain: str = "heuristic",
             on_train=None, device: str | None = None) -> OrganismScore:
     """Train or load `organism` (a built-in name or a spec file), audit it, score the claims."""
-    from agent import investigate
-    from agent.context import RunSettings
     from experiments.organisms.cache import ensure_trained, load_manifest, resolve_spec
     from experiments.organisms.universality import resolve_universality
 
@@ -287,13 +302,7 @@ def run_one(organism: str, seed: int, budget_s: float, out: Path, brain: str = "
     folder = ensure_trained(spec, on_step=on_train)
     manifest = load_manifest(folder)
     run_dir = out / f"{spec.name}-seed{seed}"
-    question = question_for(spec, folder)
-    settings = RunSettings(question=question.model_dump(mode="json"), model=f"organism:{folder}", brain=brain,
-                           wall_seconds=budget_s, memory=None, seed=seed, device=device)
-    state, ctx = investigate.start(settings, run_dir)
-    # The clock starts when the model is loaded (loading is not investigating), as the budget's does.
-    with (run_dir / "trace.jsonl").open() as f:
-        started = datetime.fromisoformat(json.loads(f.readline())["t"])
+    state, ctx, started = investigate_organism(spec, folder, run_dir, budget_s, brain, seed, device)
     result = score(manifest, state["claims"], started, ctx.budget.elapsed(), budget_s, seed, run_dir,
                    state.get("incidental", []))
     if truth := next((m for m in manifest.mechanisms if m.kind == "superposition"), None):

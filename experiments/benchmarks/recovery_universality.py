@@ -23,9 +23,7 @@ pairs (right / wrong); the per-seed head scores (recovery's induction rules) are
 from __future__ import annotations
 
 import itertools
-import json
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,9 +97,7 @@ def _name(p: Pair) -> str:
 def run_universality(name: str, seed: int, budget_s: float, out: Path, brain: str = "heuristic",
                      device: str | None = None) -> OrganismScore:
     """Train (or load) every member and the matching, investigate each member once, score the pairs."""
-    from agent import investigate
-    from agent.context import RunSettings
-    from experiments.benchmarks.recovery import OrganismScore, question_for, score
+    from experiments.benchmarks.recovery import OrganismScore, investigate_organism, score
     from experiments.organisms.cache import load_manifest
     from experiments.organisms.spec import load_spec
     from experiments.organisms.universality import resolve_universality, train_universality
@@ -115,12 +111,7 @@ def run_universality(name: str, seed: int, budget_s: float, out: Path, brain: st
         folder = Path(member.path)
         member_spec = load_spec(folder / "spec.yaml")
         run_dir = base / f"member-seed{member.seed}"
-        question = question_for(member_spec, folder)
-        settings = RunSettings(question=question.model_dump(mode="json"), model=f"organism:{folder}", brain=brain,
-                               wall_seconds=budget_s, memory=None, seed=seed, device=device)
-        state, ctx = investigate.start(settings, run_dir)
-        with (run_dir / "trace.jsonl").open() as f:
-            started = datetime.fromisoformat(json.loads(f.readline())["t"])
+        state, ctx, started = investigate_organism(member_spec, folder, run_dir, budget_s, brain, seed, device)
         claims = state["claims"]
         roles[member.seed], unroled = claimed_roles(claims)
         head_score = score(load_manifest(folder), claims, started, ctx.budget.elapsed(), budget_s, seed, run_dir,

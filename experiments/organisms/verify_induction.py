@@ -33,13 +33,18 @@ fit its own noise (the held-out bound adds `CONFIRM_SLACK` for sampling error); 
 other heads, drawn at random, ablated at the same positions. Mean ablation (each head's mean output over the
 batch's real positions) rather than zero keeps the residual stream on its usual scale, and is what the
 agent's `ablate` tool does by default.
+
+Cost: every ablated pass restarts from the residual entering its first ablated layer (clean, or, within a
+greedy round, with the heads already chosen ablated), and a last-layer head's ablation before the second copy
+is a no-op that is not run (no scored prediction sits there). Both are exact: the numbers are those of full
+forward passes (tests/integration/test_induction_verify.py checks it).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
@@ -74,7 +79,20 @@ N_CONTROL = 5
 """Random head sets per control."""
 SEARCH_EXAMPLES = 400
 """Held-out sequences the greedy search ablates on (at most; every reported number uses a fresh batch of
-`train.eval_examples`). The search's forward passes dominate verification time."""
+`train.eval_examples`). The search's forward passes dominate verification time. Not fewer: on induction_deep
+(measured 2026-11-23) three search batches of 200 chose three different copying sets and one found no feeding
+heads at all, where 400 chooses the set the held-out batch confirms."""
+
+
+class Ablated(NamedTuple):
+    """A head set's ablation at one side, kept so that trials adding heads to it skip the layers before them."""
+
+    heads: frozenset[Head]
+    """The heads ablated (exact no-ops left out)."""
+    resid: dict[int, torch.Tensor]
+    """Residual stream entering each layer under that ablation."""
+    score: float
+    """Copying accuracy under it."""
 
 
 class CopyProbe:
@@ -97,10 +115,18 @@ class CopyProbe:
         }
         self.mask = batch.loss_mask[:, :-1]
         self.targets = batch.tokens[:, 1:][self.mask]
-        names = [f"blocks.{l}.attn.{h}" for l in range(self.n_layers) for h in ("hook_z", "hook_pattern")]
+        # Whether any scored prediction sits before the second copy: if none does, a last-layer head's output
+        # there reaches no scored logit (nothing later reads it), and its ablation there is exactly a no-op.
+        self.scored_earlier = bool((self.where["earlier"].numpy()[:, :-1] & self.mask).any())
+        names = [f"blocks.{l}.{h}" for l in range(self.n_layers)
+                 for h in ("attn.hook_z", "attn.hook_pattern", "hook_resid_pre")]
         with torch.inference_mode():
             logits, cache = model.run_with_cache(self.tokens, names_filter=names)
         self.base = self._score(logits)
+        # An ablation in layer l leaves everything before it as in the clean run: each ablated forward pass
+        # restarts from the clean residual entering its first ablated layer (a 3-layer model ablating only
+        # its last layer runs one block, not three).
+        self.resid = {l: cache[f"blocks.{l}.hook_resid_pre"] for l in range(self.n_layers)}
         self.means = {l: cache[f"blocks.{l}.attn.hook_z"][self.where["all"]].mean(0) for l in range(self.n_layers)}
         self.previous, self.induction, self.reach = self._patterns(batch, cache)
 
@@ -131,11 +157,57 @@ class CopyProbe:
         pred = logits[:, :-1].argmax(-1).numpy()
         return float((pred[self.mask] == self.targets).mean())
 
-    def accuracy(self, heads: Iterable[Head], side: Side) -> float:
-        """Copying accuracy with `heads` mean-ablated at the positions of `side`."""
+    def accuracy(self, heads: Iterable[Head], side: Side, given: Ablated | None = None) -> float:
+        """Copying accuracy with `heads` mean-ablated at the positions of `side`. With `given` (from
+        `ablated(g, side)`, g a subset of `heads`), the pass restarts from its residual where g is already
+        ablated: the same computation, without recomputing the layers before the first head not in g."""
         import torch
 
         deadline.check("measuring induction heads by ablation")
+        heads = self._effective(heads, side)
+        if not heads:
+            return self.base
+        resid, start = self.resid, min(l for l, _ in heads)
+        if given is not None:
+            if not given.heads <= set(heads):
+                raise ValueError("`given` must ablate a subset of `heads`")
+            new = [l for l, h in heads if (l, h) not in given.heads]
+            if not new:
+                return given.score
+            # `given.resid[start]` already holds the ablation of the given heads before `start`
+            resid, start = given.resid, min(new)
+            heads = [(l, h) for l, h in heads if l >= start]
+        with torch.inference_mode():
+            return self._score(self.model.run_with_hooks(resid[start], start_at_layer=start,
+                                                         fwd_hooks=self._hooks(heads, side)))
+
+    def ablated(self, heads: Iterable[Head], side: Side) -> Ablated:
+        """One pass with `heads` ablated at `side`, keeping the residual entering every layer."""
+        import torch
+
+        deadline.check("measuring induction heads by ablation")
+        heads = self._effective(heads, side)
+        resid: dict[int, torch.Tensor] = {}
+
+        def keep(layer: int):
+            def hook(x, hook):
+                resid[layer] = x.clone()
+                return x
+
+            return hook
+
+        hooks = [(f"blocks.{l}.hook_resid_pre", keep(l)) for l in range(self.n_layers)] + self._hooks(heads, side)
+        with torch.inference_mode():
+            score = self._score(self.model.run_with_hooks(self.resid[0], start_at_layer=0, fwd_hooks=hooks))
+        return Ablated(frozenset(heads), resid, score)
+
+    def _effective(self, heads: Iterable[Head], side: Side) -> list[Head]:
+        """`heads` less those whose ablation at `side` is exactly a no-op (see `scored_earlier`)."""
+        if side == "earlier" and not self.scored_earlier:
+            return [(l, h) for l, h in heads if l < self.n_layers - 1]
+        return list(heads)
+
+    def _hooks(self, heads: list[Head], side: Side) -> list:
         where = self.where[side]
         by_layer: dict[int, list[int]] = defaultdict(list)
         for l, h in heads:
@@ -149,9 +221,7 @@ class CopyProbe:
 
             return hook
 
-        hooks = [(f"blocks.{l}.attn.hook_z", ablating(l)) for l in by_layer]
-        with torch.inference_mode():
-            return self._score(self.model.run_with_hooks(self.tokens, fwd_hooks=hooks))
+        return [(f"blocks.{l}.attn.hook_z", ablating(l)) for l in by_layer]
 
     def heads(self) -> list[Head]:
         return [(l, h) for l in range(self.n_layers) for h in range(self.n_heads)]
@@ -176,7 +246,8 @@ def _search(probe: CopyProbe, side: Side, left_share: float) -> list[Head]:
     chosen: list[Head] = []
     acc = probe.base
     while left and acc > target:
-        trials = {h: probe.accuracy([*chosen, h], side) for h in left}
+        given = probe.ablated(chosen, side) if chosen else None  # every trial this round shares `chosen`
+        trials = {h: probe.accuracy([*chosen, h], side, given) for h in left}
         best = min(trials, key=lambda h: trials[h])  # ties: the first head in (layer, head) order
         chosen.append(best)
         left.remove(best)

@@ -56,3 +56,33 @@ def test_a_three_layer_induction_organism_verifies_with_heads_measured_by_ablati
         ablated = probe.accuracy(heads, side)
         assert ablated <= (left + CONFIRM_SLACK) * probe.base
         assert _control(probe, heads, side, seed=99) - ablated >= 0.25  # the verifier's bound, less sampling error
+
+
+def test_the_ablation_shortcuts_give_the_full_forward_passs_accuracy(builtin):
+    """Restarting from a kept residual (the clean one, or one with some heads already ablated) and skipping
+    last-layer ablations before the second copy change no number: each equals a full pass from the tokens."""
+    import torch
+
+    spec = resolve_spec("induction")
+    model = load_checkpoint(builtin("induction"))
+    probe = CopyProbe(model, make_family(spec).sample(np.random.default_rng([3, 1]), 120))
+
+    def full(heads, side) -> float:
+        with torch.inference_mode():
+            return probe._score(model.run_with_hooks(probe.tokens, fwd_hooks=probe._hooks(list(heads), side)))
+
+    last = model.cfg.n_layers - 1
+    assert not probe.scored_earlier
+    assert probe.accuracy([(last, 0), (last, 1)], "earlier") == full([(last, 0), (last, 1)], "earlier") == probe.base
+    cases = [([(0, 2)], (1, 0), "second"), ([(0, 2)], (1, 1), "earlier"), ([(1, 0), (0, 1)], (0, 2), "all"),
+             ([(1, 0), (1, 1)], (1, 2), "second")]
+    changed = 0
+    for chosen, extra, side in cases:
+        given = probe.ablated(chosen, side)
+        assert given.score == full(chosen, side) == probe.accuracy(chosen, side)
+        got = probe.accuracy([*chosen, extra], side, given)
+        assert got == full([*chosen, extra], side), (chosen, extra, side)
+        changed += got != probe.base
+    assert changed  # the cases ablate something that matters, or equality would prove nothing
+    with pytest.raises(ValueError):
+        probe.accuracy([(1, 3)], "second", probe.ablated([(0, 2)], "second"))

@@ -12,22 +12,6 @@ from memory.store import MemoryStore
 from tools.errors import UserError
 
 
-@pytest.fixture(scope="session")
-def embedder():
-    from memory.embedding import OfflineMiniLM
-
-    return OfflineMiniLM()
-
-
-@pytest.fixture(params=["embedded", "server"])
-def store(request, tmp_path, embedder):
-    if request.param == "embedded":
-        yield MemoryStore(tmp_path / "memory", embedder=embedder)
-    else:
-        with local_server(tmp_path / "server") as url:
-            yield MemoryStore(url, embedder=embedder)
-
-
 def claim(statement: str, model: str = "org-a", **kw) -> Claim:
     return Claim(statement=statement, model_id=model, evidence_tier=kw.pop("tier", "causal"), **kw)
 

@@ -2,31 +2,12 @@
 
 from types import SimpleNamespace
 
-import pytest
-
 from agent.nodes import _recall, _skip_reason
 from memory.records import Attempt, Claim, Component, Hypothesis
-from memory.server import local_server
 from memory.store import MemoryStore
 
 OLD, NEW = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"
 STATEMENT = "Tokens t3 t7 together force the output t1"
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    from memory.embedding import OfflineMiniLM
-
-    return OfflineMiniLM()
-
-
-@pytest.fixture(params=["embedded", "server"])
-def store(request, tmp_path, embedder):
-    if request.param == "embedded":
-        yield MemoryStore(tmp_path / "memory", embedder=embedder)
-    else:
-        with local_server(tmp_path / "server") as url:
-            yield MemoryStore(url, embedder=embedder)
 
 
 def claim(weights: str, **kw) -> Claim:
