@@ -184,8 +184,8 @@ def is_universality_file(path: Path) -> bool:
 
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return False
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # not one: the organism spec reader then says what is wrong with the file
     return isinstance(data, dict) and data.get("kind") == "universality"
 
 

@@ -25,6 +25,7 @@ def test_quick_mode_audits_one_organism_and_reports_every_column(builtin, tmp_pa
     assert r["totals"]["runs"] == 1
 
 
+@pytest.mark.slow  # two worker processes, each importing torch and investigating
 def test_a_spec_file_that_is_not_a_built_in_is_trained_once_and_scored_by_two_workers(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
     spec = tmp_path / "heldout.yaml"

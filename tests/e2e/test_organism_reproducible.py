@@ -1,5 +1,6 @@
 """`interp organism check-reproducible` as a user runs it: train again in a fresh process, compare weights."""
 
+import pytest
 import json
 import os
 import subprocess
@@ -13,6 +14,9 @@ from tests.e2e.test_cli import INTERP, assert_clean_error
 SPEC = dict(TINY_LOOKUP, name="tiny-repro", train={"steps": 40, "batch_size": 32, "lr": 0.003, "warmup_steps": 10,
                                                    "eval_examples": 60})
 
+
+# trains twice in subprocesses
+pytestmark = pytest.mark.slow
 
 def interp(cache: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([INTERP, *args], capture_output=True, text=True, timeout=600,

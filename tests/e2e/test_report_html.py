@@ -28,6 +28,9 @@ QUESTIONS = {
 }
 
 
+# two investigations and a browser per test: the slow tier (CI runs it)
+pytestmark = pytest.mark.slow
+
 def chromium() -> str:
     for name in (os.environ.get("INTERP_CHROMIUM"), "chromium-headless-shell", "chromium", "google-chrome"):
         if name and shutil.which(name):

@@ -15,6 +15,9 @@ WIDE = dict(TINY_LOOKUP, name="tiny-wide", model={"n_layers": 2, "d_model": 64, 
             train={"steps": 60, "batch_size": 64, "lr": 0.003, "warmup_steps": 20, "eval_examples": 100})
 
 
+# five trainings in subprocesses
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def spec():
     return parse_spec(WIDE, "tiny-wide")

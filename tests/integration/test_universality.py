@@ -17,6 +17,9 @@ TINY = {"name": "tiny-uni", "kind": "universality", "seeds": [0, 1], "base": {
     "train": {"steps": 400, "batch_size": 64, "lr": 0.003, "warmup_steps": 20, "eval_examples": 200}}}
 
 
+# trains tiny seeds
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def tiny():
     spec = parse_universality(TINY, "tiny")
