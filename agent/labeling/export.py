@@ -147,6 +147,11 @@ def neuronpedia(store: MemoryStore, path: Path, model_id: str | None = None, sae
     if sae is not None:
         key = str(Path(sae).resolve()) if Path(sae).is_dir() else sae
         labels = [r for r in labels if r.sae_id == key]
+    if not any(r.error is None and r.label for r in labels):
+        which = " and ".join(x for x in (f"model id {model_id!r}" if model_id else "",
+                                         f"SAE {sae!r}" if sae else "") if x) or "any model"
+        raise UserError(f"no feature labels stored for {which} in this memory: nothing to export (label features "
+                        "first with `interp label --model M --sae SAE`, or check --memory / --model-id / --sae)")
     doc = neuronpedia_document(labels, source_id, neuronpedia_model)
     try:
         Path(path).write_text(json.dumps(doc, indent=2))

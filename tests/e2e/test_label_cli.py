@@ -55,3 +55,13 @@ def test_bad_label_input_is_a_clean_error(sae, monkeypatch):
     assert_clean_error(interp(*base, "--scorers", "vibes"), "unknown scorer")
     assert_clean_error(interp("label", "--model", "organism:features"), "--sae")
     assert_clean_error(interp(*base[:3], "--sae", "/nonexistent"), "not found")
+
+
+def test_exporting_a_memory_without_labels_is_a_clean_error_that_writes_nothing(tmp_path):
+    from memory.store import MemoryStore
+
+    MemoryStore(tmp_path / "empty-memory")  # exists, holds nothing
+    out = tmp_path / "export.json"
+    assert_clean_error(interp("label", "export", str(out), "--memory", str(tmp_path / "empty-memory")),
+                       "no feature labels stored")
+    assert not out.exists()
