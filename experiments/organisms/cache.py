@@ -46,8 +46,15 @@ def resolve_spec(name_or_file: str) -> OrganismSpec:
         return load_spec(path)
     if name_or_file in builtin_names():
         return load_spec(_builtin_dir() / f"{name_or_file}.yaml")
+    from experiments.organisms.universality import universality_names
+
+    if name_or_file in universality_names():
+        raise UserError(f"{name_or_file!r} is a universality set (one organism trained from several seeds), not one "
+                        f"organism: `interp organism train {name_or_file}` trains and matches the seeds, `interp bench "
+                        f"recovery --organisms {name_or_file}` scores them; this command takes a single organism")
     raise UserError(
         f"unknown organism {name_or_file!r}. Built-in organisms: {', '.join(builtin_names())}; "
+        f"several seeds of one (universality): {', '.join(universality_names())}; "
         f"or give the path of a spec file (YAML, see experiments/organisms/specs/)"
     )
 

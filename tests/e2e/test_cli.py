@@ -117,3 +117,8 @@ def test_show_untrained_organism_says_how_to_train(tmp_path, user_spec):
     path = tmp_path / "fresh.yaml"
     path.write_text(yaml.safe_dump(spec))
     assert_clean_error(interp("organism", "show", str(path)), "interp organism train")
+
+
+def test_a_universality_set_where_one_organism_is_expected_is_a_clean_error_that_says_what_it_is():
+    for cmd in (("organism", "show", "universality"), ("organism", "check-reproducible", "universality")):
+        assert_clean_error(interp(*cmd), "is a universality set")
