@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tools.errors import UserError, validation_lines
 from tools.files import read_text_file
+
+M = TypeVar("M", bound=BaseModel)
 
 # Bump when the data generators or the trainer change what a spec produces:
 # it is part of the hash, so stale caches are retrained instead of reused.
@@ -238,29 +240,40 @@ class OrganismSpec(_Strict):
         return self.model_copy(update={"seed": seed})
 
 
+def validate_mapping(model: type[M], data: object, source: str, what: str, needs: str,
+                     hints: dict[str, str]) -> M:
+    """Parsed YAML validated as `model` (a spec type); errors name the file, each bad field and, by pydantic
+    error type, what to do (`hints`). `what` names the spec ("organism spec"), `needs` its required keys."""
+    article = "an" if what[0] in "aeiou" else "a"
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: {article} {what} is a YAML mapping with {needs}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise UserError(f"{source}: invalid {what}\n" + "\n".join(validation_lines(e, hints))) from None
+
+
+def read_yaml(path: Path, what: str) -> object:
+    """A user's YAML file, parsed; unreadable, non-text or invalid YAML is a UserError naming the file."""
+    import yaml
+
+    text = read_text_file(path, "spec file", f"{what} in YAML (see experiments/organisms/specs/)")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {e}") from None
+
+
 def parse_spec(data: object, source: str) -> OrganismSpec:
     """Validate parsed YAML; errors name each bad field and the file it came from."""
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: an organism spec is a YAML mapping with at least `name` and `task`")
-    try:
-        return OrganismSpec.model_validate(data)
-    except ValidationError as e:
-        kinds = "task kinds: lookup, induction, categories, superposition; mechanism kinds: trigger, marker"
-        lines = validation_lines(e, {
-            "extra_forbidden": "unknown field (check the spelling; see experiments/organisms/specs/*.yaml)",
-            "union_tag_invalid": f"unknown kind ({kinds})",
-            "union_tag_not_found": f"missing `kind` ({kinds})",
-        })
-        raise UserError(f"{source}: invalid organism spec\n" + "\n".join(lines)) from None
+    kinds = "task kinds: lookup, induction, categories, superposition; mechanism kinds: trigger, marker"
+    return validate_mapping(OrganismSpec, data, source, "organism spec", "at least `name` and `task`", {
+        "extra_forbidden": "unknown field (check the spelling; see experiments/organisms/specs/*.yaml)",
+        "union_tag_invalid": f"unknown kind ({kinds})",
+        "union_tag_not_found": f"missing `kind` ({kinds})",
+    })
 
 
 def load_spec(path: Path) -> OrganismSpec:
     """Read and validate a spec file."""
-    import yaml
-
-    text = read_text_file(path, "spec file", "an organism spec in YAML (see experiments/organisms/specs/)")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML: {e}") from None
-    return parse_spec(data, str(path))
+    return parse_spec(read_yaml(path, "an organism spec"), str(path))

@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from experiments.organisms.manifest import Check
-from experiments.organisms.spec import OrganismSpec
+from experiments.organisms.spec import OrganismSpec, read_yaml, validate_mapping
 from tools import deadline
-from tools.errors import UserError, validation_lines
-from tools.files import read_text_file
+from tools.errors import UserError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -169,13 +168,8 @@ def universality_names() -> list[str]:
 
 def parse_universality(data: object, source: str) -> UniversalitySpec:
     """Validate parsed YAML; errors name each bad field."""
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: a universality spec is a YAML mapping with `name`, `kind`, `base`, `seeds`")
-    try:
-        return UniversalitySpec.model_validate(data)
-    except ValidationError as e:
-        lines = validation_lines(e, {"extra_forbidden": "unknown field (see experiments/organisms/specs/universality/)"})
-        raise UserError(f"{source}: invalid universality spec\n" + "\n".join(lines)) from None
+    return validate_mapping(UniversalitySpec, data, source, "universality spec", "`name`, `kind`, `base`, `seeds`",
+                            {"extra_forbidden": "unknown field (see experiments/organisms/specs/universality/)"})
 
 
 def is_universality_file(path: Path) -> bool:
@@ -191,18 +185,12 @@ def is_universality_file(path: Path) -> bool:
 
 def resolve_universality(name_or_file: str) -> UniversalitySpec | None:
     """A built-in universality name or a universality spec file; None when it is neither."""
-    import yaml
-
     path = Path(name_or_file)
     if name_or_file in universality_names():
         path = _spec_dir() / f"{name_or_file}.yaml"
     elif not (path.suffix in (".yaml", ".yml") and path.is_file() and is_universality_file(path)):
         return None
-    text = read_text_file(path, "spec file", "a universality spec in YAML")
-    try:
-        return parse_universality(yaml.safe_load(text), str(path))
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML: {e}") from None
+    return parse_universality(read_yaml(path, "a universality spec"), str(path))
 
 
 def matching_dir(spec: UniversalitySpec) -> Path:
