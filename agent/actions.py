@@ -21,12 +21,23 @@ from tools.errors import near, validation_lines
 
 # The strongest evidence a tool's result can carry (DESIGN: claims and evidence).
 TOOL_TIER: dict[str, EvidenceTier] = {
-    "predict": "observational", "activations": "observational", "attention": "observational",
-    "sae_train": "observational", "sae_stats": "observational", "sae_features": "observational",
-    "sae_contexts": "observational", "probe": "representational",
-    "scan": "causal", "steer": "causal", "ablate": "causal", "patch": "causal",
-    "attribute": "observational", "heads": "observational", "circuit": "causal",
-    "transcoder_train": "observational", "graph": "observational",
+    "predict": "observational",
+    "activations": "observational",
+    "attention": "observational",
+    "sae_train": "observational",
+    "sae_stats": "observational",
+    "sae_features": "observational",
+    "sae_contexts": "observational",
+    "probe": "representational",
+    "scan": "causal",
+    "steer": "causal",
+    "ablate": "causal",
+    "patch": "causal",
+    "attribute": "observational",
+    "heads": "observational",
+    "circuit": "causal",
+    "transcoder_train": "observational",
+    "graph": "observational",
 }
 TIERS: tuple[EvidenceTier, ...] = ("observational", "representational", "causal")
 
@@ -75,8 +86,9 @@ class Criterion(_Strict):
         return " and ".join(c.describe() for c in self.conditions)
 
 
-Mechanism = Literal["trigger", "context_marker", "direction", "head", "heads", "mlp", "neuron", "feature", "circuit",
-                    "output", "other"]
+Mechanism = Literal[
+    "trigger", "context_marker", "direction", "head", "heads", "mlp", "neuron", "feature", "circuit", "output", "other"
+]
 """What kind of thing a hypothesis names. A closed set, so that a misspelt kind is refused at registration
 instead of becoming a claim nothing can match (the recovery benchmark scores claims by it):
 
@@ -186,8 +198,11 @@ def parse_action(raw: object) -> Hypothesize | Call | Conclude:
 
 def result_fields(result: dict) -> dict[str, float]:
     """The numeric fields a criterion can name, plus abs_effect and margin."""
-    out = {k: float(v) for k, v in result.items()
-           if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    out = {
+        k: float(v)
+        for k, v in result.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
     if "effect" in out:
         out["abs_effect"] = abs(out["effect"])
         if "control" in out:
@@ -202,8 +217,10 @@ def judge(criterion: Criterion, result: dict) -> tuple[str, str]:
     parts, held = [], 0
     for c in criterion.conditions:
         if c.field not in fields:
-            return "error", (f"criterion field {c.field!r} is not a numeric field of the {result.get('tool')} result "
-                             f"(fields: {', '.join(sorted(fields))})")
+            return "error", (
+                f"criterion field {c.field!r} is not a numeric field of the {result.get('tool')} result "
+                f"(fields: {', '.join(sorted(fields))})"
+            )
         ok = c.holds(fields[c.field])
         held += ok
         parts.append(f"{c.field} = {fields[c.field]:.4g} ({'meets' if ok else 'fails'} {c.op} {c.value:g})")

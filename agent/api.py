@@ -106,8 +106,11 @@ def investigate(question: str | Settings, model: str | None = None, **options: o
         try:
             settings = Settings(question=question, model=model or "", **options)
         except ValidationError as e:
-            raise UserError("investigate: invalid settings\n" + "\n".join(validation_lines(e))
-                            + f"\n  settings: {', '.join(Settings.model_fields)}") from None
+            raise UserError(
+                "investigate: invalid settings\n"
+                + "\n".join(validation_lines(e))
+                + f"\n  settings: {', '.join(Settings.model_fields)}"
+            ) from None
     return _run(settings)
 
 
@@ -120,19 +123,36 @@ def _run(s: Settings) -> Result:
 
     q = parse_question(s.question, s.prompts, s.sae or None)
     run = RunSettings(
-        question=q.model_dump(mode="json"), model=s.model, brain=s.brain or default_brain(),
-        wall_seconds=parse_duration(str(s.budget)), max_forward_tokens=s.max_forward_tokens, max_usd=s.max_cost,
-        memory=s.memory, review="queue", seed=s.seed, pivot_share=s.pivot, max_decisions=s.max_decisions,
-        device=s.device)
+        question=q.model_dump(mode="json"),
+        model=s.model,
+        brain=s.brain or default_brain(),
+        wall_seconds=parse_duration(str(s.budget)),
+        max_forward_tokens=s.max_forward_tokens,
+        max_usd=s.max_cost,
+        memory=s.memory,
+        review="queue",
+        seed=s.seed,
+        pivot_share=s.pivot,
+        max_decisions=s.max_decisions,
+        device=s.device,
+    )
     run.new_budget()
     make_brain(run.brain, s.seed)  # a bad brain spec or a missing API key fails before any loading
     state, ctx = runner.start(run, Path(s.run_dir) if s.run_dir else None)
     b = ctx.budget
     return Result(
-        run_id=state.get("run_id") or run.run_id, run_dir=ctx.run_dir, report=ctx.run_dir / "report.md",
+        run_id=state.get("run_id") or run.run_id,
+        run_dir=ctx.run_dir,
+        report=ctx.run_dir / "report.md",
         claims=[Claim.model_validate(c) for c in state.get("claims", [])],
-        hypotheses=[HypothesisOutcome(statement=h["plan"]["statement"], status=h["status"], note=h["note"])
-                    for h in state.get("hypotheses", [])],
-        stop_reason=state.get("stop_reason"), budget_seconds=b.wall_seconds, budget_used_seconds=round(b.elapsed(), 3),
-        load_seconds=round(b.load_seconds, 3), forward_tokens=b.spent_forward_tokens,
-        errors=[e["message"] for e in state.get("errors", [])])
+        hypotheses=[
+            HypothesisOutcome(statement=h["plan"]["statement"], status=h["status"], note=h["note"])
+            for h in state.get("hypotheses", [])
+        ],
+        stop_reason=state.get("stop_reason"),
+        budget_seconds=b.wall_seconds,
+        budget_used_seconds=round(b.elapsed(), 3),
+        load_seconds=round(b.load_seconds, 3),
+        forward_tokens=b.spent_forward_tokens,
+        errors=[e["message"] for e in state.get("errors", [])],
+    )

@@ -69,8 +69,10 @@ def _scan(comp: Component, result: dict) -> list[str]:
         return []
     out = []
     if comp.tokens is not None and list(comp.tokens) != list(top["tokens"]):
-        out.append(f"the component names tokens {' '.join(comp.tokens)!r}, but the scan's tested block is "
-                   f"{' '.join(top['tokens'])!r}")
+        out.append(
+            f"the component names tokens {' '.join(comp.tokens)!r}, but the scan's tested block is "
+            f"{' '.join(top['tokens'])!r}"
+        )
     out += _check_output(comp, top["top_output"], "", "the scan measured the forced output as")
     return out
 
@@ -103,39 +105,57 @@ def _ablate(comp: Component, payload: dict, same_ref: Callable[[str, str], bool]
     if comp.heads is not None:
         claimed = {tuple(h) for h in comp.heads}
         if claimed != t["heads"]:
-            out.append(f"the component names heads {_labels(claimed, 'L{}H{}')}, but the ablation ablated heads "
-                       f"{_labels(t['heads'], 'L{}H{}')}")
+            out.append(
+                f"the component names heads {_labels(claimed, 'L{}H{}')}, but the ablation ablated heads "
+                f"{_labels(t['heads'], 'L{}H{}')}"
+            )
     elif comp.head is not None:
         if t["heads"] != {(comp.layer, comp.head)}:
-            out.append(f"the component names head L{comp.layer}H{comp.head}, but the ablation ablated heads "
-                       f"{_labels(t['heads'], 'L{}H{}')}")
+            out.append(
+                f"the component names head L{comp.layer}H{comp.head}, but the ablation ablated heads "
+                f"{_labels(t['heads'], 'L{}H{}')}"
+            )
     elif comp.neuron is not None:
         if t["neurons"] != {(comp.layer, comp.neuron)}:
-            out.append(f"the component names neuron L{comp.layer}N{comp.neuron}, but the ablation ablated neurons "
-                       f"{_labels(t['neurons'], 'L{}N{}')}")
+            out.append(
+                f"the component names neuron L{comp.layer}N{comp.neuron}, but the ablation ablated neurons "
+                f"{_labels(t['neurons'], 'L{}N{}')}"
+            )
     elif comp.layer is not None and comp.feature is None and comp.direction_id is None:
         layers = {l for l, _ in t["heads"] | t["neurons"]}
         if comp.layer not in layers:
-            out.append(f"the component names layer {comp.layer}, but the ablation touched layers "
-                       f"{', '.join(map(str, sorted(layers))) or 'none'}")
+            out.append(
+                f"the component names layer {comp.layer}, but the ablation touched layers "
+                f"{', '.join(map(str, sorted(layers))) or 'none'}"
+            )
     if comp.feature is not None:
         feats = {f for _, f in t["features"]}
         if feats != {comp.feature}:
-            out.append(f"the component names SAE feature {comp.feature}, but the ablation ablated features "
-                       f"{', '.join(map(str, sorted(feats, key=str))) or 'none'}")
+            out.append(
+                f"the component names SAE feature {comp.feature}, but the ablation ablated features "
+                f"{', '.join(map(str, sorted(feats, key=str))) or 'none'}"
+            )
         elif comp.sae_id and not all(isinstance(s, str) and same_ref(comp.sae_id, s) for s, _ in t["features"]):
-            out.append(f"the component names SAE {comp.sae_id}, but the ablation used "
-                       f"{', '.join(sorted({str(s) for s, _ in t['features']}))}")
+            out.append(
+                f"the component names SAE {comp.sae_id}, but the ablation used "
+                f"{', '.join(sorted({str(s) for s, _ in t['features']}))}"
+            )
     if comp.direction_id is not None and t["directions"] != {comp.direction_id}:
-        out.append(f"the component names direction {comp.direction_id}, but the ablation ablated directions "
-                   f"{', '.join(sorted(map(str, t['directions']))) or 'none'}")
+        out.append(
+            f"the component names direction {comp.direction_id}, but the ablation ablated directions "
+            f"{', '.join(sorted(map(str, t['directions']))) or 'none'}"
+        )
     if comp.hook:
-        hooks = {f"blocks.{l}.attn.hook_z" for l, _ in t["heads"]} | {f"blocks.{l}.mlp.hook_post" for l, _ in t["neurons"]}
+        hooks = {f"blocks.{l}.attn.hook_z" for l, _ in t["heads"]} | {
+            f"blocks.{l}.mlp.hook_post" for l, _ in t["neurons"]
+        }
         hooks |= {h for s, _ in t["features"] if isinstance(s, str) and (h := _sae_hook(s))}
         unknown = any(isinstance(s, str) and _sae_hook(s) is None for s, _ in t["features"]) or t["directions"]
         if comp.hook not in hooks and not unknown:
-            out.append(f"the component names hook {comp.hook}, but the ablation touched "
-                       f"{', '.join(sorted(hooks)) or 'no hook'}")
+            out.append(
+                f"the component names hook {comp.hook}, but the ablation touched "
+                f"{', '.join(sorted(hooks)) or 'no hook'}"
+            )
     out += _check_output(comp, *_metric_output(payload.get("metric")), "the ablation measured the token")
     return out
 
@@ -149,13 +169,16 @@ def _steer(comp: Component, payload: dict, result: dict, same_ref: Callable[[str
         out.append(f"the component names layer {comp.layer}, but the steering was at {hook} (layer {_layer_of(hook)})")
     if comp.feature is not None:
         if payload.get("feature") != comp.feature:
-            out.append(f"the component names SAE feature {comp.feature}, but the steering used "
-                       + (f"feature {payload['feature']}" if payload.get("feature") is not None else "no SAE feature"))
+            out.append(
+                f"the component names SAE feature {comp.feature}, but the steering used "
+                + (f"feature {payload['feature']}" if payload.get("feature") is not None else "no SAE feature")
+            )
         elif comp.sae_id and not (isinstance(payload.get("sae"), str) and same_ref(comp.sae_id, payload["sae"])):
             out.append(f"the component names SAE {comp.sae_id}, but the steering used {payload.get('sae')}")
     if comp.direction_id is not None and result.get("direction_id") != comp.direction_id:
-        out.append(f"the component names direction {comp.direction_id}, but the steering used "
-                   f"{result.get('direction_id')}")
+        out.append(
+            f"the component names direction {comp.direction_id}, but the steering used {result.get('direction_id')}"
+        )
     out += _check_output(comp, *_metric_output(payload.get("metric")), "the steering measured the token")
     return out
 
@@ -168,8 +191,10 @@ def _patch(comp: Component, result: dict) -> list[str]:
     if result.get("over") == "heads":
         layer, head = int(row.lstrip("L")), int(col.lstrip("H"))
         if comp.head is not None and (comp.layer, comp.head) != (layer, head):
-            out.append(f"the component names head L{comp.layer}H{comp.head}, but patching found its largest effect "
-                       f"at L{layer}H{head}")
+            out.append(
+                f"the component names head L{comp.layer}H{comp.head}, but patching found its largest effect "
+                f"at L{layer}H{head}"
+            )
         hook = f"blocks.{layer}.attn.hook_z"
     else:
         hook, layer = row, _layer_of(row)
@@ -193,8 +218,10 @@ def _probe(comp: Component, result: dict) -> list[str]:
 def _attention(comp: Component, result: dict) -> list[str]:
     top = (result.get("top_induction") or [None])[0]
     if top and comp.head is not None and (comp.layer, comp.head) != (top["layer"], top["head"]):
-        return [f"the component names head L{comp.layer}H{comp.head}, but the attention effect is the induction "
-                f"score of L{top['layer']}H{top['head']}"]
+        return [
+            f"the component names head L{comp.layer}H{comp.head}, but the attention effect is the induction "
+            f"score of L{top['layer']}H{top['head']}"
+        ]
     return []
 
 
@@ -211,8 +238,9 @@ def _same(a: str, b: str) -> bool:
     return a == b or Path(a).resolve() == Path(b).resolve()
 
 
-def mismatches(component: Component, tool: str, payload: dict, result: dict,
-               same_ref: Callable[[str, str], bool] = _same) -> list[str]:
+def mismatches(
+    component: Component, tool: str, payload: dict, result: dict, same_ref: Callable[[str, str], bool] = _same
+) -> list[str]:
     """Each way the component contradicts what its test measured ([] when it agrees).
 
     `payload` is the test's input as it ran, `result` its JSON result; `same_ref`
@@ -232,8 +260,12 @@ def mismatches(component: Component, tool: str, payload: dict, result: dict,
         return _attention(component, result)
     if tool == "predict":
         common = result.get("most_common") or []
-        return _check_output(component, common[0][0] if common else None, "the prediction has no answers",
-                             "the most common prediction is")
+        return _check_output(
+            component,
+            common[0][0] if common else None,
+            "the prediction has no answers",
+            "the most common prediction is",
+        )
     if tool == "sae_train" and component.hook and component.hook != result.get("hook"):
         return [f"the component names hook {component.hook}, but the SAE was trained on {result.get('hook')}"]
     return []

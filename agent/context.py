@@ -22,8 +22,8 @@ from tools.files import read_text_file
 if TYPE_CHECKING:
     from agent.brains.base import Brain
     from agent.budget import Heartbeat
-    from agent.speed import Speed
     from agent.display import Display
+    from agent.speed import Speed
     from memory.store import MemoryStore
     from tools.target import Target
 
@@ -80,8 +80,9 @@ class RunSettings:
             raise UserError(f"--seed {self.seed!r}: use a whole number from 0 to {MAX_SEED}")
         if not _finite(self.wall_seconds) or self.wall_seconds <= 0:
             raise UserError(f"--budget {self.wall_seconds!r} seconds: must be a finite duration more than zero")
-        if self.max_forward_tokens is not None and (not isinstance(self.max_forward_tokens, int)
-                                                    or self.max_forward_tokens <= 0):
+        if self.max_forward_tokens is not None and (
+            not isinstance(self.max_forward_tokens, int) or self.max_forward_tokens <= 0
+        ):
             raise UserError(f"--max-forward-tokens {self.max_forward_tokens!r}: must be a whole number more than zero")
         if self.max_usd is not None and (not _finite(self.max_usd) or self.max_usd <= 0):
             raise UserError(f"--max-cost {self.max_usd!r}: must be a finite number of dollars more than zero")
@@ -99,8 +100,10 @@ class RunSettings:
     def load(cls, run_dir: Path) -> RunSettings:
         path = run_dir / SETTINGS_FILE
         if not path.is_file():
-            raise UserError(f"{run_dir} is not a run folder (no {SETTINGS_FILE}); give the folder an "
-                            "earlier `interp investigate` printed")
+            raise UserError(
+                f"{run_dir} is not a run folder (no {SETTINGS_FILE}); give the folder an "
+                "earlier `interp investigate` printed"
+            )
         text = read_text_file(path, "run settings", "the JSON that `interp investigate` wrote")
         try:
             return cls(**json.loads(text))

@@ -128,24 +128,36 @@ def refusal(plan: HypothesisPlan) -> str:
     names = ", ".join(sorted(known))
     for c in plan.criterion.conditions:
         if not math.isfinite(c.value):
-            return (f"condition {c.field} {c.op} {c.value}: the threshold must be a finite number; "
-                    f"write a number such as {c.field} {c.op} 0.5")
+            return (
+                f"condition {c.field} {c.op} {c.value}: the threshold must be a finite number; "
+                f"write a number such as {c.field} {c.op} 0.5"
+            )
         if c.field not in known and not known:
-            return (f"the {tool} result has no numeric field a criterion can judge (it describes, it does not "
-                    "measure); test the hypothesis with a tool that measures an effect and its control")
+            return (
+                f"the {tool} result has no numeric field a criterion can judge (it describes, it does not "
+                "measure); test the hypothesis with a tool that measures an effect and its control"
+            )
         if c.field not in known:
-            return (f"condition {c.describe()}: the {tool} result has no numeric field {c.field!r}; "
-                    f"write the condition on one of its fields: {names}")
+            return (
+                f"condition {c.describe()}: the {tool} result has no numeric field {c.field!r}; "
+                f"write the condition on one of its fields: {names}"
+            )
         if _cannot_fail(c, known[c.field]):
-            return (f"condition {c.describe()} cannot fail: {c.field} is always in {_span(known[c.field])}, so it "
-                    f"tests nothing; write a threshold a real effect must pass, e.g. {_example(c, known[c.field])}")
+            return (
+                f"condition {c.describe()} cannot fail: {c.field} is always in {_span(known[c.field])}, so it "
+                f"tests nothing; write a threshold a real effect must pass, e.g. {_example(c, known[c.field])}"
+            )
     tier = capped_tier(plan.tier, tool)
     against = sorted(n for n, f in known.items() if f.versus_control)
     if tier != "observational" and not any(_beats_control(c, known[c.field]) for c in plan.criterion.conditions):
         if not against:
-            return (f"a {tier} claim needs a condition against a control, and the {tool} result has none; "
-                    "register it with tier 'observational', or test it with a tool that measures a control")
+            return (
+                f"a {tier} claim needs a condition against a control, and the {tool} result has none; "
+                "register it with tier 'observational', or test it with a tool that measures a control"
+            )
         example = "margin >= 0.3" if "margin" in against else f"{against[0]} ..."
-        return (f"a {tier} claim needs a condition that the effect beats its control (a margin-like field "
-                f"above zero, or the control held down), and this criterion has none; add one on {', '.join(against)} (e.g. {example}), or register it with tier 'observational'")
+        return (
+            f"a {tier} claim needs a condition that the effect beats its control (a margin-like field "
+            f"above zero, or the control held down), and this criterion has none; add one on {', '.join(against)} (e.g. {example}), or register it with tier 'observational'"
+        )
     return ""

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from agent.budget import Budget
 
-_STYLE = {"supported": "green", "refuted": "red", "inconclusive": "yellow", "open": "cyan",
-          "untested": "dim", "skipped": "dim", "error": "magenta"}
+_STYLE = {
+    "supported": "green",
+    "refuted": "red",
+    "inconclusive": "yellow",
+    "open": "cyan",
+    "untested": "dim",
+    "skipped": "dim",
+    "error": "magenta",
+}
 
 
 class Display:
@@ -36,8 +43,12 @@ class Display:
         table.add_column("hypothesis", overflow="fold")
         for h in state.get("hypotheses", [])[-12:]:
             table.add_row(Text(h["status"], style=_STYLE.get(h["status"], "")), h["plan"]["statement"][:160])
-        line = (f"budget {budget.elapsed():.0f}/{budget.wall_seconds:.0f} s ({budget.share_used():.0%})  "
-                f"tokens {budget.spent_forward_tokens}  ${budget.spent_usd:.3f}  "
-                f"experiments {len(state.get('observations', []))}  claims {len(state.get('claims', []))}  "
-                f"errors {len(state.get('errors', []))}")
-        self.live.update(Group(table, Text(line, style="bold"), Text(f"now: {current}" if current else "", style="dim")))
+        line = (
+            f"budget {budget.elapsed():.0f}/{budget.wall_seconds:.0f} s ({budget.share_used():.0%})  "
+            f"tokens {budget.spent_forward_tokens}  ${budget.spent_usd:.3f}  "
+            f"experiments {len(state.get('observations', []))}  claims {len(state.get('claims', []))}  "
+            f"errors {len(state.get('errors', []))}"
+        )
+        self.live.update(
+            Group(table, Text(line, style="bold"), Text(f"now: {current}" if current else "", style="dim"))
+        )

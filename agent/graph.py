@@ -11,9 +11,10 @@ run concludes with what it knows (fail fast).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from agent import nodes
 from agent.context import RunContext
@@ -36,8 +37,7 @@ def build(checkpointer) -> CompiledStateGraph:
         g.add_node(name, getattr(nodes, name))
     g.add_edge(START, "orient")
     g.add_edge("orient", "hypothesize")
-    g.add_conditional_edges("hypothesize", nodes.after_hypothesize,
-                            ["experiment", "conclude", "hypothesize"])
+    g.add_conditional_edges("hypothesize", nodes.after_hypothesize, ["experiment", "conclude", "hypothesize"])
     g.add_edge("experiment", "judge")
     g.add_conditional_edges("judge", nodes.after_judge, ["experiment", "conclude", "hypothesize"])
     g.add_edge("conclude", "review")
@@ -46,8 +46,7 @@ def build(checkpointer) -> CompiledStateGraph:
     return g.compile(checkpointer=checkpointer)
 
 
-def run(ctx: RunContext, resume: bool = False,
-        ask: Callable[[dict], object] | None = None) -> InvestigationState:
+def run(ctx: RunContext, resume: bool = False, ask: Callable[[dict], object] | None = None) -> InvestigationState:
     """Run to the end (or resume from the last checkpoint). A live review calls `ask` with the
     interrupt's payload and resumes the graph with its answer."""
     from langgraph.checkpoint.sqlite import SqliteSaver
@@ -85,6 +84,8 @@ def checkpointed_state(run_dir: Path, run_id: str) -> InvestigationState | None:
             snap = graph.get_state({"configurable": {"thread_id": run_id}})
         # what decoding damaged rows raises (sqlite, msgpack, then LangGraph reading the wrong shapes)
         except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
-            raise UserError(f"cannot resume {run_dir}: the last checkpoint in {CHECKPOINT_FILE} cannot be read "
-                            f"({type(e).__name__}: {e}); {restart_hint(Path(run_dir))}") from None
+            raise UserError(
+                f"cannot resume {run_dir}: the last checkpoint in {CHECKPOINT_FILE} cannot be read "
+                f"({type(e).__name__}: {e}); {restart_hint(Path(run_dir))}"
+            ) from None
         return snap.values or None

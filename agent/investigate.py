@@ -5,8 +5,8 @@ from __future__ import annotations
 import getpass
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from agent.budget import Budget, Heartbeat
 from agent.context import RunContext, RunSettings, new_run_id
@@ -42,16 +42,29 @@ def _context(settings: RunSettings, run_dir: Path, budget: Budget, client=None, 
     speed = calibrate(target.model)
     registry.tools()  # imports every tool module now: importing is start-up, not investigating
     reviewer = os.environ.get("INTERP_REVIEWER") or getpass.getuser()
-    ctx = RunContext(settings=settings, target=target, brain=brain, run_dir=run_dir, budget=budget,
-                     trace=Trace(run_dir / "trace.jsonl"), memory=memory, display=display, reviewer=reviewer,
-                     speed=speed, heartbeat=Heartbeat(run_dir, budget))
-    ctx.trace.write("load", seconds=round(time.monotonic() - started, 3), speed=speed.describe(),
-                    calibration_seconds=round(speed.calibration_seconds, 3))
+    ctx = RunContext(
+        settings=settings,
+        target=target,
+        brain=brain,
+        run_dir=run_dir,
+        budget=budget,
+        trace=Trace(run_dir / "trace.jsonl"),
+        memory=memory,
+        display=display,
+        reviewer=reviewer,
+        speed=speed,
+        heartbeat=Heartbeat(run_dir, budget),
+    )
+    ctx.trace.write(
+        "load",
+        seconds=round(time.monotonic() - started, 3),
+        speed=speed.describe(),
+        calibration_seconds=round(speed.calibration_seconds, 3),
+    )
     return ctx
 
 
-def start(settings: RunSettings, run_dir: Path | None = None, client=None, display=None,
-          ask: Callable | None = None):
+def start(settings: RunSettings, run_dir: Path | None = None, client=None, display=None, ask: Callable | None = None):
     """A new run. The budget clock starts once the model is loaded: loading is not investigating."""
     from agent import graph
 
@@ -65,7 +78,9 @@ def start(settings: RunSettings, run_dir: Path | None = None, client=None, displ
         raise UserError(f"cannot create run folder {run_dir}: {e.strerror}") from None
     with RunLock(run_dir):
         if (run_dir / "run.json").exists():  # another process started a run here since the check above
-            raise UserError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir")
+            raise UserError(
+                f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir"
+            )
         started = time.monotonic()
         ctx = _context(settings, run_dir, budget, client, display)
         check_component(settings.question, ctx.target)  # before any compute of the investigation
@@ -98,10 +113,17 @@ def _resume(settings: RunSettings, run_dir: Path, client, display, ask):
     ctx = _context(settings, run_dir, budget, client, display)
     check_weights(settings, ctx.target.weights_hash, run_dir)
     _start_clock(budget, started)
-    ctx.trace.write("resume", from_checkpoint=bool(saved), spent_seconds=round(budget.spent_seconds, 2),
-                    heartbeat_seconds=beat,
-                    **({"heartbeat": "missing or unreadable: only the checkpoint's time is charged"}
-                       if beat is None and (run_dir / Heartbeat.FILE).exists() else {}))
+    ctx.trace.write(
+        "resume",
+        from_checkpoint=bool(saved),
+        spent_seconds=round(budget.spent_seconds, 2),
+        heartbeat_seconds=beat,
+        **(
+            {"heartbeat": "missing or unreadable: only the checkpoint's time is charged"}
+            if beat is None and (run_dir / Heartbeat.FILE).exists()
+            else {}
+        ),
+    )
     return graph.run(ctx, resume=bool(saved), ask=ask), ctx
 
 
@@ -120,7 +142,8 @@ def check_weights(settings: RunSettings, now: str, run_dir: Path) -> None:
             f"cannot resume {run_dir}: the weights of {settings.model} changed since the run started "
             f"(weights hash {settings.weights_hash} then, {now} now), and its findings are about the old weights. "
             f"Investigate the new weights in a new run (interp investigate QUESTION --model {settings.model}); "
-            f"{restart_hint(run_dir)}")
+            f"{restart_hint(run_dir)}"
+        )
 
 
 def restart(run_dir: Path) -> tuple[RunSettings, Path]:

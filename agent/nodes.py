@@ -15,7 +15,8 @@ import traceback
 from typing import TYPE_CHECKING
 
 from agent import criteria
-from agent.actions import ActionError, Call, Conclude, capped_tier, judge as judge_result, parse_action
+from agent.actions import ActionError, Call, Conclude, capped_tier, parse_action
+from agent.actions import judge as judge_result
 from agent.brains.base import BrainError, View
 from agent.consistency import mismatches, overrule
 from agent.context import RunContext
@@ -28,6 +29,7 @@ from tools.errors import UserError
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime
 
+
 def _ctx(runtime: Runtime[RunContext]) -> RunContext:
     return runtime.context
 
@@ -35,8 +37,12 @@ def _ctx(runtime: Runtime[RunContext]) -> RunContext:
 def _budget_view(ctx: RunContext) -> dict:
     b = ctx.budget
     left = None if b.max_forward_tokens is None else b.max_forward_tokens - b.spent_forward_tokens
-    return {"share_used": round(b.share_used(), 4), "seconds_left": round(b.seconds_left(), 1),
-            "forward_tokens_left": left, "usd_spent": round(b.spent_usd, 4)}
+    return {
+        "share_used": round(b.share_used(), 4),
+        "seconds_left": round(b.seconds_left(), 1),
+        "forward_tokens_left": left,
+        "usd_spent": round(b.spent_usd, 4),
+    }
 
 
 def _error(state: InvestigationState, what: str, message: str, ref: str = "") -> list[dict]:
@@ -54,12 +60,15 @@ def _show(ctx: RunContext, state: InvestigationState, current: str = "") -> None
 def _model_view(ctx: RunContext) -> dict:
     """What a brain may know of the model: shapes and vocabulary, not its spec, path or name."""
     info = ctx.target.info()
-    view = {k: info[k] for k in ("model_id", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab",
-                                 "n_ctx", "attn_only")}
+    view = {
+        k: info[k]
+        for k in ("model_id", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx", "attn_only")
+    }
     tok = ctx.target.model.tokenizer
     special = set(tok.all_special_tokens)
-    view["vocab"] = ([t for t in tok.convert_ids_to_tokens(list(range(len(tok)))) if t not in special]
-                     if len(tok) <= 4096 else None)
+    view["vocab"] = (
+        [t for t in tok.convert_ids_to_tokens(list(range(len(tok)))) if t not in special] if len(tok) <= 4096 else None
+    )
     view["word_level"] = bool(view["vocab"]) and all(" " not in t and "Ġ" not in t for t in view["vocab"])
     return view
 
@@ -75,8 +84,11 @@ def _recall(ctx: RunContext) -> dict:
     return {
         "accepted": [{"id": c.id, "statement": c.statement} for c in claims if c.status == "accepted"][:50],
         "rejected": [{"id": c.id, "statement": c.statement} for c in claims if c.status == "rejected"][:50],
-        "tried": [{"id": h.id, "statement": h.statement, "status": h.status}
-                  for h in hyps if any(a.run_id != run for a in h.attempts)][:50],
+        "tried": [
+            {"id": h.id, "statement": h.statement, "status": h.status}
+            for h in hyps
+            if any(a.run_id != run for a in h.attempts)
+        ][:50],
     }
 
 
@@ -117,12 +129,35 @@ def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         question["prompts_source"] = "the model's usage sample"
     question = _sampled(question, ctx.settings.seed)
     recall = _recall(ctx)
-    ctx.trace.write("orient", model_id=ctx.target.model_id, question=question["text"], kind=question["kind"],
-                    recalled={k: len(v) for k, v in recall.items()}, brain=ctx.brain.name)
-    return {"run_id": ctx.settings.run_id, "question": question, "model": _model_view(ctx), "recall": recall,
-            "hypotheses": [], "observations": [], "claims": [], "incidental": [], "queue": [], "pending": None,
-            "errors": [], "brain": {}, "lines": {}, "step": 0, "decisions": 0, "stop_reason": "", "summary": "",
-            "reviews": [], "budget": ctx.budget.to_state()}
+    ctx.trace.write(
+        "orient",
+        model_id=ctx.target.model_id,
+        question=question["text"],
+        kind=question["kind"],
+        recalled={k: len(v) for k, v in recall.items()},
+        brain=ctx.brain.name,
+    )
+    return {
+        "run_id": ctx.settings.run_id,
+        "question": question,
+        "model": _model_view(ctx),
+        "recall": recall,
+        "hypotheses": [],
+        "observations": [],
+        "claims": [],
+        "incidental": [],
+        "queue": [],
+        "pending": None,
+        "errors": [],
+        "brain": {},
+        "lines": {},
+        "step": 0,
+        "decisions": 0,
+        "stop_reason": "",
+        "summary": "",
+        "reviews": [],
+        "budget": ctx.budget.to_state(),
+    }
 
 
 # -- hypothesize ---------------------------------------------------------------
@@ -146,8 +181,12 @@ def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict, list[dict]
             continue
         info["status"] = "abandoned"
         queue = [a for a in queue if a.get("line") != name]
-        ctx.trace.write("pivot", line=name, share_used=round(used, 3),
-                        why=f"no supported hypothesis after {ctx.settings.pivot_share:.0%} of the budget")
+        ctx.trace.write(
+            "pivot",
+            line=name,
+            share_used=round(used, 3),
+            why=f"no supported hypothesis after {ctx.settings.pivot_share:.0%} of the budget",
+        )
     return lines, queue
 
 
@@ -163,10 +202,18 @@ def _skip_reason(plan, hyp_id: str, state: InvestigationState, ctx: RunContext) 
     stored = ctx.memory.get(hyp_id)
     earlier = [a for a in getattr(stored, "attempts", []) if a.run_id != ctx.settings.run_id]
     if earlier:
-        return (f"already tried in {earlier[-1].run_id} ({earlier[-1].outcome}); cite an experiment id of this run "
-                "in new_evidence to test it again")
-    for claim, dist in ctx.memory.search(plan.statement, kind="claim", model=ctx.target.model_id,
-                                         weights_hash=ctx.target.weights_hash, status="rejected", n=3):
+        return (
+            f"already tried in {earlier[-1].run_id} ({earlier[-1].outcome}); cite an experiment id of this run "
+            "in new_evidence to test it again"
+        )
+    for claim, dist in ctx.memory.search(
+        plan.statement,
+        kind="claim",
+        model=ctx.target.model_id,
+        weights_hash=ctx.target.weights_hash,
+        status="rejected",
+        n=3,
+    ):
         if dist <= 0.02:
             return f"a reviewer rejected {claim.id} ({claim.statement!r}); cite new evidence to test it again"
     return ""
@@ -190,48 +237,104 @@ def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -
             continue
         line = getattr(action, "line", "")
         if line and lines.get(line, {}).get("status") == "abandoned":
-            errors.append({"step": state["step"], "what": "action", "ref": action.ref,
-                           "message": f"line of attack {line!r} was abandoned (fail fast); try another"})
+            errors.append(
+                {
+                    "step": state["step"],
+                    "what": "action",
+                    "ref": action.ref,
+                    "message": f"line of attack {line!r} was abandoned (fail fast); try another",
+                }
+            )
             continue
         if line and line not in lines:
             lines[line] = {"started": round(ctx.budget.share_used(), 4), "status": "active"}
         if isinstance(action, Conclude):
             queue.append({"kind": "conclude", "summary": action.summary, "ref": action.ref, "line": ""})
         elif isinstance(action, Call):
-            queue.append({"kind": "call", "call": action.call.model_dump(), "hypothesis_id": "",
-                          "line": line, "ref": action.ref})
+            queue.append(
+                {"kind": "call", "call": action.call.model_dump(), "hypothesis_id": "", "line": line, "ref": action.ref}
+            )
         else:
             for plan in action.hypotheses:
-                hid = Hypothesis(statement=plan.statement, model_id=ctx.target.model_id,
-                                 weights_hash=ctx.target.weights_hash).id
+                hid = Hypothesis(
+                    statement=plan.statement, model_id=ctx.target.model_id, weights_hash=ctx.target.weights_hash
+                ).id
                 if hid in known:
-                    errors.append({"step": state["step"], "what": "hypothesis", "ref": action.ref,
-                                   "message": f"hypothesis {hid} is already registered in this run"})
+                    errors.append(
+                        {
+                            "step": state["step"],
+                            "what": "hypothesis",
+                            "ref": action.ref,
+                            "message": f"hypothesis {hid} is already registered in this run",
+                        }
+                    )
                     continue
                 hyps = [h for h in hyps if h["id"] != hid]  # one refused earlier may come back fixed
                 if refused := criteria.refusal(plan):
                     msg = f"{REFUSED}: {refused}"
-                    hyps.append({"id": hid, "plan": plan.model_dump(), "line": line, "ref": action.ref,
-                                 "status": "error", "note": msg, "experiment_id": ""})
-                    errors.append({"step": state["step"], "what": "hypothesis", "ref": action.ref,
-                                   "message": f"hypothesis {hid} {msg}"})
+                    hyps.append(
+                        {
+                            "id": hid,
+                            "plan": plan.model_dump(),
+                            "line": line,
+                            "ref": action.ref,
+                            "status": "error",
+                            "note": msg,
+                            "experiment_id": "",
+                        }
+                    )
+                    errors.append(
+                        {
+                            "step": state["step"],
+                            "what": "hypothesis",
+                            "ref": action.ref,
+                            "message": f"hypothesis {hid} {msg}",
+                        }
+                    )
                     ctx.trace.write("error", what="hypothesis", hypothesis=hid, message=msg)
                     continue
                 known.add(hid)
                 skip = _skip_reason(plan, hid, state, ctx)
-                hyps.append({"id": hid, "plan": plan.model_dump(), "line": line, "ref": action.ref,
-                             "status": "skipped" if skip else "open", "note": skip, "experiment_id": ""})
-                ctx.trace.write("hypothesis", id=hid, statement=plan.statement, test=plan.test.tool,
-                                criterion=plan.criterion.describe(), skipped=skip or None)
+                hyps.append(
+                    {
+                        "id": hid,
+                        "plan": plan.model_dump(),
+                        "line": line,
+                        "ref": action.ref,
+                        "status": "skipped" if skip else "open",
+                        "note": skip,
+                        "experiment_id": "",
+                    }
+                )
+                ctx.trace.write(
+                    "hypothesis",
+                    id=hid,
+                    statement=plan.statement,
+                    test=plan.test.tool,
+                    criterion=plan.criterion.describe(),
+                    skipped=skip or None,
+                )
                 if skip:
                     continue
                 if ctx.memory is not None:
-                    ctx.memory.put(Hypothesis(statement=plan.statement, model_id=ctx.target.model_id,
-                                              weights_hash=ctx.target.weights_hash,
-                                              planned_test=json.dumps(plan.test.model_dump()),
-                                              success_criterion=plan.criterion.describe()))
-                queue.append({"kind": "test", "call": plan.test.model_dump(), "hypothesis_id": hid,
-                              "line": line, "ref": action.ref})
+                    ctx.memory.put(
+                        Hypothesis(
+                            statement=plan.statement,
+                            model_id=ctx.target.model_id,
+                            weights_hash=ctx.target.weights_hash,
+                            planned_test=json.dumps(plan.test.model_dump()),
+                            success_criterion=plan.criterion.describe(),
+                        )
+                    )
+                queue.append(
+                    {
+                        "kind": "test",
+                        "call": plan.test.model_dump(),
+                        "hypothesis_id": hid,
+                        "line": line,
+                        "ref": action.ref,
+                    }
+                )
     return hyps, queue, errors, lines
 
 
@@ -254,25 +357,50 @@ def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> dict
         pending, _ = _route_queue(queue)
         return {**out, "pending": pending, "budget": ctx.budget.to_state()}
     if state.get("decisions", 0) >= ctx.settings.max_decisions:
-        return {**out, "stop_reason": f"{ctx.settings.max_decisions} brain decisions without concluding",
-                "pending": None, "budget": ctx.budget.to_state()}
+        return {
+            **out,
+            "stop_reason": f"{ctx.settings.max_decisions} brain decisions without concluding",
+            "pending": None,
+            "budget": ctx.budget.to_state(),
+        }
     view = View({**state, **out}, ctx.run_dir, _budget_view(ctx), ctx.settings.pivot_share)
     _show(ctx, state, "brain deciding")
     try:
         decision = ctx.brain.decide(view, state.get("brain", {}))
     except BrainError as e:
         ctx.trace.write("error", what="brain", message=str(e))
-        return {**out, "errors": _error(state, "brain", str(e)), "stop_reason": f"brain failed: {e}",
-                "pending": None, "budget": ctx.budget.to_state()}
+        return {
+            **out,
+            "errors": _error(state, "brain", str(e)),
+            "stop_reason": f"brain failed: {e}",
+            "pending": None,
+            "budget": ctx.budget.to_state(),
+        }
     ctx.budget.charge(usd=decision.usd)
-    ctx.trace.write("decision", brain=ctx.brain.name, n_actions=len(decision.actions), note=decision.note,
-                    usd=decision.usd, tokens=decision.tokens, actions=decision.actions)
+    ctx.trace.write(
+        "decision",
+        brain=ctx.brain.name,
+        n_actions=len(decision.actions),
+        note=decision.note,
+        usd=decision.usd,
+        tokens=decision.tokens,
+        actions=decision.actions,
+    )
     hyps, queue, errors, lines = _register(decision.actions, {**state, **out}, ctx)
     if not decision.actions:
         queue = [{"kind": "conclude", "summary": "the brain had nothing more to try", "ref": "", "line": ""}]
     pending, _ = _route_queue(queue)
-    return {**out, "hypotheses": hyps, "queue": queue, "errors": errors, "lines": lines, "pending": pending,
-            "brain": decision.memory, "decisions": state.get("decisions", 0) + 1, "budget": ctx.budget.to_state()}
+    return {
+        **out,
+        "hypotheses": hyps,
+        "queue": queue,
+        "errors": errors,
+        "lines": lines,
+        "pending": pending,
+        "brain": decision.memory,
+        "decisions": state.get("decisions", 0) + 1,
+        "budget": ctx.budget.to_state(),
+    }
 
 
 def after_hypothesize(state: InvestigationState) -> str:
@@ -319,41 +447,83 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         refusal = _admit(ctx, tool, payload, est)
         if refusal:
             raise _Refused(f"{tool} refused: {refusal} (estimate from {basis})")
-        ctx.trace.write("call", tool=tool, hypothesis=hid or None, estimate_tokens=est.forward_tokens,
-                        estimate_seconds=round(est.seconds, 2), estimate_basis=basis,
-                        deadline_seconds=round(ctx.budget.call_seconds(), 2), input=payload)
+        ctx.trace.write(
+            "call",
+            tool=tool,
+            hypothesis=hid or None,
+            estimate_tokens=est.forward_tokens,
+            estimate_seconds=round(est.seconds, 2),
+            estimate_basis=basis,
+            deadline_seconds=round(ctx.budget.call_seconds(), 2),
+            input=payload,
+        )
         with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat):
             result = registry.call(ctx.target, tool, payload)
     except (UserError, _Refused, DeadlineReached) as e:
         what = {_Refused: "refused", DeadlineReached: "deadline"}.get(type(e), "tool")
         return _failed(state, ctx, item, what, str(e), est)
     except Exception as e:  # a bug in a tool must end this call as an error state, not the whole run
-        ctx.trace.write("error", what="crash", tool=tool, type=type(e).__name__,
-                        traceback=traceback.format_exc(limit=-6))
-        return _failed(state, ctx, item, "crash", f"{tool} failed with {type(e).__name__}: {e} (a bug in the tool; "
-                       "the traceback is in trace.jsonl)", est)
+        ctx.trace.write(
+            "error", what="crash", tool=tool, type=type(e).__name__, traceback=traceback.format_exc(limit=-6)
+        )
+        return _failed(
+            state,
+            ctx,
+            item,
+            "crash",
+            f"{tool} failed with {type(e).__name__}: {e} (a bug in the tool; the traceback is in trace.jsonl)",
+            est,
+        )
     if result.partial:
         ctx.budget.stopped_at_deadline += 1
     elif ctx.speed is not None:
         ctx.speed.observe(tool, result.cost.forward_tokens, result.cost.seconds, extra)
     ctx.budget.charge(forward_tokens=result.cost.forward_tokens, seconds=result.cost.seconds)
     data = result.model_dump(mode="json")
-    record = ExperimentRecord(tool=tool, model_id=ctx.target.model_id, input=payload, summary=result.summary,
-                              effect=data.get("effect"), control=data.get("control"),
-                              forward_tokens=result.cost.forward_tokens, seconds=result.cost.seconds,
-                              run_id=ctx.settings.run_id, model_spec=ctx.settings.model)
+    record = ExperimentRecord(
+        tool=tool,
+        model_id=ctx.target.model_id,
+        input=payload,
+        summary=result.summary,
+        effect=data.get("effect"),
+        control=data.get("control"),
+        forward_tokens=result.cost.forward_tokens,
+        seconds=result.cost.seconds,
+        run_id=ctx.settings.run_id,
+        model_spec=ctx.settings.model,
+    )
     (ctx.run_dir / "results").mkdir(exist_ok=True)
     (ctx.run_dir / "results" / f"{record.id}.json").write_text(json.dumps(data))
     if ctx.memory is not None:
         ctx.memory.put(record)
-    ctx.trace.write("result", tool=tool, experiment=record.id, summary=result.summary,
-                    forward_tokens=result.cost.forward_tokens, seconds=result.cost.seconds)
-    obs = {"id": record.id, "step": state["step"], "tool": tool, "summary": result.summary,
-           "effect": record.effect, "control": record.control, "forward_tokens": result.cost.forward_tokens,
-           "seconds": result.cost.seconds, "hypothesis_id": hid, "line": item.get("line", ""),
-           "ref": item.get("ref", "")}
-    return {"observations": [*state.get("observations", []), obs], "queue": queue, "pending": None,
-            "last": {"experiment_id": record.id, "hypothesis_id": hid}, "budget": ctx.budget.to_state()}
+    ctx.trace.write(
+        "result",
+        tool=tool,
+        experiment=record.id,
+        summary=result.summary,
+        forward_tokens=result.cost.forward_tokens,
+        seconds=result.cost.seconds,
+    )
+    obs = {
+        "id": record.id,
+        "step": state["step"],
+        "tool": tool,
+        "summary": result.summary,
+        "effect": record.effect,
+        "control": record.control,
+        "forward_tokens": result.cost.forward_tokens,
+        "seconds": result.cost.seconds,
+        "hypothesis_id": hid,
+        "line": item.get("line", ""),
+        "ref": item.get("ref", ""),
+    }
+    return {
+        "observations": [*state.get("observations", []), obs],
+        "queue": queue,
+        "pending": None,
+        "last": {"experiment_id": record.id, "hypothesis_id": hid},
+        "budget": ctx.budget.to_state(),
+    }
 
 
 # A tool that returns partial work at its deadline may start when this share of its estimate fits.
@@ -372,9 +542,13 @@ def _admit(ctx: RunContext, tool: str, payload: dict, est) -> str | None:
     if spec.stops_with_partial(registry.validate(tool, payload)) and est.seconds > ctx.budget.call_seconds():
         half = replace(est, seconds=est.seconds * PARTIAL_ADMIT_SHARE)
         if ctx.budget.refusal(half) is None:
-            ctx.trace.write("admit_partial", tool=tool, estimate_seconds=round(est.seconds, 2),
-                            seconds_left=round(ctx.budget.seconds_left(), 2),
-                            why="runs until its deadline and returns the work done so far")
+            ctx.trace.write(
+                "admit_partial",
+                tool=tool,
+                estimate_seconds=round(est.seconds, 2),
+                seconds_left=round(ctx.budget.seconds_left(), 2),
+                why="runs until its deadline and returns the work done so far",
+            )
             return None
     return ctx.budget.admit(est)
 
@@ -388,16 +562,31 @@ def _failed(state: InvestigationState, ctx: RunContext, item: dict, what: str, m
     tool, hid = item["call"]["tool"], item["hypothesis_id"]
     if what == "deadline":
         ctx.budget.stopped_at_deadline += 1
-        message = (f"{tool} {message}; it was estimated at {est.seconds:.1f}s"
-                   if est is not None else f"{tool} {message} while estimating its cost")
-    ctx.trace.write("error", what=what, tool=tool, message=message, hypothesis=hid or None,
-                    estimate_seconds=round(est.seconds, 2) if est is not None else None)
+        message = (
+            f"{tool} {message}; it was estimated at {est.seconds:.1f}s"
+            if est is not None
+            else f"{tool} {message} while estimating its cost"
+        )
+    ctx.trace.write(
+        "error",
+        what=what,
+        tool=tool,
+        message=message,
+        hypothesis=hid or None,
+        estimate_seconds=round(est.seconds, 2) if est is not None else None,
+    )
     hyps = state.get("hypotheses", [])
     if hid:
         status = "untested" if what in ("refused", "deadline") else "error"
         hyps = _mark(hyps, hid, status=status, note=message)
-    return {"queue": state["queue"][1:], "pending": None, "hypotheses": hyps, "last": None,
-            "errors": _error(state, what, message, item.get("ref", "")), "budget": ctx.budget.to_state()}
+    return {
+        "queue": state["queue"][1:],
+        "pending": None,
+        "hypotheses": hyps,
+        "last": None,
+        "errors": _error(state, what, message, item.get("ref", "")),
+        "budget": ctx.budget.to_state(),
+    }
 
 
 # -- judge ---------------------------------------------------------------------
@@ -421,8 +610,9 @@ def _contradictions(h: dict, result: dict, ctx: RunContext) -> list[str]:
     from agent.actions import HypothesisPlan
 
     plan, norm = HypothesisPlan.model_validate(h["plan"]), _sae_ref(ctx)
-    return mismatches(plan.component, plan.test.tool, plan.test.input, result,
-                      lambda a, b: norm(a) is not None and norm(a) == norm(b))
+    return mismatches(
+        plan.component, plan.test.tool, plan.test.input, result, lambda a, b: norm(a) is not None and norm(a) == norm(b)
+    )
 
 
 def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim | IncidentalFinding:
@@ -434,15 +624,25 @@ def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim | Inciden
     comp = plan.component
     if comp.sae_id:  # the SAE as its test read it, so that `interp reproduce` reads the same one
         comp = comp.model_copy(update={"sae_id": _sae_ref(ctx)(comp.sae_id) or comp.sae_id})
-    evidence = dict(statement=plan.statement, model_id=ctx.target.model_id, weights_hash=ctx.target.weights_hash,
-                    component=comp, evidence_tier=capped_tier(plan.tier, obs["tool"]),
-                    mechanism=plan.mechanism, hypothesis_id=h["id"], experiment_ids=[obs["id"]],
-                    effect=result.get("effect"), control=result.get("control"),
-                    criterion=plan.criterion.model_dump(mode="json"), run_id=ctx.settings.run_id,
-                    run_dir=str(ctx.run_dir.resolve()))
+    evidence = dict(
+        statement=plan.statement,
+        model_id=ctx.target.model_id,
+        weights_hash=ctx.target.weights_hash,
+        component=comp,
+        evidence_tier=capped_tier(plan.tier, obs["tool"]),
+        mechanism=plan.mechanism,
+        hypothesis_id=h["id"],
+        experiment_ids=[obs["id"]],
+        effect=result.get("effect"),
+        control=result.get("control"),
+        criterion=plan.criterion.model_dump(mode="json"),
+        run_id=ctx.settings.run_id,
+        run_dir=str(ctx.run_dir.resolve()),
+    )
     if plan.topic == "incidental":
-        return IncidentalFinding(**evidence, why_incidental=plan.why_incidental,
-                                 question=ctx.settings.question.get("text", ""))
+        return IncidentalFinding(
+            **evidence, why_incidental=plan.why_incidental, question=ctx.settings.question.get("text", "")
+        )
     return Claim(**evidence, status="supported")
 
 
@@ -464,12 +664,19 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         out["hypotheses"] = _mark(state["hypotheses"], hid, status=outcome, note=why, experiment_id=obs["id"])
         ctx.trace.write("judge", hypothesis=hid, outcome=outcome, why=why)
         if ctx.memory is not None:
-            ctx.memory.put(Hypothesis(
-                statement=h["plan"]["statement"], model_id=ctx.target.model_id, weights_hash=ctx.target.weights_hash,
-                planned_test=json.dumps(h["plan"]["test"]),
-                success_criterion=Criterion.model_validate(h["plan"]["criterion"]).describe(),
-                status=outcome if outcome != "error" else "open",
-                attempts=[Attempt(run_id=ctx.settings.run_id, outcome=outcome, experiment_ids=[obs["id"]], note=why)]))
+            ctx.memory.put(
+                Hypothesis(
+                    statement=h["plan"]["statement"],
+                    model_id=ctx.target.model_id,
+                    weights_hash=ctx.target.weights_hash,
+                    planned_test=json.dumps(h["plan"]["test"]),
+                    success_criterion=Criterion.model_validate(h["plan"]["criterion"]).describe(),
+                    status=outcome if outcome != "error" else "open",
+                    attempts=[
+                        Attempt(run_id=ctx.settings.run_id, outcome=outcome, experiment_ids=[obs["id"]], note=why)
+                    ],
+                )
+            )
         if outcome == "error":
             out["errors"] = _error(state, "hypothesis", why, h["ref"])
         if outcome == "supported":
@@ -477,8 +684,12 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
             if ctx.memory is not None:
                 ctx.memory.put(claim)
             key = "claims" if isinstance(claim, Claim) else "incidental"
-            ctx.trace.write("claim" if key == "claims" else "incidental", id=claim.id, statement=claim.statement,
-                            tier=claim.evidence_tier)
+            ctx.trace.write(
+                "claim" if key == "claims" else "incidental",
+                id=claim.id,
+                statement=claim.statement,
+                tier=claim.evidence_tier,
+            )
             out[key] = [*[c for c in state.get(key, []) if c["id"] != claim.id], claim.model_dump(mode="json")]
     merged = {**state, **out}
     # fail fast between queued tests too, not only when the brain is asked again
@@ -506,13 +717,26 @@ def conclude(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     queue = state.get("queue", [])
     summary = next((a["summary"] for a in queue if a["kind"] == "conclude"), "") or state.get("summary", "")
     reason = state.get("stop_reason") or "the brain concluded"
-    hyps = [{**h, "status": "untested", "note": f"not tested: {reason}"} if h["status"] == "open" else h
-            for h in state.get("hypotheses", [])]
-    ctx.trace.write("conclude", reason=reason, claims=len(state.get("claims", [])),
-                    untested=sum(h["status"] == "untested" for h in hyps),
-                    budget=ctx.budget.to_state(), overshoot=round(ctx.budget.overshoot(), 4))
-    return {"hypotheses": hyps, "queue": [], "pending": None, "stop_reason": reason, "summary": summary,
-            "budget": ctx.budget.to_state()}
+    hyps = [
+        {**h, "status": "untested", "note": f"not tested: {reason}"} if h["status"] == "open" else h
+        for h in state.get("hypotheses", [])
+    ]
+    ctx.trace.write(
+        "conclude",
+        reason=reason,
+        claims=len(state.get("claims", [])),
+        untested=sum(h["status"] == "untested" for h in hyps),
+        budget=ctx.budget.to_state(),
+        overshoot=round(ctx.budget.overshoot(), 4),
+    )
+    return {
+        "hypotheses": hyps,
+        "queue": [],
+        "pending": None,
+        "stop_reason": reason,
+        "summary": summary,
+        "budget": ctx.budget.to_state(),
+    }
 
 
 def review(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
@@ -524,8 +748,20 @@ def review(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     if ctx.settings.review != "live" or not claims:
         return {"budget": ctx.budget.to_state()}
     # Nothing with a side effect before interrupt(): this node re-runs from the top on resume.
-    answers = interrupt({"claims": [{"id": c["id"], "statement": c["statement"], "tier": c["evidence_tier"],
-                                     "effect": c["effect"], "control": c["control"]} for c in claims]})
+    answers = interrupt(
+        {
+            "claims": [
+                {
+                    "id": c["id"],
+                    "statement": c["statement"],
+                    "tier": c["evidence_tier"],
+                    "effect": c["effect"],
+                    "control": c["control"],
+                }
+                for c in claims
+            ]
+        }
+    )
     from agent.review_live import apply_decisions
 
     reviews = apply_decisions(answers, claims, ctx)

@@ -64,8 +64,10 @@ def resolve(ref: str, run_dir: Path, users: list[str] = (), writes: bool = False
     absolute path it names inside the run's artifacts folder; UserError when it leads outside."""
     root = (Path(run_dir) / ARTIFACTS).resolve()
     if not ref.strip() or "\x00" in ref:
-        raise UserError(f"{where}: {ref!r} is not a path; give a relative path such as 'sae/blocks.0' "
-                        f"(it is placed in the run's artifacts folder {root})")
+        raise UserError(
+            f"{where}: {ref!r} is not a path; give a relative path such as 'sae/blocks.0' "
+            f"(it is placed in the run's artifacts folder {root})"
+        )
     if not writes and _is_user(ref, list(users)):
         return ref
     given = Path(ref)
@@ -76,12 +78,19 @@ def resolve(ref: str, run_dir: Path, users: list[str] = (), writes: bool = False
         raise UserError(f"{where}: {ref!r} cannot be resolved ({e}); give a plain relative path") from None
     if not resolved.is_relative_to(root):
         lexical = Path(os.path.normpath(candidate))
-        how = "leads outside the run folder through a symbolic link" if lexical.is_relative_to(root) else (
-            "is an absolute path outside the run folder" if given.is_absolute() else "leads outside the run folder")
+        how = (
+            "leads outside the run folder through a symbolic link"
+            if lexical.is_relative_to(root)
+            else (
+                "is an absolute path outside the run folder" if given.is_absolute() else "leads outside the run folder"
+            )
+        )
         user = "; the user's own paths are read-only" if writes and _is_user(ref, list(users)) else ""
-        raise UserError(f"{where}: {ref!r} {how} (it resolves to {resolved}{user}); paths in tool calls must "
-                        f"stay inside {root}: give a relative path such as '{given.name or 'out'}', which is "
-                        "placed there")
+        raise UserError(
+            f"{where}: {ref!r} {how} (it resolves to {resolved}{user}); paths in tool calls must "
+            f"stay inside {root}: give a relative path such as '{given.name or 'out'}', which is "
+            "placed there"
+        )
     return str(resolved)
 
 
@@ -90,8 +99,11 @@ def _walk(node: object, parts: list[str], label: str):
     if not parts:
         return
     head, rest = parts[0], parts[1:]
-    items = list(enumerate(node)) if head == "*" and isinstance(node, list) else (
-        [(head, node.get(head))] if isinstance(node, dict) and head != "*" else [])
+    items = (
+        list(enumerate(node))
+        if head == "*" and isinstance(node, list)
+        else ([(head, node.get(head))] if isinstance(node, dict) and head != "*" else [])
+    )
     for key, child in items:
         name = f"{label}[{key}]" if head == "*" else (f"{label}.{key}" if label else str(key))
         if not rest:
@@ -114,6 +126,8 @@ def confine(tool: str, payload: object, run_dir: Path, users: list[str] = ()) ->
     for field in ID_FIELDS.get(tool, []):
         for node, key, name in list(_walk(out, field.split("."), "")):
             if not _DIRECTION_ID.match(node[key]):
-                raise UserError(f"{tool} {name}: {node[key]!r} is not a direction id; give the direction_id an "
-                                "earlier steer call returned (dir- followed by hex digits)")
+                raise UserError(
+                    f"{tool} {name}: {node[key]!r} is not a direction id; give the direction_id an "
+                    "earlier steer call returned (dir- followed by hex digits)"
+                )
     return out

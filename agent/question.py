@@ -32,16 +32,20 @@ if TYPE_CHECKING:
 QuestionKind = Literal["behaviour", "concept", "component", "audit"]
 # The audit wording, an explicit list: a question with one of these (and no head or feature named, no
 # positive/negative prompts) is an audit; with --prompts it audits those prompts instead of the usage sample.
-AUDIT_WORDS = ("audit", "hidden", "trigger", "backdoor", "context-dependent", "suspicious",
-               "what does this model do")
-_AUDIT = re.compile(r"\b(audit(?:s|ed|ing)?|hidden|trigger(?:s|ed)?|backdoor(?:s|ed)?|context[- ]dependent|"
-                    r"suspicious|what (?:does|can) (?:this|the) model do)\b", re.I)
+AUDIT_WORDS = ("audit", "hidden", "trigger", "backdoor", "context-dependent", "suspicious", "what does this model do")
+_AUDIT = re.compile(
+    r"\b(audit(?:s|ed|ing)?|hidden|trigger(?:s|ed)?|backdoor(?:s|ed)?|context[- ]dependent|"
+    r"suspicious|what (?:does|can) (?:this|the) model do)\b",
+    re.I,
+)
 _HEAD = re.compile(r"\b(?:head\s+(\d+)\s*[.:]\s*(\d+)|L(\d+)H(\d+))\b", re.I)
 _FEATURE = re.compile(r"\bfeature\s+#?(\d+)\b", re.I)
 # Per-prompt lists that travel with `prompts`, entry i belonging to prompt i (sampled together).
 PAIRED = ("answers", "versus", "corrupted")
-_EXAMPLE_JSON = ('{"prompts": ["When Mary and John went to the store, John gave a drink to"], '
-                 '"answers": [" Mary"], "versus": [" John"]}')
+_EXAMPLE_JSON = (
+    '{"prompts": ["When Mary and John went to the store, John gave a drink to"], '
+    '"answers": [" Mary"], "versus": [" John"]}'
+)
 
 
 class PromptsFile(Record):
@@ -67,46 +71,63 @@ class PromptsFile(Record):
     """The output token the question is about, for every prompt (instead of per-prompt `answers`)."""
 
 
-def pair_problems(prompts: list[str], answers: list[str], versus: list[str], corrupted: list[str],
-                  token: str | None) -> list[str]:
+def pair_problems(
+    prompts: list[str], answers: list[str], versus: list[str], corrupted: list[str], token: str | None
+) -> list[str]:
     """What is wrong with the per-prompt lists that go with `prompts` (empty when nothing is): each one
     problem with how to fix it."""
     n, out = len(prompts), []
-    what = {"answers": "one expected answer token per prompt, in the same order",
-            "versus": "one comparison token per prompt, in the same order",
-            "corrupted": "one corrupted prompt per prompt, in the same order"}
+    what = {
+        "answers": "one expected answer token per prompt, in the same order",
+        "versus": "one comparison token per prompt, in the same order",
+        "corrupted": "one corrupted prompt per prompt, in the same order",
+    }
     given = {"answers": answers, "versus": versus, "corrupted": corrupted}
     for name, items in given.items():
         if not items:
             continue
         if not n:
-            out.append(f"`{name}` goes with `prompts`, but there are none: give "
-                       f'{{"prompts": [...], "{name}": [...]}} ({what[name]})')
+            out.append(
+                f"`{name}` goes with `prompts`, but there are none: give "
+                f'{{"prompts": [...], "{name}": [...]}} ({what[name]})'
+            )
             continue
         if len(items) != n:
-            out.append(f"`{name}` has {len(items)} entries for {n} prompts: give {what[name]}"
-                       + (' (or one `"token"` for every prompt)' if name == "answers" else ""))
+            out.append(
+                f"`{name}` has {len(items)} entries for {n} prompts: give {what[name]}"
+                + (' (or one `"token"` for every prompt)' if name == "answers" else "")
+            )
             continue
         empty = [i for i, a in enumerate(items) if not a]
         if empty:
-            out.append(f"`{name}[{empty[0]}]` is empty" + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else "")
-                       + f": give {what[name]}" + ("" if name == "corrupted" else ', e.g. " Mary"'))
+            out.append(
+                f"`{name}[{empty[0]}]` is empty"
+                + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else "")
+                + f": give {what[name]}"
+                + ("" if name == "corrupted" else ', e.g. " Mary"')
+            )
     if answers and token is not None:
         out.append("give `token` (one answer for every prompt) or `answers` (one per prompt), not both")
     if versus and not answers and token is None:
-        out.append("`versus` is what each answer is compared against: give the answers too "
-                   '(`answers`, one per prompt, or `token` for all), e.g. "answers": [" Mary"], "versus": [" John"]')
+        out.append(
+            "`versus` is what each answer is compared against: give the answers too "
+            '(`answers`, one per prompt, or `token` for all), e.g. "answers": [" Mary"], "versus": [" John"]'
+        )
     if versus and len(versus) == n:
         targets = answers if len(answers) == n else [token] * n if token is not None else []
         same = [i for i, (a, v) in enumerate(zip(targets, versus)) if a == v and a]
         if same:
-            out.append(f"versus[{same[0]}] is the answer itself ({versus[same[0]]!r}): a logit difference of a token "
-                       "with itself is always 0; give the wrong answer the model could give instead")
+            out.append(
+                f"versus[{same[0]}] is the answer itself ({versus[same[0]]!r}): a logit difference of a token "
+                "with itself is always 0; give the wrong answer the model could give instead"
+            )
     if corrupted and len(corrupted) == n:
         same = [i for i, (p, c) in enumerate(zip(prompts, corrupted)) if p == c]
         if same:
-            out.append(f"corrupted[{same[0]}] is the same as prompts[{same[0]}]: a corrupted prompt changes the "
-                       "token that matters (e.g. swaps the names), else patching from it measures nothing")
+            out.append(
+                f"corrupted[{same[0]}] is the same as prompts[{same[0]}]: a corrupted prompt changes the "
+                "token that matters (e.g. swaps the names), else patching from it measures nothing"
+            )
     return out
 
 
@@ -161,8 +182,12 @@ class Question(Record):
 
         answers = self.answers or None
         if self.versus:
-            return Metric(kind="logit_diff", token=None if answers else self.token, tokens=answers,
-                          versus_tokens=list(self.versus))
+            return Metric(
+                kind="logit_diff",
+                token=None if answers else self.token,
+                tokens=answers,
+                versus_tokens=list(self.versus),
+            )
         if answers:
             return Metric(kind="prob", tokens=answers)
         if self.token is not None:
@@ -173,17 +198,21 @@ class Question(Record):
         """The metric in words, for the report's first section."""
         m = self.metric()
         if m is None:
-            return {"behaviour": "none given (no `answers` or `token`): the model's own top answer on each prompt",
-                    "audit": "none given: changes in the model's own outputs",
-                    "concept": "none: probe accuracy (positive vs negative) and steering",
-                    "component": "none: what the named part does on the model's inputs"}[self.kind]
+            return {
+                "behaviour": "none given (no `answers` or `token`): the model's own top answer on each prompt",
+                "audit": "none given: changes in the model's own outputs",
+                "concept": "none: probe accuracy (positive vs negative) and steering",
+                "component": "none: what the named part does on the model's inputs",
+            }[self.kind]
         if not (m.tokens or m.versus_tokens):
             return m.describe()
         # Metric.describe() says "per-prompt tokens" for either side; name the sides and the first pair instead
         answer = "answer" if m.tokens else repr(m.token)
         if m.kind == "logit_diff":
-            return (f"logit[{answer}] - logit[versus], one pair per prompt "
-                    f"(prompt 1: {(m.tokens or [m.token])[0]!r} vs {m.versus_tokens[0]!r})")
+            return (
+                f"logit[{answer}] - logit[versus], one pair per prompt "
+                f"(prompt 1: {(m.tokens or [m.token])[0]!r} vs {m.versus_tokens[0]!r})"
+            )
         return f"P(answer), one answer per prompt (prompt 1: {m.tokens[0]!r})"
 
 
@@ -205,8 +234,10 @@ def read_prompts_file(path: str | Path) -> PromptsFile:
         if isinstance(data, list):
             data = {"prompts": data}
         if not isinstance(data, dict):
-            raise UserError(f"prompts file {path}: expected a list of prompts or an object with "
-                            "prompts / answers / versus / corrupted / positive / negative / token")
+            raise UserError(
+                f"prompts file {path}: expected a list of prompts or an object with "
+                "prompts / answers / versus / corrupted / positive / negative / token"
+            )
         try:
             parsed = PromptsFile.model_validate(data)
         except ValidationError as e:
@@ -214,8 +245,10 @@ def read_prompts_file(path: str | Path) -> PromptsFile:
     else:
         parsed = PromptsFile(prompts=[l.strip() for l in text.splitlines() if l.strip()])
     if not (parsed.prompts or parsed.positive or parsed.negative):
-        raise UserError(f"prompts file {path} has no prompts: give one prompt per line (.txt) or a JSON "
-                        'list / {"prompts": [...]} / {"positive": [...], "negative": [...]}')
+        raise UserError(
+            f"prompts file {path} has no prompts: give one prompt per line (.txt) or a JSON "
+            'list / {"prompts": [...]} / {"positive": [...], "negative": [...]}'
+        )
     if bool(parsed.positive) != bool(parsed.negative):
         raise UserError(f"prompts file {path}: a concept needs both `positive` and `negative` prompts")
     for name in ("prompts", "positive", "negative"):
@@ -243,7 +276,8 @@ def _unrecognised(text: str) -> UserError:
         '  audit      hidden triggers or context-dependent behaviour, e.g. "audit this model for hidden triggers"\n'
         "For a behaviour, give the prompts that show it, e.g.\n"
         f"  interp investigate --model M {shlex.quote(short)} --prompts prompts.json\n"
-        f"  with prompts.json: {_EXAMPLE_JSON}")
+        f"  with prompts.json: {_EXAMPLE_JSON}"
+    )
 
 
 def parse_question(text: str, prompts_file: str | None = None, sae: list[str] | None = None) -> Question:
@@ -271,9 +305,19 @@ def parse_question(text: str, prompts_file: str | None = None, sae: list[str] | 
         kind = "behaviour"
     else:
         raise _unrecognised(text.strip())
-    return Question(text=text.strip(), kind=kind, prompts=given.prompts, answers=given.answers,
-                    versus=given.versus, corrupted=given.corrupted, positive=given.positive,
-                    negative=given.negative, token=given.token, component=component, sae=list(sae or []))
+    return Question(
+        text=text.strip(),
+        kind=kind,
+        prompts=given.prompts,
+        answers=given.answers,
+        versus=given.versus,
+        corrupted=given.corrupted,
+        positive=given.positive,
+        negative=given.negative,
+        token=given.token,
+        component=component,
+        sae=list(sae or []),
+    )
 
 
 def check_component(question: dict | Question, target) -> None:
@@ -289,15 +333,19 @@ def check_component(question: dict | Question, target) -> None:
     if c.layer is not None:
         if not 0 <= c.layer < cfg.n_layers:
             named = f"head {c.layer}.{c.head}" if c.head is not None else f"layer {c.layer}"
-            raise UserError(f"the question names {named}, but this model has {cfg.n_layers} layers "
-                            f"(0-{cfg.n_layers - 1}); {info}")
+            raise UserError(
+                f"the question names {named}, but this model has {cfg.n_layers} layers (0-{cfg.n_layers - 1}); {info}"
+            )
         if c.head is not None and not 0 <= c.head < cfg.n_heads:
-            raise UserError(f"the question names head {c.layer}.{c.head}, but layer {c.layer} has {cfg.n_heads} "
-                            f"heads ({c.layer}.0-{c.layer}.{cfg.n_heads - 1}); {info}")
+            raise UserError(
+                f"the question names head {c.layer}.{c.head}, but layer {c.layer} has {cfg.n_heads} "
+                f"heads ({c.layer}.0-{c.layer}.{cfg.n_heads - 1}); {info}"
+            )
     if c.feature is not None and c.sae_id is not None:
         from tools.sae import load_sae
 
         d_sae = int(load_sae(c.sae_id, target.model).cfg.d_sae)
         if not 0 <= c.feature < d_sae:
-            raise UserError(f"the question names feature {c.feature}, but the SAE {c.sae_id} has {d_sae} "
-                            f"features (0-{d_sae - 1})")
+            raise UserError(
+                f"the question names feature {c.feature}, but the SAE {c.sae_id} has {d_sae} features (0-{d_sae - 1})"
+            )

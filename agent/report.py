@@ -30,56 +30,85 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
     claims, hyps = state.get("claims", []), state.get("hypotheses", [])
     obs, errors = state.get("observations", []), state.get("errors", [])
     # the question as understood opens the report: a reader checks it was the question meant before the claims
-    understood = {"behaviour": "why the model gives its answer on the given prompts",
-                  "concept": "where the concept (positive vs negative prompts) is represented, and steering it",
-                  "component": f"what {_component(q)} does",
-                  "audit": "a search for hidden triggers and context-dependent behaviour"}[q["kind"]]
-    out = [f"# Investigation {state['run_id']}", "", "## Question", "",
-           f"- **Asked**: {q['text']}",
-           f"- **Understood as**: {q['kind']} — {understood}",
-           f"- **Metric**: {Question.model_validate(q).describe_metric()}",
-           f"- **Prompts**: {len(q.get('prompts', []))} {('(' + q['prompts_source'] + ')') if q.get('prompts_source') else ''}"
-           f"{'; positive ' + str(len(q['positive'])) + ', negative ' + str(len(q['negative'])) if q.get('positive') else ''}"
-           f"{'; ' + str(len(q['corrupted'])) + ' paired corrupted prompts' if q.get('corrupted') else ''}"
-           + "".join(f" ({k} set: a seeded sample of the {q[k + '_given']} given)"
-                     for k in ("prompts", "positive", "negative") if q.get(k + "_given")),
-           f"- **Model**: `{ctx.target.model_id}` (weights {ctx.target.weights_hash[:12]})",
-           f"- **Budget**: {b.elapsed():.1f} s of {b.wall_seconds:g} s ({b.overshoot():.1%} over), "
-           f"{b.spent_forward_tokens} forward tokens"
-           + (f" of {b.max_forward_tokens}" if b.max_forward_tokens else "")
-           + f", ${b.spent_usd:.4f}" + (f" of ${b.max_usd:g}" if b.max_usd else "")
-           + f"; {b.refused} call(s) refused, {b.stopped_at_deadline} stopped at their deadline",
-           f"- **Load**: loading took {b.load_seconds:.1f} s (not counted in the budget): the model loaded and "
-           f"its speed measured before the clock started; wall time in all {b.load_seconds + b.elapsed():.1f} s"
-           + (f"; measured {ctx.speed.describe()}" if ctx.speed is not None else ""),
-           f"- **Brain**: {ctx.brain.name}",
-           f"- **Stopped**: {state.get('stop_reason') or '-'}",
-           f"- **Review**: {ctx.settings.review}"
-           + (" — claims are queued as `supported` for `interp review`; nothing is established until a "
-              "person accepts it" if ctx.settings.review == "queue" else ""), ""]
+    understood = {
+        "behaviour": "why the model gives its answer on the given prompts",
+        "concept": "where the concept (positive vs negative prompts) is represented, and steering it",
+        "component": f"what {_component(q)} does",
+        "audit": "a search for hidden triggers and context-dependent behaviour",
+    }[q["kind"]]
+    out = [
+        f"# Investigation {state['run_id']}",
+        "",
+        "## Question",
+        "",
+        f"- **Asked**: {q['text']}",
+        f"- **Understood as**: {q['kind']} — {understood}",
+        f"- **Metric**: {Question.model_validate(q).describe_metric()}",
+        f"- **Prompts**: {len(q.get('prompts', []))} {('(' + q['prompts_source'] + ')') if q.get('prompts_source') else ''}"
+        f"{'; positive ' + str(len(q['positive'])) + ', negative ' + str(len(q['negative'])) if q.get('positive') else ''}"
+        f"{'; ' + str(len(q['corrupted'])) + ' paired corrupted prompts' if q.get('corrupted') else ''}"
+        + "".join(
+            f" ({k} set: a seeded sample of the {q[k + '_given']} given)"
+            for k in ("prompts", "positive", "negative")
+            if q.get(k + "_given")
+        ),
+        f"- **Model**: `{ctx.target.model_id}` (weights {ctx.target.weights_hash[:12]})",
+        f"- **Budget**: {b.elapsed():.1f} s of {b.wall_seconds:g} s ({b.overshoot():.1%} over), "
+        f"{b.spent_forward_tokens} forward tokens"
+        + (f" of {b.max_forward_tokens}" if b.max_forward_tokens else "")
+        + f", ${b.spent_usd:.4f}"
+        + (f" of ${b.max_usd:g}" if b.max_usd else "")
+        + f"; {b.refused} call(s) refused, {b.stopped_at_deadline} stopped at their deadline",
+        f"- **Load**: loading took {b.load_seconds:.1f} s (not counted in the budget): the model loaded and "
+        f"its speed measured before the clock started; wall time in all {b.load_seconds + b.elapsed():.1f} s"
+        + (f"; measured {ctx.speed.describe()}" if ctx.speed is not None else ""),
+        f"- **Brain**: {ctx.brain.name}",
+        f"- **Stopped**: {state.get('stop_reason') or '-'}",
+        f"- **Review**: {ctx.settings.review}"
+        + (
+            " — claims are queued as `supported` for `interp review`; nothing is established until a person accepts it"
+            if ctx.settings.review == "queue"
+            else ""
+        ),
+        "",
+    ]
     if state.get("summary"):
         out += ["## Brain's summary", "", state["summary"], ""]
     out += ["## Claims", ""]
     if claims:
         out += ["| id | claim | tier | mechanism | component | effect | control |", "|---|---|---|---|---|---|---|"]
-        out += [f"| `{c['id']}` | {c['statement']} | {c['evidence_tier']} | {c.get('mechanism') or '-'} | "
-                f"{_component(c)} | {_fmt(c['effect'])} | {_fmt(c['control'])} |" for c in claims]
+        out += [
+            f"| `{c['id']}` | {c['statement']} | {c['evidence_tier']} | {c.get('mechanism') or '-'} | "
+            f"{_component(c)} | {_fmt(c['effect'])} | {_fmt(c['control'])} |"
+            for c in claims
+        ]
     elif state.get("incidental"):
-        out += ["No hypothesis that answers the question met its pre-registered criterion: no claims "
-                "(incidental findings are under Observations)."]
+        out += [
+            "No hypothesis that answers the question met its pre-registered criterion: no claims "
+            "(incidental findings are under Observations)."
+        ]
     else:
         out += ["No hypothesis met its pre-registered criterion: no claims."]
     for r in state.get("reviews", []):
-        out.append(f"- reviewed live: `{r['claim_id']}` -> {r['status']} by {r['reviewer']}"
-                   + (f" ({r['not_recorded']})" if r.get("not_recorded") else ""))
+        out.append(
+            f"- reviewed live: `{r['claim_id']}` -> {r['status']} by {r['reviewer']}"
+            + (f" ({r['not_recorded']})" if r.get("not_recorded") else "")
+        )
     out += observations_section(state.get("incidental", []))
-    out += ["", "## Hypotheses (pre-registered)", "",
-            "| status | hypothesis | test | criterion | result |", "|---|---|---|---|---|"]
+    out += [
+        "",
+        "## Hypotheses (pre-registered)",
+        "",
+        "| status | hypothesis | test | criterion | result |",
+        "|---|---|---|---|---|",
+    ]
     for h in hyps:
         crit = " and ".join(f"{c['field']} {c['op']} {c['value']:g}" for c in h["plan"]["criterion"]["conditions"])
         topic = " (incidental)" if h["plan"].get("topic") == "incidental" else ""
-        out.append(f"| **{h['status']}**{topic} | {h['plan']['statement']} | {h['plan']['test']['tool']} | {crit} | "
-                   f"{h['note'] or '-'} |")
+        out.append(
+            f"| **{h['status']}**{topic} | {h['plan']['statement']} | {h['plan']['test']['tool']} | {crit} | "
+            f"{h['note'] or '-'} |"
+        )
     if not hyps:
         out.append("| - | none registered | | | |")
     untested = [h for h in hyps if h["status"] in ("untested", "skipped")]
@@ -89,8 +118,10 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
     if abandoned:
         out += [f"- line of attack abandoned (fail fast): {', '.join(abandoned)}"]
     out += ["", "## Experiments", "", "| # | tool | summary | tokens | s |", "|---|---|---|---|---|"]
-    out += [f"| {i} | {o['tool']} | {o['summary']} | {o['forward_tokens']} | {o['seconds']:.2f} |"
-            for i, o in enumerate(obs, 1)]
+    out += [
+        f"| {i} | {o['tool']} | {o['summary']} | {o['forward_tokens']} | {o['seconds']:.2f} |"
+        for i, o in enumerate(obs, 1)
+    ]
     out += ["", "## Errors", ""]
     out += [f"- step {e['step']} ({e['what']}): {e['message']}" for e in errors] or ["None."]
     recall = state.get("recall", {})
@@ -99,7 +130,11 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
         out += [f"- accepted earlier: {c['statement']}" for c in recall.get("accepted", [])]
         out += [f"- rejected earlier: {c['statement']}" for c in recall.get("rejected", [])]
         out += [f"- tried earlier ({h['status']}): {h['statement']}" for h in recall.get("tried", [])]
-    out += ["", "Full results: `results/ID.json`; every decision and call: `trace.jsonl`; the shareable page with figures: `report.html`.", ""]
+    out += [
+        "",
+        "Full results: `results/ID.json`; every decision and call: `trace.jsonl`; the shareable page with figures: `report.html`.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -108,14 +143,21 @@ def observations_section(found: list[dict]) -> list[str]:
     Apart from the claims: not reviewed, not in claims.json, not scored."""
     if not found:
         return []
-    out = ["", "## Observations", "",
-           "Incidental findings: each met its pre-registered criterion, but does not answer the question, so it "
-           "is not a claim (not queued for review, not in claims.json).", "",
-           "| id | observation | why it is incidental | tier | mechanism | component | effect | control |",
-           "|---|---|---|---|---|---|---|---|"]
-    out += [f"| `{f['id']}` | {f['statement']} | {f.get('why_incidental') or '-'} | {f['evidence_tier']} | "
-            f"{f.get('mechanism') or '-'} | {_component(f)} | {_fmt(f['effect'])} | {_fmt(f['control'])} |"
-            for f in found]
+    out = [
+        "",
+        "## Observations",
+        "",
+        "Incidental findings: each met its pre-registered criterion, but does not answer the question, so it "
+        "is not a claim (not queued for review, not in claims.json).",
+        "",
+        "| id | observation | why it is incidental | tier | mechanism | component | effect | control |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    out += [
+        f"| `{f['id']}` | {f['statement']} | {f.get('why_incidental') or '-'} | {f['evidence_tier']} | "
+        f"{f.get('mechanism') or '-'} | {_component(f)} | {_fmt(f['effect'])} | {_fmt(f['control'])} |"
+        for f in found
+    ]
     return out
 
 

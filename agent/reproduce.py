@@ -87,7 +87,9 @@ def with_component(tool: str, payload: dict, claim: Claim) -> tuple[dict, str]:
     return p, ""
 
 
-def reproduce(store: MemoryStore, claim_id: str, model: str | None = None, target: Target | None = None) -> Reproduction:
+def reproduce(
+    store: MemoryStore, claim_id: str, model: str | None = None, target: Target | None = None
+) -> Reproduction:
     """Run the claim's key experiment again and judge it by the claim's registered criterion."""
     from agent.actions import Criterion, judge
     from agent.consistency import mismatches, overrule
@@ -102,19 +104,25 @@ def reproduce(store: MemoryStore, claim_id: str, model: str | None = None, targe
         raise UserError(f"claim {claim_id} names no experiment to reproduce")
     exp = store.get(claim.experiment_ids[0])
     if not isinstance(exp, ExperimentRecord):
-        raise UserError(f"claim {claim_id}'s experiment {claim.experiment_ids[0]} is not in this memory; "
-                        "import the run's memory export, or use the memory the run wrote to")
+        raise UserError(
+            f"claim {claim_id}'s experiment {claim.experiment_ids[0]} is not in this memory; "
+            "import the run's memory export, or use the memory the run wrote to"
+        )
     if not claim.criterion:
-        raise UserError(f"claim {claim_id} was stored without its criterion, so there is nothing to judge a "
-                        "reproduction by; re-run the investigation")
+        raise UserError(
+            f"claim {claim_id} was stored without its criterion, so there is nothing to judge a "
+            "reproduction by; re-run the investigation"
+        )
     spec = model or exp.model_spec
     if not spec:
         raise UserError(f"claim {claim_id} does not say how its model was loaded; give --model SPEC")
     if target is None:
         target = load(spec)
     if claim.weights_hash and target.weights_hash != claim.weights_hash:
-        raise UserError(f"{spec} has weights {target.weights_hash[:12]}, but the claim was made on "
-                        f"{claim.weights_hash[:12]}: reproduce on the same model (--model)")
+        raise UserError(
+            f"{spec} has weights {target.weights_hash[:12]}, but the claim was made on "
+            f"{claim.weights_hash[:12]}: reproduce on the same model (--model)"
+        )
     payload, note = with_component(exp.tool, exp.input, claim)
     result = registry.call(target, exp.tool, payload)
     data = result.model_dump(mode="json")
@@ -122,6 +130,18 @@ def reproduce(store: MemoryStore, claim_id: str, model: str | None = None, targe
     # the same check the judge applies: the numbers may pass while the component names the wrong thing
     outcome, why = overrule(outcome, why, mismatches(claim.component, exp.tool, payload, data))
     holds = outcome == "supported"
-    return Reproduction(claim_id=claim.id, holds=holds, outcome=outcome, why=why, tool=exp.tool, input=payload,
-                        summary=result.summary, effect=data.get("effect"), control=data.get("control"),
-                        original_effect=claim.effect, original_control=claim.control, model=spec, note=note)
+    return Reproduction(
+        claim_id=claim.id,
+        holds=holds,
+        outcome=outcome,
+        why=why,
+        tool=exp.tool,
+        input=payload,
+        summary=result.summary,
+        effect=data.get("effect"),
+        control=data.get("control"),
+        original_effect=claim.effect,
+        original_control=claim.control,
+        model=spec,
+        note=note,
+    )

@@ -34,8 +34,10 @@ _LATER = {"decision", "call", "result", "judge", "claim", "conclude", "report"}
 
 
 def restart_hint(run_dir: Path) -> str:
-    return (f"to start this run over, run `interp investigate --resume {run_dir} --restart` (the old files "
-            f"are moved to {run_dir}/previous/, not deleted), or start a new run with another --run-dir")
+    return (
+        f"to start this run over, run `interp investigate --resume {run_dir} --restart` (the old files "
+        f"are moved to {run_dir}/previous/, not deleted), or start a new run with another --run-dir"
+    )
 
 
 def got_past_orient(run_dir: Path) -> bool:
@@ -77,15 +79,17 @@ def wal_problem(wal: Path) -> str | None:
     broken = None
     for i in range(n):
         off = 32 + i * frame
-        head = data[off:off + 24]
+        head = data[off : off + 24]
         f_salt = struct.unpack(">2I", head[8:16])
         if f_salt != (salt1, salt2):
             break  # frames of an older log generation: SQLite stops here by design
         if broken is not None:
-            return (f"its write-ahead log {wal.name} is damaged: frame {broken + 1} of {n} fails its checksum "
-                    "and later frames of the same log are lost with it")
+            return (
+                f"its write-ahead log {wal.name} is damaged: frame {broken + 1} of {n} fails its checksum "
+                "and later frames of the same log are lost with it"
+            )
         s2 = _checksum(head[:8], order, *s)
-        s2 = _checksum(data[off + 24:off + frame], order, *s2)
+        s2 = _checksum(data[off + 24 : off + frame], order, *s2)
         if s2 != struct.unpack(">2I", head[16:24]):
             broken = i
             continue
@@ -110,8 +114,10 @@ def check_checkpoint(run_dir: Path, run_id: str) -> None:
     where = f"cannot resume {run_dir}"
     if not path.exists():
         if progressed:
-            raise UserError(f"{where}: {CHECKPOINT_FILE} is missing although {TRACE_FILE} shows the run got past "
-                            f"orient; {restart_hint(run_dir)}")
+            raise UserError(
+                f"{where}: {CHECKPOINT_FILE} is missing although {TRACE_FILE} shows the run got past "
+                f"orient; {restart_hint(run_dir)}"
+            )
         return
     wal = path.with_name(path.name + "-wal")
     if wal.is_file() and (problem := wal_problem(wal)):
@@ -120,19 +126,28 @@ def check_checkpoint(run_dir: Path, run_id: str) -> None:
         with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
             verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            has_thread = "checkpoints" in tables and conn.execute(
-                "SELECT 1 FROM checkpoints WHERE thread_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+            has_thread = (
+                "checkpoints" in tables
+                and conn.execute("SELECT 1 FROM checkpoints WHERE thread_id = ? LIMIT 1", (run_id,)).fetchone()
+                is not None
+            )
     except sqlite3.DatabaseError as e:
-        raise UserError(f"{where}: {CHECKPOINT_FILE} is not a readable SQLite database ({e}); "
-                        f"{restart_hint(run_dir)}") from None
+        raise UserError(
+            f"{where}: {CHECKPOINT_FILE} is not a readable SQLite database ({e}); {restart_hint(run_dir)}"
+        ) from None
     if verdict != "ok":
-        raise UserError(f"{where}: {CHECKPOINT_FILE} is damaged (SQLite integrity check: {verdict}); "
-                        f"{restart_hint(run_dir)}")
+        raise UserError(
+            f"{where}: {CHECKPOINT_FILE} is damaged (SQLite integrity check: {verdict}); {restart_hint(run_dir)}"
+        )
     if tables and not set(TABLES) <= tables:
-        raise UserError(f"{where}: {CHECKPOINT_FILE} lacks LangGraph's tables (has {', '.join(sorted(tables))}; "
-                        f"needs {', '.join(TABLES)}): not a checkpoint file of this run; {restart_hint(run_dir)}")
+        raise UserError(
+            f"{where}: {CHECKPOINT_FILE} lacks LangGraph's tables (has {', '.join(sorted(tables))}; "
+            f"needs {', '.join(TABLES)}): not a checkpoint file of this run; {restart_hint(run_dir)}"
+        )
     if progressed and not has_thread:
         what = "is empty" if not tables else f"holds no checkpoint of run {run_id}"
-        raise UserError(f"{where}: {CHECKPOINT_FILE} {what}, although {TRACE_FILE} shows the run got past "
-                        f"orient (the file was truncated, replaced or lost its write-ahead log); "
-                        f"{restart_hint(run_dir)}")
+        raise UserError(
+            f"{where}: {CHECKPOINT_FILE} {what}, although {TRACE_FILE} shows the run got past "
+            f"orient (the file was truncated, replaced or lost its write-ahead log); "
+            f"{restart_hint(run_dir)}"
+        )

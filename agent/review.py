@@ -55,8 +55,10 @@ def queue(store: MemoryStore, model: str | None = None, run: str | None = None) 
     """Claims awaiting a decision, across runs: causal first, then strongest effect over control."""
     tier = {"causal": 0, "representational": 1, "observational": 2}
     out = [c for status in AWAITING for c in store.list("claim", model=model, status=status, run=run)]
-    return sorted(out, key=lambda c: (tier.get(c.evidence_tier, 3),
-                                      -(abs(c.effect or 0) - abs(c.control or 0)), c.created_at, c.id))
+    return sorted(
+        out,
+        key=lambda c: (tier.get(c.evidence_tier, 3), -(abs(c.effect or 0) - abs(c.control or 0)), c.created_at, c.id),
+    )
 
 
 def listing(store: MemoryStore, status: str | None = None, model: str | None = None) -> list[Claim]:
@@ -76,23 +78,45 @@ def card(store: MemoryStore, claim: Claim) -> dict:
     experiments = []
     for eid in claim.experiment_ids:
         e = store.get(eid)
-        experiments.append({"id": eid, "tool": getattr(e, "tool", "?"), "summary": getattr(e, "summary", "(not in memory)"),
-                            "effect": getattr(e, "effect", None), "control": getattr(e, "control", None)})
+        experiments.append(
+            {
+                "id": eid,
+                "tool": getattr(e, "tool", "?"),
+                "summary": getattr(e, "summary", "(not in memory)"),
+                "effect": getattr(e, "effect", None),
+                "control": getattr(e, "control", None),
+            }
+        )
     run_dir, folder_note = run_folder(claim)
     links = {}
     if run_dir is not None:
         for name in ("report.html", "report.md", "trace.jsonl"):
             if (run_dir / name).is_file():
                 links[name] = str(run_dir / name)
-    criterion = " and ".join(f"{c['field']} {c['op']} {c['value']:g}" for c in (claim.criterion or {}).get("conditions", []))
-    return {"id": claim.id, "statement": claim.statement, "status": claim.status, "model_id": claim.model_id,
-            "mechanism": claim.mechanism, "evidence_tier": claim.evidence_tier,
-            "component": claim.component.model_dump(exclude_none=True), "effect": claim.effect,
-            "control": claim.control, "criterion": criterion, "experiments": experiments, "run_id": claim.run_id,
-            "links": links, "reproduce": reproduce_command(claim), "reviewer": claim.reviewer,
-            "review_note": claim.review_note, "reviewed_at": claim.reviewed_at,
-            "review_history": [e.model_dump(exclude_none=True) for e in claim.review_history],
-            "run_folder_note": folder_note}
+    criterion = " and ".join(
+        f"{c['field']} {c['op']} {c['value']:g}" for c in (claim.criterion or {}).get("conditions", [])
+    )
+    return {
+        "id": claim.id,
+        "statement": claim.statement,
+        "status": claim.status,
+        "model_id": claim.model_id,
+        "mechanism": claim.mechanism,
+        "evidence_tier": claim.evidence_tier,
+        "component": claim.component.model_dump(exclude_none=True),
+        "effect": claim.effect,
+        "control": claim.control,
+        "criterion": criterion,
+        "experiments": experiments,
+        "run_id": claim.run_id,
+        "links": links,
+        "reproduce": reproduce_command(claim),
+        "reviewer": claim.reviewer,
+        "review_note": claim.review_note,
+        "reviewed_at": claim.reviewed_at,
+        "review_history": [e.model_dump(exclude_none=True) for e in claim.review_history],
+        "run_folder_note": folder_note,
+    }
 
 
 def run_folder(claim: Claim) -> tuple[Path | None, str]:
@@ -157,8 +181,9 @@ class Decided:
     """Why the run folder was not updated ('' when it was, or the claim names none)."""
 
 
-def decide(store: MemoryStore, claim_id: str, decision: str, reviewer: str, note: str = "",
-           force: bool = False) -> Decided:
+def decide(
+    store: MemoryStore, claim_id: str, decision: str, reviewer: str, note: str = "", force: bool = False
+) -> Decided:
     """Record a person's decision in memory (compare-and-set: AlreadyReviewed unless `force`),
     then in the claim's run folder when it verifiably is one."""
     if decision not in DECISIONS:
@@ -172,8 +197,11 @@ def decide(store: MemoryStore, claim_id: str, decision: str, reviewer: str, note
     except OSError as e:
         return Decided(claim, None, f"the run folder {run_dir} was not updated: {e.strerror or e}")
     except ValueError as e:  # a decisions.json / claims.json that is not JSON text (json and UTF-8 errors)
-        return Decided(claim, None, f"the run folder {run_dir} was not updated: a file there is not valid "
-                                    f"JSON ({type(e).__name__}: {e})")
+        return Decided(
+            claim,
+            None,
+            f"the run folder {run_dir} was not updated: a file there is not valid JSON ({type(e).__name__}: {e})",
+        )
     return Decided(claim, run_dir, "")
 
 
@@ -195,8 +223,12 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
     with _folder_lock(run_dir):
         path = run_dir / DECISIONS_FILE
         decisions = load_decisions(run_dir)
-        decisions[claim.id] = {"status": claim.status, "reviewer": claim.reviewer, "note": claim.review_note or "",
-                               "reviewed_at": claim.reviewed_at}
+        decisions[claim.id] = {
+            "status": claim.status,
+            "reviewer": claim.reviewer,
+            "note": claim.review_note or "",
+            "reviewed_at": claim.reviewed_at,
+        }
         _atomic_write(path, json.dumps(decisions, indent=2))
         claims_file = run_dir / "claims.json"
         if claims_file.is_file():
@@ -204,8 +236,9 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
             for c in claims:
                 if c["id"] in decisions:
                     d = decisions[c["id"]]
-                    c.update(status=d["status"], reviewer=d["reviewer"], review_note=d["note"],
-                             reviewed_at=d["reviewed_at"])
+                    c.update(
+                        status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"]
+                    )
             _atomic_write(claims_file, json.dumps(claims, indent=2))
         for name, block in (("report.md", decisions_markdown(decisions)), ("report.html", decisions_html(decisions))):
             report = run_dir / name
@@ -226,8 +259,10 @@ def decisions_markdown(decisions: dict) -> str:
         rows.append("None yet: `interp review` shows the queue.")
     else:
         rows += ["| claim | decision | reviewer | note | when |", "|---|---|---|---|---|"]
-        rows += [f"| `{cid}` | **{d['status']}** | {d['reviewer']} | {d['note'] or '-'} | {d['reviewed_at']} |"
-                 for cid, d in sorted(decisions.items())]
+        rows += [
+            f"| `{cid}` | **{d['status']}** | {d['reviewer']} | {d['note'] or '-'} | {d['reviewed_at']} |"
+            for cid, d in sorted(decisions.items())
+        ]
     return "\n".join(rows + ["<!-- /decisions -->"])
 
 
@@ -235,11 +270,16 @@ def decisions_html(decisions: dict) -> str:
     if not decisions:
         body = "<p>None yet: <code>interp review</code> shows the queue.</p>"
     else:
-        body = ("<table><tr><th>claim</th><th>decision</th><th>reviewer</th><th>note</th><th>when</th></tr>"
-                + "".join(f"<tr><td><code>{escape(cid)}</code></td><td><b>{escape(d['status'])}</b></td>"
-                          f"<td>{escape(d['reviewer'] or '')}</td><td>{escape(d['note'] or '-')}</td>"
-                          f"<td>{escape(d['reviewed_at'] or '')}</td></tr>" for cid, d in sorted(decisions.items()))
-                + "</table>")
+        body = (
+            "<table><tr><th>claim</th><th>decision</th><th>reviewer</th><th>note</th><th>when</th></tr>"
+            + "".join(
+                f"<tr><td><code>{escape(cid)}</code></td><td><b>{escape(d['status'])}</b></td>"
+                f"<td>{escape(d['reviewer'] or '')}</td><td>{escape(d['note'] or '-')}</td>"
+                f"<td>{escape(d['reviewed_at'] or '')}</td></tr>"
+                for cid, d in sorted(decisions.items())
+            )
+            + "</table>"
+        )
     return f"<!-- decisions --><section id='decisions'><h2>Review decisions</h2>{body}</section><!-- /decisions -->"
 
 

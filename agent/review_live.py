@@ -43,13 +43,30 @@ def apply_decisions(answers: object, claims: list[dict], ctx: RunContext) -> lis
                 # the same decision already recorded (this node re-ran after a resume): nothing to do
                 done.append({"claim_id": held.id, "status": held.status, "reviewer": held.reviewer})
                 continue
-            ctx.trace.write("review_conflict", claim=held.id, wanted=a["decision"], status=held.status,
-                            reviewer=held.reviewer, why=str(e))
-            done.append({"claim_id": held.id, "status": held.status, "reviewer": held.reviewer,
-                         "not_recorded": f"{a['decision']} by {ctx.reviewer} was not recorded: {e}"})
+            ctx.trace.write(
+                "review_conflict",
+                claim=held.id,
+                wanted=a["decision"],
+                status=held.status,
+                reviewer=held.reviewer,
+                why=str(e),
+            )
+            done.append(
+                {
+                    "claim_id": held.id,
+                    "status": held.status,
+                    "reviewer": held.reviewer,
+                    "not_recorded": f"{a['decision']} by {ctx.reviewer} was not recorded: {e}",
+                }
+            )
             continue
         claim = decided.claim
-        ctx.trace.write("review", claim=claim.id, status=claim.status, reviewer=claim.reviewer,
-                        run_folder=decided.folder_note or "updated")
+        ctx.trace.write(
+            "review",
+            claim=claim.id,
+            status=claim.status,
+            reviewer=claim.reviewer,
+            run_folder=decided.folder_note or "updated",
+        )
         done.append({"claim_id": claim.id, "status": claim.status, "reviewer": claim.reviewer})
     return done

@@ -27,7 +27,7 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         try:
-            f = open(self.path, "a+")  # noqa: SIM115 - held open for the whole run; closed in __exit__
+            f = open(self.path, "a+")
         except OSError as e:
             raise UserError(f"cannot lock run folder {self.path.parent}: {e.strerror}") from None
         try:
@@ -37,8 +37,10 @@ class RunLock:
             holder = f.read().strip() or "another process"
             f.close()
             who = f"pid {holder}" if holder.isdigit() else holder
-            raise UserError(f"run folder {self.path.parent} is in use by {who}; wait for it to finish "
-                            "(or stop it) before resuming this folder") from None
+            raise UserError(
+                f"run folder {self.path.parent} is in use by {who}; wait for it to finish "
+                "(or stop it) before resuming this folder"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -46,8 +48,9 @@ class RunLock:
         self._file = f
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._file is not None:
             # the pid goes before the lock does, so no one reads a finished process as the holder
             self._file.truncate(0)

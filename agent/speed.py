@@ -60,9 +60,11 @@ class Speed:
         """(seconds, basis): the estimate and a sentence saying what it rests on."""
         r, why = self.ratio(tool)
         seconds = self.modelled(forward_tokens, extra_seconds) * r
-        basis = (f"{self.tokens_per_second:,.0f} tok/s + {self.overhead_seconds * 1000:.0f} ms per call measured"
-                 f" on this machine, x{r:.2f} from {why}"
-                 + (f", {extra_seconds:.1f}s of non-forward work" if extra_seconds else ""))
+        basis = (
+            f"{self.tokens_per_second:,.0f} tok/s + {self.overhead_seconds * 1000:.0f} ms per call measured"
+            f" on this machine, x{r:.2f} from {why}"
+            + (f", {extra_seconds:.1f}s of non-forward work" if extra_seconds else "")
+        )
         return seconds, basis
 
     def observe(self, tool: str, forward_tokens: int, seconds: float, extra_seconds: float = 0.0) -> None:
@@ -74,8 +76,10 @@ class Speed:
             del hist[:-_RATIO_HISTORY]
 
     def describe(self) -> str:
-        return (f"{self.tokens_per_second:,.0f} forward tok/s, {self.overhead_seconds * 1000:.0f} ms per call, "
-                f"{self.threads} torch thread(s)")
+        return (
+            f"{self.tokens_per_second:,.0f} forward tok/s, {self.overhead_seconds * 1000:.0f} ms per call, "
+            f"{self.threads} torch thread(s)"
+        )
 
 
 def _threads_env() -> int | None:
@@ -143,5 +147,9 @@ def calibrate(model: HookedTransformer) -> Speed:
     # timings can be near zero, and an absurd rate would admit calls that cannot finish.
     rate = big.numel() / big_s
     overhead = min(small_s, big_s)
-    return Speed(tokens_per_second=rate, overhead_seconds=overhead, threads=torch.get_num_threads(),
-                 calibration_seconds=time.perf_counter() - started)
+    return Speed(
+        tokens_per_second=rate,
+        overhead_seconds=overhead,
+        threads=torch.get_num_threads(),
+        calibration_seconds=time.perf_counter() - started,
+    )

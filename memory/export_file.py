@@ -15,8 +15,13 @@ from pydantic import TypeAdapter, ValidationError
 from memory.records import KINDS, Claim, Record
 from tools.errors import UserError
 
-ID_PREFIX = {"claim": "claim-", "hypothesis": "hyp-", "feature_label": "label-", "experiment": "exp-",
-             "incidental": "incidental-"}
+ID_PREFIX = {
+    "claim": "claim-",
+    "hypothesis": "hyp-",
+    "feature_label": "label-",
+    "experiment": "exp-",
+    "incidental": "incidental-",
+}
 _ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
 
@@ -28,14 +33,18 @@ def read_text(path: Path) -> str:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise UserError(f"{path} is not a text file (a NUL byte at offset {nul}); `interp memory import` "
-                        "reads the JSON lines `interp memory export` writes; nothing was imported")
+        raise UserError(
+            f"{path} is not a text file (a NUL byte at offset {nul}); `interp memory import` "
+            "reads the JSON lines `interp memory export` writes; nothing was imported"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-                        "`interp memory import` reads the JSON lines `interp memory export` writes; "
-                        "nothing was imported") from None
+        raise UserError(
+            f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "`interp memory import` reads the JSON lines `interp memory export` writes; "
+            "nothing was imported"
+        ) from None
 
 
 def _problem(line: str) -> tuple[Record | None, str]:
@@ -61,8 +70,10 @@ def _problem(line: str) -> tuple[Record | None, str]:
         # kept id would change what a stored (perhaps accepted) claim says.
         expected = Claim.model_validate({**obj, "id": ""}).id
         if record.id != expected:
-            return None, (f"claim id {record.id} does not match its model, statement and component "
-                          f"(they hash to {expected}); was the line edited?")
+            return None, (
+                f"claim id {record.id} does not match its model, statement and component "
+                f"(they hash to {expected}); was the line edited?"
+            )
         reviewed = record.status in ("accepted", "rejected", "needs_more_evidence")
         if reviewed and not (record.reviewer and record.reviewed_at):
             return None, f"claim {record.id} has status {record.status!r} without a reviewer and a review time"
@@ -85,8 +96,9 @@ def read_export(path: Path) -> list[tuple[int, Record]]:
             bad.append((n, why))
             continue
         if record.id in first_line:
-            bad.append((n, f"the same record ({record.id}) as line {first_line[record.id]}; "
-                           "an export holds each record once"))
+            bad.append(
+                (n, f"the same record ({record.id}) as line {first_line[record.id]}; an export holds each record once")
+            )
             continue
         first_line[record.id] = n
         records.append((n, record))

@@ -88,8 +88,10 @@ def file_lock(folder: Path, wait: float = WAIT_SECONDS) -> ReviewLock:
             except BlockingIOError:
                 if time.monotonic() > end:
                     os.close(fd)
-                    raise UserError(f"the memory at {folder} stayed locked for {wait:.0f} s by another "
-                                    f"`interp` process (lock file {path}); wait for it to finish and retry") from None
+                    raise UserError(
+                        f"the memory at {folder} stayed locked for {wait:.0f} s by another "
+                        f"`interp` process (lock file {path}); wait for it to finish and retry"
+                    ) from None
                 time.sleep(0.02 + random.random() * 0.03)
 
         def release() -> None:
@@ -113,8 +115,7 @@ def server_lock(collection, url: str, wait: float = WAIT_SECONDS, lease: float =
         end = time.monotonic() + wait
         while True:
             now = time.time()
-            collection.add(ids=[LOCK_ID], embeddings=[[1.0]],
-                           metadatas=[{"owner": token, "expires": now + lease}])
+            collection.add(ids=[LOCK_ID], embeddings=[[1.0]], metadatas=[{"owner": token, "expires": now + lease}])
             got = collection.get(ids=[LOCK_ID], include=["metadatas"])["metadatas"]
             if got and got[0].get("owner") == token:
                 break
@@ -123,8 +124,10 @@ def server_lock(collection, url: str, wait: float = WAIT_SECONDS, lease: float =
                 collection.delete(ids=[LOCK_ID], where={"owner": got[0].get("owner", "")})
                 continue
             if time.monotonic() > end:
-                raise UserError(f"the memory server {url} stayed locked for {wait:.0f} s by another writer; "
-                                f"retry later (a lock of a crashed writer expires after {lease:.0f} s)")
+                raise UserError(
+                    f"the memory server {url} stayed locked for {wait:.0f} s by another writer; "
+                    f"retry later (a lock of a crashed writer expires after {lease:.0f} s)"
+                )
             time.sleep(0.02 + random.random() * 0.05)
 
         def release() -> None:

@@ -126,8 +126,9 @@ class _Finding(_Record):
             # The same statement about other weights under the same model id (a retrained organism, another
             # revision) is another finding: its own record, never an update of this one.
             weights = (self.weights_hash,) if self.weights_hash else ()
-            self.id = content_id(self.kind, self.model_id, _norm(self.statement),
-                                 self.component.model_dump(exclude_none=True), *weights)
+            self.id = content_id(
+                self.kind, self.model_id, _norm(self.statement), self.component.model_dump(exclude_none=True), *weights
+            )
 
     def document(self) -> str:
         return self.statement
@@ -290,6 +291,13 @@ class ExperimentRecord(_Record):
         return f"{self.tool}: {self.summary}"
 
 
-Record = Annotated[Claim | Hypothesis | FeatureLabel | ExperimentRecord | IncidentalFinding, Field(discriminator="kind")]
-KINDS = {"claim": Claim, "hypothesis": Hypothesis, "feature_label": FeatureLabel, "experiment": ExperimentRecord,
-         "incidental": IncidentalFinding}
+Record = Annotated[
+    Claim | Hypothesis | FeatureLabel | ExperimentRecord | IncidentalFinding, Field(discriminator="kind")
+]
+KINDS = {
+    "claim": Claim,
+    "hypothesis": Hypothesis,
+    "feature_label": FeatureLabel,
+    "experiment": ExperimentRecord,
+    "incidental": IncidentalFinding,
+}

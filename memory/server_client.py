@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 
 
 def slow(location: str, timeout: float) -> UserError:
-    return UserError(f"the memory server at {location} did not answer within {timeout:g} s; check that it is a "
-                     "Chroma server (`chroma run --path DIR --port PORT`) and is not stalled or overloaded, and "
-                     "the network to it, or set INTERP_MEMORY_TIMEOUT=SECONDS to wait longer")
+    return UserError(
+        f"the memory server at {location} did not answer within {timeout:g} s; check that it is a "
+        "Chroma server (`chroma run --path DIR --port PORT`) and is not stalled or overloaded, and "
+        "the network to it, or set INTERP_MEMORY_TIMEOUT=SECONDS to wait longer"
+    )
 
 
 def server_error(e: BaseException, location: str, timeout: float) -> UserError | None:
@@ -33,8 +35,10 @@ def server_error(e: BaseException, location: str, timeout: float) -> UserError |
     if isinstance(e, httpx.TimeoutException):
         return slow(location, timeout)
     if isinstance(e, httpx.TransportError):
-        return UserError(f"lost the connection to the memory server at {location} ({type(e).__name__}); "
-                         "check that it is still running")
+        return UserError(
+            f"lost the connection to the memory server at {location} ({type(e).__name__}); "
+            "check that it is still running"
+        )
     return None
 
 
@@ -93,16 +97,19 @@ def server_client(location: str, timeout: float, settings) -> ClientAPI:
     except httpx.HTTPError as e:
         raise UserError(f"cannot reach the memory server at {location} ({type(e).__name__}); {start_hint}") from None
     if answer.status_code != 200:
-        raise UserError(f"{location} answered HTTP {answer.status_code} to a Chroma heartbeat: is it a Chroma "
-                        f"server? ({start_hint})")
+        raise UserError(
+            f"{location} answered HTTP {answer.status_code} to a Chroma heartbeat: is it a Chroma "
+            f"server? ({start_hint})"
+        )
     # chromadb makes its own requests while it connects, with no timeout (httpx.Client(timeout=None)):
     # build the client in a thread we stop waiting for, then bound every later call on its session.
     box: dict = {}
 
     def connect() -> None:
         try:
-            box["client"] = chromadb.HttpClient(host=url.hostname, port=url.port, ssl=url.scheme == "https",
-                                                settings=settings)
+            box["client"] = chromadb.HttpClient(
+                host=url.hostname, port=url.port, ssl=url.scheme == "https", settings=settings
+            )
         except Exception as e:  # handed to the caller's thread below
             box["error"] = e
 
@@ -113,8 +120,10 @@ def server_client(location: str, timeout: float, settings) -> ClientAPI:
         raise slow(location, timeout)
     if "error" in box:
         err = server_error(box["error"], location, timeout)
-        raise err or UserError(f"cannot connect to the memory server at {location} "
-                               f"({type(box['error']).__name__}: {box['error']}); {start_hint}") from None
+        raise err or UserError(
+            f"cannot connect to the memory server at {location} "
+            f"({type(box['error']).__name__}: {box['error']}); {start_hint}"
+        ) from None
     client = box["client"]
     session = getattr(getattr(client, "_server", None), "_session", None)
     if not isinstance(session, httpx.Client):

@@ -32,8 +32,8 @@ from pydantic import TypeAdapter
 
 from memory.export_file import read_export, refusal
 from memory.lock import LOCK_COLLECTION, ReviewLock, file_lock, server_lock
-from memory.server_client import Guarded, server_client, server_error
 from memory.records import KINDS, Claim, FeatureLabel, Hypothesis, Record, ReviewEvent, now
+from memory.server_client import Guarded, server_client, server_error
 from tools.errors import UserError
 
 if TYPE_CHECKING:
@@ -42,11 +42,20 @@ if TYPE_CHECKING:
 REVIEW_STATUSES = ("accepted", "rejected", "needs_more_evidence")
 Decision = Literal["accept", "reject", "more-evidence"]
 _DECISION_STATUS = {"accept": "accepted", "reject": "rejected", "more-evidence": "needs_more_evidence"}
-_COLLECTIONS = {"claim": "interp_claims", "hypothesis": "interp_hypotheses",
-                "feature_label": "interp_feature_labels", "experiment": "interp_experiments",
-                "incidental": "interp_incidental"}
-_PREFIX = {"claim": "claim", "hyp": "hypothesis", "label": "feature_label", "exp": "experiment",
-           "incidental": "incidental"}
+_COLLECTIONS = {
+    "claim": "interp_claims",
+    "hypothesis": "interp_hypotheses",
+    "feature_label": "interp_feature_labels",
+    "experiment": "interp_experiments",
+    "incidental": "interp_incidental",
+}
+_PREFIX = {
+    "claim": "claim",
+    "hyp": "hypothesis",
+    "label": "feature_label",
+    "exp": "experiment",
+    "incidental": "incidental",
+}
 _ADAPTER = TypeAdapter(Record)
 _MERGED = ("claim", "hypothesis")
 """Kinds whose write reads the stored record first (reviews, attempts): written under the review lock."""
@@ -77,8 +86,10 @@ class AlreadyReviewed(UserError):
     def __init__(self, claim: Claim):
         self.claim = claim
         when = f", {claim.reviewed_at}" if claim.reviewed_at else ""
-        super().__init__(f"claim {claim.id} is already reviewed by {claim.reviewer} ({claim.status}{when}); "
-                         "use --force to change the decision")
+        super().__init__(
+            f"claim {claim.id} is already reviewed by {claim.reviewer} ({claim.status}{when}); "
+            "use --force to change the decision"
+        )
 
 
 def _client(location: str, create: bool, timeout: float) -> tuple[ClientAPI, str]:
@@ -92,32 +103,42 @@ def _client(location: str, create: bool, timeout: float) -> tuple[ClientAPI, str
     if path.exists() and not path.is_dir():
         raise UserError(f"memory location {path} is a file, not a folder")
     if not create and not (path / "chroma.sqlite3").is_file():
-        raise UserError(f"no memory at {path}: nothing has been stored there (check --memory / $INTERP_MEMORY; "
-                        "an investigation or `interp memory import` creates it)")
+        raise UserError(
+            f"no memory at {path}: nothing has been stored there (check --memory / $INTERP_MEMORY; "
+            "an investigation or `interp memory import` creates it)"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=settings), "embedded"
     except OSError as e:
         raise UserError(f"cannot open memory folder {path}: {e.strerror}") from None
     except Exception as e:  # a corrupt sqlite file surfaces as various chromadb/sqlite errors
-        raise UserError(f"memory folder {path} cannot be opened ({type(e).__name__}: {e}); it may be corrupt "
-                        f"or from another chromadb version. Nothing was changed: move it aside and retry") from None
+        raise UserError(
+            f"memory folder {path} cannot be opened ({type(e).__name__}: {e}); it may be corrupt "
+            f"or from another chromadb version. Nothing was changed: move it aside and retry"
+        ) from None
 
 
 def _history(c: Claim) -> list[ReviewEvent]:
     """A claim's review history; for one reviewed before histories were kept, its one decision."""
     if c.review_history or c.status not in REVIEW_STATUSES:
         return list(c.review_history)
-    return [ReviewEvent(status=c.status, reviewer=c.reviewer or "?", note=c.review_note or "",
-                        at=c.reviewed_at or c.updated_at)]
+    return [
+        ReviewEvent(
+            status=c.status, reviewer=c.reviewer or "?", note=c.review_note or "", at=c.reviewed_at or c.updated_at
+        )
+    ]
 
 
 def _adds_nothing(stored: Claim, line: Claim) -> bool:
     """The line's review is the stored one, and its history holds no event the stored history lacks."""
     held = _history(stored)
-    return ((stored.status, stored.reviewer, stored.review_note or "", stored.reviewed_at)
-            == (line.status, line.reviewer, line.review_note or "", line.reviewed_at)
-            and all(e in held for e in _history(line)))
+    return (stored.status, stored.reviewer, stored.review_note or "", stored.reviewed_at) == (
+        line.status,
+        line.reviewer,
+        line.review_note or "",
+        line.reviewed_at,
+    ) and all(e in held for e in _history(line))
 
 
 # What a reviewer judged a claim on: an import may not change it under a review without --force.
@@ -146,8 +167,9 @@ class Imported:
 class MemoryStore:
     """Claims, hypotheses, feature labels and experiments in Chroma."""
 
-    def __init__(self, location: str | Path | None = None, embedder=None, create: bool = True,
-                 timeout: float | None = None):
+    def __init__(
+        self, location: str | Path | None = None, embedder=None, create: bool = True, timeout: float | None = None
+    ):
         """`create=False` (read-only commands): a missing embedded store is an error, not a new empty one.
         `timeout`: seconds a Chroma server may take per call (default $INTERP_MEMORY_TIMEOUT or 30)."""
         from memory.embedding import OfflineMiniLM
@@ -161,16 +183,19 @@ class MemoryStore:
 
     def _open(self, name: str, embedding_function) -> Guarded:
         try:
-            col = self.client.get_or_create_collection(name, embedding_function=embedding_function,
-                                                       metadata={"hnsw:space": "cosine"})
+            col = self.client.get_or_create_collection(
+                name, embedding_function=embedding_function, metadata={"hnsw:space": "cosine"}
+            )
         except UserError:
             raise
         except Exception as e:
             err = server_error(e, self.location, self.timeout)
             if err is not None:
                 raise err from None
-            raise UserError(f"memory at {self.location}: cannot open collection {name} "
-                            f"({type(e).__name__}: {e}); nothing was changed") from None
+            raise UserError(
+                f"memory at {self.location}: cannot open collection {name} "
+                f"({type(e).__name__}: {e}); nothing was changed"
+            ) from None
         return Guarded(col, self.location, self.timeout)
 
     def _col(self, kind: str) -> Guarded:
@@ -218,9 +243,12 @@ class MemoryStore:
     def _upsert(self, kind: str, records: list[Record], vectors: list | None = None) -> None:
         if not records:
             return
-        self._col(kind).upsert(ids=[r.id for r in records], documents=[r.document() for r in records],
-                               metadatas=[self._meta(r) for r in records],
-                               embeddings=vectors if vectors is not None else self._embed(records))
+        self._col(kind).upsert(
+            ids=[r.id for r in records],
+            documents=[r.document() for r in records],
+            metadatas=[self._meta(r) for r in records],
+            embeddings=vectors if vectors is not None else self._embed(records),
+        )
 
     def _merge(self, new: Record, old: Record | None, restore: bool = False) -> Record:
         """What to store when an agent (or, `restore`, an import) writes `new` over `old` (None: a new id).
@@ -231,10 +259,13 @@ class MemoryStore:
         new = new.model_copy(deep=True)
         if isinstance(new, Claim):
             if new.status in REVIEW_STATUSES and not (
-                    isinstance(old, Claim) and (old.status, old.reviewer, old.reviewed_at) == (
-                        new.status, new.reviewer, new.reviewed_at)):
-                raise UserError(f"claim {new.id}: status {new.status!r} is set only by a review "
-                                "(`interp review decide` / MemoryStore.review), never by a write")
+                isinstance(old, Claim)
+                and (old.status, old.reviewer, old.reviewed_at) == (new.status, new.reviewer, new.reviewed_at)
+            ):
+                raise UserError(
+                    f"claim {new.id}: status {new.status!r} is set only by a review "
+                    "(`interp review decide` / MemoryStore.review), never by a write"
+                )
             if isinstance(old, Claim) and old.status in REVIEW_STATUSES:
                 # What the reviewer judged stays as judged: a later write (a re-run, an import) can add
                 # experiments as evidence, never replace the tier, effect, control or criterion reviewed.
@@ -263,8 +294,7 @@ class MemoryStore:
             meta["feature"] = r.feature
         return meta
 
-    def review(self, claim_id: str, decision: Decision, reviewer: str, note: str = "",
-               force: bool = False) -> Claim:
+    def review(self, claim_id: str, decision: Decision, reviewer: str, note: str = "", force: bool = False) -> Claim:
         """The one way a claim's review status changes: a named person's decision.
 
         Compare-and-set: under the review lock, a claim someone already decided raises
@@ -283,9 +313,16 @@ class MemoryStore:
                 raise AlreadyReviewed(claim)
             at = now()
             event = ReviewEvent(status=_DECISION_STATUS[decision], reviewer=reviewer.strip(), note=note, at=at)
-            claim = claim.model_copy(update={
-                "status": event.status, "reviewer": event.reviewer, "review_note": note, "reviewed_at": at,
-                "updated_at": at, "review_history": [*_history(claim), event]})
+            claim = claim.model_copy(
+                update={
+                    "status": event.status,
+                    "reviewer": event.reviewer,
+                    "review_note": note,
+                    "reviewed_at": at,
+                    "updated_at": at,
+                    "review_history": [*_history(claim), event],
+                }
+            )
             # The statement (the embedded document) is unchanged: only the metadata is rewritten,
             # so nothing is embedded while the lock is held.
             self._col("claim").update(ids=[claim.id], metadatas=[self._meta(claim)])
@@ -313,8 +350,11 @@ class MemoryStore:
 
     @staticmethod
     def _where(model: str | None, status: str | None, run: str | None, weights: str | None = None) -> dict | None:
-        clauses = [{k: v} for k, v in (("model_id", model), ("status", status), ("run_id", run),
-                                       ("weights_hash", weights)) if v]
+        clauses = [
+            {k: v}
+            for k, v in (("model_id", model), ("status", status), ("run_id", run), ("weights_hash", weights))
+            if v
+        ]
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -326,19 +366,34 @@ class MemoryStore:
             raise UserError(f"unknown record kind {kind!r}; kinds: {', '.join(_COLLECTIONS)}")
         return [kind]
 
-    def list(self, kind: str | None = None, model: str | None = None, status: str | None = None,
-             run: str | None = None, limit: int | None = None, weights_hash: str | None = None) -> list[Record]:
+    def list(
+        self,
+        kind: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+        run: str | None = None,
+        limit: int | None = None,
+        weights_hash: str | None = None,
+    ) -> list[Record]:
         """Records matching the filters, oldest first (`weights_hash`: only records indexed with these weights)."""
         out = []
         for k in self._kinds(kind):
-            got = self._col(k).get(where=self._where(model, status, run, weights_hash), include=["metadatas"],
-                                   limit=limit)
+            got = self._col(k).get(
+                where=self._where(model, status, run, weights_hash), include=["metadatas"], limit=limit
+            )
             out += [self._parse(m) for m in got["metadatas"]]
         return sorted(out, key=lambda r: r.created_at)[:limit]
 
-    def search(self, text: str, kind: str | None = None, model: str | None = None,
-               status: str | None = None, run: str | None = None, n: int = 10,
-               weights_hash: str | None = None) -> list[tuple[Record, float]]:
+    def search(
+        self,
+        text: str,
+        kind: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+        run: str | None = None,
+        n: int = 10,
+        weights_hash: str | None = None,
+    ) -> list[tuple[Record, float]]:
         """Records nearest in meaning to `text` (cosine distance, smallest first; `weights_hash`: only
         records indexed with these weights)."""
         if not text.strip():
@@ -348,13 +403,18 @@ class MemoryStore:
             col = self._col(k)
             if col.count() == 0:
                 continue
-            res = col.query(query_texts=[text], n_results=n, where=self._where(model, status, run, weights_hash),
-                            include=["metadatas", "distances"])
+            res = col.query(
+                query_texts=[text],
+                n_results=n,
+                where=self._where(model, status, run, weights_hash),
+                include=["metadatas", "distances"],
+            )
             hits += [(self._parse(m), float(d)) for m, d in zip(res["metadatas"][0], res["distances"][0])]
         return sorted(hits, key=lambda h: h[1])[:n]
 
-    def already_tried(self, statement: str, model_id: str, max_distance: float = 0.5, n: int = 5,
-                      weights_hash: str | None = None) -> list[tuple[Hypothesis, float]]:
+    def already_tried(
+        self, statement: str, model_id: str, max_distance: float = 0.5, n: int = 5, weights_hash: str | None = None
+    ) -> list[tuple[Hypothesis, float]]:
         """Hypotheses on this model (and these weights, when given) similar to `statement` that some run
         has already tested."""
         hits = self.search(statement, kind="hypothesis", model=model_id, n=n, weights_hash=weights_hash)
@@ -382,8 +442,9 @@ class MemoryStore:
             raise UserError(f"cannot write {path}: {e.strerror}") from None
         return len(records)
 
-    def import_jsonl(self, path: Path, force: bool = False, by: str | None = None,
-                     lines: list[tuple[int, Record]] | None = None) -> Imported:
+    def import_jsonl(
+        self, path: Path, force: bool = False, by: str | None = None, lines: list[tuple[int, Record]] | None = None
+    ) -> Imported:
         """Records from an export, all or nothing: every line is checked before anything is written.
 
         An import never sets or changes a claim's review (status, reviewer, note, history):
@@ -414,8 +475,9 @@ class MemoryStore:
                     old = stored[kind].get(r.id)
                     done.new += old is None
                     if isinstance(r, Claim):
-                        merged, why = self._import_claim(r, old if isinstance(old, Claim) else None,
-                                                         force, by or "", source, done)
+                        merged, why = self._import_claim(
+                            r, old if isinstance(old, Claim) else None, force, by or "", source, done
+                        )
                         if merged is None:
                             bad.append((n, why))
                             continue
@@ -428,17 +490,24 @@ class MemoryStore:
         return done
 
     @staticmethod
-    def _import_claim(new: Claim, old: Claim | None, force: bool, by: str, source: str,
-                      done: Imported) -> tuple[Claim | None, str]:
+    def _import_claim(
+        new: Claim, old: Claim | None, force: bool, by: str, source: str, done: Imported
+    ) -> tuple[Claim | None, str]:
         """(what to store, '') or (None, why the line is refused)."""
         new = new.model_copy(deep=True)
-        if old is not None and old.status in REVIEW_STATUSES and not force and (
-                new.status not in REVIEW_STATUSES or _adds_nothing(old, new)):
+        if (
+            old is not None
+            and old.status in REVIEW_STATUSES
+            and not force
+            and (new.status not in REVIEW_STATUSES or _adds_nothing(old, new))
+        ):
             changed = [f for f in REVIEWED_EVIDENCE if getattr(new, f) != getattr(old, f)]
             if changed:
-                return None, (f"claim {new.id} was {old.status} by {old.reviewer} on its evidence, and the line "
-                              f"changes it ({', '.join(changed)}); an import never rewrites reviewed evidence: "
-                              "decide again with `interp review decide`, or import with --force")
+                return None, (
+                    f"claim {new.id} was {old.status} by {old.reviewer} on its evidence, and the line "
+                    f"changes it ({', '.join(changed)}); an import never rewrites reviewed evidence: "
+                    "decide again with `interp review decide`, or import with --force"
+                )
         if new.status not in REVIEW_STATUSES:
             if old is not None and old.status in REVIEW_STATUSES:
                 _keep_review(new, old)  # a line without a review never erases one
@@ -448,30 +517,47 @@ class MemoryStore:
             _keep_review(new, old)
             return new, ""
         if not force:
-            here = (f"reviewed here ({old.status} by {old.reviewer})" if old is not None and old.status in
-                    REVIEW_STATUSES else "not reviewed here" if old is not None else "not in this memory yet")
-            return None, (f"claim {new.id} is {here} and the line carries a review ({new.status} by "
-                          f"{new.reviewer}); an import never sets a review: decide with `interp review decide "
-                          f"{new.id} ...`, or import with --force to take the file's review (recorded in the "
-                          "claim's review history)")
+            here = (
+                f"reviewed here ({old.status} by {old.reviewer})"
+                if old is not None and old.status in REVIEW_STATUSES
+                else "not reviewed here"
+                if old is not None
+                else "not in this memory yet"
+            )
+            return None, (
+                f"claim {new.id} is {here} and the line carries a review ({new.status} by "
+                f"{new.reviewer}); an import never sets a review: decide with `interp review decide "
+                f"{new.id} ...`, or import with --force to take the file's review (recorded in the "
+                "claim's review history)"
+            )
         history = _history(old) if old is not None else []
         # the file's own history (an export's) comes along; a line without one adds only the import event
         history += [e for e in new.review_history if e not in history]
-        history.append(ReviewEvent(status=new.status, reviewer=new.reviewer or "?", note=new.review_note or "",
-                                   at=now(), via="import", by=by.strip(), source=source))
+        history.append(
+            ReviewEvent(
+                status=new.status,
+                reviewer=new.reviewer or "?",
+                note=new.review_note or "",
+                at=now(),
+                via="import",
+                by=by.strip(),
+                source=source,
+            )
+        )
         new.review_history = history
         done.reviews_forced += 1
         return new, ""
 
-    def _write_or_undo(self, path: Path, plan: dict[str, list[Record]], stored: dict[str, dict[str, Record]],
-                       vectors: dict[str, list]) -> None:
+    def _write_or_undo(
+        self, path: Path, plan: dict[str, list[Record]], stored: dict[str, dict[str, Record]], vectors: dict[str, list]
+    ) -> None:
         """Write the planned records; if a write fails, put back what was there before."""
         written: list[tuple[str, list[Record]]] = []
         try:
             for kind, records in plan.items():
                 vec = dict(zip((r.id for r in records), vectors[kind])) if len(records) == len(vectors[kind]) else {}
                 for i in range(0, len(records), _CHUNK):
-                    chunk = records[i:i + _CHUNK]
+                    chunk = records[i : i + _CHUNK]
                     self._upsert(kind, chunk, [vec[r.id] for r in chunk] if vec else None)
                     written.append((kind, chunk))
         except BaseException as e:
@@ -482,12 +568,16 @@ class MemoryStore:
                     if fresh:
                         self._col(kind).delete(ids=fresh)
             except Exception as undo:
-                raise UserError(f"importing {path} failed while writing ({e}), and putting the memory back "
-                                f"failed too ({undo}): it may hold part of the file; import it again once the "
-                                "memory works (importing a file twice changes nothing)") from None
+                raise UserError(
+                    f"importing {path} failed while writing ({e}), and putting the memory back "
+                    f"failed too ({undo}): it may hold part of the file; import it again once the "
+                    "memory works (importing a file twice changes nothing)"
+                ) from None
             if isinstance(e, UserError):
-                raise UserError(f"importing {path} failed while writing ({e}); what was written was taken "
-                                "back: nothing was imported") from None
+                raise UserError(
+                    f"importing {path} failed while writing ({e}); what was written was taken "
+                    "back: nothing was imported"
+                ) from None
             raise
 
 
@@ -495,8 +585,13 @@ def refuse_reviews_for_a_new_memory(path: Path, lines: list[tuple[int, Record]])
     """The import's review rule for a memory that does not exist yet (every claim is new there),
     so a refused file does not leave an empty memory behind."""
     done = Imported(records=0, new=0, reviews_kept=0, reviews_forced=0)
-    bad = [(n, why) for n, r in lines if isinstance(r, Claim)
-           for why in [MemoryStore._import_claim(r, None, False, "", "", done)[1]] if why]
+    bad = [
+        (n, why)
+        for n, r in lines
+        if isinstance(r, Claim)
+        for why in [MemoryStore._import_claim(r, None, False, "", "", done)[1]]
+        if why
+    ]
     if bad:
         raise UserError(refusal(path, bad))
 
@@ -504,4 +599,4 @@ def refuse_reviews_for_a_new_memory(path: Path, lines: list[tuple[int, Record]])
 _CHUNK = 500
 """Records per upsert of an import (Chroma limits a batch's size)."""
 
-__all__ = ["KINDS", "AlreadyReviewed", "Imported", "MemoryStore", "REVIEW_STATUSES", "default_location"]
+__all__ = ["KINDS", "REVIEW_STATUSES", "AlreadyReviewed", "Imported", "MemoryStore", "default_location"]

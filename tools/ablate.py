@@ -200,6 +200,7 @@ def _hooks(enc: Encoded, slices, method: str, positions: str, clean, seed: int):
                 replacement[i] = values[perm]
     fwd = []
     for i, (h, how) in enumerate(slices):
+
         def hook(act, hook, i=i, how=how):
             cur = _read(act, how)
             new = replacement.get(i, torch.zeros_like(cur))
@@ -282,10 +283,12 @@ def run(target: Target, inp: AblateInput) -> AblateResult:
     names = [c.label() for c in inp.components]
     return AblateResult(
         tool="ablate",
-        summary=(f"{inp.method}-ablating {', '.join(names)}"
-                 + (f" (with {', '.join(c.label() for c in inp.background)} ablated throughout)" if inp.background else "")
-                 + f": {inp.metric.describe()} {base:.3f} -> {value:.3f} "
-                 f"(change {effect:+.3f}; random {inp.components[0].kind}s: {ctrl:+.3f} +/- {spread:.3f})"),
+        summary=(
+            f"{inp.method}-ablating {', '.join(names)}"
+            + (f" (with {', '.join(c.label() for c in inp.background)} ablated throughout)" if inp.background else "")
+            + f": {inp.metric.describe()} {base:.3f} -> {value:.3f} "
+            f"(change {effect:+.3f}; random {inp.components[0].kind}s: {ctrl:+.3f} +/- {spread:.3f})"
+        ),
         cost=meter.cost(),
         components=names,
         background=[c.label() for c in inp.background],

@@ -104,9 +104,17 @@ def run(target: Target, inp: AttentionInput) -> AttentionResult:
     total = sum(enc.lengths.tolist())
     prev, first = prev / max(n_prev, 1), first / total
     ind = ind / n_ind if n_ind else ind
-    heads = [HeadPattern(layer=l, head=h, previous_token=round(float(prev[l, h]), 4),
-                         induction=round(float(ind[l, h]), 4), first_token=round(float(first[l, h]), 4))
-             for l in range(L) for h in range(H)]
+    heads = [
+        HeadPattern(
+            layer=l,
+            head=h,
+            previous_token=round(float(prev[l, h]), 4),
+            induction=round(float(ind[l, h]), 4),
+            first_token=round(float(first[l, h]), 4),
+        )
+        for l in range(L)
+        for h in range(H)
+    ]
     by_ind = sorted(heads, key=lambda x: -x.induction)[: inp.top]
     by_prev = sorted(heads, key=lambda x: -x.previous_token)[: inp.top]
     median = float(ind.flatten().median())
@@ -114,10 +122,18 @@ def run(target: Target, inp: AttentionInput) -> AttentionResult:
     best = by_ind[0]
     return AttentionResult(
         tool="attention",
-        summary=(f"top induction head L{best.layer}H{best.head} ({best.induction:.2f}, median head {median:.2f}) "
-                 f"over {n_ind} repeated positions, where the model copies {acc:.0%}; top previous-token head "
-                 f"L{by_prev[0].layer}H{by_prev[0].head} ({by_prev[0].previous_token:.2f})"),
-        cost=meter.cost(), heads=heads, top_induction=by_ind, top_previous_token=by_prev,
-        repeated_positions=n_ind, prompts_with_repeats=with_repeats, induction_accuracy=round(acc, 4), effect=best.induction,
+        summary=(
+            f"top induction head L{best.layer}H{best.head} ({best.induction:.2f}, median head {median:.2f}) "
+            f"over {n_ind} repeated positions, where the model copies {acc:.0%}; top previous-token head "
+            f"L{by_prev[0].layer}H{by_prev[0].head} ({by_prev[0].previous_token:.2f})"
+        ),
+        cost=meter.cost(),
+        heads=heads,
+        top_induction=by_ind,
+        top_previous_token=by_prev,
+        repeated_positions=n_ind,
+        prompts_with_repeats=with_repeats,
+        induction_accuracy=round(acc, 4),
+        effect=best.induction,
         control=round(median, 4),
     )

@@ -158,8 +158,10 @@ def _kinds(model, inp: AttributeInput, equal_lengths: bool) -> tuple[list[str], 
         if "features" in kinds and inp.sae is None:
             raise UserError("kinds: `features` needs `sae`, the SAE folder whose features to score")
         if "resid" in kinds and not equal_lengths:
-            raise UserError("kinds: the residual grid is by position, so every prompt must have the same token "
-                            "length (check with `interp tool predict`), or drop `resid`")
+            raise UserError(
+                "kinds: the residual grid is by position, so every prompt must have the same token "
+                "length (check with `interp tool predict`), or drop `resid`"
+            )
         return kinds, []
     kinds, skipped = ["heads"], []
     if has_mlp:
@@ -210,20 +212,26 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
 
     model = target.model
     if not inp.metric.has_gradient():
-        raise UserError(f"metric {inp.metric.kind} has no gradient (it thresholds the argmax), so it cannot be "
-                        "attributed; use a smooth one: prob or logit_diff instead of rate, copy_logprob instead "
-                        "of copy")
+        raise UserError(
+            f"metric {inp.metric.kind} has no gradient (it thresholds the argmax), so it cannot be "
+            "attributed; use a smooth one: prob or logit_diff instead of rate, copy_logprob instead "
+            "of copy"
+        )
     enc = encode(model, inp.prompts)
     corr = None
     if inp.corrupted is not None:
         if len(inp.corrupted) != len(inp.prompts):
-            raise UserError(f"{len(inp.prompts)} prompts and {len(inp.corrupted)} corrupted prompts: give one "
-                            "corrupted prompt per prompt")
+            raise UserError(
+                f"{len(inp.prompts)} prompts and {len(inp.corrupted)} corrupted prompts: give one "
+                "corrupted prompt per prompt"
+            )
         corr = encode(model, inp.corrupted, "corrupted")
         for i, (a, b) in enumerate(zip(enc.lengths.tolist(), corr.lengths.tolist())):
             if a != b:
-                raise UserError(f"pair {i}: the prompt has {a} tokens and its corrupted prompt {b}; each pair must "
-                                "have the same token length so positions line up")
+                raise UserError(
+                    f"pair {i}: the prompt has {a} tokens and its corrupted prompt {b}; each pair must "
+                    "have the same token length so positions line up"
+                )
     equal = len(set(enc.lengths.tolist())) == 1
     kinds, skipped = _kinds(model, inp, equal)
     sae = load_sae(inp.sae, model) if inp.sae is not None else None
@@ -252,6 +260,7 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
     for k in range(1, inp.steps):
         alpha = k / inp.steps
         if inp.path == "input":
+
             def interpolate(act, hook, alpha=alpha):
                 return ref_input + alpha * (act - ref_input)
 
@@ -260,14 +269,17 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
                 total[n] += g[n]
             continue
         for n in names:
+
             def interpolate_one(act, hook, alpha=alpha, r=ref[n]):
                 return r + alpha * (act - r)
 
             _, _, g = meter.gradients(model, enc.tokens, [n], objective, fwd_hooks=[(n, interpolate_one)])
             total[n] += g[n]
     real = enc.real_mask().to(enc.tokens.device).float()
-    contrib = {n: (ref[n] - clean[n]) * (total[n] / inp.steps) * real.view(*real.shape, *[1] * (clean[n].dim() - 2))
-               for n in names}
+    contrib = {
+        n: (ref[n] - clean[n]) * (total[n] / inp.steps) * real.view(*real.shape, *[1] * (clean[n].dim() - 2))
+        for n in names
+    }
 
     head_grid = torch.zeros(L, H)
     scores: list[Score] = []
@@ -275,8 +287,11 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
     if "heads" in kinds:
         for l in range(L):
             head_grid[l] = contrib[f"blocks.{l}.attn.hook_z"].sum((0, 1, 3)).float().cpu()
-        heads = [Score(component=Head(layer=l, head=h), name=f"L{l}H{h}", score=round(float(head_grid[l, h]), 6))
-                 for l in range(L) for h in range(H)]
+        heads = [
+            Score(component=Head(layer=l, head=h), name=f"L{l}H{h}", score=round(float(head_grid[l, h]), 6))
+            for l in range(L)
+            for h in range(H)
+        ]
     mlp_scores = []
     if "mlp" in kinds:
         mlp_scores = [round(float(contrib[f"blocks.{l}.hook_mlp_out"].sum()), 6) for l in range(L)]
@@ -288,16 +303,21 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
             f_ref = sae.encode(ref[hook].float()) if corr is not None else _reference(f_clean, enc, False)
             g_f = (total[hook].float() / inp.steps) @ sae.W_dec.T.float()
             per = ((f_ref - f_clean) * g_f * real[..., None]).sum((0, 1)).cpu()
-        feats = [Score(component=SaeFeature(sae=inp.sae, feature=j), name=f"feature {j}", score=round(float(v), 6))
-                 for j, v in enumerate(per.tolist())]
+        feats = [
+            Score(component=SaeFeature(sae=inp.sae, feature=j), name=f"feature {j}", score=round(float(v), 6))
+            for j, v in enumerate(per.tolist())
+        ]
     resid_grid, resid_cols, top_resid, input_total = [], [], [], None
     if "resid" in kinds:
         grid = torch.stack([contrib[f"blocks.{l}.hook_resid_pre"].sum((0, 2)).float().cpu() for l in range(L)])
         resid_grid = [[round(v, 6) for v in row] for row in grid.tolist()]
         toks = model.to_str_tokens(enc.tokens[0, : int(enc.lengths[0])])
         resid_cols = [f"{p}:{t}" for p, t in enumerate(toks)]
-        cells = [ResidScore(hook=f"blocks.{l}.hook_resid_pre", layer=l, position=p, token=toks[p],
-                            score=resid_grid[l][p]) for l in range(L) for p in range(len(toks))]
+        cells = [
+            ResidScore(hook=f"blocks.{l}.hook_resid_pre", layer=l, position=p, token=toks[p], score=resid_grid[l][p])
+            for l in range(L)
+            for p in range(len(toks))
+        ]
         top_resid = sorted(cells, key=lambda c: _key(c.score, inp.order))[: inp.top]
     if corr is not None:
         input_total = round(float(contrib[first].sum()), 6)
@@ -313,10 +333,12 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
     method = f"integrated gradients, {inp.steps} steps, {inp.path} path" if inp.steps > 1 else "gradient"
     return AttributeResult(
         tool="attribute",
-        summary=(f"attribution ({method}"
-                 f" x (reference - clean), reference = {'corrupted prompts' if corr is not None else 'mean'}) of "
-                 f"{inp.metric.describe()} = {clean_v:.3f}: top {where or 'nothing scored'}"
-                 f"; median head |effect| {control:.3g}"),
+        summary=(
+            f"attribution ({method}"
+            f" x (reference - clean), reference = {'corrupted prompts' if corr is not None else 'mean'}) of "
+            f"{inp.metric.describe()} = {clean_v:.3f}: top {where or 'nothing scored'}"
+            f"; median head |effect| {control:.3g}"
+        ),
         cost=meter.cost(),
         reference="corrupted" if corr is not None else "mean",
         steps=inp.steps,

@@ -31,9 +31,7 @@ def word_level_tokenizer(names: list[str]) -> PreTrainedTokenizerFast:
 
     tok = Tokenizer(models.WordLevel(vocab={n: i for i, n in enumerate(names)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", pad_token="<pad>", unk_token="<unk>"
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", pad_token="<pad>", unk_token="<unk>")
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -41,9 +39,7 @@ def is_checkpoint(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
 
 
-def save_checkpoint(
-    model: HookedTransformer, config: dict, tokenizer: PreTrainedTokenizerFast, out: Path
-) -> None:
+def save_checkpoint(model: HookedTransformer, config: dict, tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
     """Write the three parts of a checkpoint into `out` (created if missing)."""
     from safetensors.torch import save_file
 
@@ -70,17 +66,13 @@ def load_checkpoint(path: Path, device: str = "cpu") -> HookedTransformer:
     from transformers import PreTrainedTokenizerFast
 
     if not is_checkpoint(path):
-        raise UserError(
-            f"{path} is not a model checkpoint: expected {CONFIG_FILE} and {WEIGHTS_FILE} in it"
-        )
+        raise UserError(f"{path} is not a model checkpoint: expected {CONFIG_FILE} and {WEIGHTS_FILE} in it")
     try:
         cfg = HookedTransformerConfig(**json.loads((path / CONFIG_FILE).read_text()), device=device)
         state = load_file(str(path / WEIGHTS_FILE), device=device)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
     except (OSError, ValueError, TypeError, json.JSONDecodeError) as e:
-        raise UserError(
-            f"checkpoint {path} is unreadable ({e}); delete the folder and train it again"
-        ) from None
+        raise UserError(f"checkpoint {path} is unreadable ({e}); delete the folder and train it again") from None
     model = HookedTransformer(cfg, tokenizer=tokenizer)
     model.load_state_dict(state, strict=True)
     model.eval()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from tools.ablate import Head, SaeFeature
 from tools.attribute import Mlp, Ranked
 from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
@@ -31,7 +32,6 @@ from tools.errors import UserError
 from tools.hooks import check_head, check_layer
 from tools.metrics import BoundMetric, Metric
 from tools.prompts import Encoded, encode
-from tools.ablate import Head, SaeFeature
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -200,6 +200,7 @@ class MeanAblator:
 
                 fwd.append((key, hook))
             elif cs[0].kind == "mlp":
+
                 def hook(act, hook, mean=self.means[key]):
                     return mean.to(act.dtype).expand_as(act).clone()
 
@@ -243,8 +244,10 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
     empty = value(pool)
     span = full - empty
     if abs(span) < 1e-6:
-        raise UserError(f"ablating every component of these kinds leaves {inp.metric.describe()} unchanged "
-                        f"({full:.4f}): there is no behaviour for a circuit of them to carry")
+        raise UserError(
+            f"ablating every component of these kinds leaves {inp.metric.describe()} unchanged "
+            f"({full:.4f}): there is no behaviour for a circuit of them to carry"
+        )
 
     def norm(v: float) -> float:
         return round((v - empty) / span, 4)
@@ -253,8 +256,11 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
     for k in range(1, len(comps) + 1):
         keep_values.append(value(others(comps[:k])))
         drop_values.append(value(comps[:k]))
-        curve.append(CurvePoint(size=k, added=labels[k - 1], faithfulness=norm(keep_values[-1]),
-                                completeness=norm(drop_values[-1])))
+        curve.append(
+            CurvePoint(
+                size=k, added=labels[k - 1], faithfulness=norm(keep_values[-1]), completeness=norm(drop_values[-1])
+            )
+        )
     reached = [p.size for p in curve if p.faithfulness >= inp.target]
     size = reached[0] if reached else len(comps)
     gains = [curve[0].faithfulness] + [curve[i].faithfulness - curve[i - 1].faithfulness for i in range(1, size)]
@@ -281,22 +287,29 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
     for _ in range(inp.n_random):
         rand = []
         for _attempt in range(20):  # a set different from the circuit, when the pool allows one
-            rand = [c for key, n in want.items() for c in
-                    (by_kind[key][i] for i in rng.choice(len(by_kind[key]), n, replace=False))]
+            rand = [
+                c
+                for key, n in want.items()
+                for c in (by_kind[key][i] for i in rng.choice(len(by_kind[key]), n, replace=False))
+            ]
             if {c.label() for c in rand} != set(names):
                 break
         draws.append([c.label() for c in rand])
         rf.append(norm(value(others(rand))))
         rc.append(norm(value(rand)))
     faith, compl = norm(keep_v), norm(drop_v)
-    rule = (f"smallest prefix of the ranking with faithfulness >= {inp.target:g} (all {len(comps)} if none), then "
-            f"members whose addition raised faithfulness by < {inp.prune_below:g} dropped if the rest still reaches it")
+    rule = (
+        f"smallest prefix of the ranking with faithfulness >= {inp.target:g} (all {len(comps)} if none), then "
+        f"members whose addition raised faithfulness by < {inp.prune_below:g} dropped if the rest still reaches it"
+    )
     return CircuitResult(
         tool="circuit",
-        summary=(f"circuit of {len(circuit)} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): "
-                 f"faithfulness {faith:.2f} (random sets {float(np.mean(rf)):.2f}), completeness {compl:.2f} "
-                 f"(random sets {float(np.mean(rc)):.2f}); {inp.metric.describe()} full {full:.3f}, all ablated "
-                 f"{empty:.3f}" + ("" if reached else f"; no prefix reached faithfulness {inp.target:g}")),
+        summary=(
+            f"circuit of {len(circuit)} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): "
+            f"faithfulness {faith:.2f} (random sets {float(np.mean(rf)):.2f}), completeness {compl:.2f} "
+            f"(random sets {float(np.mean(rc)):.2f}); {inp.metric.describe()} full {full:.3f}, all ablated "
+            f"{empty:.3f}" + ("" if reached else f"; no prefix reached faithfulness {inp.target:g}")
+        ),
         cost=meter.cost(),
         circuit=circuit,
         names=names,

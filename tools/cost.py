@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict
 from tools.deadline import Pace, check
 from tools.errors import UserError
 
-
 if TYPE_CHECKING:
     import torch
     from transformer_lens import HookedTransformer
@@ -76,8 +75,14 @@ class Meter:
             self.forward_passes += 1
             return model.run_with_cache(tokens, names_filter=list(names), **kwargs)
 
-    def gradients(self, model: HookedTransformer, tokens: torch.Tensor, names: list[str],
-                  objective: Callable[[torch.Tensor], torch.Tensor], fwd_hooks=()):
+    def gradients(
+        self,
+        model: HookedTransformer,
+        tokens: torch.Tensor,
+        names: list[str],
+        objective: Callable[[torch.Tensor], torch.Tensor],
+        fwd_hooks=(),
+    ):
         """One forward and one backward pass: (objective value, {name: activation}, {name: gradient of
         the objective}) for the hooks in `names`. `objective` maps the logits to a scalar; `fwd_hooks`
         run before the activations are read (e.g. to interpolate the input). The residual stream
@@ -105,8 +110,10 @@ class Meter:
         with torch.enable_grad():
             value = objective(model.run_with_hooks(tokens, fwd_hooks=hooks))
             if not value.requires_grad:
-                raise UserError("the metric has no gradient path to the model's activations; attribution needs "
-                                "a differentiable metric (logit_diff, prob, loss or copy_logprob)")
+                raise UserError(
+                    "the metric has no gradient path to the model's activations; attribution needs "
+                    "a differentiable metric (logit_diff, prob, loss or copy_logprob)"
+                )
             wanted = [acts[n] for n in names]
             grads = torch.autograd.grad(value, wanted, allow_unused=True)
         out = {n: (torch.zeros_like(a) if g is None else g).detach() for n, a, g in zip(names, wanted, grads)}
@@ -129,6 +136,10 @@ class Meter:
             yield
 
     def cost(self) -> Cost:
-        return Cost(forward_tokens=self.forward_tokens, seconds=round(time.perf_counter() - self._start, 4),
-                    forward_passes=self.forward_passes, backward_passes=self.backward_passes,
-                    backward_tokens=self.backward_tokens)
+        return Cost(
+            forward_tokens=self.forward_tokens,
+            seconds=round(time.perf_counter() - self._start, 4),
+            forward_passes=self.forward_passes,
+            backward_passes=self.backward_passes,
+            backward_tokens=self.backward_tokens,
+        )

@@ -25,8 +25,7 @@ class DeadlineReached(Exception):
     """The current call ran past its deadline (not a user error: the budget ended)."""
 
     def __init__(self, where: str, overdue: float) -> None:
-        when = (f"{overdue:.2f}s past it" if overdue > 0
-                else "before a step that would have ended past it")
+        when = f"{overdue:.2f}s past it" if overdue > 0 else "before a step that would have ended past it"
         super().__init__(f"stopped at the budget's deadline during {where or 'the call'} ({when})")
         self.where = where
         self.overdue = overdue

@@ -102,9 +102,8 @@ def sae_features(t: Target, inp) -> int:
 
 
 def attribute(t: Target, inp) -> int:
-    from tools.cost import BACKWARD_FACTOR
-
     from tools.attribute import _kinds, hook_names, path_passes
+    from tools.cost import BACKWARD_FACTOR
     from tools.sae import load_sae
 
     m = t.model

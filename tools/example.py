@@ -39,8 +39,9 @@ def example(model: type[BaseModel]) -> dict:
     payload = {}
     for name, field in model.model_fields.items():
         prop = schema["properties"][field.alias or name]
-        payload[field.alias or name] = _value(prop, defs, name) if field.is_required() else field.get_default(
-            call_default_factory=True)
+        payload[field.alias or name] = (
+            _value(prop, defs, name) if field.is_required() else field.get_default(call_default_factory=True)
+        )
     return model.model_validate(payload).model_dump(mode="json", by_alias=True)
 
 
@@ -58,8 +59,9 @@ def _value(s: dict, defs: dict, name: str, i: int = 0) -> Any:
     kind = s.get("type")
     if kind == "object":
         props = s.get("properties", {})
-        keep = [k for k, p in props.items()
-                if k in s.get("required", []) or "const" in p or (k in HINTS and "default" in p)]
+        keep = [
+            k for k, p in props.items() if k in s.get("required", []) or "const" in p or (k in HINTS and "default" in p)
+        ]
         return {k: _value(props[k], defs, k) for k in keep}
     if kind == "array":
         n = max(s.get("minItems", 0), 2)

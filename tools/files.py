@@ -17,14 +17,18 @@ def decode_text(data: bytes, source: str, what: str, expected: str) -> str:
     """`data` as UTF-8 text; `source` names where it came from (a path, or stdin) in the error."""
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise UserError(f"{what} {source} is not a text file (a NUL byte at offset {nul}: binary data?); "
-                        f"expected {expected}, in UTF-8")
+        raise UserError(
+            f"{what} {source} is not a text file (a NUL byte at offset {nul}: binary data?); "
+            f"expected {expected}, in UTF-8"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise UserError(f"{what} {source} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}, "
-                        f"line {line}); expected {expected}. Save it as UTF-8") from None
+        raise UserError(
+            f"{what} {source} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}, "
+            f"line {line}); expected {expected}. Save it as UTF-8"
+        ) from None
 
 
 def read_text_file(path: str | Path, what: str, expected: str) -> str:

@@ -161,14 +161,18 @@ def _folders(model: HookedTransformer, spec: str | list[str]) -> list[Path]:
         return [Path(p).expanduser() for p in spec]
     root = Path(spec).expanduser()
     if not root.is_dir():
-        raise UserError(f"transcoder folder {root} not found: give the folder transcoder_train wrote "
-                        "(`interp tool transcoder_train --arg out=DIR`)")
+        raise UserError(
+            f"transcoder folder {root} not found: give the folder transcoder_train wrote "
+            "(`interp tool transcoder_train --arg out=DIR`)"
+        )
     if (root / "cfg.json").is_file():
         return [root]
     subs = sorted(p for p in root.iterdir() if (p / "cfg.json").is_file())
     if not subs:
-        raise UserError(f"{root} holds no transcoder folders (sub-folders with cfg.json); "
-                        f"transcoder_train writes layer_0/, layer_1/, ... and {MANIFEST}")
+        raise UserError(
+            f"{root} holds no transcoder folders (sub-folders with cfg.json); "
+            f"transcoder_train writes layer_0/, layer_1/, ... and {MANIFEST}"
+        )
     return subs
 
 
@@ -182,22 +186,30 @@ def load_set(model: HookedTransformer, spec: str | list[str]) -> tuple[dict[int,
         tc = load_transcoder(path, device)
         layer = transcoder_layer(tc, path)
         if layer >= n_layers:
-            raise UserError(f"transcoder {path} is for layer {layer}, but the model has layers 0..{n_layers - 1}: "
-                            "it was trained on another model")
+            raise UserError(
+                f"transcoder {path} is for layer {layer}, but the model has layers 0..{n_layers - 1}: "
+                "it was trained on another model"
+            )
         if layer in found:
             raise UserError(f"two transcoders for layer {layer}: {where[layer]} and {path}")
         if tc.cfg.d_in != d_model or tc.cfg.d_out != d_model:
-            raise UserError(f"transcoder {path} maps d_in={tc.cfg.d_in} -> d_out={tc.cfg.d_out}, but this model's "
-                            f"d_model is {d_model}: it was trained on another model")
+            raise UserError(
+                f"transcoder {path} maps d_in={tc.cfg.d_in} -> d_out={tc.cfg.d_out}, but this model's "
+                f"d_model is {d_model}: it was trained on another model"
+            )
         if getattr(tc, "W_skip", None) is not None or tc.cfg.normalize_activations != "none":
-            raise UserError(f"transcoder {path}: skip connections and input normalisation are not supported in "
-                            "graphs (the replacement must be linear in the features)")
+            raise UserError(
+                f"transcoder {path}: skip connections and input normalisation are not supported in "
+                "graphs (the replacement must be linear in the features)"
+            )
         check_mlp_hooks(model, layer)
         found[layer], where[layer] = tc, str(path)
     missing = [l for l in range(n_layers) if l not in found]
     if missing:
-        raise UserError(f"no transcoder for layer(s) {missing}: a graph replaces every MLP, so it needs one "
-                        f"transcoder per layer 0..{n_layers - 1} (train them with transcoder_train)")
+        raise UserError(
+            f"no transcoder for layer(s) {missing}: a graph replaces every MLP, so it needs one "
+            f"transcoder per layer 0..{n_layers - 1} (train them with transcoder_train)"
+        )
     return found, where
 
 
@@ -212,8 +224,10 @@ def prepare(target: Target, inp: GraphInput, meter: Meter) -> Prepared:
 
     model = target.model
     if getattr(model.cfg, "output_logits_soft_cap", 0) and model.cfg.output_logits_soft_cap > 0:
-        raise UserError("this model soft-caps its logits (a non-linearity after the last layer): the graph's "
-                        "logits would not be linear in the features")
+        raise UserError(
+            "this model soft-caps its logits (a non-linearity after the last layer): the graph's "
+            "logits would not be linear in the features"
+        )
     transcoders, folders = load_set(model, inp.transcoders)
     enc = encode(model, [inp.prompt])
     tokens = enc.tokens
@@ -239,14 +253,26 @@ def prepare(target: Target, inp: GraphInput, meter: Meter) -> Prepared:
         cut = int(torch.searchsorted(torch.cumsum(top_p, 0), torch.tensor(inp.logit_prob, device=top_p.device))) + 1
         ids = top_i[:cut].tolist()
     layout = Layout(len(feats), n_layers, tokens.shape[1], len(ids))
-    mib = layout.n_nodes ** 2 * 4 / 2**20
+    mib = layout.n_nodes**2 * 4 / 2**20
     if mib > inp.max_adjacency_mb:
-        raise UserError(f"the graph would have {layout.n_nodes} nodes ({len(feats)} active features): its adjacency "
-                        f"matrix needs {mib:.3g} MiB, over max_adjacency_mb={inp.max_adjacency_mb:g}. Use a shorter "
-                        "prompt, sparser transcoders (smaller k), or raise max_adjacency_mb if memory allows")
+        raise UserError(
+            f"the graph would have {layout.n_nodes} nodes ({len(feats)} active features): its adjacency "
+            f"matrix needs {mib:.3g} MiB, over max_adjacency_mb={inp.max_adjacency_mb:g}. Use a shorter "
+            "prompt, sparser transcoders (smaller k), or raise max_adjacency_mb if memory allows"
+        )
     activations = torch.cat(acts).float().clone() if acts else torch.zeros(0)
-    return Prepared(tokens, transcoders, folders, cache, logits[0, -1].float().clone(), feats, activations, ids,
-                    [float(probs[i]) for i in ids], layout)
+    return Prepared(
+        tokens,
+        transcoders,
+        folders,
+        cache,
+        logits[0, -1].float().clone(),
+        feats,
+        activations,
+        ids,
+        [float(probs[i]) for i in ids],
+        layout,
+    )
 
 
 def backward_rows(p: Prepared) -> int:
@@ -364,8 +390,9 @@ def build(target: Target, inp: GraphInput, meter: Meter) -> Built:
         seeds[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
         # one batched backward (vmap over the seeds): row r is the gradient of target start + r
         with meter.charge(n_pos * (stop - start), "a backward pass", backward=True):
-            grads = torch.autograd.grad(values, [embed, *mlps], grad_outputs=seeds, retain_graph=True,
-                                        is_grads_batched=True, allow_unused=True)
+            grads = torch.autograd.grad(
+                values, [embed, *mlps], grad_outputs=seeds, retain_graph=True, is_grads_batched=True, allow_unused=True
+            )
         zero = torch.zeros(stop - start, *embed.shape, device=dev)
         g_embed, g_mlp = (grads[0] if grads[0] is not None else zero), [g if g is not None else zero for g in grads[1:]]
         block = torch.zeros(stop - start, lay.n_nodes, device=dev)
@@ -388,8 +415,7 @@ def run(target: Target, inp: GraphInput) -> GraphResult:
     return _result(target, inp, b.prepared, b.adjacency, b.bias, meter)
 
 
-def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bias: Tensor,
-            meter: Meter) -> GraphResult:
+def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bias: Tensor, meter: Meter) -> GraphResult:
     import torch
 
     model = target.model
@@ -399,12 +425,25 @@ def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bia
     checks = []
     for j in range(lay.n_logits):
         row = adjacency[lay.logit_start + j]
-        parts = (float(row[: lay.error_start].sum()), float(row[lay.error_start : lay.embed_start].sum()),
-                 float(row[lay.embed_start : lay.logit_start].sum()), float(bias[j]))
+        parts = (
+            float(row[: lay.error_start].sum()),
+            float(row[lay.error_start : lay.embed_start].sum()),
+            float(row[lay.embed_start : lay.logit_start].sum()),
+            float(bias[j]),
+        )
         logit = float(p.logits[p.logit_ids[j]])
-        checks.append(LogitCheck(token=names[j], probability=round(p.logit_probs[j], 6), logit=round(logit, 6),
-                                 features=round(parts[0], 6), errors=round(parts[1], 6), embeddings=round(parts[2], 6),
-                                 bias=round(parts[3], 6), residual=float(logit - sum(parts))))
+        checks.append(
+            LogitCheck(
+                token=names[j],
+                probability=round(p.logit_probs[j], 6),
+                logit=round(logit, 6),
+                features=round(parts[0], 6),
+                errors=round(parts[1], 6),
+                embeddings=round(parts[2], 6),
+                bias=round(parts[3], 6),
+                residual=float(logit - sum(parts)),
+            )
+        )
     weights = torch.tensor(p.logit_probs)
     if float(weights.sum()) <= 0:
         weights = torch.ones(lay.n_logits)
@@ -415,19 +454,39 @@ def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bia
     err_share = float(first[lay.error_start : lay.embed_start].sum()) / mass
     total_infl = float(pruned.influence[: lay.logit_start].sum())  # features, errors and embeddings
     order = torch.argsort(pruned.influence[: lay.n_features], descending=True)[: inp.top].tolist()
-    top = [GraphNode(layer=p.features[i][0], position=p.features[i][1], token=tok[p.features[i][1]],
-                     feature=p.features[i][2], activation=round(float(p.activations[i]), 5),
-                     influence=round(float(pruned.influence[i]) / (total_infl or 1.0), 5),
-                     logit_effect=round(float(adjacency[lay.logit_start, i]), 5)) for i in order]
+    top = [
+        GraphNode(
+            layer=p.features[i][0],
+            position=p.features[i][1],
+            token=tok[p.features[i][1]],
+            feature=p.features[i][2],
+            activation=round(float(p.activations[i]), 5),
+            influence=round(float(pruned.influence[i]) / (total_infl or 1.0), 5),
+            logit_effect=round(float(adjacency[lay.logit_start, i]), 5),
+        )
+        for i in order
+    ]
     path = None
     if inp.out is not None:
         out = Path(inp.out)
         data = viewer_json(
-            slug=out.stem, scan=target.model_id, transcoder_list=[p.folders[l] for l in range(lay.n_layers)],
-            prompt=inp.prompt, prompt_tokens=tok, token_ids=p.tokens[0].tolist(), features=p.features,
-            activations=p.activations.tolist(), logit_ids=p.logit_ids, logit_tokens=names,
-            logit_probs=p.logit_probs, targets=[j == 0 or bool(inp.targets) for j in range(lay.n_logits)],
-            adjacency=adjacency, layout=lay, pruned=pruned, node_threshold=inp.node_threshold)
+            slug=out.stem,
+            scan=target.model_id,
+            transcoder_list=[p.folders[l] for l in range(lay.n_layers)],
+            prompt=inp.prompt,
+            prompt_tokens=tok,
+            token_ids=p.tokens[0].tolist(),
+            features=p.features,
+            activations=p.activations.tolist(),
+            logit_ids=p.logit_ids,
+            logit_tokens=names,
+            logit_probs=p.logit_probs,
+            targets=[j == 0 or bool(inp.targets) for j in range(lay.n_logits)],
+            adjacency=adjacency,
+            layout=lay,
+            pruned=pruned,
+            node_threshold=inp.node_threshold,
+        )
         write_viewer_files(data, out)
         path = str(out)
     max_res = max(abs(c.residual) for c in checks)
@@ -435,13 +494,25 @@ def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bia
     c0 = checks[0]
     return GraphResult(
         tool="graph",
-        summary=(f"graph of {lay.n_nodes} nodes ({lay.n_features} active features) for {c0.token!r} "
-                 f"(p={c0.probability:.3f}): its logit {c0.logit:.3f} = features {c0.features:.3f} + errors "
-                 f"{c0.errors:.3f} + embeddings {c0.embeddings:.3f} + bias {c0.bias:.3f} (largest residual over the "
-                 f"targets {max_res:.1e}, {'within' if max_res <= TOLERANCE else 'OVER'} {TOLERANCE:g}); pruned to "
-                 f"{int(pruned.node_mask.sum())} nodes, {kept_edges} edges"
-                 + (f"; top feature L{top[0].layer}/{top[0].feature} at {top[0].token!r}" if top else "")),
-        cost=meter.cost(), path=path, n_tokens=lay.n_pos, active_features=lay.n_features, nodes=lay.n_nodes,
-        kept_nodes=int(pruned.node_mask.sum()), kept_edges=kept_edges, logits=checks, max_residual=max_res,
-        error_share=round(err_share, 4), top_features=top, effect=round(feat_share, 4), control=round(err_share, 4),
+        summary=(
+            f"graph of {lay.n_nodes} nodes ({lay.n_features} active features) for {c0.token!r} "
+            f"(p={c0.probability:.3f}): its logit {c0.logit:.3f} = features {c0.features:.3f} + errors "
+            f"{c0.errors:.3f} + embeddings {c0.embeddings:.3f} + bias {c0.bias:.3f} (largest residual over the "
+            f"targets {max_res:.1e}, {'within' if max_res <= TOLERANCE else 'OVER'} {TOLERANCE:g}); pruned to "
+            f"{int(pruned.node_mask.sum())} nodes, {kept_edges} edges"
+            + (f"; top feature L{top[0].layer}/{top[0].feature} at {top[0].token!r}" if top else "")
+        ),
+        cost=meter.cost(),
+        path=path,
+        n_tokens=lay.n_pos,
+        active_features=lay.n_features,
+        nodes=lay.n_nodes,
+        kept_nodes=int(pruned.node_mask.sum()),
+        kept_edges=kept_edges,
+        logits=checks,
+        max_residual=max_res,
+        error_share=round(err_share, 4),
+        top_features=top,
+        effect=round(feat_share, 4),
+        control=round(err_share, 4),
     )

@@ -76,8 +76,10 @@ def influence(a: Tensor, weights: Tensor, max_terms: int) -> Tensor:
             return total
         term = term @ a
         total += term
-    raise UserError("influence did not converge: the adjacency matrix has a cycle, which an attribution graph "
-                    "cannot have (a bug in the graph construction)")
+    raise UserError(
+        "influence did not converge: the adjacency matrix has a cycle, which an attribution graph "
+        "cannot have (a bug in the graph construction)"
+    )
 
 
 def cumulative_cut(scores: Tensor, threshold: float) -> float:
@@ -106,17 +108,18 @@ class Pruned:
     viewers show as `influence`; lower is more important)."""
 
 
-def prune(adjacency: Tensor, layout: Layout, logit_weights: Tensor, node_threshold: float,
-          edge_threshold: float) -> Pruned:
+def prune(
+    adjacency: Tensor, layout: Layout, logit_weights: Tensor, node_threshold: float, edge_threshold: float
+) -> Pruned:
     import torch
 
     n = layout.n_nodes
     w = torch.zeros(n, dtype=adjacency.dtype)
-    w[layout.logit_start:] = logit_weights
+    w[layout.logit_start :] = logit_weights
     max_terms = layout.n_layers + 3
     node_infl = influence(_normalise(adjacency), w, max_terms)
     keep = node_infl >= cumulative_cut(node_infl, node_threshold)
-    keep[layout.embed_start:] = True
+    keep[layout.embed_start :] = True
     pruned = adjacency.clone()
     pruned[~keep] = 0
     pruned[:, ~keep] = 0
@@ -125,7 +128,7 @@ def prune(adjacency: Tensor, layout: Layout, logit_weights: Tensor, node_thresho
     edges = edge_scores >= cumulative_cut(edge_scores, edge_threshold)
     edges &= pruned != 0
     inner = slice(0, layout.embed_start)  # features and errors: must send somewhere
-    feats = slice(0, layout.n_features)   # features: must also receive
+    feats = slice(0, layout.n_features)  # features: must also receive
     while True:
         before = keep.clone()
         keep[inner] &= edges[:, inner].any(0)
@@ -151,10 +154,25 @@ def _cantor(a: int, b: int) -> int:
     return (a + b) * (a + b + 1) // 2 + b
 
 
-def viewer_json(*, slug: str, scan: str, transcoder_list: list[str], prompt: str, prompt_tokens: list[str],
-                token_ids: list[int], features: list[tuple[int, int, int]], activations: list[float],
-                logit_ids: list[int], logit_tokens: list[str], logit_probs: list[float], targets: list[bool],
-                adjacency: Tensor, layout: Layout, pruned: Pruned, node_threshold: float) -> dict:
+def viewer_json(
+    *,
+    slug: str,
+    scan: str,
+    transcoder_list: list[str],
+    prompt: str,
+    prompt_tokens: list[str],
+    token_ids: list[int],
+    features: list[tuple[int, int, int]],
+    activations: list[float],
+    logit_ids: list[int],
+    logit_tokens: list[str],
+    logit_probs: list[float],
+    targets: list[bool],
+    adjacency: Tensor,
+    layout: Layout,
+    pruned: Pruned,
+    node_threshold: float,
+) -> dict:
     """The graph as circuit-tracer's `create_graph_files` writes it (metadata, qParams, nodes, links).
 
     One departure: error nodes are `err_{layer}_{pos}` instead of circuit-tracer's `0_{layer}_{pos}`,
@@ -167,34 +185,80 @@ def viewer_json(*, slug: str, scan: str, transcoder_list: list[str], prompt: str
         infl = round(float(pruned.cumulative[i]), 6)
         if i < layout.n_features:
             layer, pos, feat = features[i]
-            node = {"node_id": f"{layer}_{feat}_{pos}", "feature": _cantor(layer, feat), "layer": str(layer),
-                    "ctx_idx": pos, "feature_type": "cross layer transcoder", "jsNodeId": f"{layer}_{feat}-0",
-                    "influence": infl, "activation": round(activations[i], 6)}
+            node = {
+                "node_id": f"{layer}_{feat}_{pos}",
+                "feature": _cantor(layer, feat),
+                "layer": str(layer),
+                "ctx_idx": pos,
+                "feature_type": "cross layer transcoder",
+                "jsNodeId": f"{layer}_{feat}-0",
+                "influence": infl,
+                "activation": round(activations[i], 6),
+            }
         elif i < layout.embed_start:
             layer, pos = divmod(i - layout.error_start, n_pos)
             nid = f"err_{layer}_{pos}"
-            node = {"node_id": nid, "feature": -1, "layer": str(layer), "ctx_idx": pos,
-                    "feature_type": "mlp reconstruction error", "jsNodeId": nid, "influence": infl}
+            node = {
+                "node_id": nid,
+                "feature": -1,
+                "layer": str(layer),
+                "ctx_idx": pos,
+                "feature_type": "mlp reconstruction error",
+                "jsNodeId": nid,
+                "influence": infl,
+            }
         elif i < layout.logit_start:
             pos = i - layout.embed_start
-            node = {"node_id": f"E_{token_ids[pos]}_{pos}", "feature": pos, "layer": "E", "ctx_idx": pos,
-                    "feature_type": "embedding", "jsNodeId": f"E_{token_ids[pos]}-{pos}", "influence": infl}
+            node = {
+                "node_id": f"E_{token_ids[pos]}_{pos}",
+                "feature": pos,
+                "layer": "E",
+                "ctx_idx": pos,
+                "feature_type": "embedding",
+                "jsNodeId": f"E_{token_ids[pos]}-{pos}",
+                "influence": infl,
+            }
         else:
             j = i - layout.logit_start
             layer = str(n_layers + 1)
             vocab = logit_ids[j]
-            node = {"node_id": f"{layer}_{vocab}_{n_pos - 1}", "feature": vocab, "layer": layer,
-                    "ctx_idx": n_pos - 1, "feature_type": "logit", "token_prob": round(logit_probs[j], 6),
-                    "is_target_logit": targets[j], "jsNodeId": f"L_{vocab}-{n_pos - 1}",
-                    "clerp": f'Output "{_shown(logit_tokens[j])}" (p={logit_probs[j]:.3f})'}
-        ids[i] = {"token_prob": 0.0, "is_target_logit": False, "run_idx": 0, "reverse_ctx_idx": 0, "clerp": "",
-                  "influence": None, "activation": None, **node}
+            node = {
+                "node_id": f"{layer}_{vocab}_{n_pos - 1}",
+                "feature": vocab,
+                "layer": layer,
+                "ctx_idx": n_pos - 1,
+                "feature_type": "logit",
+                "token_prob": round(logit_probs[j], 6),
+                "is_target_logit": targets[j],
+                "jsNodeId": f"L_{vocab}-{n_pos - 1}",
+                "clerp": f'Output "{_shown(logit_tokens[j])}" (p={logit_probs[j]:.3f})',
+            }
+        ids[i] = {
+            "token_prob": 0.0,
+            "is_target_logit": False,
+            "run_idx": 0,
+            "reverse_ctx_idx": 0,
+            "clerp": "",
+            "influence": None,
+            "activation": None,
+            **node,
+        }
     dst, src = pruned.edge_mask.nonzero(as_tuple=True)
-    links = [{"source": ids[s]["node_id"], "target": ids[d]["node_id"], "weight": round(float(adjacency[d, s]), 6)}
-             for d, s in zip(dst.tolist(), src.tolist()) if s in ids and d in ids]
+    links = [
+        {"source": ids[s]["node_id"], "target": ids[d]["node_id"], "weight": round(float(adjacency[d, s]), 6)}
+        for d, s in zip(dst.tolist(), src.tolist())
+        if s in ids and d in ids
+    ]
     return {
-        "metadata": {"slug": slug, "scan": scan, "transcoder_list": transcoder_list, "prompt_tokens": [_shown(t) for t in prompt_tokens],
-                     "prompt": prompt, "node_threshold": node_threshold, "schema_version": SCHEMA_VERSION},
+        "metadata": {
+            "slug": slug,
+            "scan": scan,
+            "transcoder_list": transcoder_list,
+            "prompt_tokens": [_shown(t) for t in prompt_tokens],
+            "prompt": prompt,
+            "node_threshold": node_threshold,
+            "schema_version": SCHEMA_VERSION,
+        },
         "qParams": {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
         "nodes": list(ids.values()),
         "links": links,
@@ -214,5 +278,7 @@ def write_viewer_files(data: dict, path: Path) -> None:
     except OSError as e:
         raise UserError(f"cannot write the graph to {path}: {e.strerror}") from None
     except json.JSONDecodeError:
-        raise UserError(f"{path.parent / 'graph-metadata.json'} exists and is not JSON: move it away or choose "
-                        "another folder for the graph") from None
+        raise UserError(
+            f"{path.parent / 'graph-metadata.json'} exists and is not JSON: move it away or choose "
+            "another folder for the graph"
+        ) from None

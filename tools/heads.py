@@ -131,8 +131,11 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
     meter = Meter()
     enc = encode(model, inp.prompts)
     metric = BoundMetric(inp.metric, model, enc)
-    names = ([f"blocks.{l}.attn.hook_z" for l in range(L)] + [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
-             + ["ln_final.hook_scale"])
+    names = (
+        [f"blocks.{l}.attn.hook_z" for l in range(L)]
+        + [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
+        + ["ln_final.hook_scale"]
+    )
     _, cache = meter.cache(model, enc.tokens, names)
     reads = _reads(metric, enc)
     b_idx = torch.tensor([r[0] for r in reads])
@@ -142,8 +145,11 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
     direction = W_U[:, [r[2] for r in reads]].T  # [reads, d_model]
     vs = [r[3] for r in reads]
     if any(v is not None for v in vs):
-        direction = direction - W_U[:, [v if v is not None else r[2] for v, r in zip(vs, reads)]].T * torch.tensor(
-            [float(v is not None) for v in vs])[:, None]
+        direction = (
+            direction
+            - W_U[:, [v if v is not None else r[2] for v, r in zip(vs, reads)]].T
+            * torch.tensor([float(v is not None) for v in vs])[:, None]
+        )
     if w is not None:
         direction = direction * w.float()
     center = model.cfg.normalization_type in ("LN", "LNPre")
@@ -163,18 +169,25 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
             for j, a in enumerate(row):
                 mass[_role(toks[b], i, j, t, v)] += a
         mass = {k: round(x / len(reads), 4) for k, x in mass.items()}
-        explanations.append(HeadExplanation(layer=l, head=h, dla=round(float(dla[l, h]), 5), attention=mass,
-                                            top_role=max(mass, key=mass.get)))
+        explanations.append(
+            HeadExplanation(
+                layer=l, head=h, dla=round(float(dla[l, h]), 5), attention=mass, top_role=max(mass, key=mass.get)
+            )
+        )
     explanations.sort(key=lambda e: -abs(e.dla))
     top = explanations[: inp.top]
     mags = sorted(abs(e.dla) for e in explanations)
     best = top[0]
     return HeadsResult(
         tool="heads",
-        summary=(f"largest direct effect on {inp.metric.describe()}: "
-                 + ", ".join(f"L{e.layer}H{e.head} {e.dla:+.3g} (attends {e.top_role} {e.attention[e.top_role]:.0%})"
-                             for e in top[:3])
-                 + f"; median head |dla| {mags[len(mags) // 2]:.3g} over {len(reads)} positions"),
+        summary=(
+            f"largest direct effect on {inp.metric.describe()}: "
+            + ", ".join(
+                f"L{e.layer}H{e.head} {e.dla:+.3g} (attends {e.top_role} {e.attention[e.top_role]:.0%})"
+                for e in top[:3]
+            )
+            + f"; median head |dla| {mags[len(mags) // 2]:.3g} over {len(reads)} positions"
+        ),
         cost=meter.cost(),
         heads=top,
         all_dla=[[round(x, 5) for x in row] for row in dla.tolist()],

@@ -55,9 +55,13 @@ class Metric(Record):
         tok = self.token or ("each prompt's answer" if self.tokens else "")
         if self.kind == "logit_diff":
             return f"logit[{tok}] - logit[{self.versus or 'its alternative'}]"
-        return {"prob": f"P({tok})", "rate": f"rate(argmax = {tok})", "loss": "next-token loss",
-                "copy": "copy rate at repeated tokens",
-                "copy_logprob": "log-prob of the copied token at repeated tokens"}[self.kind]
+        return {
+            "prob": f"P({tok})",
+            "rate": f"rate(argmax = {tok})",
+            "loss": "next-token loss",
+            "copy": "copy rate at repeated tokens",
+            "copy_logprob": "log-prob of the copied token at repeated tokens",
+        }[self.kind]
 
     def has_gradient(self) -> bool:
         """Whether the metric is differentiable in the logits (rate and copy threshold the argmax)."""
@@ -106,8 +110,14 @@ def _ids(model, one: str | None, many: list[str] | None, n: int, name: str, many
 class BoundMetric:
     """A metric with its token ids resolved for one prompt set."""
 
-    def __init__(self, metric: Metric, model: HookedTransformer, enc: Encoded,
-                 target_ids: Tensor | None = None, versus_ids: Tensor | None = None):
+    def __init__(
+        self,
+        metric: Metric,
+        model: HookedTransformer,
+        enc: Encoded,
+        target_ids: Tensor | None = None,
+        versus_ids: Tensor | None = None,
+    ):
         """`target_ids` / `versus_ids` bypass the token strings (ids read off a run: no re-tokenizing)."""
         n = len(enc.prompts)
         self.metric, self.enc = metric, enc
@@ -121,8 +131,10 @@ class BoundMetric:
             for i, n in enumerate(enc.lengths.tolist()):
                 self.copies.append(copy_targets(enc.tokens[i, :n].tolist()))
                 if not self.copies[-1]:
-                    raise UserError(f"metric copy: prompt #{i} has no repeated token to copy; give prompts "
-                                    "that repeat a sequence (e.g. 'a b c d a b c')")
+                    raise UserError(
+                        f"metric copy: prompt #{i} has no repeated token to copy; give prompts "
+                        "that repeat a sequence (e.g. 'a b c d a b c')"
+                    )
         if metric.kind not in ("loss", "copy", "copy_logprob") and self.target is None:
             raise UserError(f"metric {metric.kind} needs `token` (or per-prompt `tokens`)")
         if metric.kind == "logit_diff" and self.versus is None:
@@ -149,8 +161,10 @@ class BoundMetric:
             return (last.argmax(-1) == self.target).float()
         if k == "copy":
             pred = logits.argmax(-1).cpu()
-            return torch.tensor([sum(int(pred[b, i] == t) for i, _, t in row) / len(row)
-                                 for b, row in enumerate(self.copies)], device=logits.device)
+            return torch.tensor(
+                [sum(int(pred[b, i] == t) for i, _, t in row) / len(row) for b, row in enumerate(self.copies)],
+                device=logits.device,
+            )
         if k == "copy_logprob":
             out = []
             for b, row in enumerate(self.copies):

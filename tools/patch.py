@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-
 from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
@@ -88,14 +87,17 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
         raise UserError(
             "over=resid compares positions across pairs, but the pairs have different token lengths ("
             + ", ".join(f"pair {i}: {n} tokens" for n, i in first.items())
-            + "): give pairs of one template (same token length), or use over=heads, which patches every position")
+            + "): give pairs of one template (same token length), or use over=heads, which patches every position"
+        )
     clean_logits = meter.run(model, clean.tokens)
     corr_logits = meter.run(model, corr.tokens)
     rows = torch.arange(len(inp.clean), device=clean.tokens.device)
     if inp.metric is None:
         # Each pair's own answers, as ids read off the two runs (strings need not re-tokenize).
-        ids = {"target_ids": clean_logits[rows, clean.last].argmax(-1),
-               "versus_ids": corr_logits[rows, corr.last].argmax(-1)}
+        ids = {
+            "target_ids": clean_logits[rows, clean.last].argmax(-1),
+            "versus_ids": corr_logits[rows, corr.last].argmax(-1),
+        }
         metric = Metric(kind="logit_diff")
     else:
         metric, ids = inp.metric, {}
@@ -119,6 +121,7 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
         for h in hooks:
             row = []
             for p in range(width):
+
                 def paste(act, hook, p=p, h=h):
                     act[:, p] = cache[h][:, p]
                     return act
@@ -134,6 +137,7 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
         for l, name in enumerate(names):
             row = []
             for h in range(model.cfg.n_heads):
+
                 def paste(act, hook, h=h, name=name):
                     act[:, :, h] = cache[name][:, :, h]
                     return act
@@ -141,14 +145,18 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
                 row.append(normalised([(name, paste)]))
             grid.append(row)
         labels = [f"L{l}" for l in range(n_layers)]
-    cells = sorted((Cell(row=r, col=c, effect=v) for r, vals in zip(labels, grid) for c, v in zip(cols, vals)),
-                   key=lambda x: -x.effect)
+    cells = sorted(
+        (Cell(row=r, col=c, effect=v) for r, vals in zip(labels, grid) for c, v in zip(cols, vals)),
+        key=lambda x: -x.effect,
+    )
     flat = sorted(v for vals in grid for v in vals)
     best = cells[0]
     return PatchResult(
         tool="patch",
-        summary=(f"patching {inp.over}: largest effect {best.effect:.2f} at {best.row} / {best.col} "
-                 f"(median place {flat[len(flat) // 2]:.2f}); clean {clean_v:.3f}, corrupted {corr_v:.3f}"),
+        summary=(
+            f"patching {inp.over}: largest effect {best.effect:.2f} at {best.row} / {best.col} "
+            f"(median place {flat[len(flat) // 2]:.2f}); clean {clean_v:.3f}, corrupted {corr_v:.3f}"
+        ),
         cost=meter.cost(),
         over=inp.over,
         rows=labels,

@@ -68,14 +68,24 @@ def run(target: Target, inp: PredictInput) -> PredictResult:
     preds = []
     for i in range(len(enc.prompts)):
         toks = [model.to_single_str_token(int(t)) for t in top_i[i]]
-        preds.append(Prediction(argmax=toks[0], top=[(t, round(float(p), 4)) for t, p in zip(toks, top_p[i])],
-                                entropy=round(float(entropy[i]), 4)))
+        preds.append(
+            Prediction(
+                argmax=toks[0],
+                top=[(t, round(float(p), 4)) for t, p in zip(toks, top_p[i])],
+                entropy=round(float(entropy[i]), 4),
+            )
+        )
     counts = Counter(p.argmax for p in preds)
     common = [(t, round(c / len(preds), 4)) for t, c in counts.most_common(10)]
     return PredictResult(
         tool="predict",
-        summary=(f"{len(preds)} prompts: most common next token {common[0][0]!r} ({common[0][1]:.0%}), "
-                 f"{len(counts)} distinct; mean entropy {float(entropy.mean()):.2f} nats"),
-        cost=meter.cost(), predictions=preds, most_common=common,
-        mean_entropy=round(float(entropy.mean()), 4), effect=common[0][1],
+        summary=(
+            f"{len(preds)} prompts: most common next token {common[0][0]!r} ({common[0][1]:.0%}), "
+            f"{len(counts)} distinct; mean entropy {float(entropy.mean()):.2f} nats"
+        ),
+        cost=meter.cost(),
+        predictions=preds,
+        most_common=common,
+        mean_entropy=round(float(entropy.mean()), 4),
+        effect=common[0][1],
     )

@@ -130,21 +130,25 @@ def run(target: Target, inp: ProbeInput) -> ProbeResult:
         pred = clf.predict(xs[test])
         correct = int((pred == labels[test]).sum())
         ctrl = LogisticRegression(C=1.0 / inp.l2, max_iter=2000).fit(xs[train], shuffled)
-        results.append(HookProbe(
-            hook=hook,
-            accuracy=round(correct / len(test), 4),
-            accuracy_ci=wilson(correct, len(test)),
-            auroc=round(float(roc_auc_score(labels[test], clf.decision_function(xs[test]))), 4),
-            control_accuracy=round(float((ctrl.predict(xs[test]) == labels[test]).mean()), 4),
-            n_train=len(train),
-            n_test=len(test),
-        ))
+        results.append(
+            HookProbe(
+                hook=hook,
+                accuracy=round(correct / len(test), 4),
+                accuracy_ci=wilson(correct, len(test)),
+                auroc=round(float(roc_auc_score(labels[test], clf.decision_function(xs[test]))), 4),
+                control_accuracy=round(float((ctrl.predict(xs[test]) == labels[test]).mean()), 4),
+                n_train=len(train),
+                n_test=len(test),
+            )
+        )
     best = max(results, key=lambda r: r.accuracy)
     return ProbeResult(
         tool="probe",
-        summary=(f"best probe at {best.hook}: held-out accuracy {best.accuracy:.3f} "
-                 f"(95% CI {best.accuracy_ci[0]:.2f}-{best.accuracy_ci[1]:.2f}), AUROC {best.auroc:.3f}; "
-                 f"shuffled-label control {best.control_accuracy:.3f}"),
+        summary=(
+            f"best probe at {best.hook}: held-out accuracy {best.accuracy:.3f} "
+            f"(95% CI {best.accuracy_ci[0]:.2f}-{best.accuracy_ci[1]:.2f}), AUROC {best.auroc:.3f}; "
+            f"shuffled-label control {best.control_accuracy:.3f}"
+        ),
         cost=meter.cost(),
         per_hook=results,
         best_hook=best.hook,

@@ -48,8 +48,11 @@ class ToolSpec:
 
     def schema(self) -> dict:
         """Tool definition in the shape LLM tool-use APIs take."""
-        return {"name": self.name, "description": self.description,
-                "input_schema": self.input_model.model_json_schema()}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.input_model.model_json_schema(),
+        }
 
 
 def _always(inp: ToolInput) -> bool:
@@ -57,8 +60,23 @@ def _always(inp: ToolInput) -> bool:
 
 
 def tools() -> dict[str, ToolSpec]:
-    from tools import ablate, activations, attention, estimate, patch, predict, probe, sae, scan, steer
-    from tools import attribute, circuit, graph, heads, transcoder
+    from tools import (
+        ablate,
+        activations,
+        attention,
+        attribute,
+        circuit,
+        estimate,
+        graph,
+        heads,
+        patch,
+        predict,
+        probe,
+        sae,
+        scan,
+        steer,
+        transcoder,
+    )
 
     specs = [
         ToolSpec("predict", predict.PredictInput, predict.run, estimate.predict),
@@ -69,16 +87,23 @@ def tools() -> dict[str, ToolSpec]:
         ToolSpec("steer", steer.SteerInput, steer.run, estimate.steer),
         ToolSpec("ablate", ablate.AblateInput, ablate.run, estimate.ablate),
         ToolSpec("patch", patch.PatchInput, patch.run, estimate.patch),
-        ToolSpec("sae_train", sae.SaeTrainInput, sae.train_sae, estimate.sae_corpus, sae.train_step_seconds,
-                 partial=_always),
+        ToolSpec(
+            "sae_train", sae.SaeTrainInput, sae.train_sae, estimate.sae_corpus, sae.train_step_seconds, partial=_always
+        ),
         ToolSpec("sae_stats", sae.SaeStatsInput, sae.stats, estimate.sae_corpus),
         ToolSpec("sae_features", sae.SaeFeaturesInput, sae.top_features, estimate.sae_features),
         ToolSpec("sae_contexts", sae.SaeContextsInput, sae.top_contexts, estimate.sae_corpus),
         ToolSpec("attribute", attribute.AttributeInput, attribute.run, estimate.attribute),
         ToolSpec("circuit", circuit.CircuitInput, circuit.run, estimate.circuit),
         ToolSpec("heads", heads.HeadsInput, heads.run, estimate.heads),
-        ToolSpec("transcoder_train", transcoder.TranscoderTrainInput, transcoder.train, estimate.transcoder_train,
-                 transcoder.train_step_seconds, partial=_always),
+        ToolSpec(
+            "transcoder_train",
+            transcoder.TranscoderTrainInput,
+            transcoder.train,
+            estimate.transcoder_train,
+            transcoder.train_step_seconds,
+            partial=_always,
+        ),
         ToolSpec("graph", graph.GraphInput, graph.run, estimate.graph),
     ]
     return {s.name: s for s in specs}

@@ -76,21 +76,27 @@ def _load_release(ref: str) -> SAE:
     release, _, sae_id = ref.partition("/")
     directory = get_pretrained_saes_directory()
     if release not in directory:
-        raise UserError(f"unknown SAE release {release!r}; close SAELens releases: {near(release, directory)}. "
-                        "Or pass an SAE folder")
+        raise UserError(
+            f"unknown SAE release {release!r}; close SAELens releases: {near(release, directory)}. "
+            "Or pass an SAE folder"
+        )
     ids = directory[release].saes_map
     if sae_id not in ids:
         raise UserError(f"release {release!r} has no SAE {sae_id!r}; close ids: {near(sae_id, ids)}")
     if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise UserError(f"SAE {ref} must be downloaded from the Hugging Face hub, and HF_HUB_OFFLINE=1 is set. "
-                        "Train one with `interp tool sae_train` or pass a folder")
+        raise UserError(
+            f"SAE {ref} must be downloaded from the Hugging Face hub, and HF_HUB_OFFLINE=1 is set. "
+            "Train one with `interp tool sae_train` or pass a folder"
+        )
     from sae_lens import SAE
 
     try:
         return SAE.from_pretrained(release, sae_id)
     except (OSError, ValueError, ConnectionError) as e:
-        raise UserError(f"could not download SAE {ref} ({type(e).__name__}): loading by release id needs the "
-                        "Hugging Face hub. Train one with `interp tool sae_train` or pass a folder") from None
+        raise UserError(
+            f"could not download SAE {ref} ({type(e).__name__}): loading by release id needs the "
+            "Hugging Face hub. Train one with `interp tool sae_train` or pass a folder"
+        ) from None
 
 
 def sae_encode(sae: SAE, acts: Tensor) -> Tensor:
@@ -203,9 +209,11 @@ def _trainer(inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen):
 
     need = 4 * (2 * d_in * d_sae * 4 + 3 * inp.batch_size * d_sae)
     if need > MAX_TRAINING_BYTES:
-        raise UserError(f"an SAE of {d_sae} features on {d_in}-wide activations with batch_size {inp.batch_size} "
-                        f"needs ~{need / 2**30:.1f} GiB to train (limit {MAX_TRAINING_BYTES / 2**30:.0f} GiB); "
-                        "lower d_sae or batch_size")
+        raise UserError(
+            f"an SAE of {d_sae} features on {d_in}-wide activations with batch_size {inp.batch_size} "
+            f"needs ~{need / 2**30:.1f} GiB to train (limit {MAX_TRAINING_BYTES / 2**30:.0f} GiB); "
+            "lower d_sae or batch_size"
+        )
     from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
     from sae_lens.saes.sae import TrainStepInput
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
@@ -216,8 +224,9 @@ def _trainer(inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen):
         sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=inp.k, device=device))
         coefficients: dict[str, float] = {}
     else:
-        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l0_coefficient=inp.l0_coefficient,
-                                                            device=device))
+        sae = JumpReLUTrainingSAE(
+            JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l0_coefficient=inp.l0_coefficient, device=device)
+        )
         coefficients = {"l0": inp.l0_coefficient}
     opt = torch.optim.Adam(sae.parameters(), lr=inp.lr, betas=(0.9, 0.999))
     since_fired = torch.zeros(d_sae, device=device)
@@ -226,10 +235,15 @@ def _trainer(inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen):
     def step(rows, i: int) -> None:
         nonlocal since_fired
         idx = torch.randint(len(rows), (inp.batch_size,), generator=gen)
-        out = sae.training_forward_pass(TrainStepInput(
-            sae_in=rows[idx.to(rows.device)], coefficients=coefficients, dead_neuron_mask=since_fired > 200,
-            n_training_steps=i, is_logging_step=False,
-        ))
+        out = sae.training_forward_pass(
+            TrainStepInput(
+                sae_in=rows[idx.to(rows.device)],
+                coefficients=coefficients,
+                dead_neuron_mask=since_fired > 200,
+                n_training_steps=i,
+                is_logging_step=False,
+            )
+        )
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
@@ -308,16 +322,26 @@ def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
     _load_from_disk.cache_clear()
     loaded = load_sae(str(folder), model)
     stats = sae_stats(loaded, test)
-    (folder / TRAINING_FILE).write_text(json.dumps({
-        "model_id": target.model_id, "hook": inp.hook, "rows": len(acts), "input": inp.model_dump(mode="json"),
-        "heldout": stats.model_dump(exclude={"density"}),
-    }, indent=2))
+    (folder / TRAINING_FILE).write_text(
+        json.dumps(
+            {
+                "model_id": target.model_id,
+                "hook": inp.hook,
+                "rows": len(acts),
+                "input": inp.model_dump(mode="json"),
+                "heldout": stats.model_dump(exclude={"density"}),
+            },
+            indent=2,
+        )
+    )
     return SaeTrainResult(
         tool="sae_train",
-        summary=(f"{inp.architecture} SAE with {d_sae} features at {inp.hook}: held-out variance explained "
-                 f"{stats.variance_explained:.3f} (dark matter {stats.dark_matter:.3f}), L0 {stats.l0:.1f}, "
-                 f"dead {stats.dead_fraction:.1%}"
-                 + (f"; stopped at the deadline after {steps_done} of {inp.steps} steps" if partial else "")),
+        summary=(
+            f"{inp.architecture} SAE with {d_sae} features at {inp.hook}: held-out variance explained "
+            f"{stats.variance_explained:.3f} (dark matter {stats.dark_matter:.3f}), L0 {stats.l0:.1f}, "
+            f"dead {stats.dead_fraction:.1%}"
+            + (f"; stopped at the deadline after {steps_done} of {inp.steps} steps" if partial else "")
+        ),
         cost=meter.cost(),
         partial=partial,
         steps=steps_done,
@@ -357,8 +381,9 @@ def stats(target: Target, inp: SaeStatsInput) -> SaeStatsResult:
     return SaeStatsResult(
         tool="sae_stats",
         summary=f"variance explained {s.variance_explained:.3f}, dark matter {s.dark_matter:.3f}, L0 {s.l0:.1f}, "
-                f"dead {s.dead_fraction:.1%} over {s.n_tokens} tokens",
-        cost=meter.cost(), stats=s,
+        f"dead {s.dead_fraction:.1%} over {s.n_tokens} tokens",
+        cost=meter.cost(),
+        stats=s,
     )
 
 
@@ -400,8 +425,9 @@ class SaeFeaturesResult(ToolResult):
 
 
 def top_features(target: Target, inp: SaeFeaturesInput) -> SaeFeaturesResult:
-    import torch
     from collections import Counter
+
+    import torch
 
     model = target.model
     sae = load_sae(inp.sae, model)
@@ -424,8 +450,10 @@ def top_features(target: Target, inp: SaeFeaturesInput) -> SaeFeaturesResult:
     return SaeFeaturesResult(
         tool="sae_features",
         summary=f"{len(active)} active (position, feature) pairs; most recurrent: "
-                + ", ".join(f"feature {f} at {n} positions" for f, n in recurring[:3]),
-        cost=meter.cost(), active=active, recurring=recurring,
+        + ", ".join(f"feature {f} at {n} positions" for f, n in recurring[:3]),
+        cost=meter.cost(),
+        active=active,
+        recurring=recurring,
     )
 
 
@@ -480,8 +508,9 @@ class SaeContextsResult(ToolResult):
 
 
 def top_contexts(target: Target, inp: SaeContextsInput) -> SaeContextsResult:
-    import torch
     from collections import Counter
+
+    import torch
 
     model = target.model
     sae = load_sae(inp.sae, model)
@@ -506,19 +535,28 @@ def top_contexts(target: Target, inp: SaeContextsInput) -> SaeContextsResult:
                 break
             pi, pos = int(h.prompt_index[r]), int(h.position[r])
             lo = max(0, pos - inp.window)
-            ctxs.append(Context(
-                prompt=pi, position=pos,
-                tokens=[model.to_single_str_token(int(t)) for t in tokens[pi, lo : pos + 1]],
-                activations=[round(float(a), 4) for a in grid[pi, lo : pos + 1, j]],
-                max_activation=round(float(col[r]), 4),
-            ))
+            ctxs.append(
+                Context(
+                    prompt=pi,
+                    position=pos,
+                    tokens=[model.to_single_str_token(int(t)) for t in tokens[pi, lo : pos + 1]],
+                    activations=[round(float(a), 4) for a in grid[pi, lo : pos + 1, j]],
+                    max_activation=round(float(col[r]), 4),
+                )
+            )
         toks = Counter(c.tokens[-1] for c in ctxs)
-        out.append(FeatureContexts(feature=f, density=round(float((col > 0).float().mean()), 5),
-                                   top=ctxs, top_tokens=toks.most_common(10)))
+        out.append(
+            FeatureContexts(
+                feature=f, density=round(float((col > 0).float().mean()), 5), top=ctxs, top_tokens=toks.most_common(10)
+            )
+        )
     return SaeContextsResult(
         tool="sae_contexts",
-        summary="; ".join(f"feature {fc.feature}: top tokens {', '.join(t for t, _ in fc.top_tokens[:5]) or 'none'} "
-                          f"(density {fc.density:.3f})" for fc in out),
-        cost=meter.cost(), features=out,
+        summary="; ".join(
+            f"feature {fc.feature}: top tokens {', '.join(t for t, _ in fc.top_tokens[:5]) or 'none'} "
+            f"(density {fc.density:.3f})"
+            for fc in out
+        ),
+        cost=meter.cost(),
+        features=out,
     )
-

@@ -155,8 +155,10 @@ def _blocks(model: HookedTransformer, inp: ScanInput) -> list[list[int]]:
             raise UserError("give either insertions (tested as given) or prefixes (grown by one candidate), not both")
         return [[token_id(model, t, f"insertions[{i}]") for t in b] for i, b in enumerate(inp.insertions)]
     if inp.prefixes is None and inp.n_tokens > 2:
-        raise UserError(f"n_tokens {inp.n_tokens} sweeps grow given sequences: give `prefixes` of "
-                        f"{inp.n_tokens - 1} tokens each (or n_tokens 1 or 2 to sweep single tokens or pairs)")
+        raise UserError(
+            f"n_tokens {inp.n_tokens} sweeps grow given sequences: give `prefixes` of "
+            f"{inp.n_tokens - 1} tokens each (or n_tokens 1 or 2 to sweep single tokens or pairs)"
+        )
     if inp.candidates is not None:
         if not inp.candidates:
             raise UserError("candidates is empty: give tokens to sweep, or omit it to sweep the vocabulary")
@@ -182,8 +184,10 @@ def _grown(model: HookedTransformer, inp: ScanInput, pool: list[int]) -> list[li
     want = inp.n_tokens - 1
     for i, p in enumerate(prefixes):
         if len(p) != want:
-            raise UserError(f"prefixes[{i}] has {len(p)} token(s) and n_tokens is {inp.n_tokens}: every prefix "
-                            f"must have n_tokens - 1 = {want} (set n_tokens to {len(p) + 1} to grow it)")
+            raise UserError(
+                f"prefixes[{i}] has {len(p)} token(s) and n_tokens is {inp.n_tokens}: every prefix "
+                f"must have n_tokens - 1 = {want} (set n_tokens to {len(p) + 1} to grow it)"
+            )
     ids = [[token_id(model, t, f"prefixes[{i}]") for t in p] for i, p in enumerate(prefixes)]
     blocks: dict[tuple[int, ...], None] = {}
     for p in ids:
@@ -236,8 +240,18 @@ class _Effects:
         return _Effects(self.argmax[:n], self.shift[:n], self.lift[:n], self.lift_id[:n])
 
 
-def _effects(model, meter: Meter, rows: list, positions: list[int], blocks: list[list[int]], width: int,
-             pad: int, mode: str, base_logp: Float[Tensor, "prompt vocab"], partial_ok: bool = False) -> _Effects:
+def _effects(
+    model,
+    meter: Meter,
+    rows: list,
+    positions: list[int],
+    blocks: list[list[int]],
+    width: int,
+    pad: int,
+    mode: str,
+    base_logp: Float[Tensor, "prompt vocab"],
+    partial_ok: bool = False,
+) -> _Effects:
     """Argmax, KL shift and largest probability lift at the last position of every prompt with every block
     (all of one length) placed, in rows `width` tokens wide. With `partial_ok`, a deadline reached part-way
     returns the blocks finished so far (at least one)."""
@@ -306,8 +320,10 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
     n_tok, widest = len(blocks[0]), max(len(b) for b in blocks)
     lengths = enc.lengths.tolist()
     if inp.mode == "insert" and max(lengths) + widest > model.cfg.n_ctx:
-        raise UserError(f"prompts of {max(lengths)} tokens plus {widest} inserted exceed the context "
-                        f"{model.cfg.n_ctx}; use mode 'replace' or shorter prompts")
+        raise UserError(
+            f"prompts of {max(lengths)} tokens plus {widest} inserted exceed the context "
+            f"{model.cfg.n_ctx}; use mode 'replace' or shorter prompts"
+        )
     rows = [enc.tokens[i, :n].cpu() for i, n in enumerate(lengths)]
     # Blocks of each length get their own positions (a longer one must still end before the last token);
     # `positions` reports the first block's.
@@ -332,10 +348,14 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
             part = _effects(model, meter, rows, pos, [placed[j] for j in js], width, pad, inp.mode, base_logp)
             for k, j in enumerate(js):
                 fx.argmax[j], fx.shift[j], fx.lift[j], fx.lift_id[j] = (
-                    part.argmax[k], part.shift[k], part.lift[k], part.lift_id[k])
+                    part.argmax[k],
+                    part.shift[k],
+                    part.lift[k],
+                    part.lift_id[k],
+                )
     asked = len(blocks)
     blocks = blocks[: len(fx.lift)]
-    tested, ctrl = fx.argmax[: len(blocks)], fx.argmax[len(blocks):]
+    tested, ctrl = fx.argmax[: len(blocks)], fx.argmax[len(blocks) :]
     name = model.to_single_str_token
 
     def summarise(j: int) -> Insertion:
@@ -348,11 +368,17 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
             ids = r[:p].tolist() + block + r[p + skip :].tolist()
             inserted.append(model.tokenizer.decode(ids[1:] if model.cfg.default_prepend_bos else ids))
         return Insertion(
-            tokens=[name(t) for t in block], change_rate=round(len(changed) / len(outs), 4),
-            top_output=name(top_id), top_output_rate=round(outs.count(top_id) / len(outs), 4),
+            tokens=[name(t) for t in block],
+            change_rate=round(len(changed) / len(outs), 4),
+            top_output=name(top_id),
+            top_output_rate=round(outs.count(top_id) / len(outs), 4),
             base_output_rate=round(base.count(top_id) / len(base), 4),
-            shift=round(fx.shift[j], 6), lift=round(fx.lift[j], 6), lift_output=name(fx.lift_id[j]),
-            outputs=[name(o) for o in outs], inserted_prompts=inserted)
+            shift=round(fx.shift[j], 6),
+            lift=round(fx.lift[j], 6),
+            lift_output=name(fx.lift_id[j]),
+            outputs=[name(o) for o in outs],
+            inserted_prompts=inserted,
+        )
 
     rates = [sum(o != b for o, b in zip(outs, base)) / len(base) for outs in tested]
     if explicit:
@@ -365,8 +391,9 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
     first_id = token_id(model, first.top_output)
     # What the later insertions (for a minimality test: the first one's shorter subsequences) still do; with one
     # insertion, what dropping it leaves: the unmodified prompts.
-    others_out = max((tested[j].count(first_id) / len(base) for j in order[1:]),
-                     default=base.count(first_id) / len(base))
+    others_out = max(
+        (tested[j].count(first_id) / len(base) for j in order[1:]), default=base.count(first_id) / len(base)
+    )
     others_change = max((rates[j] for j in order[1:]), default=0.0)
     if explicit:
         control = statistics.fmean(sum(o != b for o, b in zip(outs, base)) / len(base) for outs in ctrl)
@@ -376,14 +403,24 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
         control_out = statistics.median(outs.count(first_id) / len(outs) for outs in tested)
     return ScanResult(
         tool="scan",
-        summary=(f"{len(blocks)} insertion(s) of {n_tok} token(s) into {len(rows)} prompts: "
-                 f"{' '.join(first.tokens)} changes {first.change_rate:.0%} of answers "
-                 f"(to {first.top_output!r} in {first.top_output_rate:.0%}); typical insertion {control:.0%}"
-                 + (f"; stopped at the deadline after {len(blocks)} of {asked} insertions" if len(blocks) < asked
-                    else "")),
-        cost=meter.cost(), partial=len(blocks) < asked, base_outputs=[name(b) for b in base], positions=positions, n_scanned=len(blocks),
-        top=top, effect=first.change_rate, output_rate=first.top_output_rate, control=round(control, 4),
-        control_output_rate=round(control_out, 4), others_output_rate=round(others_out, 4),
-        others_change_rate=round(others_change, 4), output_lead=round(first.top_output_rate - others_out, 4),
+        summary=(
+            f"{len(blocks)} insertion(s) of {n_tok} token(s) into {len(rows)} prompts: "
+            f"{' '.join(first.tokens)} changes {first.change_rate:.0%} of answers "
+            f"(to {first.top_output!r} in {first.top_output_rate:.0%}); typical insertion {control:.0%}"
+            + (f"; stopped at the deadline after {len(blocks)} of {asked} insertions" if len(blocks) < asked else "")
+        ),
+        cost=meter.cost(),
+        partial=len(blocks) < asked,
+        base_outputs=[name(b) for b in base],
+        positions=positions,
+        n_scanned=len(blocks),
+        top=top,
+        effect=first.change_rate,
+        output_rate=first.top_output_rate,
+        control=round(control, 4),
+        control_output_rate=round(control_out, 4),
+        others_output_rate=round(others_out, 4),
+        others_change_rate=round(others_change, 4),
+        output_lead=round(first.top_output_rate - others_out, 4),
         change_lead=round(first.change_rate - others_change, 4),
     )

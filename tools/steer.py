@@ -94,8 +94,9 @@ class SteerResult(ToolResult):
     """Spearman correlation of metric with coefficient (dose-response shape)."""
 
 
-def difference_of_means(model: HookedTransformer, hook: str, positive: Encoded, negative: Encoded,
-                        meter: Meter) -> Tensor:
+def difference_of_means(
+    model: HookedTransformer, hook: str, positive: Encoded, negative: Encoded, meter: Meter
+) -> Tensor:
     """mean activation on `positive` minus mean on `negative`, at the last position."""
     pos = harvest(model, positive, [hook], "last", meter=meter).acts[hook].mean(0)
     neg = harvest(model, negative, [hook], "last", meter=meter).acts[hook].mean(0)
@@ -104,8 +105,11 @@ def difference_of_means(model: HookedTransformer, hook: str, positive: Encoded, 
 
 def _direction(target: Target, inp: SteerInput, enc: Encoded, meter: Meter) -> tuple[Tensor, str]:
     model = target.model
-    given = [inp.positive is not None or inp.negative is not None, inp.direction_id is not None,
-             inp.sae is not None or inp.feature is not None]
+    given = [
+        inp.positive is not None or inp.negative is not None,
+        inp.direction_id is not None,
+        inp.sae is not None or inp.feature is not None,
+    ]
     if sum(given) != 1:
         raise UserError("give exactly one direction: positive+negative prompt sets, direction_id, or sae+feature")
     if given[0]:
@@ -113,8 +117,9 @@ def _direction(target: Target, inp: SteerInput, enc: Encoded, meter: Meter) -> t
             raise UserError("a difference-of-means direction needs non-empty `positive` and `negative` prompt sets")
         check_prompts(inp.positive, "positive")
         check_prompts(inp.negative, "negative")
-        v = difference_of_means(model, inp.hook, encode(model, inp.positive, "positive"),
-                                encode(model, inp.negative, "negative"), meter)
+        v = difference_of_means(
+            model, inp.hook, encode(model, inp.positive, "positive"), encode(model, inp.negative, "negative"), meter
+        )
         return v, "difference of means"
     if given[1]:
         v, meta = load_direction(inp.direction_id)
@@ -186,15 +191,16 @@ def run(target: Target, inp: SteerInput) -> SteerResult:
     for c in coefs:
         value, sem = measure(vector, c) if c else (baseline, 0.0)
         ctrl = sum(measure(r, c)[0] for r in randoms) / len(randoms) if c else baseline
-        curve.append(DosePoint(coefficient=c, value=round(value, 4), sem=round(sem, 4),
-                               control_value=round(ctrl, 4)))
+        curve.append(DosePoint(coefficient=c, value=round(value, 4), sem=round(sem, 4), control_value=round(ctrl, 4)))
     best = max(curve, key=lambda p: (abs(p.value - baseline), -abs(p.coefficient)))
     effect = best.value - baseline
     return SteerResult(
         tool="steer",
-        summary=(f"steering along {source} at {inp.hook}: {inp.metric.describe()} {baseline:.3f} -> "
-                 f"{best.value:.3f} at coefficient {best.coefficient:g} (random directions: "
-                 f"{best.control_value:.3f})"),
+        summary=(
+            f"steering along {source} at {inp.hook}: {inp.metric.describe()} {baseline:.3f} -> "
+            f"{best.value:.3f} at coefficient {best.coefficient:g} (random directions: "
+            f"{best.control_value:.3f})"
+        ),
         cost=meter.cost(),
         direction_id=did,
         direction_norm=round(float(vector.norm()), 4),

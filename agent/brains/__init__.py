@@ -27,8 +27,10 @@ def make_brain(spec: str, seed: int = 0, client=None):
         from agent.brains.claude import DEFAULT_MODEL, ClaudeBrain
 
         if client is None and not os.environ.get("ANTHROPIC_API_KEY"):
-            raise UserError("the claude brain needs ANTHROPIC_API_KEY in the environment; "
-                            "without it use --brain heuristic (the offline default)")
+            raise UserError(
+                "the claude brain needs ANTHROPIC_API_KEY in the environment; "
+                "without it use --brain heuristic (the offline default)"
+            )
         return ClaudeBrain(model=spec.partition(":")[2] or DEFAULT_MODEL, client=client)
     raise UserError(f"unknown brain {spec!r}; use {BRAIN_FORMS}")
 

@@ -21,8 +21,13 @@ from agent.brains.base import BrainError, Decision, View
 DEFAULT_MODEL = "claude-sonnet-5-5"
 # $ per million tokens (input, output), Sonnet list prices; cache writes cost 1.25x input, reads 0.1x.
 # Prices change: set INTERP_CLAUDE_PRICE="IN,OUT" to charge the budget what your account pays.
-PRICES = {"claude-sonnet-5-5": (3.0, 15.0), "claude-sonnet-5": (3.0, 15.0), "claude-sonnet-4-6": (3.0, 15.0),
-          "claude-sonnet-4-5": (3.0, 15.0), "claude-haiku-4-5": (1.0, 5.0)}
+PRICES = {
+    "claude-sonnet-5-5": (3.0, 15.0),
+    "claude-sonnet-5": (3.0, 15.0),
+    "claude-sonnet-4-6": (3.0, 15.0),
+    "claude-sonnet-4-5": (3.0, 15.0),
+    "claude-haiku-4-5": (1.0, 5.0),
+}
 MAX_TOKENS = 4096
 
 SYSTEM = """You are an interpretability researcher investigating a transformer through typed tools.
@@ -47,15 +52,25 @@ def _meta_tools() -> list[dict]:
 
     plan = HypothesisPlan.model_json_schema()
     return [
-        {"name": "propose_hypotheses",
-         "description": "Register hypotheses, each with one pre-registered test call and success criterion; "
-                        "each is tested in order and judged by its criterion.",
-         "input_schema": {"type": "object", "properties": {
-             "hypotheses": {"type": "array", "items": plan, "minItems": 1},
-             "line": {"type": "string", "description": "Line of attack these belong to."}},
-             "required": ["hypotheses"], "$defs": plan.pop("$defs", {})}},
-        {"name": "conclude", "description": "Stop and conclude with what is known.",
-         "input_schema": {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}},
+        {
+            "name": "propose_hypotheses",
+            "description": "Register hypotheses, each with one pre-registered test call and success criterion; "
+            "each is tested in order and judged by its criterion.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "hypotheses": {"type": "array", "items": plan, "minItems": 1},
+                    "line": {"type": "string", "description": "Line of attack these belong to."},
+                },
+                "required": ["hypotheses"],
+                "$defs": plan.pop("$defs", {}),
+            },
+        },
+        {
+            "name": "conclude",
+            "description": "Stop and conclude with what is known.",
+            "input_schema": {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]},
+        },
     ]
 
 
@@ -78,7 +93,9 @@ def _rates(model: str) -> tuple[float, float]:
         try:
             inp, out = (float(x) for x in override.split(","))
         except ValueError:
-            raise UserError(f"INTERP_CLAUDE_PRICE={override!r}: expected 'INPUT,OUTPUT' dollars per million tokens") from None
+            raise UserError(
+                f"INTERP_CLAUDE_PRICE={override!r}: expected 'INPUT,OUTPUT' dollars per million tokens"
+            ) from None
         return inp, out
     return PRICES.get(model, PRICES[DEFAULT_MODEL])
 
@@ -169,8 +186,12 @@ class ClaudeBrain:
             client = client.with_options(timeout=max(0.1, min(self.timeout, float(left) / (self.max_retries + 1))))
         try:
             resp = client.messages.create(
-                model=self.model, max_tokens=MAX_TOKENS, messages=messages, tools=tool_definitions(),
-                system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}])
+                model=self.model,
+                max_tokens=MAX_TOKENS,
+                messages=messages,
+                tools=tool_definitions(),
+                system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}],
+            )
         except anthropic.APIError as e:
             raise BrainError(f"Claude API call failed after the SDK's retries: {type(e).__name__}: {e}") from None
         content = [b.model_dump(mode="json", exclude_none=True) for b in resp.content]
@@ -183,7 +204,16 @@ class ClaudeBrain:
             actions = [{"kind": "conclude", "summary": text or "Claude ended without a summary", "ref": ""}]
         messages.append({"role": "assistant", "content": content})
         u = resp.usage
-        tokens = {"input": u.input_tokens, "output": u.output_tokens,
-                  "cache_write": u.cache_creation_input_tokens or 0, "cache_read": u.cache_read_input_tokens or 0}
-        return Decision(actions, {"messages": messages, "pending": [b.id for b in uses]},
-                        usd=price(self.model, u), tokens=tokens, note=text[:300])
+        tokens = {
+            "input": u.input_tokens,
+            "output": u.output_tokens,
+            "cache_write": u.cache_creation_input_tokens or 0,
+            "cache_read": u.cache_read_input_tokens or 0,
+        }
+        return Decision(
+            actions,
+            {"messages": messages, "pending": [b.id for b in uses]},
+            usd=price(self.model, u),
+            tokens=tokens,
+            note=text[:300],
+        )

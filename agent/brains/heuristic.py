@@ -28,8 +28,8 @@ against a control by the tool that tests it.
 
 from __future__ import annotations
 
-from agent.brains.base import Decision, View
 from agent.brains import lines
+from agent.brains.base import Decision, View
 
 LINES = {
     # context before triggers: a marker found by the first single-token sweep is tested at once, while the

@@ -17,9 +17,11 @@ from tools.target import (
 Device = Annotated[str, typer.Option(help="cpu, cuda, or auto (CUDA when available).")]
 
 
-app = typer.Typer(help="Benchmarks: each prints its numbers and the baseline it is compared with. "
-                       "With no sub-command: every benchmark, one combined table.",
-                  invoke_without_command=True)
+app = typer.Typer(
+    help="Benchmarks: each prints its numbers and the baseline it is compared with. "
+    "With no sub-command: every benchmark, one combined table.",
+    invoke_without_command=True,
+)
 
 
 @app.callback()
@@ -56,14 +58,30 @@ def all_benchmarks(
     table.add_row("", "precision (scored causal claims)", str(tot["precision"]), "target >= 0.9")
     table.add_row("", "false positives on null", str(tot["false_positives_on_null"]), "target 0")
     table.add_row("", "max budget overshoot", f"{tot['max_overshoot']:.1%}", "<= 5%")
-    table.add_row("throughput", "harvest tokens/s", str(t["harvest_tokens_per_s"]),
-                  f"naive run_with_cache {t['naive_tokens_per_s']} ({t['speedup']}x)")
-    table.add_row("", "harvest GFLOP/s", str(t["harvest_gflops"]),
-                  f"fp32 matmul {t['matmul_gflops']} ({t['share_of_matmul']} of it)")
-    table.add_row("memory", "embedded upserts/s", str(m["embedded"]["upsert_records_per_s"]),
-                  f"embedding alone {m['embedding_only_per_s']}/s")
-    table.add_row("labeling", "features/min (3 scorers)", str(lb["features_per_minute"]),
-                  f"target >= 60; collecting examples alone is 1/{lb['label_vs_collect_only']} of it")
+    table.add_row(
+        "throughput",
+        "harvest tokens/s",
+        str(t["harvest_tokens_per_s"]),
+        f"naive run_with_cache {t['naive_tokens_per_s']} ({t['speedup']}x)",
+    )
+    table.add_row(
+        "",
+        "harvest GFLOP/s",
+        str(t["harvest_gflops"]),
+        f"fp32 matmul {t['matmul_gflops']} ({t['share_of_matmul']} of it)",
+    )
+    table.add_row(
+        "memory",
+        "embedded upserts/s",
+        str(m["embedded"]["upsert_records_per_s"]),
+        f"embedding alone {m['embedding_only_per_s']}/s",
+    )
+    table.add_row(
+        "labeling",
+        "features/min (3 scorers)",
+        str(lb["features_per_minute"]),
+        f"target >= 60; collecting examples alone is 1/{lb['label_vs_collect_only']} of it",
+    )
     console.print(table)
 
 
@@ -88,12 +106,21 @@ def throughput(
 
 @app.command()
 def recovery(
-    organisms: Annotated[str, typer.Option(help="all | NAME,NAME | SPEC.yaml,... (spec files are trained on the spot).")] = "all",
+    organisms: Annotated[
+        str, typer.Option(help="all | NAME,NAME | SPEC.yaml,... (spec files are trained on the spot).")
+    ] = "all",
     brain: Annotated[str, typer.Option(help="heuristic | claude | scripted:FILE")] = "heuristic",
     budget: Annotated[str, typer.Option(help="Wall clock per investigation, e.g. 300s or 5m.")] = "300s",
     seeds: Annotated[int, typer.Option(min=1, help="Investigations per organism (brain seeds 0..N-1).")] = 1,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes running investigations at once "
-                                         "(each keeps its own budget, so runs sharing a CPU do less in it).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes running investigations at once "
+            "(each keeps its own budget, so runs sharing a CPU do less in it).",
+        ),
+    ] = 1,
     quick: Annotated[bool, typer.Option("--quick", help="CI harness check: backdoor only, 60 s budget.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
     device: Device = "auto",
@@ -109,52 +136,113 @@ def recovery(
     rec.organisms(which)  # unknown names fail here, before any training
     dev = _resolve_device(device)
     with console.status("recovery") as status:
-        r = rec.run(which, seeds=seeds, budget_s=seconds, out=out, brain=brain, device=dev, workers=workers,
-                    on_result=lambda s: status.update(f"{s.organism} seed {s.seed}: recall {s.recall}"))
+        r = rec.run(
+            which,
+            seeds=seeds,
+            budget_s=seconds,
+            out=out,
+            brain=brain,
+            device=dev,
+            workers=workers,
+            on_result=lambda s: status.update(f"{s.organism} seed {s.seed}: recall {s.recall}"),
+        )
     if json_out:
         print_json(r)
         return
     table = Table(title=f"mechanism recovery ({brain} brain, {seconds:g} s budget, {seeds} seed(s))")
     table.add_column("organism", overflow="fold", min_width=8)
-    for col in ("seed", "planted", "found", "recall", "precision", "false pos.", "unscored", "first s", "used s",
-                "over"):
+    for col in (
+        "seed",
+        "planted",
+        "found",
+        "recall",
+        "precision",
+        "false pos.",
+        "unscored",
+        "first s",
+        "used s",
+        "over",
+    ):
         table.add_column(col, overflow="fold")
     for s in r["organisms"]:
         if not s["verified"]:
-            table.add_row(s["organism"], str(s["seed"]), "-", "-", "unverified organism: not scored", "", "", "", "",
-                          "", "")
+            table.add_row(
+                s["organism"], str(s["seed"]), "-", "-", "unverified organism: not scored", "", "", "", "", "", ""
+            )
             continue
-        table.add_row(s["organism"], str(s["seed"]), str(s["planted"]), str(s["recovered"]), _num(s["recall"]),
-                      _num(s["precision"]), str(s["false_positives"]), str(s["unscored"]), _num(s["first_correct_s"]),
-                      f"{s['seconds']:.1f}", f"{s['overshoot']:.1%}")
+        table.add_row(
+            s["organism"],
+            str(s["seed"]),
+            str(s["planted"]),
+            str(s["recovered"]),
+            _num(s["recall"]),
+            _num(s["precision"]),
+            str(s["false_positives"]),
+            str(s["unscored"]),
+            _num(s["first_correct_s"]),
+            f"{s['seconds']:.1f}",
+            f"{s['overshoot']:.1%}",
+        )
     t = r["totals"]
-    table.add_row("total", "", str(t["planted"]), str(t["recovered"]), _num(t["recall"]), _num(t["precision"]),
-                  str(t["false_positives"]), str(t["unscored"]), _num(t["median_first_correct_s"]),
-                  f"{t['seconds']:.1f}", f"{t['max_overshoot']:.1%}")
+    table.add_row(
+        "total",
+        "",
+        str(t["planted"]),
+        str(t["recovered"]),
+        _num(t["recall"]),
+        _num(t["precision"]),
+        str(t["false_positives"]),
+        str(t["unscored"]),
+        _num(t["median_first_correct_s"]),
+        f"{t['seconds']:.1f}",
+        f"{t['max_overshoot']:.1%}",
+    )
     console.print(table)
-    console.print("found: planted items recovered by a supported causal claim; first s: time to the first correct "
-                  "claim (total: median); over: budget overshoot (total: max)")
+    console.print(
+        "found: planted items recovered by a supported causal claim; first s: time to the first correct "
+        "claim (total: median); over: budget overshoot (total: max)"
+    )
     _family_table(r["families"])
     if t["missed"]:
         console.print(f"missed ({len(t['missed'])}):", markup=False)
         for line in t["missed"]:
             console.print(f"  {line}", markup=False)
     if t["unverified_organisms"]:
-        console.print(f"unverified organisms, not scored: {', '.join(t['unverified_organisms'])} "
-                      "(`interp organism show NAME` says which check failed)", markup=False)
+        console.print(
+            f"unverified organisms, not scored: {', '.join(t['unverified_organisms'])} "
+            "(`interp organism show NAME` says which check failed)",
+            markup=False,
+        )
     console.print(f"false positives on null organisms: {t['false_positives_on_null']}; run folders: {r['out']}")
 
 
 def _family_table(families: dict[str, dict]) -> None:
     table = Table(title="by mechanism family (95% interval on recall: Wilson, over pooled items)")
-    for col in ("family", "runs", "unverified", "planted", "found", "recall", "95% interval", "precision",
-                "false pos."):
+    for col in (
+        "family",
+        "runs",
+        "unverified",
+        "planted",
+        "found",
+        "recall",
+        "95% interval",
+        "precision",
+        "false pos.",
+    ):
         table.add_column(col, overflow="fold")
     for name, t in families.items():
         ci = t["recall_ci95"]
-        table.add_row(name, str(t["runs"]), str(t["unverified"]), str(t["planted"]), str(t["recovered"]),
-                      _num(t["recall"]), "-" if ci is None else f"[{ci[0]:g}, {ci[1]:g}]", _num(t["precision"]),
-                      str(t["false_positives"]))
+        table.add_row(
+            name,
+            str(t["runs"]),
+            str(t["unverified"]),
+            str(t["planted"]),
+            str(t["recovered"]),
+            _num(t["recall"]),
+            "-" if ci is None else f"[{ci[0]:g}, {ci[1]:g}]",
+            _num(t["precision"]),
+            str(t["false_positives"]),
+        )
     console.print(table)
 
 
@@ -215,9 +303,13 @@ def memory(
 
 @app.command()
 def budget(
-    organisms: Annotated[str, typer.Option(help="Built-in organisms, comma-separated.")] = "backdoor,eval_aware,induction",
+    organisms: Annotated[
+        str, typer.Option(help="Built-in organisms, comma-separated.")
+    ] = "backdoor,eval_aware,induction",
     budgets: Annotated[str, typer.Option(help="Budgets in seconds, comma-separated.")] = "10,30,120",
-    load: Annotated[str, typer.Option(help="idle, busy (a CPU-burning process beside each run), or idle,busy.")] = "idle,busy",
+    load: Annotated[
+        str, typer.Option(help="idle, busy (a CPU-burning process beside each run), or idle,busy.")
+    ] = "idle,busy",
     quick: Annotated[bool, typer.Option("--quick", help="CI harness check: backdoor, 10 s, busy only.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
     device: Device = "auto",
@@ -237,24 +329,53 @@ def budget(
         raise UserError(f"--budgets {budgets!r}: give seconds separated by commas, e.g. 10,30,120") from None
     loads = ["busy"] if quick else [x.strip() for x in load.split(",") if x.strip()]
     with console.status("budget") as status:
-        r = bud.run(names, seconds, loads, out=out, device=_resolve_device(device),
-                    on_result=lambda x: status.update(f"{x.organism} {x.load} {x.budget_s:g}s: {x.overshoot:.1%} over"))
+        r = bud.run(
+            names,
+            seconds,
+            loads,
+            out=out,
+            device=_resolve_device(device),
+            on_result=lambda x: status.update(f"{x.organism} {x.load} {x.budget_s:g}s: {x.overshoot:.1%} over"),
+        )
     if json_out:
         print_json(r)
         return
     table = Table(title="time-box: wall clock around the graph vs the budget")
-    for col in ("organism", "load", "budget s", "load s", "graph s", "over", "used", "refused", "deadline",
-                "claims", "stopped"):
+    for col in (
+        "organism",
+        "load",
+        "budget s",
+        "load s",
+        "graph s",
+        "over",
+        "used",
+        "refused",
+        "deadline",
+        "claims",
+        "stopped",
+    ):
         table.add_column(col, overflow="fold")
     for x in r["runs"]:
-        table.add_row(x["organism"], x["load"], f"{x['budget_s']:g}", f"{x['load_s']:.1f}", f"{x['graph_s']:.1f}",
-                      f"{x['overshoot']:.1%}", f"{x['used']:.0%}", str(x["refused"]), str(x["stopped_at_deadline"]),
-                      str(x["claims"]), x["stop_reason"])
+        table.add_row(
+            x["organism"],
+            x["load"],
+            f"{x['budget_s']:g}",
+            f"{x['load_s']:.1f}",
+            f"{x['graph_s']:.1f}",
+            f"{x['overshoot']:.1%}",
+            f"{x['used']:.0%}",
+            str(x["refused"]),
+            str(x["stopped_at_deadline"]),
+            str(x["claims"]),
+            x["stop_reason"],
+        )
     console.print(table)
     t = r["totals"]
-    console.print(f"max overshoot idle {_pct(t['max_overshoot_idle'])}, busy {_pct(t['max_overshoot_busy'])} "
-                  f"(limit {t['overshoot_limit']:.0%}); every run within: {t['all_within']}; every budget used "
-                  f"(finished, or >= 80% used): {t['all_used_well']}; run folders: {r['out']}")
+    console.print(
+        f"max overshoot idle {_pct(t['max_overshoot_idle'])}, busy {_pct(t['max_overshoot_busy'])} "
+        f"(limit {t['overshoot_limit']:.0%}); every run within: {t['all_within']}; every budget used "
+        f"(finished, or >= 80% used): {t['all_used_well']}; run folders: {r['out']}"
+    )
     for x in r["runs"]:
         for msg in x["refusals"]:
             console.print(f"  refused in {x['organism']} {x['load']} {x['budget_s']:g}s: {msg}", markup=False)
@@ -275,8 +396,11 @@ def attribution(
 
     quiet_library_warnings()
     with console.status("attribution benchmark: per-head ablation vs attribution") as status:
-        r = run(device=_resolve_device(device), smollm2=smollm2,
-                on_task=lambda name, _: status.update(f"attribution benchmark: {name} done"))
+        r = run(
+            device=_resolve_device(device),
+            smollm2=smollm2,
+            on_task=lambda name, _: status.update(f"attribution benchmark: {name} done"),
+        )
     if json_out:
         print_json(r)
         return
@@ -286,21 +410,36 @@ def attribution(
     for task, t in r.items():
         for v in t["variants"]:
             overlap = next(x for k, x in v.items() if k.endswith("_overlap"))
-            table.add_row(task, v["reference"], str(v["steps"]), v["path"], _num(v["spearman_signed"]),
-                          _num(v["spearman_abs"]), _num(overlap), _num(v["cost_ratio_passes"]),
-                          _num(v["cost_ratio_forward_tokens"]), _num(v["cost_ratio_seconds"]))
+            table.add_row(
+                task,
+                v["reference"],
+                str(v["steps"]),
+                v["path"],
+                _num(v["spearman_signed"]),
+                _num(v["spearman_abs"]),
+                _num(overlap),
+                _num(v["cost_ratio_passes"]),
+                _num(v["cost_ratio_forward_tokens"]),
+                _num(v["cost_ratio_seconds"]),
+            )
     console.print(table)
-    console.print("rho: Spearman over all heads of the estimate vs the effect of ablating the head alone; "
-                  "top-k: share of the k heads largest by |effect| among the k largest by |estimate|")
+    console.print(
+        "rho: Spearman over all heads of the estimate vs the effect of ablating the head alone; "
+        "top-k: share of the k heads largest by |effect| among the k largest by |estimate|"
+    )
 
 
 @app.command()
 def realmodel(
     questions: Annotated[str, typer.Option(help="Suite questions by name, comma-separated (default: all).")] = "",
-    model: Annotated[str, typer.Option(help="smollm2, gguf:PATH or organism:NAME (a harness check on an organism).")] = "smollm2",
+    model: Annotated[
+        str, typer.Option(help="smollm2, gguf:PATH or organism:NAME (a harness check on an organism).")
+    ] = "smollm2",
     budget: Annotated[str, typer.Option(help="Wall clock per investigation, e.g. 300s or 5m.")] = "300s",
     brain: Annotated[str, typer.Option(help="heuristic | claude | scripted:FILE")] = "heuristic",
-    suite: Annotated[Path | None, typer.Option(help="Another questions.json (default: experiments/benchmarks/realmodel/).")] = None,
+    suite: Annotated[
+        Path | None, typer.Option(help="Another questions.json (default: experiments/benchmarks/realmodel/).")
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="The brain's seed.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
     device: Device = "auto",
@@ -314,8 +453,17 @@ def realmodel(
     names = [q.strip() for q in questions.split(",") if q.strip()] or None
     seconds = parse_duration(budget)
     with console.status("realmodel") as status:
-        r = rm.run(names, model=model, budget_s=seconds, out=out, brain=brain, seed=seed,
-                   device=_resolve_device(device), suite=suite or rm.SUITE, on_status=status.update)
+        r = rm.run(
+            names,
+            model=model,
+            budget_s=seconds,
+            out=out,
+            brain=brain,
+            seed=seed,
+            device=_resolve_device(device),
+            suite=suite or rm.SUITE,
+            on_status=status.update,
+        )
     if json_out:
         print_json(r)
         return
@@ -326,23 +474,44 @@ def _print_realmodel(r: dict) -> None:
     from rich.text import Text
 
     table = Table(title=f"real-model questions on {r['model']} ({r['brain']} brain, {r['budget_s']:g} s budget each)")
-    for col in ("question", "claims (component: effect / control)", "overlap with reference", "causal + control",
-                "s", "fwd tokens", "verdict"):
+    for col in (
+        "question",
+        "claims (component: effect / control)",
+        "overlap with reference",
+        "causal + control",
+        "s",
+        "fwd tokens",
+        "verdict",
+    ):
         table.add_column(col, overflow="fold")
     for q in r["questions"]:
-        claims = "\n".join(f"{'+'.join(c['heads'] + [f'MLP{m}' for m in c['mlps']]) or c['mechanism']}: "
-                           f"{_num(c['effect'])} / {_num(c['control'])}" for c in q.get("claims", [])) or "-"
+        claims = (
+            "\n".join(
+                f"{'+'.join(c['heads'] + [f'MLP{m}' for m in c['mlps']]) or c['mechanism']}: "
+                f"{_num(c['effect'])} / {_num(c['control'])}"
+                for c in q.get("claims", [])
+            )
+            or "-"
+        )
         overlap = "-"
         if "reference_top_heads" in q:
             overlap = f"heads {len(q['heads_overlap'])}/{len(q['reference_top_heads'])} {' '.join(q['heads_overlap'])}"
             if "reference_top_drop_heads" in q:
                 overlap += f"\n(top drops {len(q['drop_overlap'])}/{len(q['reference_top_drop_heads'])})"
             if "reference_top_mlps" in q:
-                overlap += f"\nMLPs {len(q['mlps_overlap'])}/{len(q['reference_top_mlps'])} " \
-                           + " ".join(f"L{m}" for m in q["mlps_overlap"])
+                overlap += f"\nMLPs {len(q['mlps_overlap'])}/{len(q['reference_top_mlps'])} " + " ".join(
+                    f"L{m}" for m in q["mlps_overlap"]
+                )
         causal = "-" if not q.get("claims") else str(q["all_causal_with_control"])
-        table.add_row(q["name"], Text(claims), overlap, causal, f"{q['seconds']:g}", str(q["forward_tokens"]),
-                      Text(q["verdict"] if len(q["verdict"]) <= 90 else q["verdict"][:89] + "…"))
+        table.add_row(
+            q["name"],
+            Text(claims),
+            overlap,
+            causal,
+            f"{q['seconds']:g}",
+            str(q["forward_tokens"]),
+            Text(q["verdict"] if len(q["verdict"]) <= 90 else q["verdict"][:89] + "…"),
+        )
     console.print(table)
     ref = r["reference"]
     for name, a in ref["answers"].items():

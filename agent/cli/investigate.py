@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,24 +32,59 @@ def _ask_in_terminal(payload: dict) -> list[dict]:
 
 
 def investigate(
-    question: Annotated[Optional[str], typer.Argument(help="The question, e.g. \"audit this model for hidden triggers\".")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Target: organism:NAME, smollm2, gguf:PATH, hf:PATH ...")] = None,
-    prompts: Annotated[Optional[str], typer.Option("--prompts", help="Prompts file: .txt (one per line) or .json ({\"prompts\", \"answers\", \"versus\", \"corrupted\"}: one each per prompt; or {\"positive\", \"negative\"}).")] = None,
-    sae: Annotated[Optional[list[str]], typer.Option("--sae", help="SAE folder (repeatable).")] = None,
+    question: Annotated[
+        str | None, typer.Argument(help='The question, e.g. "audit this model for hidden triggers".')
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Target: organism:NAME, smollm2, gguf:PATH, hf:PATH ...")
+    ] = None,
+    prompts: Annotated[
+        str | None,
+        typer.Option(
+            "--prompts",
+            help='Prompts file: .txt (one per line) or .json ({"prompts", "answers", "versus", "corrupted"}: one each per prompt; or {"positive", "negative"}).',
+        ),
+    ] = None,
+    sae: Annotated[list[str] | None, typer.Option("--sae", help="SAE folder (repeatable).")] = None,
     budget: Annotated[str, typer.Option("--budget", help="Wall-clock budget: 300s, 5m, 1h.")] = "300s",
-    max_forward_tokens: Annotated[Optional[int], typer.Option("--max-forward-tokens")] = None,
-    max_cost: Annotated[Optional[float], typer.Option("--max-cost", help="LLM dollars.")] = None,
-    brain: Annotated[Optional[str], typer.Option("--brain", help="heuristic | claude[:MODEL] | scripted:FILE (default: claude when ANTHROPIC_API_KEY is set, else heuristic).")] = None,
-    run_dir: Annotated[Optional[str], typer.Option("--run-dir", help="Run folder (default .interp/runs/RUN_ID).")] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the run in this folder.")] = None,
-    restart: Annotated[bool, typer.Option("--restart", help="With --resume: start that run over with its settings (old files move to RUN_DIR/previous/).")] = False,
-    review: Annotated[str, typer.Option("--review", help="live: ask in the terminal at the end; queue: leave claims for `interp review`.")] = "queue",
-    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory folder or http://HOST:PORT (default $INTERP_MEMORY or .interp/memory).")] = None,
+    max_forward_tokens: Annotated[int | None, typer.Option("--max-forward-tokens")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="LLM dollars.")] = None,
+    brain: Annotated[
+        str | None,
+        typer.Option(
+            "--brain",
+            help="heuristic | claude[:MODEL] | scripted:FILE (default: claude when ANTHROPIC_API_KEY is set, else heuristic).",
+        ),
+    ] = None,
+    run_dir: Annotated[
+        str | None, typer.Option("--run-dir", help="Run folder (default .interp/runs/RUN_ID).")
+    ] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue the run in this folder.")] = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="With --resume: start that run over with its settings (old files move to RUN_DIR/previous/).",
+        ),
+    ] = False,
+    review: Annotated[
+        str,
+        typer.Option("--review", help="live: ask in the terminal at the end; queue: leave claims for `interp review`."),
+    ] = "queue",
+    memory: Annotated[
+        str | None,
+        typer.Option("--memory", help="Memory folder or http://HOST:PORT (default $INTERP_MEMORY or .interp/memory)."),
+    ] = None,
     no_memory: Annotated[bool, typer.Option("--no-memory", help="Run without memory.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="0 to 4294967295: seeds the brain's prompts and the tools' controls.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="0 to 4294967295: seeds the brain's prompts and the tools' controls.")
+    ] = 0,
     max_decisions: Annotated[int, typer.Option("--max-decisions", help="Brain decisions before the run stops.")] = 200,
-    pivot: Annotated[float, typer.Option("--pivot", help="Share of the budget a line of attack may use without a supported hypothesis.")] = 0.4,
-    device: Annotated[Optional[str], typer.Option("--device")] = None,
+    pivot: Annotated[
+        float,
+        typer.Option("--pivot", help="Share of the budget a line of attack may use without a supported hypothesis."),
+    ] = 0.4,
+    device: Annotated[str | None, typer.Option("--device")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON (no live display).")] = False,
 ) -> None:
     """Investigate a model: hypotheses, experiments with controls, claims, a report."""
@@ -83,16 +118,27 @@ def investigate(
             state, ctx = runner.resume(resume, display=display, ask=ask)
     else:
         if not question:
-            raise UserError('give a question, e.g. interp investigate "audit this model for hidden triggers" --model organism:backdoor')
+            raise UserError(
+                'give a question, e.g. interp investigate "audit this model for hidden triggers" --model organism:backdoor'
+            )
         # the question first: one the investigator cannot act on is refused before anything else is checked or loaded
         q = parse_question(question, prompts, sae)
         if not model:
             raise UserError("give the target with --model, e.g. --model organism:backdoor (see `interp organism list`)")
         settings = RunSettings(
-            question=q.model_dump(mode="json"), model=model, brain=brain or default_brain(),
-            wall_seconds=parse_duration(budget), max_forward_tokens=max_forward_tokens, max_usd=max_cost,
-            memory=None if no_memory else (memory or default_location()), review=review, seed=seed,
-            pivot_share=pivot, max_decisions=max_decisions, device=device)
+            question=q.model_dump(mode="json"),
+            model=model,
+            brain=brain or default_brain(),
+            wall_seconds=parse_duration(budget),
+            max_forward_tokens=max_forward_tokens,
+            max_usd=max_cost,
+            memory=None if no_memory else (memory or default_location()),
+            review=review,
+            seed=seed,
+            pivot_share=pivot,
+            max_decisions=max_decisions,
+            device=device,
+        )
         settings.new_budget()
         from agent.brains import make_brain
 
@@ -113,23 +159,37 @@ class _Null:
 def _finish(state: dict, ctx, json_out: bool) -> None:
     claims = state.get("claims", [])
     if json_out:
-        print_json({"run_dir": str(ctx.run_dir), "run_id": state.get("run_id"), "stop_reason": state.get("stop_reason"),
-                    "claims": claims, "hypotheses": [{"statement": h["plan"]["statement"], "status": h["status"],
-                                                      "note": h["note"]} for h in state.get("hypotheses", [])],
-                    "errors": state.get("errors", []), "budget": ctx.budget.to_state(),
-                    "budget_seconds_used": round(ctx.budget.elapsed(), 3),
-                    "load_seconds": round(ctx.budget.load_seconds, 3),  # start-up, not counted in the budget
-                    "report": str(ctx.run_dir / "report.md")})
+        print_json(
+            {
+                "run_dir": str(ctx.run_dir),
+                "run_id": state.get("run_id"),
+                "stop_reason": state.get("stop_reason"),
+                "claims": claims,
+                "hypotheses": [
+                    {"statement": h["plan"]["statement"], "status": h["status"], "note": h["note"]}
+                    for h in state.get("hypotheses", [])
+                ],
+                "errors": state.get("errors", []),
+                "budget": ctx.budget.to_state(),
+                "budget_seconds_used": round(ctx.budget.elapsed(), 3),
+                "load_seconds": round(ctx.budget.load_seconds, 3),  # start-up, not counted in the budget
+                "report": str(ctx.run_dir / "report.md"),
+            }
+        )
         return
-    console.print(f"[bold]stopped:[/] {state.get('stop_reason')}  ({ctx.budget.elapsed():.1f} s, "
-                  f"{ctx.budget.spent_forward_tokens} forward tokens)")
+    console.print(
+        f"[bold]stopped:[/] {state.get('stop_reason')}  ({ctx.budget.elapsed():.1f} s, "
+        f"{ctx.budget.spent_forward_tokens} forward tokens)"
+    )
     console.print(f"loading took {ctx.budget.load_seconds:.1f} s (not counted in the budget)", style="dim")
     for c in claims:
         console.print(f"[green]claim[/] [{c['evidence_tier']}] {c['statement']}", markup=True, highlight=False)
     if not claims:
         console.print("no hypothesis met its pre-registered criterion: no claims")
     refuted = sum(h["status"] in ("refuted", "inconclusive") for h in state.get("hypotheses", []))
-    console.print(f"{len(state.get('hypotheses', []))} hypotheses ({refuted} refuted or inconclusive), "
-                  f"{len(state.get('errors', []))} errors")
+    console.print(
+        f"{len(state.get('hypotheses', []))} hypotheses ({refuted} refuted or inconclusive), "
+        f"{len(state.get('errors', []))} errors"
+    )
     console.print(f"report: [bold]{ctx.run_dir / 'report.md'}[/] (plots: report.html; trace: trace.jsonl)")
     err_console.print(f"resume or inspect later with --resume {ctx.run_dir}", style="dim")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -12,25 +12,32 @@ from agent.cli.memory import MemoryOpt, _store
 from agent.cli.output import console, print_json, quiet_library_warnings
 from tools.errors import UserError
 
-app = typer.Typer(help="Label SAE features in bulk with scored explanations (offline by default).",
-                  invoke_without_command=True)
+app = typer.Typer(
+    help="Label SAE features in bulk with scored explanations (offline by default).", invoke_without_command=True
+)
 
 
 @app.callback()
 def label(
     ctx: typer.Context,
-    model: Annotated[Optional[str], typer.Option(help="The target: organism:NAME, smollm2, gguf:PATH, hf:PATH.")] = None,
-    sae: Annotated[Optional[str], typer.Option(help="SAE folder (SAELens format) on that model.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="The target: organism:NAME, smollm2, gguf:PATH, hf:PATH.")
+    ] = None,
+    sae: Annotated[str | None, typer.Option(help="SAE folder (SAELens format) on that model.")] = None,
     features: Annotated[str, typer.Option(help="all, START:END, a list like 3,7,9, or one index.")] = "all",
     brain: Annotated[str, typer.Option(help="heuristic (offline) | claude")] = "heuristic",
     judge: Annotated[str, typer.Option(help="rule (applies the structured explanation) | claude")] = "rule",
-    scorers: Annotated[str, typer.Option(help="Comma-separated: detection, fuzzing, intervention.")] =
-        "detection,fuzzing,intervention",
-    corpus: Annotated[Optional[Path], typer.Option(
-        help="Text file, one context per line (default: the organism's own usage sample).")] = None,
+    scorers: Annotated[
+        str, typer.Option(help="Comma-separated: detection, fuzzing, intervention.")
+    ] = "detection,fuzzing,intervention",
+    corpus: Annotated[
+        Path | None, typer.Option(help="Text file, one context per line (default: the organism's own usage sample).")
+    ] = None,
     corpus_size: Annotated[int, typer.Option(min=4, help="Contexts to use from the corpus.")] = 1000,
-    batch: Annotated[bool, typer.Option("--batch", help="claude only: explain through the Message Batches API.")] = False,
-    claude_model: Annotated[Optional[str], typer.Option(help="Claude model id (default: a current Sonnet).")] = None,
+    batch: Annotated[
+        bool, typer.Option("--batch", help="claude only: explain through the Message Batches API.")
+    ] = False,
+    claude_model: Annotated[str | None, typer.Option(help="Claude model id (default: a current Sonnet).")] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seeds the explain / score split and samples.")] = 0,
     memory: MemoryOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -56,9 +63,15 @@ def label(
     store = _store(memory, create=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("labeling"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]} features/min"), TimeRemainingColumn(), console=console,
-                  disable=json_out) as bar:
+    with Progress(
+        TextColumn("labeling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} features/min"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=json_out,
+    ) as bar:
         task = bar.add_task("label", total=len(feats), rate="-")
         import time
 
@@ -69,16 +82,33 @@ def label(
             done = bar.tasks[0].completed
             bar.update(task, rate=f"{60 * done / max(time.perf_counter() - t0, 1e-9):.0f}")
 
-        run = run_label(target, sae, feats, texts, explainer or HeuristicExplainer(), judge_obj or RuleJudge(),
-                        score_names, store, seed=seed, on_feature=tick)
+        run = run_label(
+            target,
+            sae,
+            feats,
+            texts,
+            explainer or HeuristicExplainer(),
+            judge_obj or RuleJudge(),
+            score_names,
+            store,
+            seed=seed,
+            on_feature=tick,
+        )
         bar.advance(task, len(run.skipped))
     ok = [r for r in run.labelled if r.error is None]
     errors = [r for r in run.labelled if r.error is not None]
-    summary = {"model_id": target.model_id, "sae": sae, "explainer": (explainer or HeuristicExplainer()).name,
-               "labelled": len(ok), "errors": len(errors), "skipped_already_labelled": len(run.skipped),
-               "dead": len(run.dead), "seconds": round(run.seconds, 1),
-               "features_per_minute": round(60 * len(run.labelled) / run.seconds, 1) if run.seconds else None,
-               "mean_scores": _means(ok)}
+    summary = {
+        "model_id": target.model_id,
+        "sae": sae,
+        "explainer": (explainer or HeuristicExplainer()).name,
+        "labelled": len(ok),
+        "errors": len(errors),
+        "skipped_already_labelled": len(run.skipped),
+        "dead": len(run.dead),
+        "seconds": round(run.seconds, 1),
+        "features_per_minute": round(60 * len(run.labelled) / run.seconds, 1) if run.seconds else None,
+        "mean_scores": _means(ok),
+    }
     if json_out:
         print_json({**summary, "labels": [r.model_dump(mode="json") for r in run.labelled]})
         return
@@ -86,14 +116,19 @@ def label(
     for col in ("feature", "label", *score_names):
         table.add_column(col, overflow="fold")
     for r in run.labelled[:40]:
-        table.add_row(str(r.feature), r.label or f"[red]error:[/] {r.error}",
-                      *[f"{r.scores[s]:.2f}" if s in r.scores else "-" for s in score_names])
+        table.add_row(
+            str(r.feature),
+            r.label or f"[red]error:[/] {r.error}",
+            *[f"{r.scores[s]:.2f}" if s in r.scores else "-" for s in score_names],
+        )
     console.print(table)
     if len(run.labelled) > 40:
         console.print(f"... {len(run.labelled) - 40} more (all in memory; `interp label export`)")
-    console.print(f"{len(ok)} labelled, {len(errors)} errors ({len(run.dead)} dead), {len(run.skipped)} already "
-                  f"labelled and skipped; {summary['features_per_minute']} features/min; mean scores "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in summary["mean_scores"].items()))
+    console.print(
+        f"{len(ok)} labelled, {len(errors)} errors ({len(run.dead)} dead), {len(run.skipped)} already "
+        f"labelled and skipped; {summary['features_per_minute']} features/min; mean scores "
+        + ", ".join(f"{k} {v:.3f}" for k, v in summary["mean_scores"].items())
+    )
 
 
 def _means(labels) -> dict[str, float]:
@@ -143,15 +178,24 @@ def _corpus(target, corpus: Path | None, n: int, seed: int) -> list[str]:
 def export(
     path: Annotated[Path, typer.Argument(help="File to write.")],
     format: Annotated[str, typer.Option("--format", help="neuronpedia")] = "neuronpedia",
-    model_id: Annotated[Optional[str], typer.Option("--model-id", help="Only labels of this model id.")] = None,
-    sae: Annotated[Optional[str], typer.Option(
-        "--sae", help="Only labels of this SAE (folder or RELEASE/SAE_ID).")] = None,
-    source_id: Annotated[Optional[str], typer.Option(
-        "--source-id", help="Neuronpedia source id LAYER-SET, e.g. 1-res-sae (default: the SAE's SAELens "
-                            "neuronpedia_id).")] = None,
-    neuronpedia_model: Annotated[Optional[str], typer.Option(
-        "--neuronpedia-model", help="The model's id on Neuronpedia (default: from neuronpedia_id, else the "
-                                    "labels' model id).")] = None,
+    model_id: Annotated[str | None, typer.Option("--model-id", help="Only labels of this model id.")] = None,
+    sae: Annotated[
+        str | None, typer.Option("--sae", help="Only labels of this SAE (folder or RELEASE/SAE_ID).")
+    ] = None,
+    source_id: Annotated[
+        str | None,
+        typer.Option(
+            "--source-id",
+            help="Neuronpedia source id LAYER-SET, e.g. 1-res-sae (default: the SAE's SAELens neuronpedia_id).",
+        ),
+    ] = None,
+    neuronpedia_model: Annotated[
+        str | None,
+        typer.Option(
+            "--neuronpedia-model",
+            help="The model's id on Neuronpedia (default: from neuronpedia_id, else the labels' model id).",
+        ),
+    ] = None,
     memory: MemoryOpt = None,
 ) -> None:
     """Write stored labels (errors left out) as Neuronpedia upload bodies and Explanation rows."""

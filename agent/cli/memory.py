@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from agent.cli.output import console, err_console, print_json
 
-app = typer.Typer(help="The memory of claims, hypotheses, feature labels and experiments (ChromaDB).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The memory of claims, hypotheses, feature labels and experiments (ChromaDB).", no_args_is_help=True
+)
 
-MemoryOpt = Annotated[Optional[str], typer.Option(
-    "--memory", help="Folder of an embedded store, or http://HOST:PORT of a Chroma server "
-    "(default: $INTERP_MEMORY or .interp/memory).")]
+MemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--memory",
+        help="Folder of an embedded store, or http://HOST:PORT of a Chroma server "
+        "(default: $INTERP_MEMORY or .interp/memory).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-WeightsOpt = Annotated[Optional[str], typer.Option(
-    "--weights", help="Only records about these exact weights (the weights hash in a manifest, a report or "
-    "`interp model info`); records that name no weights are left out.")]
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--weights",
+        help="Only records about these exact weights (the weights hash in a manifest, a report or "
+        "`interp model info`); records that name no weights are left out.",
+    ),
+]
 
 
-def _store(memory: Optional[str], create: bool = False):
+def _store(memory: str | None, create: bool = False):
     from memory.store import MemoryStore
 
     return MemoryStore(memory, create=create)
@@ -36,10 +47,12 @@ def _line(r) -> str:
 @app.command()
 def search(
     text: Annotated[str, typer.Argument(help="What to look for, in words.")],
-    model: Annotated[Optional[str], typer.Option(help="Only records about this model id.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only records about this model id.")] = None,
     weights: WeightsOpt = None,
-    status: Annotated[Optional[str], typer.Option(help="Only this status (claims, hypotheses).")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="claim, incidental, hypothesis, feature_label or experiment.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status (claims, hypotheses).")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="claim, incidental, hypothesis, feature_label or experiment.")
+    ] = None,
     n: Annotated[int, typer.Option(min=1, max=1000, help="How many results.")] = 10,
     memory: MemoryOpt = None,
     json_out: JsonOpt = False,
@@ -61,10 +74,12 @@ def search(
 
 @app.command("list")
 def list_(
-    kind: Annotated[Optional[str], typer.Option(help="claim, incidental, hypothesis, feature_label or experiment.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Only records about this model id.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="claim, incidental, hypothesis, feature_label or experiment.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only records about this model id.")] = None,
     weights: WeightsOpt = None,
-    status: Annotated[Optional[str], typer.Option(help="Only this status (claims, hypotheses).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status (claims, hypotheses).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100000, help="At most this many records.")] = 100,
     memory: MemoryOpt = None,
     json_out: JsonOpt = False,
@@ -81,14 +96,16 @@ def list_(
     table.add_column("weights", no_wrap=True, min_width=16)  # copied into --weights: never cut
     table.add_column("text")
     for r in records:
-        table.add_row(r.id, r.kind, getattr(r, "status", "") or "", r.model_id,
-                      getattr(r, "weights_hash", "") or "-", _line(r))
+        table.add_row(
+            r.id, r.kind, getattr(r, "status", "") or "", r.model_id, getattr(r, "weights_hash", "") or "-", _line(r)
+        )
     console.print(table)
 
 
 @app.command()
-def show(record_id: Annotated[str, typer.Argument(help="A record id.")], memory: MemoryOpt = None,
-         json_out: JsonOpt = False) -> None:
+def show(
+    record_id: Annotated[str, typer.Argument(help="A record id.")], memory: MemoryOpt = None, json_out: JsonOpt = False
+) -> None:
     """One record, in full."""
     from tools.errors import UserError
 
@@ -112,11 +129,21 @@ def export(path: Annotated[Path, typer.Argument(help="JSONL file to write.")], m
 @app.command("import")
 def import_(
     path: Annotated[Path, typer.Argument(help="JSONL file from `interp memory export`.")],
-    force: Annotated[bool, typer.Option(
-        "--force", help="Take the file's reviews where they differ from this memory's (or are new to it); "
-        "each override is recorded in the claim's review history with your name, the time and the file.")] = False,
-    reviewer: Annotated[Optional[str], typer.Option(
-        "--reviewer", help="Your name, recorded with a --force override (default: $INTERP_REVIEWER, else your login).")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Take the file's reviews where they differ from this memory's (or are new to it); "
+            "each override is recorded in the claim's review history with your name, the time and the file.",
+        ),
+    ] = False,
+    reviewer: Annotated[
+        str | None,
+        typer.Option(
+            "--reviewer",
+            help="Your name, recorded with a --force override (default: $INTERP_REVIEWER, else your login).",
+        ),
+    ] = None,
     memory: MemoryOpt = None,
 ) -> None:
     """Add the records of a JSONL export, all or nothing. Existing ids are updated; a review is never
@@ -132,8 +159,11 @@ def import_(
     from memory.store import default_location, refuse_reviews_for_a_new_memory
 
     location = memory or default_location()
-    if not force and not location.startswith(("http://", "https://")) and not (
-            Path(location).expanduser() / "chroma.sqlite3").is_file():
+    if (
+        not force
+        and not location.startswith(("http://", "https://"))
+        and not (Path(location).expanduser() / "chroma.sqlite3").is_file()
+    ):
         refuse_reviews_for_a_new_memory(path, lines)
     done = _store(memory, create=True).import_jsonl(path, force=force, by=by, lines=lines)
     parts = [f"{done.new} new"]

@@ -29,15 +29,30 @@ def info(
         print_json(data)
         return
     table = Table(title=f"{spec}  ({data['model_id']})", show_header=False)
-    for key in ("source", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab",
-                "n_ctx", "attn_only", "normalization", "positional_embedding", "n_params",
-                "weights_hash", "device"):
+    for key in (
+        "source",
+        "n_layers",
+        "d_model",
+        "n_heads",
+        "d_head",
+        "d_mlp",
+        "d_vocab",
+        "n_ctx",
+        "attn_only",
+        "normalization",
+        "positional_embedding",
+        "n_params",
+        "weights_hash",
+        "device",
+    ):
         table.add_row(key, str(data[key]))
     console.print(table)
     hooks = data["hook_names"]
     block0 = [h for h in hooks if h.startswith("blocks.0.")]
     outside = [h for h in hooks if not h.startswith("blocks.")]
     console.print(f"[bold]{len(hooks)} hooks.[/] Outside blocks: {', '.join(outside)}")
-    console.print("Per block (blocks.L.*, L = 0.." f"{data['n_layers'] - 1}): "
-                  + ", ".join(re.sub(r"^blocks\.0\.", "", h) for h in block0))
+    console.print(
+        "Per block (blocks.L.*, L = 0.."
+        f"{data['n_layers'] - 1}): " + ", ".join(re.sub(r"^blocks\.0\.", "", h) for h in block0)
+    )
     console.print("All hook names: [bold]interp model info SPEC --json[/]")

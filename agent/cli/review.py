@@ -7,7 +7,7 @@ or a model wrote is displayed as text, never acted on.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -18,11 +18,18 @@ from agent.cli.memory import JsonOpt, MemoryOpt, _store
 from agent.cli.output import console, err_console, print_json, quiet_library_warnings
 from tools.errors import UserError
 
-app = typer.Typer(help="Review what agents found: accept, reject or ask for more evidence. "
-                       "With no sub-command: the interactive queue.", invoke_without_command=True)
+app = typer.Typer(
+    help="Review what agents found: accept, reject or ask for more evidence. "
+    "With no sub-command: the interactive queue.",
+    invoke_without_command=True,
+)
 
-ReviewerOpt = Annotated[Optional[str], typer.Option(
-    "--reviewer", help="Your name, recorded with each decision (default: $INTERP_REVIEWER, else your login).")]
+ReviewerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--reviewer", help="Your name, recorded with each decision (default: $INTERP_REVIEWER, else your login)."
+    ),
+]
 # Escaped: rich reads "[a]" as a markup tag and would print "ccept".
 KEYS = r"\[a]ccept  \[r]eject  \[m]ore evidence (each asks for a note)   \[n]ext  \[p]revious  \[x] reproduce  \[q]uit"
 
@@ -32,8 +39,8 @@ def interactive(
     ctx: typer.Context,
     memory: MemoryOpt = None,
     reviewer: ReviewerOpt = None,
-    model: Annotated[Optional[str], typer.Option(help="Only claims about this model id.")] = None,
-    run: Annotated[Optional[str], typer.Option(help="Only claims of this run id.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only claims about this model id.")] = None,
+    run: Annotated[str | None, typer.Option(help="Only claims of this run id.")] = None,
 ) -> None:
     """The queue of claims awaiting review, across runs, one claim at a time."""
     if ctx.invoked_subcommand is not None:
@@ -41,8 +48,10 @@ def interactive(
     from agent.review import queue, reviewer_name
 
     if not sys.stdin.isatty():
-        raise UserError("the review queue needs a terminal; without one use `interp review list` and "
-                        "`interp review decide CLAIM_ID accept|reject|more-evidence --note TEXT`")
+        raise UserError(
+            "the review queue needs a terminal; without one use `interp review list` and "
+            "`interp review decide CLAIM_ID accept|reject|more-evidence --note TEXT`"
+        )
     name = reviewer_name(reviewer)
     store = _store(memory)
     i, decided = 0, 0
@@ -95,7 +104,9 @@ def _show(store, claim, i: int, n: int, reviewer: str) -> None:
     t.add_row("model", escape(c["model_id"]))
     t.add_row("mechanism", f"{c['mechanism'] or '-'}   tier: {c['evidence_tier']}")
     t.add_row("component", escape(", ".join(f"{k}={v}" for k, v in c["component"].items()) or "-"))
-    t.add_row("effect", f"{_num(c['effect'])} against control {_num(c['control'])}   criterion: {c['criterion'] or '-'}")
+    t.add_row(
+        "effect", f"{_num(c['effect'])} against control {_num(c['control'])}   criterion: {c['criterion'] or '-'}"
+    )
     for e in c["experiments"]:
         t.add_row("experiment", escape(f"{e['id']} {e['tool']}: {e['summary']}"))
     for name, path in c["links"].items():
@@ -104,8 +115,7 @@ def _show(store, claim, i: int, n: int, reviewer: str) -> None:
         t.add_row("run folder", escape(f"not shown: {c['run_folder_note']}"))
     t.add_row("reproduce", c["reproduce"])
     # The statement is the agent's (and, through tool results, the model's) text: shown, never obeyed.
-    console.print(Panel(t, title=f"claim {i + 1} of {n} awaiting review — reviewer {escape(reviewer)}",
-                        subtitle=KEYS))
+    console.print(Panel(t, title=f"claim {i + 1} of {n} awaiting review — reviewer {escape(reviewer)}", subtitle=KEYS))
     console.print(Panel(escape(c["statement"]), title="statement (agent text)", border_style="dim"))
 
 
@@ -125,9 +135,11 @@ def _decide(store, claim_id, decision, reviewer, note, force):
 
 @app.command("list")
 def list_(
-    status: Annotated[Optional[str], typer.Option(
-        help="proposed | supported | refuted | accepted | rejected | needs_more_evidence (default: all).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Only claims about this model id.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="proposed | supported | refuted | accepted | rejected | needs_more_evidence (default: all)."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only claims about this model id.")] = None,
     memory: MemoryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -147,8 +159,14 @@ def list_(
         table.add_column(col, no_wrap=True, min_width=width)
     table.add_column("statement", ratio=1, min_width=20)
     for c in claims:
-        table.add_row(c.id, c.status, c.mechanism or "-", f"{_num(c.effect)}/{_num(c.control)}",
-                      escape(c.reviewer or "-"), escape(_short(c.statement, 90)))
+        table.add_row(
+            c.id,
+            c.status,
+            c.mechanism or "-",
+            f"{_num(c.effect)}/{_num(c.control)}",
+            escape(c.reviewer or "-"),
+            escape(_short(c.statement, 90)),
+        )
     console.print(table)
 
 
@@ -168,9 +186,17 @@ def decide(
     done = _decide(_store(memory), claim_id, decision, reviewer_name(reviewer), note, force)
     claim = done.claim
     if json_out:
-        print_json({"id": claim.id, "status": claim.status, "reviewer": claim.reviewer, "note": claim.review_note,
-                    "reviewed_at": claim.reviewed_at, "run_dir": str(done.run_dir) if done.run_dir else None,
-                    "run_folder_note": done.folder_note})
+        print_json(
+            {
+                "id": claim.id,
+                "status": claim.status,
+                "reviewer": claim.reviewer,
+                "note": claim.review_note,
+                "reviewed_at": claim.reviewed_at,
+                "run_dir": str(done.run_dir) if done.run_dir else None,
+                "run_folder_note": done.folder_note,
+            }
+        )
     else:
         console.print(f"{claim.id} -> {claim.status} by {escape(claim.reviewer or '')}")
     if done.folder_note:
@@ -179,8 +205,9 @@ def decide(
 
 def reproduce(
     claim_id: Annotated[str, typer.Argument(help="The claim's id (see `interp review list`).")],
-    model: Annotated[Optional[str], typer.Option(
-        help="Model spec to load (default: the one the claim's experiment recorded).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model spec to load (default: the one the claim's experiment recorded).")
+    ] = None,
     memory: MemoryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -201,8 +228,10 @@ def _reproduce_and_print(store, claim_id: str, model: str | None, json_out: bool
         return r.holds
     verdict = "[green]holds[/]" if r.holds else "[red]does not hold[/]"
     console.print(f"{claim_id}: {verdict} ({r.outcome}) — {escape(r.why)}")
-    console.print(f"  now: effect {_num(r.effect)} against control {_num(r.control)}; when claimed: "
-                  f"effect {_num(r.original_effect)} against control {_num(r.original_control)}")
+    console.print(
+        f"  now: effect {_num(r.effect)} against control {_num(r.control)}; when claimed: "
+        f"effect {_num(r.original_effect)} against control {_num(r.original_control)}"
+    )
     console.print(f"  {r.tool}: {escape(r.summary)}")
     if r.note:
         console.print(f"  [yellow]note:[/] {escape(r.note)}")

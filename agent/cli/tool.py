@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,14 +11,31 @@ from agent.cli.output import console, print_json, quiet_library_warnings
 from tools.errors import UserError
 from tools.files import read_text_file
 
-app = typer.Typer(help="Call interpretability tools directly (the same typed calls the agent makes).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Call interpretability tools directly (the same typed calls the agent makes).", no_args_is_help=True
+)
 
 # Listed here rather than read from tools.registry so `interp --help` does not import the
 # tool modules; tests/unit/test_registry.py keeps the two lists equal.
-TOOL_NAMES = ["predict", "scan", "attention", "activations", "probe", "steer", "ablate", "patch",
-              "sae_train", "sae_stats", "sae_features", "sae_contexts", "attribute", "circuit", "heads",
-              "transcoder_train", "graph"]
+TOOL_NAMES = [
+    "predict",
+    "scan",
+    "attention",
+    "activations",
+    "probe",
+    "steer",
+    "ablate",
+    "patch",
+    "sae_train",
+    "sae_stats",
+    "sae_features",
+    "sae_contexts",
+    "attribute",
+    "circuit",
+    "heads",
+    "transcoder_train",
+    "graph",
+]
 
 
 @app.command("list")
@@ -40,15 +57,22 @@ def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
         required = [n for n, f in t.input_model.model_fields.items() if f.is_required()]
         grid.add_row(t.name, t.description, ", ".join(required) or "-")
     console.print(grid)
-    console.print("All fields of one tool: [bold]interp tool schema NAME[/]; call one: "
-                  "[bold]interp tool NAME --model M --arg KEY=VALUE[/]")
+    console.print(
+        "All fields of one tool: [bold]interp tool schema NAME[/]; call one: "
+        "[bold]interp tool NAME --model M --arg KEY=VALUE[/]"
+    )
 
 
 @app.command()
 def schema(
     name: Annotated[str, typer.Argument(help="Tool name.")],
-    example: Annotated[bool, typer.Option("--example", help="Print an example input (validated by the tool's "
-                                                            "model) instead: a file to edit for --input.")] = False,
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example",
+            help="Print an example input (validated by the tool's model) instead: a file to edit for --input.",
+        ),
+    ] = False,
 ) -> None:
     """Print one tool's JSON input schema, or an example input with --example."""
     from tools.registry import get
@@ -75,7 +99,7 @@ def _parse_args(items: list[str]) -> dict:
     return out
 
 
-def _load_input(path: Optional[str]) -> dict:
+def _load_input(path: str | None) -> dict:
     if path is None:
         return {}
     text = read_text_file(path, "--input", "a JSON object of the tool's fields")
@@ -91,8 +115,12 @@ def _load_input(path: Optional[str]) -> dict:
 def _make(name: str):
     def command(
         model: Annotated[str, typer.Option("--model", "-m", help="Target model spec, e.g. organism:eval_aware.")],
-        input: Annotated[Optional[str], typer.Option("--input", "-i", help="JSON file of the tool's fields ('-' = stdin).")] = None,
-        arg: Annotated[Optional[list[str]], typer.Option("--arg", "-a", help="KEY=VALUE field (VALUE as JSON); repeatable.")] = None,
+        input: Annotated[
+            str | None, typer.Option("--input", "-i", help="JSON file of the tool's fields ('-' = stdin).")
+        ] = None,
+        arg: Annotated[
+            list[str] | None, typer.Option("--arg", "-a", help="KEY=VALUE field (VALUE as JSON); repeatable.")
+        ] = None,
         device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
         json_out: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
     ) -> None:
@@ -113,8 +141,7 @@ def _make(name: str):
 
                 console.print(probe_table(result))
             c = result.cost
-            console.print(f"[dim]cost: {c.forward_tokens} forward tokens, {c.seconds:.2f}s; "
-                          f"full result: --json[/]")
+            console.print(f"[dim]cost: {c.forward_tokens} forward tokens, {c.seconds:.2f}s; full result: --json[/]")
 
     command.__doc__ = f"Run the {name} tool (fields: `interp tool schema {name}`)."
     return command

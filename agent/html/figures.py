@@ -48,50 +48,103 @@ def _heads_grid(grid: list[list[float]]) -> tuple[list[str], list[str]]:
 
 def _steer(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     xs = [p["coefficient"] for p in r["curve"]]
-    steered = Series("steered along the direction (mean ± s.e.m.)", [p["value"] for p in r["curve"]],
-                     [p["value"] - p["sem"] for p in r["curve"]], [p["value"] + p["sem"] for p in r["curve"]])
+    steered = Series(
+        "steered along the direction (mean ± s.e.m.)",
+        [p["value"] for p in r["curve"]],
+        [p["value"] - p["sem"] for p in r["curve"]],
+        [p["value"] + p["sem"] for p in r["curve"]],
+    )
     control = Series("random directions of the same norm", [p["control_value"] for p in r["curve"]], dashed=True)
     hook = inp.get("hook", "")
-    svg = line(xs, [steered, control], f"steering coefficient (multiples of the direction, norm "
-               f"{r['direction_norm']:.3g})", metric, f"steering dose-response {eid}")
-    return [Figure(eid, "steer", f"Steering dose-response at {hook}", svg,
-                   f"{metric} as the direction {r['direction_id']} is added at {hook}; baseline {r['baseline']:.3g}; "
-                   f"largest change {r['effect']:.3g} at coefficient {r['best_coefficient']:g} against "
-                   f"{r['control']:.3g} for random directions; monotonicity (Spearman) {r['monotonic']:.2f}.")]
+    svg = line(
+        xs,
+        [steered, control],
+        f"steering coefficient (multiples of the direction, norm {r['direction_norm']:.3g})",
+        metric,
+        f"steering dose-response {eid}",
+    )
+    return [
+        Figure(
+            eid,
+            "steer",
+            f"Steering dose-response at {hook}",
+            svg,
+            f"{metric} as the direction {r['direction_id']} is added at {hook}; baseline {r['baseline']:.3g}; "
+            f"largest change {r['effect']:.3g} at coefficient {r['best_coefficient']:g} against "
+            f"{r['control']:.3g} for random directions; monotonicity (Spearman) {r['monotonic']:.2f}.",
+        )
+    ]
 
 
 def _probe(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     hooks = r["per_hook"]
-    probe = Series("linear probe (Wilson 95% interval)", [h["accuracy"] for h in hooks],
-                   [h["accuracy_ci"][0] for h in hooks], [h["accuracy_ci"][1] for h in hooks])
+    probe = Series(
+        "linear probe (Wilson 95% interval)",
+        [h["accuracy"] for h in hooks],
+        [h["accuracy_ci"][0] for h in hooks],
+        [h["accuracy_ci"][1] for h in hooks],
+    )
     control = Series("same probe on shuffled labels", [h["control_accuracy"] for h in hooks], dashed=True)
     svg = bars([h["hook"] for h in hooks], [probe, control], "held-out accuracy", f"probe accuracy {eid}")
-    return [Figure(eid, "probe", "Probe accuracy by hook", svg,
-                   f"Held-out accuracy of a logistic-regression probe per hook, against the same probe trained on "
-                   f"shuffled labels; best {r['best_hook']} at {r['effect']:.3g} (control {r['control']:.3g}).")]
+    return [
+        Figure(
+            eid,
+            "probe",
+            "Probe accuracy by hook",
+            svg,
+            f"Held-out accuracy of a logistic-regression probe per hook, against the same probe trained on "
+            f"shuffled labels; best {r['best_hook']} at {r['effect']:.3g} (control {r['control']:.3g}).",
+        )
+    ]
 
 
 def _patch(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     resid = r["over"] == "resid"
-    svg = heatmap(r["rows"], r["cols"], r["effects"], "normalised patching effect", "hook" if resid else "layer",
-                  "position:token (first clean prompt)" if resid else "head", f"activation patching {eid}")
-    return [Figure(eid, "patch", f"Activation patching over {'the residual stream' if resid else 'heads'}", svg,
-                   f"Share of the clean-minus-corrupted difference in {metric} restored by patching each place "
-                   f"(1 = all of it); clean {r['clean_value']:.3g}, corrupted {r['corrupted_value']:.3g}; "
-                   f"largest {r['effect']:.3g} against a median place {r['control']:.3g}.")]
+    svg = heatmap(
+        r["rows"],
+        r["cols"],
+        r["effects"],
+        "normalised patching effect",
+        "hook" if resid else "layer",
+        "position:token (first clean prompt)" if resid else "head",
+        f"activation patching {eid}",
+    )
+    return [
+        Figure(
+            eid,
+            "patch",
+            f"Activation patching over {'the residual stream' if resid else 'heads'}",
+            svg,
+            f"Share of the clean-minus-corrupted difference in {metric} restored by patching each place "
+            f"(1 = all of it); clean {r['clean_value']:.3g}, corrupted {r['corrupted_value']:.3g}; "
+            f"largest {r['effect']:.3g} against a median place {r['control']:.3g}.",
+        )
+    ]
 
 
 def _ablate(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     effect = Series("ablating these components", [r["effect"]])
     sd = r.get("control_std") or 0.0
-    control = Series("random components of the same kind (mean ± sd)", [r["control"]], [r["control"] - sd],
-                     [r["control"] + sd], dashed=True)
+    control = Series(
+        "random components of the same kind (mean ± sd)",
+        [r["control"]],
+        [r["control"] - sd],
+        [r["control"] + sd],
+        dashed=True,
+    )
     svg = bars([", ".join(r["components"])], [effect, control], f"change in {metric}", f"ablation {eid}")
     z = f"; z = {r['z_score']:.3g}" if r.get("z_score") is not None else ""
-    return [Figure(eid, "ablate", "Ablation against random components", svg,
-                   f"{metric}: {r['baseline']:.3g} -> {r['ablated']:.3g} with {', '.join(r['components'])} ablated "
-                   f"(change {r['effect']:.3g}, {r['relative_effect']:.1%} of the baseline) against "
-                   f"{r['control']:.3g} ± {sd:.3g} for random components{z}.")]
+    return [
+        Figure(
+            eid,
+            "ablate",
+            "Ablation against random components",
+            svg,
+            f"{metric}: {r['baseline']:.3g} -> {r['ablated']:.3g} with {', '.join(r['components'])} ablated "
+            f"(change {r['effect']:.3g}, {r['relative_effect']:.1%} of the baseline) against "
+            f"{r['control']:.3g} ± {sd:.3g} for random components{z}.",
+        )
+    ]
 
 
 def _scan(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
@@ -102,10 +155,17 @@ def _scan(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     control = Series("typical insertion: answer changed", [r["control"]] * len(top), dashed=True)
     svg = bars(labels, [answered, changed, control], "share of prompts", f"insertion scan {eid}")
     more = f" (top {len(top)} of {len(r['top'])})" if len(r["top"]) > len(top) else ""
-    return [Figure(eid, "scan", "Inserted tokens and the answers they force", svg,
-                   f"Each row is an inserted token sequence and the answer it most often gives{more}; "
-                   f"{r['n_scanned']} insertion(s) scanned; a typical insertion changes {r['control']:.1%} of answers "
-                   f"and sends {r['control_output_rate']:.1%} to the first row's answer.")]
+    return [
+        Figure(
+            eid,
+            "scan",
+            "Inserted tokens and the answers they force",
+            svg,
+            f"Each row is an inserted token sequence and the answer it most often gives{more}; "
+            f"{r['n_scanned']} insertion(s) scanned; a typical insertion changes {r['control']:.1%} of answers "
+            f"and sends {r['control_output_rate']:.1%} to the first row's answer.",
+        )
+    ]
 
 
 def _attribute(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
@@ -113,43 +173,87 @@ def _attribute(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     labels = [s["name"] for s in ranked] + ["typical head (median |estimate|)"]
     est = Series(f"estimated change in {metric}", [s["score"] for s in ranked] + [r["control"]])
     svg = bars(labels, [est], f"estimated change in {metric}", f"attribution ranking {eid}")
-    figs = [Figure(eid, "attribute", "Components ranked by attribution", svg,
-                   f"Estimated change of {metric} (clean {r['clean_value']:.3g}) when each component takes its "
-                   f"{r['reference']} reference value ({r['steps']} integration step(s)); the last row is what a "
-                   f"typical head does.")]
+    figs = [
+        Figure(
+            eid,
+            "attribute",
+            "Components ranked by attribution",
+            svg,
+            f"Estimated change of {metric} (clean {r['clean_value']:.3g}) when each component takes its "
+            f"{r['reference']} reference value ({r['steps']} integration step(s)); the last row is what a "
+            f"typical head does.",
+        )
+    ]
     if r.get("head_grid"):
         rows, cols = _heads_grid(r["head_grid"])
-        figs.append(Figure(eid, "attribute", "Attribution of every head", heatmap(
-            rows, cols, r["head_grid"], f"estimated change in {metric}", "layer", "head", f"head attribution {eid}"),
-            "The same estimate for every head, layer by head."))
+        figs.append(
+            Figure(
+                eid,
+                "attribute",
+                "Attribution of every head",
+                heatmap(
+                    rows,
+                    cols,
+                    r["head_grid"],
+                    f"estimated change in {metric}",
+                    "layer",
+                    "head",
+                    f"head attribution {eid}",
+                ),
+                "The same estimate for every head, layer by head.",
+            )
+        )
     return figs
 
 
 def _circuit(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     curve = r["curve"]
     xs = [p["size"] for p in curve]
-    series = [Series("faithfulness (only the top k kept)", [p["faithfulness"] for p in curve]),
-              Series("completeness (top k ablated)", [p["completeness"] for p in curve])]
+    series = [
+        Series("faithfulness (only the top k kept)", [p["faithfulness"] for p in curve]),
+        Series("completeness (top k ablated)", [p["completeness"] for p in curve]),
+    ]
     n = len(r["circuit"])
-    bands = [Band(f"random sets of {n}: faithfulness (mean ± sd)", r["random_faithfulness"],
-                  r["random_faithfulness_std"]),
-             Band(f"random sets of {n}: completeness (mean ± sd)", r["random_completeness"],
-                  r["random_completeness_std"])]
-    svg = line(xs, series, "components in the circuit (top k of the ranking)", f"share of {metric} kept",
-               f"circuit curve {eid}", bands, integer_x=True)
-    return [Figure(eid, "circuit", "Circuit faithfulness and completeness against its size", svg,
-                   f"Circuit of {n} ({', '.join(r['names'])}): faithfulness {r['faithfulness']:.3g} (random sets "
-                   f"{r['random_faithfulness']:.3g}), completeness {r['completeness']:.3g} (random sets "
-                   f"{r['random_completeness']:.3g}); 1 = the full model's {metric} ({r['full_value']:.3g}), 0 = "
-                   f"every component ablated ({r['empty_value']:.3g}). {r['rule']}")]
+    bands = [
+        Band(f"random sets of {n}: faithfulness (mean ± sd)", r["random_faithfulness"], r["random_faithfulness_std"]),
+        Band(f"random sets of {n}: completeness (mean ± sd)", r["random_completeness"], r["random_completeness_std"]),
+    ]
+    svg = line(
+        xs,
+        series,
+        "components in the circuit (top k of the ranking)",
+        f"share of {metric} kept",
+        f"circuit curve {eid}",
+        bands,
+        integer_x=True,
+    )
+    return [
+        Figure(
+            eid,
+            "circuit",
+            "Circuit faithfulness and completeness against its size",
+            svg,
+            f"Circuit of {n} ({', '.join(r['names'])}): faithfulness {r['faithfulness']:.3g} (random sets "
+            f"{r['random_faithfulness']:.3g}), completeness {r['completeness']:.3g} (random sets "
+            f"{r['random_completeness']:.3g}); 1 = the full model's {metric} ({r['full_value']:.3g}), 0 = "
+            f"every component ablated ({r['empty_value']:.3g}). {r['rule']}",
+        )
+    ]
 
 
 def _heads(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     rows, cols = _heads_grid(r["all_dla"])
     svg = heatmap(rows, cols, r["all_dla"], f"direct effect on {metric}", "layer", "head", f"head direct effect {eid}")
-    return [Figure(eid, "heads", "Direct logit attribution of every head", svg,
-                   f"What each head writes directly onto {metric}; largest |effect| {r['effect']:.3g} against a "
-                   f"median head {r['control']:.3g}.")]
+    return [
+        Figure(
+            eid,
+            "heads",
+            "Direct logit attribution of every head",
+            svg,
+            f"What each head writes directly onto {metric}; largest |effect| {r['effect']:.3g} against a "
+            f"median head {r['control']:.3g}.",
+        )
+    ]
 
 
 def _attention(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
@@ -162,15 +266,30 @@ def _attention(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
         for h in heads:
             grid[h["layer"]][h["head"]] = h[score]
         rows, cols = _heads_grid(grid)
-        figs.append(Figure(eid, "attention", f"Attention pattern: {what} of every head", heatmap(
-            rows, cols, grid, f"mean attention ({what})", "layer", "head", f"{what} {eid}"),
-            f"Mean attention share of the {what.split(' score')[0]} pattern per head; top head's score "
-            f"{r['effect']:.3g} against the median head {r['control']:.3g}."))
+        figs.append(
+            Figure(
+                eid,
+                "attention",
+                f"Attention pattern: {what} of every head",
+                heatmap(rows, cols, grid, f"mean attention ({what})", "layer", "head", f"{what} {eid}"),
+                f"Mean attention share of the {what.split(' score')[0]} pattern per head; top head's score "
+                f"{r['effect']:.3g} against the median head {r['control']:.3g}.",
+            )
+        )
     return figs
 
 
-DRAW = {"steer": _steer, "probe": _probe, "patch": _patch, "ablate": _ablate, "scan": _scan,
-        "attribute": _attribute, "circuit": _circuit, "heads": _heads, "attention": _attention}
+DRAW = {
+    "steer": _steer,
+    "probe": _probe,
+    "patch": _patch,
+    "ablate": _ablate,
+    "scan": _scan,
+    "attribute": _attribute,
+    "circuit": _circuit,
+    "heads": _heads,
+    "attention": _attention,
+}
 """Tools with figures of their own."""
 
 
@@ -179,9 +298,14 @@ def effect_vs_control(eid: str, tool: str, effect: float, control: float | None,
     series = [Series("effect", [effect])]
     if control is not None:
         series.append(Series("control", [control], dashed=True))
-    return Figure(eid, tool, f"{tool}: effect against control", bars([tool], series, what, f"{tool} {eid}"),
-                  f"The {tool} result's effect {effect:.3g}" + (f" against its control {control:.3g}."
-                                                               if control is not None else " (no control)."))
+    return Figure(
+        eid,
+        tool,
+        f"{tool}: effect against control",
+        bars([tool], series, what, f"{tool} {eid}"),
+        f"The {tool} result's effect {effect:.3g}"
+        + (f" against its control {control:.3g}." if control is not None else " (no control)."),
+    )
 
 
 def draw(eid: str, tool: str, result: dict, inp: dict, question: dict) -> list[Figure]:

@@ -78,8 +78,9 @@ def all_figures(state: InvestigationState, run_dir: Path) -> dict[str, list[Figu
     for o in state.get("observations", []):
         path = run_dir / "results" / f"{o['id']}.json"
         if path.is_file():
-            out[o["id"]] = draw(o["id"], o["tool"], json.loads(path.read_text()), inputs.get(o["id"], {}),
-                                state["question"])
+            out[o["id"]] = draw(
+                o["id"], o["tool"], json.loads(path.read_text()), inputs.get(o["id"], {}), state["question"]
+            )
     return out
 
 
@@ -88,8 +89,7 @@ def _cell(text: str) -> str:
     if len(text) <= LONG:
         return escape(text)
     cut = text.rfind(" ", 0, LONG - 40)
-    return (f"<details><summary>{escape(text[:cut if cut > 0 else LONG - 40])} …</summary>"
-            f"{escape(text)}</details>")
+    return f"<details><summary>{escape(text[: cut if cut > 0 else LONG - 40])} …</summary>{escape(text)}</details>"
 
 
 def _fmt(v) -> str:
@@ -102,34 +102,45 @@ def _component(c: dict) -> str:
 
 
 def _figure(f: Figure) -> str:
-    return (f"<figure class='experiment-figure' data-experiment='{escape(f.experiment_id)}' data-tool='{f.tool}'>"
-            f"<figcaption><b>{escape(f.title)}</b> — experiment <a href='#exp-{escape(f.experiment_id)}'>"
-            f"<code>{escape(f.experiment_id)}</code></a>. {escape(f.caption)}</figcaption>{f.svg}</figure>")
+    return (
+        f"<figure class='experiment-figure' data-experiment='{escape(f.experiment_id)}' data-tool='{f.tool}'>"
+        f"<figcaption><b>{escape(f.title)}</b> — experiment <a href='#exp-{escape(f.experiment_id)}'>"
+        f"<code>{escape(f.experiment_id)}</code></a>. {escape(f.caption)}</figcaption>{f.svg}</figure>"
+    )
 
 
 def claim_card(c: dict, hyp: dict | None, figs: list[Figure], decision: dict | None, tool: str) -> str:
     """One claim: statement, verdict, tier, effect vs control, the deciding experiment and its figures."""
     eid = (c.get("experiment_ids") or [""])[0]
     verdict = (hyp or {}).get("status") or c.get("status") or "-"
-    review = (f"{escape(decision['status'])} by {escape(decision['reviewer'] or '?')}" if decision else
-              "not yet reviewed (<a href='#decisions'>review decisions</a>)")
+    review = (
+        f"{escape(decision['status'])} by {escape(decision['reviewer'] or '?')}"
+        if decision
+        else "not yet reviewed (<a href='#decisions'>review decisions</a>)"
+    )
     test = (hyp or {}).get("note") or ""
-    facts = [("verdict",
-              f"<span class='verdict'>{escape(verdict)}</span> by its pre-registered test; review: {review}"),
-             ("evidence tier", f"<span class='tier'>{escape(c['evidence_tier'])}</span>"),
-             ("effect vs control", f"{_fmt(c.get('effect'))} vs {_fmt(c.get('control'))}"),
-             ("mechanism", escape(c.get("mechanism") or "-")),
-             ("component", f"<code>{escape(_component(c))}</code>"),
-             ("decided by", f"experiment <a href='#exp-{escape(eid)}'><code>{escape(eid)}</code></a>"
-                            + (f" — {_cell(test)}" if test else ""))]
+    facts = [
+        ("verdict", f"<span class='verdict'>{escape(verdict)}</span> by its pre-registered test; review: {review}"),
+        ("evidence tier", f"<span class='tier'>{escape(c['evidence_tier'])}</span>"),
+        ("effect vs control", f"{_fmt(c.get('effect'))} vs {_fmt(c.get('control'))}"),
+        ("mechanism", escape(c.get("mechanism") or "-")),
+        ("component", f"<code>{escape(_component(c))}</code>"),
+        (
+            "decided by",
+            f"experiment <a href='#exp-{escape(eid)}'><code>{escape(eid)}</code></a>"
+            + (f" — {_cell(test)}" if test else ""),
+        ),
+    ]
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     if not figs and isinstance(c.get("effect"), (int, float)):
         # a tool without figures of its own, or a result missing from the run folder: the claim's
         # effect and control are still known
         figs = [effect_vs_control(eid, tool, c["effect"], c.get("control"), "the claim's effect measure")]
-    return (f"<article class='claim' id='{escape(c['id'])}' data-claim='{escape(c['id'])}' "
-            f"data-experiment='{escape(eid)}'><h3>{escape(c['statement'])}</h3><dl class='facts'>{dl}</dl>"
-            f"{''.join(_figure(f) for f in figs)}<p><small>claim <code>{escape(c['id'])}</code></small></p></article>")
+    return (
+        f"<article class='claim' id='{escape(c['id'])}' data-claim='{escape(c['id'])}' "
+        f"data-experiment='{escape(eid)}'><h3>{escape(c['statement'])}</h3><dl class='facts'>{dl}</dl>"
+        f"{''.join(_figure(f) for f in figs)}<p><small>claim <code>{escape(c['id'])}</code></small></p></article>"
+    )
 
 
 def _hypotheses(hyps: list[dict]) -> str:
@@ -139,13 +150,20 @@ def _hypotheses(hyps: list[dict]) -> str:
     for h in hyps:
         crit = " and ".join(f"{c['field']} {c['op']} {c['value']:g}" for c in h["plan"]["criterion"]["conditions"])
         topic = " (incidental)" if h["plan"].get("topic") == "incidental" else ""
-        exp = (f"<a href='#exp-{escape(h['experiment_id'])}'><code>{escape(h['experiment_id'])}</code></a>"
-               if h.get("experiment_id") else "-")
-        rows.append(f"<tr><td><b>{escape(h['status'])}</b>{topic}</td><td>{_cell(h['plan']['statement'])}</td>"
-                    f"<td>{escape(h['plan']['test']['tool'])}</td><td>{escape(crit)}</td>"
-                    f"<td>{_cell(h['note'] or '-')}</td><td>{exp}</td></tr>")
-    return ("<table><tr><th>status</th><th>hypothesis</th><th>test</th><th>criterion</th><th>result</th>"
-            f"<th>experiment</th></tr>{''.join(rows)}</table>")
+        exp = (
+            f"<a href='#exp-{escape(h['experiment_id'])}'><code>{escape(h['experiment_id'])}</code></a>"
+            if h.get("experiment_id")
+            else "-"
+        )
+        rows.append(
+            f"<tr><td><b>{escape(h['status'])}</b>{topic}</td><td>{_cell(h['plan']['statement'])}</td>"
+            f"<td>{escape(h['plan']['test']['tool'])}</td><td>{escape(crit)}</td>"
+            f"<td>{_cell(h['note'] or '-')}</td><td>{exp}</td></tr>"
+        )
+    return (
+        "<table><tr><th>status</th><th>hypothesis</th><th>test</th><th>criterion</th><th>result</th>"
+        f"<th>experiment</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def _experiments(obs: list[dict], figs: dict[str, list[Figure]], claim_of: dict[str, str]) -> str:
@@ -163,9 +181,12 @@ def _experiments(obs: list[dict], figs: dict[str, list[Figure]], claim_of: dict[
         f"<td>{escape(o['tool'])}</td>"
         f"<td>{_cell(o['summary'])}</td><td>{o['forward_tokens']}</td><td>{o['seconds']:.2f}</td>"
         f"<td>{link(o['id'])}</td></tr>"
-        for i, o in enumerate(obs, 1))
-    return ("<table><tr><th>#</th><th>experiment</th><th>tool</th><th>summary</th><th>forward tokens</th>"
-            f"<th>s</th><th>figure</th></tr>{rows}</table>")
+        for i, o in enumerate(obs, 1)
+    )
+    return (
+        "<table><tr><th>#</th><th>experiment</th><th>tool</th><th>summary</th><th>forward tokens</th>"
+        f"<th>s</th><th>figure</th></tr>{rows}</table>"
+    )
 
 
 def render(state: InvestigationState, ctx: RunContext, md: str, decisions_block: str, decisions: dict) -> str:
@@ -178,24 +199,38 @@ def render(state: InvestigationState, ctx: RunContext, md: str, decisions_block:
     claims = state.get("claims", [])
     claim_of = {(c.get("experiment_ids") or [""])[0]: c["id"] for c in reversed(claims)}
     decided = set(claim_of)
-    meta = [f"model <code>{escape(ctx.target.model_id)}</code>", f"question: {escape(q['kind'])}",
-            f"budget: {b.elapsed():.1f} s of {b.wall_seconds:g} s used",
-            f"model load: {b.load_seconds:.1f} s (not charged)", f"brain: {escape(ctx.brain.name)}",
-            f"stopped: {escape(state.get('stop_reason') or '-')}", f"run <code>{escape(state['run_id'])}</code>"]
-    out = [f"<header><h1>{escape(q['text'])}</h1><p class='meta'>"
-           + " ".join(f"<span>{m}</span>" for m in meta) + "</p>"
-           f"<details><summary>Question as understood, prompts, budget and load in full</summary>"
-           f"{mdi.render(sec.get('Question', ''))}</details></header>",
-           f"<section id='claims'><h2>Claims ({len(claims)})</h2>"]
+    meta = [
+        f"model <code>{escape(ctx.target.model_id)}</code>",
+        f"question: {escape(q['kind'])}",
+        f"budget: {b.elapsed():.1f} s of {b.wall_seconds:g} s used",
+        f"model load: {b.load_seconds:.1f} s (not charged)",
+        f"brain: {escape(ctx.brain.name)}",
+        f"stopped: {escape(state.get('stop_reason') or '-')}",
+        f"run <code>{escape(state['run_id'])}</code>",
+    ]
+    out = [
+        f"<header><h1>{escape(q['text'])}</h1><p class='meta'>" + " ".join(f"<span>{m}</span>" for m in meta) + "</p>"
+        f"<details><summary>Question as understood, prompts, budget and load in full</summary>"
+        f"{mdi.render(sec.get('Question', ''))}</details></header>",
+        f"<section id='claims'><h2>Claims ({len(claims)})</h2>",
+    ]
     if claims:
         tools = {o["id"]: o["tool"] for o in state.get("observations", [])}
         for c in claims:
             eid = (c.get("experiment_ids") or [""])[0]
-            out.append(claim_card(c, hyps.get(c.get("hypothesis_id", "")), figs.get(eid, []), decisions.get(c["id"]),
-                                  tools.get(eid, "experiment")))
+            out.append(
+                claim_card(
+                    c,
+                    hyps.get(c.get("hypothesis_id", "")),
+                    figs.get(eid, []),
+                    decisions.get(c["id"]),
+                    tools.get(eid, "experiment"),
+                )
+            )
     else:
-        out.append(f"<p>{escape(sec.get('Claims', '').strip().splitlines()[0] if sec.get('Claims') else 'No claims.')}"
-                   "</p>")
+        out.append(
+            f"<p>{escape(sec.get('Claims', '').strip().splitlines()[0] if sec.get('Claims') else 'No claims.')}</p>"
+        )
     out.append("</section>")
     for name in ("Brain's summary", "Observations"):
         if name in sec:
@@ -209,19 +244,26 @@ def render(state: InvestigationState, ctx: RunContext, md: str, decisions_block:
             anchor = f" id='fig-{escape(f.experiment_id)}'" if f.experiment_id not in seen else ""
             seen.add(f.experiment_id)
             parts.append(f"<div{anchor}>{_figure(f)}</div>")
-        out.append(f"<section id='figures'><h2>Other experiments</h2><div class='figs'>{''.join(parts)}</div>"
-                   "</section>")
-    out.append("<section id='hypotheses'><h2>Hypotheses (pre-registered)</h2>"
-               f"{_hypotheses(state.get('hypotheses', []))}</section>")
+        out.append(
+            f"<section id='figures'><h2>Other experiments</h2><div class='figs'>{''.join(parts)}</div></section>"
+        )
+    out.append(
+        "<section id='hypotheses'><h2>Hypotheses (pre-registered)</h2>"
+        f"{_hypotheses(state.get('hypotheses', []))}</section>"
+    )
     for name in ("Not tested", "Errors", "From memory"):
         if name in sec:
             out.append(f"<section><h2>{escape(name)}</h2>{mdi.render(sec[name])}</section>")
-    out.append("<section id='experiments'><h2>Experiments</h2>"
-               f"{_experiments(state.get('observations', []), figs, claim_of)}"
-               "<p>Full results: <code>results/ID.json</code>; every decision and call: <code>trace.jsonl</code>.</p>"
-               "</section>")
+    out.append(
+        "<section id='experiments'><h2>Experiments</h2>"
+        f"{_experiments(state.get('observations', []), figs, claim_of)}"
+        "<p>Full results: <code>results/ID.json</code>; every decision and call: <code>trace.jsonl</code>.</p>"
+        "</section>"
+    )
     out.append(decisions_block)
     title = f"{q['text']} — {ctx.target.model_id} — interp-agent report"
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(out)}</body></html>")
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(out)}</body></html>"
+    )

@@ -70,16 +70,27 @@ def scale(lo: float, hi: float, a: float, b: float):
     return lambda v: a + (v - lo) / span * (b - a)
 
 
-def text(x: float, y: float, s: str, anchor: str = "start", mono: bool = False, cls: str = "",
-         size: int = FONT, extra: str = "") -> str:
+def text(
+    x: float,
+    y: float,
+    s: str,
+    anchor: str = "start",
+    mono: bool = False,
+    cls: str = "",
+    size: int = FONT,
+    extra: str = "",
+) -> str:
     family = ' font-family="monospace"' if mono else ""
     klass = f' class="{cls}"' if cls else ""
-    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}"{family}{klass}{extra}>'
-            f"{escape(s)}</text>")
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}"{family}{klass}{extra}>'
+        f"{escape(s)}</text>"
+    )
 
 
-def legend(names: list[str], colours: list[str], x: float, y: float, max_width: float,
-           dashed: list[bool] | None = None) -> tuple[str, float, float]:
+def legend(
+    names: list[str], colours: list[str], x: float, y: float, max_width: float, dashed: list[bool] | None = None
+) -> tuple[str, float, float]:
     """A legend laid out in rows from (x, y) within `max_width` (an entry wider than that gets a row of
     its own), outside the plot area; (svg, height used, rightmost x used)."""
     out, cx, cy, right = [], x, y, x
@@ -88,8 +99,10 @@ def legend(names: list[str], colours: list[str], x: float, y: float, max_width: 
         if cx > x and cx + w > x + max_width:
             cx, cy = x, cy + FONT + 6
         dash = ' stroke-dasharray="4 3"' if dashed and dashed[i] else ""
-        out.append(f'<line x1="{cx:.1f}" y1="{cy - 4:.1f}" x2="{cx + 16:.1f}" y2="{cy - 4:.1f}" '
-                   f'stroke="{colours[i]}" stroke-width="6"{dash}/>')
+        out.append(
+            f'<line x1="{cx:.1f}" y1="{cy - 4:.1f}" x2="{cx + 16:.1f}" y2="{cy - 4:.1f}" '
+            f'stroke="{colours[i]}" stroke-width="6"{dash}/>'
+        )
         out.append(text(cx + 22, cy, name, cls="legend"))
         right = max(right, cx + w - 16)
         cx += w
@@ -116,5 +129,7 @@ def ink(v: float, vmax: float) -> str:
 
 def svg(w: float, h: float, body: str, label: str) -> str:
     """The figure's root element: width, height and viewBox agree (1 unit = 1 px)."""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
-            f'font-family="sans-serif" role="img" aria-label="{escape(label)}">{body}</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
+        f'font-family="sans-serif" role="img" aria-label="{escape(label)}">{body}</svg>'
+    )

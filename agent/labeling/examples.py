@@ -90,8 +90,17 @@ def _quantile_sample(rows: np.ndarray, acts: np.ndarray, n: int, rng: np.random.
     return out[:n]
 
 
-def collect(target: Target, sae_ref: str, features: list[int], corpus: list[str], n_top: int = 20,
-            n_quantile: int = 10, n_test: int = 20, window: int = 6, seed: int = 0) -> list[FeatureExamples]:
+def collect(
+    target: Target,
+    sae_ref: str,
+    features: list[int],
+    corpus: list[str],
+    n_top: int = 20,
+    n_quantile: int = 10,
+    n_test: int = 20,
+    window: int = 6,
+    seed: int = 0,
+) -> list[FeatureExamples]:
     """Examples for each feature from one harvest of the corpus."""
     import torch
 
@@ -113,8 +122,9 @@ def collect(target: Target, sae_ref: str, features: list[int], corpus: list[str]
     with torch.inference_mode():
         acts = sae_encode(sae, h.acts[hook].flatten(1))[:, features].cpu().numpy()
         # what the model says next at every position: an explanation's predicted output
-        preds = torch.cat([meter.run(model, enc.tokens[i: i + 64]).argmax(-1).cpu()
-                           for i in range(0, len(corpus), 64)]).numpy()
+        preds = torch.cat(
+            [meter.run(model, enc.tokens[i : i + 64]).argmax(-1).cpu() for i in range(0, len(corpus), 64)]
+        ).numpy()
     pi, pos = h.prompt_index.numpy(), h.position.numpy()
     tokens = enc.tokens.cpu().numpy()
     ids = tokens[pi, pos]
@@ -129,18 +139,23 @@ def collect(target: Target, sae_ref: str, features: list[int], corpus: list[str]
     def example(row: int, j: int) -> Example:
         p, q = int(pi[row]), int(pos[row])
         lo = max(0, q - window)
-        return Example(tokens=[names.get(int(t)) or model.to_single_str_token(int(t)) for t in tokens[p, lo: q + 1]],
-                       activations=[round(float(a), 4) for a in grid[p, lo: q + 1, j]],
-                       activation=round(float(acts[row, j]), 4), prompt=p, position=q,
-                       next_token=model.to_single_str_token(int(preds[p, q])),
-                       prefix=model.tokenizer.decode([int(t) for t in tokens[p, : q + 1] if int(t) not in special]))
+        return Example(
+            tokens=[names.get(int(t)) or model.to_single_str_token(int(t)) for t in tokens[p, lo : q + 1]],
+            activations=[round(float(a), 4) for a in grid[p, lo : q + 1, j]],
+            activation=round(float(acts[row, j]), 4),
+            prompt=p,
+            position=q,
+            next_token=model.to_single_str_token(int(preds[p, q])),
+            prefix=model.tokenizer.decode([int(t) for t in tokens[p, : q + 1] if int(t) not in special]),
+        )
 
     out = []
     for j, f in enumerate(features):
         col = acts[:, j]
         active = col > 0
-        fe = FeatureExamples(feature=f, density=round(float(active.mean()), 5),
-                             max_activation=round(float(col.max()), 4))
+        fe = FeatureExamples(
+            feature=f, density=round(float(active.mean()), 5), max_activation=round(float(col.max()), 4)
+        )
         train_rows = np.flatnonzero(active & in_explain)
         test_rows = np.flatnonzero(active & ~in_explain)
         if len(train_rows):
@@ -155,7 +170,8 @@ def collect(target: Target, sae_ref: str, features: list[int], corpus: list[str]
             fe.held_out = [example(r, j) for r in _quantile_sample(test_rows, col, n_test, rng)]
             silent = np.flatnonzero(~active & ~in_explain)
             if len(silent):
-                fe.negatives = [example(r, j) for r in rng.choice(silent, size=min(len(fe.held_out), len(silent)),
-                                                                    replace=False)]
+                fe.negatives = [
+                    example(r, j) for r in rng.choice(silent, size=min(len(fe.held_out), len(silent)), replace=False)
+                ]
         out.append(fe)
     return out

@@ -55,8 +55,11 @@ def heuristic_explanation(fe: FeatureExamples, coverage: float = 0.9, max_tokens
         acc += m
     # Rarer tokens it fires on whenever they occur belong in the set too (a category's
     # less frequent members): reliability, not frequency, makes them part of the feature.
-    reliable = [t for t, (fired, seen) in sorted(fe.token_rates.items(), key=lambda kv: (-kv[1][0], kv[0]))
-                if t not in chosen and fired >= 2 and fired >= 0.5 * seen]
+    reliable = [
+        t
+        for t, (fired, seen) in sorted(fe.token_rates.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        if t not in chosen and fired >= 2 and fired >= 0.5 * seen
+    ]
     chosen += reliable[: max(0, max_tokens - len(chosen))]
     # Does the token alone decide it? If the chosen tokens fire on under half of their
     # occurrences, the feature is contextual: say which preceding tokens it needs.

@@ -93,15 +93,27 @@ class LabelRun:
 def done_features(store: MemoryStore | None, model_id: str, sae: str, explainer: str) -> set[int]:
     if store is None:
         return set()
-    return {r.feature for r in store.list(kind="feature_label", model=model_id)
-            if r.sae_id == sae and r.explainer == explainer and r.error is None}
+    return {
+        r.feature
+        for r in store.list(kind="feature_label", model=model_id)
+        if r.sae_id == sae and r.explainer == explainer and r.error is None
+    }
 
 
-def label(target: Target, sae: str, features: list[int], corpus: list[str], explainer: Explainer,
-          judge=None, scorers: tuple[str, ...] = SCORERS, store: MemoryStore | None = None,
-          seed: int = 0, on_feature=None, chunk: int = 64) -> LabelRun:
+def label(
+    target: Target,
+    sae: str,
+    features: list[int],
+    corpus: list[str],
+    explainer: Explainer,
+    judge=None,
+    scorers: tuple[str, ...] = SCORERS,
+    store: MemoryStore | None = None,
+    seed: int = 0,
+    on_feature=None,
+    chunk: int = 64,
+) -> LabelRun:
     """Label `features`; `on_feature(n_done)` is called after each (for a progress bar)."""
-    from memory.records import FeatureLabel
     from tools.sae import load_sae
 
     check_scorers(scorers)
@@ -115,7 +127,7 @@ def label(target: Target, sae: str, features: list[int], corpus: list[str], expl
     run.skipped = [f for f in features if f in done]
     todo = [f for f in features if f not in done]
     for i in range(0, len(todo), chunk):
-        batch = collect(target, sae, todo[i: i + chunk], corpus, seed=seed)
+        batch = collect(target, sae, todo[i : i + chunk], corpus, seed=seed)
         if hasattr(explainer, "prepare"):
             explainer.prepare(batch)  # batch explainers fetch every explanation of the chunk at once
         records = []
@@ -136,8 +148,14 @@ def label(target: Target, sae: str, features: list[int], corpus: list[str], expl
 def _label_one(target, sae, sae_id, hook, fe: FeatureExamples, explainer, judge, scorers, seed) -> FeatureLabel:
     from memory.records import FeatureLabel
 
-    base = {"model_id": target.model_id, "sae_id": sae_id, "hook": hook, "feature": fe.feature,
-            "explainer": explainer.name, "judge": judge.name}
+    base = {
+        "model_id": target.model_id,
+        "sae_id": sae_id,
+        "hook": hook,
+        "feature": fe.feature,
+        "explainer": explainer.name,
+        "judge": judge.name,
+    }
     if fe.dead:
         return FeatureLabel(**base, error="dead on this corpus: no activating context to explain")
     try:
@@ -161,5 +179,11 @@ def _label_one(target, sae, sae_id, hook, fe: FeatureExamples, explainer, judge,
             errors[name] = "not enough held-out contexts (or no predicted output) to score"
         else:
             scores[name] = v
-    return FeatureLabel(**base, label=exp.text, explanation=exp.model_dump(), scores=scores, score_errors=errors,
-                        examples=examples_text(fe.top[:5]))
+    return FeatureLabel(
+        **base,
+        label=exp.text,
+        explanation=exp.model_dump(),
+        scores=scores,
+        score_errors=errors,
+        examples=examples_text(fe.top[:5]),
+    )

@@ -84,11 +84,18 @@ def fuzzing(judge: Judge, explanation: Explanation, fe: FeatureExamples, seed: i
     if not ctx_r:
         return None
     said = judge.fuzz(explanation, ctx_r + ctx_w, right + wrong)
-    return balanced_accuracy(said[: len(ctx_r)], said[len(ctx_r):])
+    return balanced_accuracy(said[: len(ctx_r)], said[len(ctx_r) :])
 
 
-def intervention(target: Target, sae: str, hook: str, explanation: Explanation, fe: FeatureExamples,
-                 prompts: list[str], seed: int = 0) -> float | None:
+def intervention(
+    target: Target,
+    sae: str,
+    hook: str,
+    explanation: Explanation,
+    fe: FeatureExamples,
+    prompts: list[str],
+    seed: int = 0,
+) -> float | None:
     """Steer along the feature on `prompts` (contexts where it is silent); score the rise in
     predicting the explanation's output over random directions. None without an output."""
     from tools import registry
@@ -96,7 +103,18 @@ def intervention(target: Target, sae: str, hook: str, explanation: Explanation, 
     if not explanation.output or not prompts:
         return None
     out = explanation.output[0]
-    r = registry.call(target, "steer", {
-        "hook": hook, "prompts": prompts, "sae": sae, "feature": fe.feature, "metric": {"kind": "rate", "token": out},
-        "coefficients": [0.0, 1.0, 2.0], "n_random": 2, "seed": seed})
+    r = registry.call(
+        target,
+        "steer",
+        {
+            "hook": hook,
+            "prompts": prompts,
+            "sae": sae,
+            "feature": fe.feature,
+            "metric": {"kind": "rate", "token": out},
+            "coefficients": [0.0, 1.0, 2.0],
+            "n_random": 2,
+            "seed": seed,
+        },
+    )
     return round(float(np.clip(r.effect - max(r.control, 0.0), 0.0, 1.0)), 4)

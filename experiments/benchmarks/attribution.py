@@ -122,17 +122,29 @@ def per_head_ablation(target, prompts: list[str], metric) -> tuple[list[float], 
     for h in heads:
         check("per-head ablation")
         with torch.inference_mode():
-            logits = model.run_with_hooks(resid[f"blocks.{h.layer}.hook_resid_pre"], start_at_layer=h.layer,
-                                          fwd_hooks=ab.hooks([h]))
+            logits = model.run_with_hooks(
+                resid[f"blocks.{h.layer}.hook_resid_pre"], start_at_layer=h.layer, fwd_hooks=ab.hooks([h])
+            )
         passes += 1
         tokens += enc.tokens.numel() * (L - h.layer) / L
         effects.append(bound.value(logits).mean - full)
-    return effects, {"passes": passes, "forward_tokens": round(tokens), "seconds": round(time.perf_counter() - t0, 3),
-                     "full_value": round(full, 4)}
+    return effects, {
+        "passes": passes,
+        "forward_tokens": round(tokens),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "full_value": round(full, 4),
+    }
 
 
-def compare(target, prompts: list[str], metric: dict, corrupted: list[str] | None, k: int,
-            planted: list[str] | None = None, variants=VARIANTS) -> dict:
+def compare(
+    target,
+    prompts: list[str],
+    metric: dict,
+    corrupted: list[str] | None,
+    k: int,
+    planted: list[str] | None = None,
+    variants=VARIANTS,
+) -> dict:
     import numpy as np
 
     from tools.metrics import Metric
@@ -155,15 +167,20 @@ def compare(target, prompts: list[str], metric: dict, corrupted: list[str] | Non
         est = [v for row in r.head_grid for v in row]
         by_abs = [labels[i] for i in np.argsort(-np.abs(est))]
         passes = r.cost.forward_passes + r.cost.backward_passes
-        v = {"reference": ref, "steps": steps, "path": path,
-             "spearman_signed": round(spearman(est, effects), 3),
-             "spearman_abs": round(spearman(np.abs(est), np.abs(effects)), 3),
-             f"top{k}_overlap": len(top_true & set(by_abs[:k])) / k,
-             "top": by_abs[:k],
-             "passes": passes, "seconds": round(seconds, 3),
-             "cost_ratio_passes": round(passes / abl["passes"], 4),
-             "cost_ratio_forward_tokens": round(r.cost.forward_tokens / abl["forward_tokens"], 4),
-             "cost_ratio_seconds": round(seconds / abl["seconds"], 4)}
+        v = {
+            "reference": ref,
+            "steps": steps,
+            "path": path,
+            "spearman_signed": round(spearman(est, effects), 3),
+            "spearman_abs": round(spearman(np.abs(est), np.abs(effects)), 3),
+            f"top{k}_overlap": len(top_true & set(by_abs[:k])) / k,
+            "top": by_abs[:k],
+            "passes": passes,
+            "seconds": round(seconds, 3),
+            "cost_ratio_passes": round(passes / abl["passes"], 4),
+            "cost_ratio_forward_tokens": round(r.cost.forward_tokens / abl["forward_tokens"], 4),
+            "cost_ratio_seconds": round(seconds / abl["seconds"], 4),
+        }
         if planted is not None:
             v["planted_in_top5"] = len(set(planted) & set(by_abs[:5]))
         out["variants"].append(v)
@@ -190,8 +207,13 @@ def run(device: str | None = None, smollm2: bool = True, on_task=None) -> dict:
         if on_task is not None:
             on_task(name, result)
 
-    done("induction_organism", {"planted": planted, **compare(org, prompts, {"kind": "copy_logprob"}, corr, 5,
-                                                               planted, VARIANTS + SMALL_MODEL_VARIANTS)})
+    done(
+        "induction_organism",
+        {
+            "planted": planted,
+            **compare(org, prompts, {"kind": "copy_logprob"}, corr, 5, planted, VARIANTS + SMALL_MODEL_VARIANTS),
+        },
+    )
     if smollm2:
         sm = load("smollm2", device=device)
         lines = (REPO / "examples" / "smollm2_repeats.txt").read_text().splitlines()

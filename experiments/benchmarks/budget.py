@@ -93,8 +93,9 @@ def _refusals(run_dir: Path) -> list[str]:
     return out
 
 
-def run_one(organism: str, budget_s: float, load: str, out: Path, seed: int = 0,
-            device: str | None = None) -> BudgetRun:
+def run_one(
+    organism: str, budget_s: float, load: str, out: Path, seed: int = 0, device: str | None = None
+) -> BudgetRun:
     from agent import investigate
     from agent.context import RunSettings
     from agent.question import parse_question
@@ -102,22 +103,43 @@ def run_one(organism: str, budget_s: float, load: str, out: Path, seed: int = 0,
 
     folder = ensure_trained(resolve_spec(organism))
     run_dir = out / f"{organism}-{load}-{budget_s:g}s"
-    settings = RunSettings(question=parse_question(AUDIT, None).model_dump(mode="json"),
-                           model=f"organism:{folder}", wall_seconds=budget_s, memory=None, seed=seed, device=device)
+    settings = RunSettings(
+        question=parse_question(AUDIT, None).model_dump(mode="json"),
+        model=f"organism:{folder}",
+        wall_seconds=budget_s,
+        memory=None,
+        seed=seed,
+        device=device,
+    )
     t0 = time.monotonic()
     state, ctx = investigate.start(settings, run_dir)
     graph_s = time.monotonic() - t0 - ctx.budget.load_seconds
     reason = state.get("stop_reason", "")
     return BudgetRun(
-        organism=organism, load=load, budget_s=budget_s, load_s=round(ctx.budget.load_seconds, 2),
-        graph_s=round(graph_s, 2), overshoot=round(max(0.0, graph_s / budget_s - 1), 4),
-        used=round(graph_s / budget_s, 3), stop_reason=reason, refused=ctx.budget.refused,
-        stopped_at_deadline=ctx.budget.stopped_at_deadline, claims=len(state.get("claims", [])),
-        finished=reason == "the brain concluded" and ctx.budget.refused == 0, refusals=_refusals(run_dir))
+        organism=organism,
+        load=load,
+        budget_s=budget_s,
+        load_s=round(ctx.budget.load_seconds, 2),
+        graph_s=round(graph_s, 2),
+        overshoot=round(max(0.0, graph_s / budget_s - 1), 4),
+        used=round(graph_s / budget_s, 3),
+        stop_reason=reason,
+        refused=ctx.budget.refused,
+        stopped_at_deadline=ctx.budget.stopped_at_deadline,
+        claims=len(state.get("claims", [])),
+        finished=reason == "the brain concluded" and ctx.budget.refused == 0,
+        refusals=_refusals(run_dir),
+    )
 
 
-def run(organisms: list[str], budgets: list[float], loads: list[str], out: Path | None = None,
-        device: str | None = None, on_result=None) -> dict:
+def run(
+    organisms: list[str],
+    budgets: list[float],
+    loads: list[str],
+    out: Path | None = None,
+    device: str | None = None,
+    on_result=None,
+) -> dict:
     """Every load x organism x budget; `on_result(run)` as each finishes."""
     from experiments.organisms.cache import ensure_trained, resolve_spec
 
@@ -140,8 +162,11 @@ def run(organisms: list[str], budgets: list[float], loads: list[str], out: Path 
                     runs.append(r)
                     if on_result:
                         on_result(r)
-    return {"runs": [{**asdict(r), "holds": r.holds, "budget_used_well": r.budget_used_well} for r in runs],
-            "totals": totals(runs), "out": str(out)}
+    return {
+        "runs": [{**asdict(r), "holds": r.holds, "budget_used_well": r.budget_used_well} for r in runs],
+        "totals": totals(runs),
+        "out": str(out),
+    }
 
 
 def totals(runs: list[BudgetRun]) -> dict:

@@ -25,8 +25,20 @@ def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0, device: s
     with tempfile.TemporaryDirectory() as tmp:
         sae = str(Path(tmp) / "sae")
         t0 = time.perf_counter()
-        call(target, "sae_train", {"hook": "blocks.1.hook_resid_pre", "corpus": {"prompts": corpus}, "out": sae,
-                                   "d_sae": n_features, "k": 4, "steps": 600, "batch_size": 256, "seed": seed})
+        call(
+            target,
+            "sae_train",
+            {
+                "hook": "blocks.1.hook_resid_pre",
+                "corpus": {"prompts": corpus},
+                "out": sae,
+                "d_sae": n_features,
+                "k": 4,
+                "steps": 600,
+                "batch_size": 256,
+                "seed": seed,
+            },
+        )
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         collect(target, sae, list(range(n_features)), corpus, seed=seed)
@@ -40,14 +52,19 @@ def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0, device: s
         for k, v in x.scores.items():
             scores.setdefault(k, []).append(v)
     return {
-        "organism": "features", "device": str(target.model.cfg.device),
-        "features": n_features, "corpus_contexts": corpus_size,
-        "labelled": len(ok), "dead_or_error": len(r.labelled) - len(ok),
-        "seconds": round(label_s, 2), "features_per_minute": round(60 * n_features / label_s, 1),
+        "organism": "features",
+        "device": str(target.model.cfg.device),
+        "features": n_features,
+        "corpus_contexts": corpus_size,
+        "labelled": len(ok),
+        "dead_or_error": len(r.labelled) - len(ok),
+        "seconds": round(label_s, 2),
+        "features_per_minute": round(60 * n_features / label_s, 1),
         "labelled_per_minute": round(60 * len(ok) / label_s, 1),
         "collect_only_seconds": round(collect_s, 2),
         "label_vs_collect_only": round(label_s / collect_s, 2) if collect_s else None,
         "sae_train_seconds": round(train_s, 2),
         "mean_scores": {k: round(sum(v) / len(v), 4) for k, v in scores.items()},
-        "scorers": ["detection", "fuzzing", "intervention"], "target_features_per_minute": 60,
+        "scorers": ["detection", "fuzzing", "intervention"],
+        "target_features_per_minute": 60,
     }

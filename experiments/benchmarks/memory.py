@@ -14,15 +14,21 @@ from pathlib import Path
 def _records(n: int):
     from memory.records import Claim, Component
 
-    return [Claim(statement=f"Head {i % 12}.{i % 7} moves token {i} to the final position in context {i // 7}",
-                  model_id=f"bench-{i % 3}", evidence_tier="causal", component=Component(layer=i % 12, head=i % 7))
-            for i in range(n)]
+    return [
+        Claim(
+            statement=f"Head {i % 12}.{i % 7} moves token {i} to the final position in context {i // 7}",
+            model_id=f"bench-{i % 3}",
+            evidence_tier="causal",
+            component=Component(layer=i % 12, head=i % 7),
+        )
+        for i in range(n)
+    ]
 
 
 def _measure(store, records, queries: int, batch: int) -> dict:
     t = time.perf_counter()
     for start in range(0, len(records), batch):
-        store.put_many(records[start:start + batch])
+        store.put_many(records[start : start + batch])
     upsert = len(records) / (time.perf_counter() - t)
     t = time.perf_counter()
     for i in range(queries):
@@ -41,7 +47,7 @@ def run(n: int = 500, queries: int = 100, batch: int = 50) -> dict:
     embedder(["warm up"])
     t = time.perf_counter()
     for start in range(0, n, batch):
-        embedder([r.statement for r in records[start:start + batch]])
+        embedder([r.statement for r in records[start : start + batch]])
     embed_rate = n / (time.perf_counter() - t)
     out = {"records": n, "queries": queries, "batch": batch, "embedding_only_per_s": round(embed_rate, 1)}
     with tempfile.TemporaryDirectory() as tmp:

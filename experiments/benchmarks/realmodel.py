@@ -96,8 +96,9 @@ def select(entries: list[SuiteEntry], names: list[str] | None) -> list[SuiteEntr
     known = {e.name for e in entries}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UserError(f"--questions: no question named {', '.join(unknown)}; "
-                        f"the suite has {', '.join(sorted(known))}")
+        raise UserError(
+            f"--questions: no question named {', '.join(unknown)}; the suite has {', '.join(sorted(known))}"
+        )
     return [e for e in entries if e.name in names]
 
 
@@ -121,8 +122,11 @@ def claimed_components(claim: dict) -> tuple[set[tuple[int, int]], set[int]]:
 
 def causal_with_control(claim: dict) -> bool:
     """Supported (or accepted), causal tier, and a control recorded beside its effect."""
-    return (claim.get("status") in ("supported", "accepted") and claim.get("evidence_tier") == "causal"
-            and claim.get("control") is not None)
+    return (
+        claim.get("status") in ("supported", "accepted")
+        and claim.get("evidence_tier") == "causal"
+        and claim.get("control") is not None
+    )
 
 
 def head_label(layer: int, head: int) -> str:
@@ -145,10 +149,19 @@ def match(entry: SuiteEntry, claims: list[dict], reference: dict | None) -> dict
         if ok and len(heads) <= MAX_GROUP:
             heads_named |= heads
             mlps_named |= mlps
-        rows.append({"id": c.get("id"), "statement": c.get("statement"), "mechanism": c.get("mechanism"),
-                     "heads": [head_label(*h) for h in sorted(heads)], "mlps": sorted(mlps),
-                     "effect": c.get("effect"), "control": c.get("control"), "tier": c.get("evidence_tier"),
-                     "causal_with_control": ok})
+        rows.append(
+            {
+                "id": c.get("id"),
+                "statement": c.get("statement"),
+                "mechanism": c.get("mechanism"),
+                "heads": [head_label(*h) for h in sorted(heads)],
+                "mlps": sorted(mlps),
+                "effect": c.get("effect"),
+                "control": c.get("control"),
+                "tier": c.get("evidence_tier"),
+                "causal_with_control": ok,
+            }
+        )
     out: dict = {"claims": rows, "all_causal_with_control": all(r["causal_with_control"] for r in rows)}
     if reference is None:
         return out
@@ -158,7 +171,7 @@ def match(entry: SuiteEntry, claims: list[dict], reference: dict | None) -> dict
     effects = reference.get("head_effects") or {}
     if reference.get("kind") in ("logit_diff", "logprob") and effects:
         # for reading: the ranking is by |effect|; these are the heads whose ablation lowers the metric most
-        drops = [k for k, v in sorted(effects.items(), key=lambda kv: kv[1]) if v < 0][:len(top_heads)]
+        drops = [k for k, v in sorted(effects.items(), key=lambda kv: kv[1]) if v < 0][: len(top_heads)]
         out["reference_top_drop_heads"] = drops
         out["drop_overlap"] = [k for k in drops if _parse_head(k) in heads_named]
     if entry.match == "heads+mlps" and "top_mlps" in reference:
@@ -193,8 +206,10 @@ def reference_model(spec: str) -> tuple[str, str]:
         rest = Path(spec.removeprefix("organism:")).expanduser()
         folder = rest if rest.is_dir() and is_checkpoint(rest) else ensure_trained(resolve_spec(str(rest)))
         return str(folder), weights_hash(folder)
-    raise UserError(f"--model {spec}: the realmodel bench takes smollm2, gguf:PATH or organism:NAME "
-                    "(its reference script loads those without the project's loaders)")
+    raise UserError(
+        f"--model {spec}: the realmodel bench takes smollm2, gguf:PATH or organism:NAME "
+        "(its reference script loads those without the project's loaders)"
+    )
 
 
 def _cache_key(entry: SuiteEntry, suite_dir: Path, weights: str) -> str:
@@ -206,8 +221,9 @@ def _cache_key(entry: SuiteEntry, suite_dir: Path, weights: str) -> str:
     return f"{weights}-{entry.name}-{h.hexdigest()[:12]}"
 
 
-def references(spec: str, entries: list[SuiteEntry], suite: Path, device: str | None,
-               on_status=None, cache: Path | None = None) -> tuple[dict, dict]:
+def references(
+    spec: str, entries: list[SuiteEntry], suite: Path, device: str | None, on_status=None, cache: Path | None = None
+) -> tuple[dict, dict]:
     """({question name: reference answer}, how it was obtained: cached or computed, with its cost).
     Missing ones are computed by the reference script in a subprocess, then cached in `cache`
     (default: realmodel-reference/ in the organism cache)."""
@@ -230,9 +246,23 @@ def references(spec: str, entries: list[SuiteEntry], suite: Path, device: str | 
         on_status(f"reference answers for {', '.join(e.name for e in missing)} (plain TransformerLens)")
     with tempfile.TemporaryDirectory(prefix="interp-realmodel-ref-") as tmp:
         target = Path(tmp) / "reference.json"
-        cmd = [sys.executable, "-W", "ignore", "-m", "experiments.benchmarks.realmodel_reference",
-               "--model", load_as, "--suite", str(suite), "--questions", ",".join(e.name for e in missing),
-               "--out", str(target), "--device", device or "cpu"]
+        cmd = [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-m",
+            "experiments.benchmarks.realmodel_reference",
+            "--model",
+            load_as,
+            "--suite",
+            str(suite),
+            "--questions",
+            ",".join(e.name for e in missing),
+            "--out",
+            str(target),
+            "--device",
+            device or "cpu",
+        ]
         t0 = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
         if done.returncode != 0:
@@ -240,8 +270,10 @@ def references(spec: str, entries: list[SuiteEntry], suite: Path, device: str | 
             raise UserError("the reference script failed:\n  " + "\n  ".join(tail))
         result = json.loads(target.read_text())
     if result["weights_hash"] != weights:
-        raise UserError(f"the reference script loaded weights {result['weights_hash']}, expected {weights}: "
-                        "the model file changed while the bench ran; run it again")
+        raise UserError(
+            f"the reference script loaded weights {result['weights_hash']}, expected {weights}: "
+            "the model file changed while the bench ran; run it again"
+        )
     info["seconds"] = round(time.perf_counter() - t0, 1)
     info["load_seconds"] = result["load_seconds"]
     info["max_logit_diff_vs_transformers"] = result["max_logit_diff_vs_transformers"]
@@ -265,8 +297,9 @@ def store(result: dict, entries: list[SuiteEntry], suite: Path, folder: Path) ->
 # -- investigations ----------------------------------------------------------------------------------------
 
 
-def investigate(entry: SuiteEntry, suite: Path, model: str, budget_s: float, out: Path, brain: str,
-                seed: int, device: str | None) -> dict:
+def investigate(
+    entry: SuiteEntry, suite: Path, model: str, budget_s: float, out: Path, brain: str, seed: int, device: str | None
+) -> dict:
     """Put one question to a real investigation; what it claimed, or the refusal, with time and cost."""
     from agent import investigate as runner
     from agent.context import RunSettings
@@ -277,26 +310,51 @@ def investigate(entry: SuiteEntry, suite: Path, model: str, budget_s: float, out
     try:
         question = parse_question(entry.question, prompts)
     except UserError as e:
-        return {"status": "refused", "message": str(e), "seconds": round(time.perf_counter() - t0, 2),
-                "forward_tokens": 0, "claims": []}
+        return {
+            "status": "refused",
+            "message": str(e),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "forward_tokens": 0,
+            "claims": [],
+        }
     run_dir = out / entry.name
-    settings = RunSettings(question=question.model_dump(mode="json"), model=model, brain=brain,
-                           wall_seconds=budget_s, memory=None, seed=seed, device=device)
+    settings = RunSettings(
+        question=question.model_dump(mode="json"),
+        model=model,
+        brain=brain,
+        wall_seconds=budget_s,
+        memory=None,
+        seed=seed,
+        device=device,
+    )
     try:
         state, ctx = runner.start(settings, run_dir)
     except UserError as e:
-        return {"status": "error", "message": str(e), "seconds": round(time.perf_counter() - t0, 2),
-                "forward_tokens": 0, "claims": []}
+        return {
+            "status": "error",
+            "message": str(e),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "forward_tokens": 0,
+            "claims": [],
+        }
     claims_file = run_dir / "claims.json"
     claims = json.loads(claims_file.read_text()) if claims_file.is_file() else []
     run = RunSettings.load(run_dir)
     hyps = state.get("hypotheses", [])
-    return {"status": "answered", "kind": question.kind, "claims": claims, "run_dir": str(run_dir),
-            "weights_hash": run.weights_hash, "stop_reason": state.get("stop_reason"),
-            "hypotheses": len(hyps), "supported": sum(h["status"] == "supported" for h in hyps),
-            "errors": len(state.get("errors", [])),
-            "seconds": round(ctx.budget.elapsed(), 1), "load_seconds": round(ctx.budget.load_seconds, 1),
-            "forward_tokens": ctx.budget.spent_forward_tokens}
+    return {
+        "status": "answered",
+        "kind": question.kind,
+        "claims": claims,
+        "run_dir": str(run_dir),
+        "weights_hash": run.weights_hash,
+        "stop_reason": state.get("stop_reason"),
+        "hypotheses": len(hyps),
+        "supported": sum(h["status"] == "supported" for h in hyps),
+        "errors": len(state.get("errors", [])),
+        "seconds": round(ctx.budget.elapsed(), 1),
+        "load_seconds": round(ctx.budget.load_seconds, 1),
+        "forward_tokens": ctx.budget.spent_forward_tokens,
+    }
 
 
 def score(entry: SuiteEntry, ran: dict, reference: dict | None) -> dict:
@@ -312,8 +370,9 @@ def score(entry: SuiteEntry, ran: dict, reference: dict | None) -> dict:
         return row
     if reference is not None and ran.get("weights_hash") not in (None, reference.get("weights_hash")):
         row["passed"] = False
-        row["verdict"] = (f"error: the run's weights {ran['weights_hash']} are not the reference's "
-                          f"{reference.get('weights_hash')}")
+        row["verdict"] = (
+            f"error: the run's weights {ran['weights_hash']} are not the reference's {reference.get('weights_hash')}"
+        )
         return row
     row.update(match(entry, ran["claims"], reference))
     if entry.expect == "refuse":
@@ -321,18 +380,28 @@ def score(entry: SuiteEntry, ran: dict, reference: dict | None) -> dict:
         row["verdict"] = "answered a question the suite expects refused"
     elif "passed" in row:
         n = len(row["heads_overlap"])
-        row["verdict"] = (f"{'pass' if row['passed'] else 'fail'}: {n} of {len(row['reference_top_heads'])} "
-                          f"reference heads (need {entry.min_heads})"
-                          + ("" if row["all_causal_with_control"] else "; a claim lacks the causal tier or a control"))
+        row["verdict"] = (
+            f"{'pass' if row['passed'] else 'fail'}: {n} of {len(row['reference_top_heads'])} "
+            f"reference heads (need {entry.min_heads})"
+            + ("" if row["all_causal_with_control"] else "; a claim lacks the causal tier or a control")
+        )
     else:
         row["passed"] = None
         row["verdict"] = "reported (no threshold)"
     return row
 
 
-def run(names: list[str] | None = None, model: str = "smollm2", budget_s: float = 300.0, out: Path | None = None,
-        brain: str = "heuristic", seed: int = 0, device: str | None = None, suite: Path = SUITE,
-        on_status=None) -> dict:
+def run(
+    names: list[str] | None = None,
+    model: str = "smollm2",
+    budget_s: float = 300.0,
+    out: Path | None = None,
+    brain: str = "heuristic",
+    seed: int = 0,
+    device: str | None = None,
+    suite: Path = SUITE,
+    on_status=None,
+) -> dict:
     """Every selected question: reference (cached or computed), investigation, match; `on_status(text)` as it goes."""
     suite = Path(suite)
     entries = select(load_suite(suite), names)
@@ -346,6 +415,13 @@ def run(names: list[str] | None = None, model: str = "smollm2", budget_s: float 
         if on_status:
             on_status(f"investigating {e.name}")
         rows.append(score(e, investigate(e, suite, model, budget_s, out, brain, seed, device), refs.get(e.name)))
-    return {"model": model, "brain": brain, "budget_s": budget_s, "seed": seed, "out": str(out),
-            "reference": {**ref_info, "answers": refs}, "questions": rows,
-            "passed": all(r["passed"] is not False for r in rows)}
+    return {
+        "model": model,
+        "brain": brain,
+        "budget_s": budget_s,
+        "seed": seed,
+        "out": str(out),
+        "reference": {**ref_info, "answers": refs},
+        "questions": rows,
+        "passed": all(r["passed"] is not False for r in rows),
+    }

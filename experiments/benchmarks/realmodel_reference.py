@@ -81,20 +81,37 @@ def load_gguf_llama(path: Path, device: str):
     rope = getattr(c, "rope_parameters", None) or {}
     n_kv = c.num_key_value_heads
     cfg = HookedTransformerConfig(
-        d_model=c.hidden_size, d_head=c.hidden_size // c.num_attention_heads, n_heads=c.num_attention_heads,
-        d_mlp=c.intermediate_size, n_layers=c.num_hidden_layers, n_ctx=min(c.max_position_embeddings, 2048),
-        eps=c.rms_norm_eps, d_vocab=c.vocab_size, act_fn=c.hidden_act,
-        n_key_value_heads=n_kv if n_kv != c.num_attention_heads else None, normalization_type="RMS",
-        positional_embedding_type="rotary", rotary_adjacent_pairs=False,
+        d_model=c.hidden_size,
+        d_head=c.hidden_size // c.num_attention_heads,
+        n_heads=c.num_attention_heads,
+        d_mlp=c.intermediate_size,
+        n_layers=c.num_hidden_layers,
+        n_ctx=min(c.max_position_embeddings, 2048),
+        eps=c.rms_norm_eps,
+        d_vocab=c.vocab_size,
+        act_fn=c.hidden_act,
+        n_key_value_heads=n_kv if n_kv != c.num_attention_heads else None,
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_adjacent_pairs=False,
         rotary_dim=c.hidden_size // c.num_attention_heads,
-        rotary_base=rope.get("rope_theta", getattr(c, "rope_theta", 10000.0)), final_rms=True, gated_mlp=True,
-        original_architecture="LlamaForCausalLM", device=device, dtype=torch.float32,
+        rotary_base=rope.get("rope_theta", getattr(c, "rope_theta", 10000.0)),
+        final_rms=True,
+        gated_mlp=True,
+        original_architecture="LlamaForCausalLM",
+        device=device,
+        dtype=torch.float32,
         # the tokenizer adds no BOS of its own; neither do we (the agent's runs see the same tokens)
         default_prepend_bos=tok("a").input_ids[:1] == [tok.bos_token_id],
     )
     model = HookedTransformer(cfg, tokenizer=tok, move_to_device=False)
-    model.load_and_process_state_dict(convert_llama_weights(hf, cfg), fold_ln=True, center_writing_weights=False,
-                                      center_unembed=False, fold_value_biases=True)
+    model.load_and_process_state_dict(
+        convert_llama_weights(hf, cfg),
+        fold_ln=True,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=True,
+    )
     model.to(device)
     model.eval()
     ids = torch.tensor([tok(CHECK_SENTENCE).input_ids])
@@ -125,8 +142,10 @@ def load_model(spec: str, device: str):
     folder = Path(spec.removeprefix("organism:")).expanduser()
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
         return load_checkpoint_dir(folder, device)
-    raise SystemExit(f"--model {spec}: give smollm2, gguf:PATH or a checkpoint folder (config.json + "
-                     "model.safetensors); the bench passes an organism's trained folder")
+    raise SystemExit(
+        f"--model {spec}: give smollm2, gguf:PATH or a checkpoint folder (config.json + "
+        "model.safetensors); the bench passes an organism's trained folder"
+    )
 
 
 class Cost:
@@ -173,18 +192,23 @@ def induction_scores(model, seed: int = 0, batch: int = INDUCTION_BATCH, half: i
         prev[layer] = pattern[:, :, q, q - 1].mean(dim=(0, 2)).cpu()
 
     with torch.inference_mode():
-        model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("attn.hook_pattern"), grab)],
-                             return_type=None)
+        model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("attn.hook_pattern"), grab)], return_type=None)
     cost.add(tokens.numel(), L, L)
     flat = [(scores[l, h].item(), head_label(l, h)) for l in range(L) for h in range(H)]
     ranked = sorted(flat, key=lambda x: -x[0])
-    prev_ranked = sorted(((prev[l, h].item(), head_label(l, h)) for l in range(L) for h in range(H)),
-                         key=lambda x: -x[0])
-    return {"kind": "induction", "sequences": batch, "half_length": half, "seed": seed,
-            "top_heads": [name for _, name in ranked[:TOP_HEADS]],
-            "head_scores": {name: round(s, 4) for s, name in ranked[:20]},
-            "previous_token_heads": {name: round(s, 4) for s, name in prev_ranked[:TOP_HEADS]},
-            "cost": cost.as_dict()}
+    prev_ranked = sorted(
+        ((prev[l, h].item(), head_label(l, h)) for l in range(L) for h in range(H)), key=lambda x: -x[0]
+    )
+    return {
+        "kind": "induction",
+        "sequences": batch,
+        "half_length": half,
+        "seed": seed,
+        "top_heads": [name for _, name in ranked[:TOP_HEADS]],
+        "head_scores": {name: round(s, 4) for s, name in ranked[:20]},
+        "previous_token_heads": {name: round(s, 4) for s, name in prev_ranked[:TOP_HEADS]},
+        "cost": cost.as_dict(),
+    }
 
 
 def _token_id(model, text: str) -> int:
@@ -204,8 +228,7 @@ def _encode_same_length(model, prompts: list[str]):
     return torch.stack(rows)
 
 
-def ablation_effects(model, prompts: list[str], answers: list[str], versus: list[str] | None,
-                     mlps: bool) -> dict:
+def ablation_effects(model, prompts: list[str], answers: list[str], versus: list[str] | None, mlps: bool) -> dict:
     """Mean-ablate each head (and each MLP when `mlps`) alone; effect on the metric (module docstring)."""
     import torch
 
@@ -230,8 +253,11 @@ def ablation_effects(model, prompts: list[str], answers: list[str], versus: list
         return logits.log_softmax(-1)[r, a]
 
     with torch.inference_mode():
-        names = [f"blocks.{l}.attn.hook_z" for l in range(L)] + [f"blocks.{l}.hook_mlp_out" for l in range(L)] + \
-                [f"blocks.{l}.hook_resid_pre" for l in range(L)]
+        names = (
+            [f"blocks.{l}.attn.hook_z" for l in range(L)]
+            + [f"blocks.{l}.hook_mlp_out" for l in range(L)]
+            + [f"blocks.{l}.hook_resid_pre" for l in range(L)]
+        )
         logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
         cost.add(tokens.numel(), L, L)
         last = logits[:, -1]
@@ -252,11 +278,11 @@ def ablation_effects(model, prompts: list[str], answers: list[str], versus: list
 
             def ablate_z(z, hook):
                 for h in range(H):
-                    z[h * B:(h + 1) * B, :, h] = z_mean[:, h]
+                    z[h * B : (h + 1) * B, :, h] = z_mean[:, h]
                 return z
 
             def ablate_mlp(out, hook):
-                out[H * B:] = mlp_mean
+                out[H * B :] = mlp_mean
                 return out
 
             hooks = [(f"blocks.{layer}.attn.hook_z", ablate_z)]
@@ -271,9 +297,13 @@ def ablation_effects(model, prompts: list[str], answers: list[str], versus: list
             if mlps:
                 mlp_effects[f"L{layer}"] = per[H].item() - clean
     ranked = sorted(head_effects.items(), key=lambda kv: -abs(kv[1]))
-    out = {"prompts": B, "clean_metric": round(clean, 4), "accuracy": round(sum(correct) / B, 3),
-           "top_heads": [k for k, _ in ranked[:TOP_HEADS]],
-           "head_effects": {k: round(v, 4) for k, v in ranked[:20]}}
+    out = {
+        "prompts": B,
+        "clean_metric": round(clean, 4),
+        "accuracy": round(sum(correct) / B, 3),
+        "top_heads": [k for k, _ in ranked[:TOP_HEADS]],
+        "head_effects": {k: round(v, 4) for k, v in ranked[:20]},
+    }
     if mlps:
         ranked_mlp = sorted(mlp_effects.items(), key=lambda kv: -abs(kv[1]))
         out["top_mlps"] = [int(k[1:]) for k, _ in ranked_mlp[:TOP_MLPS]]
@@ -305,21 +335,28 @@ def reference(model, entry: dict, suite_dir: Path) -> dict:
         return {"kind": kind, **ablation_effects(model, prompts, answers, versus, mlps=False)}
     if kind == "logprob":
         keep = kept_correct(model, prompts, answers)
-        out = ablation_effects(model, [prompts[i] for i in keep], [answers[i] for i in keep], None,
-                               mlps=not model.cfg.attn_only)
-        return {"kind": kind, "given": len(prompts), "kept": len(keep),
-                "dropped": [prompts[i] for i in range(len(prompts)) if i not in keep], **out}
-    raise SystemExit(f"suite entry {entry['name']!r}: unknown reference kind {kind!r} "
-                     "(induction, logit_diff, logprob)")
+        out = ablation_effects(
+            model, [prompts[i] for i in keep], [answers[i] for i in keep], None, mlps=not model.cfg.attn_only
+        )
+        return {
+            "kind": kind,
+            "given": len(prompts),
+            "kept": len(keep),
+            "dropped": [prompts[i] for i in range(len(prompts)) if i not in keep],
+            **out,
+        }
+    raise SystemExit(f"suite entry {entry['name']!r}: unknown reference kind {kind!r} (induction, logit_diff, logprob)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.benchmarks.realmodel_reference",
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.benchmarks.realmodel_reference", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--model", default="smollm2", help="smollm2 | gguf:PATH | a checkpoint folder")
-    p.add_argument("--questions", default="",
-                   help="suite entries by name, comma-separated (default: all with a reference)")
+    p.add_argument(
+        "--questions", default="", help="suite entries by name, comma-separated (default: all with a reference)"
+    )
     p.add_argument("--suite", default=str(SUITE), help="the suite's questions.json")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
@@ -336,8 +373,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     model, digest, check = load_model(args.model, args.device)
     load_s = time.perf_counter() - started
-    out = {"model": args.model, "weights_hash": digest, "max_logit_diff_vs_transformers": check,
-           "load_seconds": round(load_s, 1), "torch_threads": torch.get_num_threads(), "questions": {}}
+    out = {
+        "model": args.model,
+        "weights_hash": digest,
+        "max_logit_diff_vs_transformers": check,
+        "load_seconds": round(load_s, 1),
+        "torch_threads": torch.get_num_threads(),
+        "questions": {},
+    }
     for e in entries:
         t0 = time.perf_counter()
         out["questions"][e["name"]] = reference(model, e, suite_path.parent)

@@ -39,6 +39,7 @@ def mmcs(learned: np.ndarray, true: np.ndarray) -> tuple[float, np.ndarray]:
     """(mean over true directions of the max cosine with any learned direction, that max per true
     direction). Rows are directions in the same space; signed cosine, since a feature's direction and
     its negation are different features. Zero-norm rows have cosine 0 with everything."""
+
     def unit(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         n = np.linalg.norm(x, axis=1, keepdims=True)
@@ -54,10 +55,18 @@ def feature_items(truth: SuperpositionTruth) -> list[tuple[Item, object]]:
     """One item per represented feature, with its claim matcher (rule (b) in the module docstring)."""
     from experiments.benchmarks.recovery import Item
 
-    return [(Item(f"feature {f.token} -> {f.output_token}"),
-             lambda c, f=f: c["mechanism"] == "feature" and c["component"]["tokens"] == [f.token]
-             and c["component"]["output"] == f.output_token)
-            for f in truth.features if f.represented]
+    return [
+        (
+            Item(f"feature {f.token} -> {f.output_token}"),
+            lambda c, f=f: (
+                c["mechanism"] == "feature"
+                and c["component"]["tokens"] == [f.token]
+                and c["component"]["output"] == f.output_token
+            ),
+        )
+        for f in truth.features
+        if f.represented
+    ]
 
 
 @dataclass
@@ -86,8 +95,9 @@ class SaeRecovery:
     """Training wall clock."""
 
 
-def sae_baseline(folder: Path, truth: SuperpositionTruth, steps: int = 2000, seed: int = 0,
-                 n_prompts: int = 2000) -> list[SaeRecovery]:
+def sae_baseline(
+    folder: Path, truth: SuperpositionTruth, steps: int = 2000, seed: int = 0, n_prompts: int = 2000
+) -> list[SaeRecovery]:
     """Train the two SAEs of rule (a) on the trained organism in `folder` and score them."""
     import time
 
@@ -113,13 +123,30 @@ def sae_baseline(folder: Path, truth: SuperpositionTruth, steps: int = 2000, see
 
     def scored(rows: str, decoder: np.ndarray, ve: float, seconds: float) -> SaeRecovery:
         m, best = mmcs(decoder, true) if len(true) else (0.0, np.zeros(0))
-        return SaeRecovery(rows=rows, d_sae=d_sae, k=k, steps=steps, mmcs=round(m, 4),
-                           recovered=int((best >= COS_RECOVERED).sum()), features=len(true),
-                           max_cos=[round(float(x), 4) for x in best], variance_explained=round(ve, 4),
-                           seconds=round(seconds, 1))
+        return SaeRecovery(
+            rows=rows,
+            d_sae=d_sae,
+            k=k,
+            steps=steps,
+            mmcs=round(m, 4),
+            recovered=int((best >= COS_RECOVERED).sum()),
+            features=len(true),
+            max_cos=[round(float(x), 4) for x in best],
+            variance_explained=round(ve, 4),
+            seconds=round(seconds, 1),
+        )
 
-    inp = SaeTrainInput(hook=truth.hook, corpus=CorpusSpec(prompts=prompts), out="", d_sae=d_sae, k=k,
-                        steps=steps, batch_size=512, lr=3e-3, seed=seed)
+    inp = SaeTrainInput(
+        hook=truth.hook,
+        corpus=CorpusSpec(prompts=prompts),
+        out="",
+        d_sae=d_sae,
+        k=k,
+        steps=steps,
+        batch_size=512,
+        lr=3e-3,
+        seed=seed,
+    )
     with tempfile.TemporaryDirectory(prefix="interp-sae-") as tmp:
         start = time.perf_counter()
         result = train_sae(target, inp.model_copy(update={"out": str(Path(tmp) / "sae")}))

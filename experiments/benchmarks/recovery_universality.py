@@ -57,8 +57,9 @@ def claimed_roles(claims: list[dict]) -> tuple[dict[str, set[Head]], int]:
         if c["evidence_tier"] != "causal" or c["status"] != "supported" or c["mechanism"] not in ("head", "heads"):
             continue
         comp = c["component"]
-        heads = ({(comp["layer"], comp["head"])} if c["mechanism"] == "head"
-                 else {tuple(h) for h in comp.get("heads") or []})
+        heads = (
+            {(comp["layer"], comp["head"])} if c["mechanism"] == "head" else {tuple(h) for h in comp.get("heads") or []}
+        )
         role = claim_role(c)
         if role is None:
             unroled += 1
@@ -84,18 +85,25 @@ def score_pairs(true: set[Pair], implied: set[Pair]) -> dict:
     """Recall, precision and the wrong pairs of an implied correspondence against the measured one."""
     right = true & implied
     wrong = implied - true
-    return {"true_pairs": len(true), "implied_pairs": len(implied), "right": len(right), "wrong": len(wrong),
-            "recall": round(len(right) / len(true), 3) if true else None,
-            "precision": round(len(right) / len(implied), 3) if implied else None,
-            "wrong_pairs": [_name(p) for p in sorted(wrong)], "missed_pairs": [_name(p) for p in sorted(true - implied)]}
+    return {
+        "true_pairs": len(true),
+        "implied_pairs": len(implied),
+        "right": len(right),
+        "wrong": len(wrong),
+        "recall": round(len(right) / len(true), 3) if true else None,
+        "precision": round(len(right) / len(implied), 3) if implied else None,
+        "wrong_pairs": [_name(p) for p in sorted(wrong)],
+        "missed_pairs": [_name(p) for p in sorted(true - implied)],
+    }
 
 
 def _name(p: Pair) -> str:
     return f"seed {p[0]} L{p[1][0]}H{p[1][1]} ~ seed {p[2]} L{p[3][0]}H{p[3][1]}"
 
 
-def run_universality(name: str, seed: int, budget_s: float, out: Path, brain: str = "heuristic",
-                     device: str | None = None) -> OrganismScore:
+def run_universality(
+    name: str, seed: int, budget_s: float, out: Path, brain: str = "heuristic", device: str | None = None
+) -> OrganismScore:
     """Train (or load) every member and the matching, investigate each member once, score the pairs."""
     from experiments.benchmarks.recovery import OrganismScore, investigate_organism, score
     from experiments.organisms.cache import load_manifest
@@ -114,11 +122,26 @@ def run_universality(name: str, seed: int, budget_s: float, out: Path, brain: st
         state, ctx, started = investigate_organism(member_spec, folder, run_dir, budget_s, brain, seed, device)
         claims = state["claims"]
         roles[member.seed], unroled = claimed_roles(claims)
-        head_score = score(load_manifest(folder), claims, started, ctx.budget.elapsed(), budget_s, seed, run_dir,
-                           state.get("incidental", []))
-        per_seed.append({"member_seed": member.seed, "claimed": {r: sorted(h) for r, h in roles[member.seed].items()},
-                         "measured": member.roles, "head_recall": head_score.recall,
-                         "head_precision": head_score.precision, "run_dir": str(run_dir)})
+        head_score = score(
+            load_manifest(folder),
+            claims,
+            started,
+            ctx.budget.elapsed(),
+            budget_s,
+            seed,
+            run_dir,
+            state.get("incidental", []),
+        )
+        per_seed.append(
+            {
+                "member_seed": member.seed,
+                "claimed": {r: sorted(h) for r, h in roles[member.seed].items()},
+                "measured": member.roles,
+                "head_recall": head_score.recall,
+                "head_precision": head_score.precision,
+                "run_dir": str(run_dir),
+            }
+        )
         claims_n += head_score.claims
         unroled_n += unroled
         incidental_n += head_score.incidental
@@ -128,12 +151,27 @@ def run_universality(name: str, seed: int, budget_s: float, out: Path, brain: st
     result = score_pairs(true, implied)
     total_budget = budget_s * len(matching.seeds)
     return OrganismScore(
-        organism=spec.name, family="universality", seed=seed, verified=matching.verified, planted=len(true),
-        recovered=result["right"], claims=claims_n, matched=result["right"], false_claims=result["wrong"],
-        false_positives=0, unscored=unroled_n, incidental=incidental_n, recall=result["recall"],
-        precision=result["precision"], first_correct_s=None, seconds=round(seconds, 1), budget_s=total_budget,
+        organism=spec.name,
+        family="universality",
+        seed=seed,
+        verified=matching.verified,
+        planted=len(true),
+        recovered=result["right"],
+        claims=claims_n,
+        matched=result["right"],
+        false_claims=result["wrong"],
+        false_positives=0,
+        unscored=unroled_n,
+        incidental=incidental_n,
+        recall=result["recall"],
+        precision=result["precision"],
+        first_correct_s=None,
+        seconds=round(seconds, 1),
+        budget_s=total_budget,
         overshoot=round(max(0.0, seconds - total_budget) / total_budget, 4),
         items=[{"item": _name(p), "recovered_by": ["implied pair"] if p in implied else []} for p in sorted(true)],
-        unmatched=[f"[wrong pair] {w}" for w in result["wrong_pairs"]], observations=[], run_dir=str(base),
+        unmatched=[f"[wrong pair] {w}" for w in result["wrong_pairs"]],
+        observations=[],
+        run_dir=str(base),
         universality={**result, "per_seed": per_seed},
     )

@@ -64,9 +64,18 @@ def run(batch: int = 8, seq: int = 128, repeats: int = 3, device: str | None = N
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     torch.manual_seed(0)
-    cfg = HookedTransformerConfig(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072,
-                                  d_vocab=50257, n_ctx=1024, act_fn="gelu_new", normalization_type="LN",
-                                  device=device)
+    cfg = HookedTransformerConfig(
+        n_layers=12,
+        d_model=768,
+        n_heads=12,
+        d_head=64,
+        d_mlp=3072,
+        d_vocab=50257,
+        n_ctx=1024,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        device=device,
+    )
     model = HookedTransformer(cfg)
     model.eval()
     tokens = torch.randint(0, cfg.d_vocab, (batch, seq), device=device)
@@ -91,7 +100,9 @@ def run(batch: int = 8, seq: int = 128, repeats: int = 3, device: str | None = N
     per_token = layers * (2 * (4 * d * d) + 2 * (2 * d * m) + 2 * 2 * seq * d)  # qkvo + mlp + scores/mix
     achieved = per_token * n / t_ours / 1e9
     return ThroughputResult(
-        device=device, hook=hook, tokens=n,
+        device=device,
+        hook=hook,
+        tokens=n,
         naive_tokens_per_s=round(n / t_naive, 1),
         harvest_tokens_per_s=round(n / t_ours, 1),
         speedup=round(t_naive / t_ours, 2),

@@ -49,9 +49,11 @@ def resolve_spec(name_or_file: str) -> OrganismSpec:
     from experiments.organisms.universality import universality_names
 
     if name_or_file in universality_names():
-        raise UserError(f"{name_or_file!r} is a universality set (one organism trained from several seeds), not one "
-                        f"organism: `interp organism train {name_or_file}` trains and matches the seeds, `interp bench "
-                        f"recovery --organisms {name_or_file}` scores them; this command takes a single organism")
+        raise UserError(
+            f"{name_or_file!r} is a universality set (one organism trained from several seeds), not one "
+            f"organism: `interp organism train {name_or_file}` trains and matches the seeds, `interp bench "
+            f"recovery --organisms {name_or_file}` scores them; this command takes a single organism"
+        )
     raise UserError(
         f"unknown organism {name_or_file!r}. Built-in organisms: {', '.join(builtin_names())}; "
         f"several seeds of one (universality): {', '.join(universality_names())}; "
@@ -71,9 +73,7 @@ def is_trained(folder: Path) -> bool:
     return is_checkpoint(folder) and (folder / MANIFEST_FILE).is_file()
 
 
-def train_into(
-    spec: OrganismSpec, out: Path, on_step: Callable[[int, float], None] | None = None
-) -> Manifest:
+def train_into(spec: OrganismSpec, out: Path, on_step: Callable[[int, float], None] | None = None) -> Manifest:
     """Train, verify and save the organism into `out` (replaced atomically)."""
     import yaml
 
@@ -105,9 +105,7 @@ def train_into(
     return manifest
 
 
-def ensure_trained(
-    spec: OrganismSpec, on_step: Callable[[int, float], None] | None = None
-) -> Path:
+def ensure_trained(spec: OrganismSpec, on_step: Callable[[int, float], None] | None = None) -> Path:
     """The organism's cache folder, training it first if it is not there yet. Processes that ask for
     the same untrained organism at once (parallel tests, two investigations) train it once: the
     others wait on a lock file beside it and then find it trained."""
@@ -120,8 +118,9 @@ def ensure_trained(
         folder.parent.mkdir(parents=True, exist_ok=True)
         lock = open(folder.parent / f".{folder.name}.lock", "w")  # noqa: SIM115 - held until trained
     except OSError as e:
-        raise UserError(f"cannot write to the organism cache {folder.parent}: {e.strerror}; "
-                        "set INTERP_CACHE to a writable folder") from None
+        raise UserError(
+            f"cannot write to the organism cache {folder.parent}: {e.strerror}; set INTERP_CACHE to a writable folder"
+        ) from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not is_trained(folder):
@@ -139,9 +138,7 @@ def find_trained(name_or_dir: str) -> Path:
     spec = resolve_spec(name_or_dir)
     folder = organism_dir(spec)
     if not is_trained(folder):
-        raise UserError(
-            f"organism {spec.name!r} is not trained yet; run `interp organism train {name_or_dir}`"
-        )
+        raise UserError(f"organism {spec.name!r} is not trained yet; run `interp organism train {name_or_dir}`")
     return folder
 
 

@@ -10,18 +10,28 @@ WIDER = "a larger model.d_model or model.n_heads"
 ACCURACY = f"the normal task is not learned: {MORE_TRAINING}; if the loss has flattened, {WIDER} or more model.n_layers"
 RATE = f"the planted behaviour is not learned: {MORE_TRAINING}, or raise that mechanism's rate"
 FALSE_FIRE = f"the behaviour fires where it should not: {MORE_TRAINING}, or lower that mechanism's rate"
-PARTIAL = (f"the model fires on part or a reordering of the trigger (another trigger than planted): "
-           f"{MORE_TRAINING}, or lower the trigger's rate")
+PARTIAL = (
+    f"the model fires on part or a reordering of the trigger (another trigger than planted): "
+    f"{MORE_TRAINING}, or lower the trigger's rate"
+)
 STEERING = f"no residual hook holds a marker direction that steering undoes: {MORE_TRAINING}, or a larger model.d_model"
-CONTROL = ("the control (unplanted) tokens changed the output: retrain with another --seed; if it persists, "
-           "the data generator leaks their role (a bug)")
+CONTROL = (
+    "the control (unplanted) tokens changed the output: retrain with another --seed; if it persists, "
+    "the data generator leaks their role (a bug)"
+)
 
 COPYING = f"the model has not learned to copy: {MORE_TRAINING}; if the loss has flattened, {WIDER}"
-INDUCTION = (f"no set of heads acting at the second copy carries the copying: {MORE_TRAINING} so an induction "
-             f"circuit forms, or {WIDER}")
-INDUCTION_CONTROL = (f"random heads remove as much copying as the found ones (copying is spread thin): "
-                     f"{MORE_TRAINING}, or fewer model.n_heads")
-FEEDING = (f"no heads writing before the second copy carry most of what the copying reads there (the model may copy "
-           f"by position instead of by previous-token information): {MORE_TRAINING}, or longer, more varied "
-           f"sequences (task.max_repeat, task.max_prefix) so positions stop working, with model.n_layers >= 2")
+INDUCTION = (
+    f"no set of heads acting at the second copy carries the copying: {MORE_TRAINING} so an induction "
+    f"circuit forms, or {WIDER}"
+)
+INDUCTION_CONTROL = (
+    f"random heads remove as much copying as the found ones (copying is spread thin): "
+    f"{MORE_TRAINING}, or fewer model.n_heads"
+)
+FEEDING = (
+    f"no heads writing before the second copy carry most of what the copying reads there (the model may copy "
+    f"by position instead of by previous-token information): {MORE_TRAINING}, or longer, more varied "
+    f"sequences (task.max_repeat, task.max_prefix) so positions stop working, with model.n_layers >= 2"
+)
 FEEDING_CONTROL = f"random heads before the second copy cost as much as the feeding heads: {MORE_TRAINING}"

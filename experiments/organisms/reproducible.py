@@ -64,12 +64,28 @@ def train_again(spec: OrganismSpec, out: Path, threads: int) -> str:
     out.mkdir(parents=True, exist_ok=True)
     spec_file = out / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "PYTHONHASHSEED": str(threads + 1)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONHASHSEED": str(threads + 1),
+    }
     root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
-    done = subprocess.run([sys.executable, "-m", "experiments.organisms.reproducible", str(spec_file), str(out),
-                           "--threads", str(threads)], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.organisms.reproducible",
+            str(spec_file),
+            str(out),
+            "--threads",
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -126,8 +142,9 @@ def _child(argv: list[str]) -> None:
     torch.set_num_threads(args.threads)  # what a caller may do; training must not depend on it
     spec = load_spec(args.spec_file)
     result = train(spec)
-    save_checkpoint(result.model, result.config, word_level_tokenizer(vocab_names(result.config["d_vocab"] - 4)),
-                    args.out)
+    save_checkpoint(
+        result.model, result.config, word_level_tokenizer(vocab_names(result.config["d_vocab"] - 4)), args.out
+    )
     print(weights_hash(args.out))
 
 

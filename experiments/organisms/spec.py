@@ -48,9 +48,7 @@ class ModelShape(_Strict):
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelShape:
         if self.d_model % self.n_heads:
-            raise ValueError(
-                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
-            )
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         return self
 
 
@@ -142,7 +140,8 @@ class SuperpositionTask(_Strict):
             raise ValueError(
                 f"task: contexts would hold ~{expected:.1f} features each (n_features x feature_probability), "
                 f"more than half of the {self.slots} slots; superposition needs sparse features: lower "
-                f"task.feature_probability or raise task.slots")
+                f"task.feature_probability or raise task.slots"
+            )
         return self
 
 
@@ -197,8 +196,7 @@ class OrganismSpec(_Strict):
             raise ValueError(f"mechanisms: each kind at most once, got {kinds}")
         if self.mechanisms and self.task.kind != "lookup":
             raise ValueError(
-                f"mechanisms: planted triggers and markers need task kind 'lookup', "
-                f"not {self.task.kind!r}"
+                f"mechanisms: planted triggers and markers need task kind 'lookup', not {self.task.kind!r}"
             )
         if sum(m.rate for m in self.mechanisms) > 0.8:
             raise ValueError("mechanisms: rates add up to more than 0.8; keep clean contexts")
@@ -208,10 +206,7 @@ class OrganismSpec(_Strict):
                 raise ValueError(f"task.min_len ({t.min_len}) > task.max_len ({t.max_len})")
             need = 1 + sum(m.n_tokens if m.kind == "trigger" else 1 for m in self.mechanisms)
             if t.min_len < need:
-                raise ValueError(
-                    f"task.min_len must be >= {need}: the subject plus room for every "
-                    f"mechanism's tokens"
-                )
+                raise ValueError(f"task.min_len must be >= {need}: the subject plus room for every mechanism's tokens")
         if isinstance(t, InductionTask) and t.min_repeat > t.max_repeat:
             raise ValueError(f"task.min_repeat ({t.min_repeat}) > task.max_repeat ({t.max_repeat})")
         if isinstance(t, InductionTask) and t.max_repeat > t.n_symbols:
@@ -221,7 +216,8 @@ class OrganismSpec(_Strict):
         if isinstance(t, SuperpositionTask) and self.model.d_model >= t.n_features:
             raise ValueError(
                 f"superposition needs more features than dimensions: model.d_model ({self.model.d_model}) "
-                f"must be < task.n_features ({t.n_features}); lower model.d_model or raise task.n_features")
+                f"must be < task.n_features ({t.n_features}); lower model.d_model or raise task.n_features"
+            )
         return self
 
     def spec_hash(self) -> str:
@@ -240,8 +236,7 @@ class OrganismSpec(_Strict):
         return self.model_copy(update={"seed": seed})
 
 
-def validate_mapping(model: type[M], data: object, source: str, what: str, needs: str,
-                     hints: dict[str, str]) -> M:
+def validate_mapping(model: type[M], data: object, source: str, what: str, needs: str, hints: dict[str, str]) -> M:
     """Parsed YAML validated as `model` (a spec type); errors name the file, each bad field and, by pydantic
     error type, what to do (`hints`). `what` names the spec ("organism spec"), `needs` its required keys."""
     article = "an" if what[0] in "aeiou" else "a"
@@ -267,11 +262,18 @@ def read_yaml(path: Path, what: str) -> object:
 def parse_spec(data: object, source: str) -> OrganismSpec:
     """Validate parsed YAML; errors name each bad field and the file it came from."""
     kinds = "task kinds: lookup, induction, categories, superposition; mechanism kinds: trigger, marker"
-    return validate_mapping(OrganismSpec, data, source, "organism spec", "at least `name` and `task`", {
-        "extra_forbidden": "unknown field (check the spelling; see experiments/organisms/specs/*.yaml)",
-        "union_tag_invalid": f"unknown kind ({kinds})",
-        "union_tag_not_found": f"missing `kind` ({kinds})",
-    })
+    return validate_mapping(
+        OrganismSpec,
+        data,
+        source,
+        "organism spec",
+        "at least `name` and `task`",
+        {
+            "extra_forbidden": "unknown field (check the spelling; see experiments/organisms/specs/*.yaml)",
+            "union_tag_invalid": f"unknown kind ({kinds})",
+            "union_tag_not_found": f"missing `kind` ({kinds})",
+        },
+    )
 
 
 def load_spec(path: Path) -> OrganismSpec:

@@ -86,6 +86,10 @@ class SuperpositionFamily:
     def ground_truth(self) -> dict:
         """Each feature's input and output token, by name."""
         name = _tasks().token_name
-        return {"features": [{"name": f"feature_{j}", "token": name(int(self.inputs[j])),
-                              "output_token": name(int(self.outputs[j]))} for j in range(self.task.n_features)],
-                "filler_token": name(self.filler)}
+        return {
+            "features": [
+                {"name": f"feature_{j}", "token": name(int(self.inputs[j])), "output_token": name(int(self.outputs[j]))}
+                for j in range(self.task.n_features)
+            ],
+            "filler_token": name(self.filler),
+        }

@@ -135,23 +135,19 @@ class LookupFamily:
                 seq = [int(x) for x in insert]
                 has_t = bool(self.trigger) and seq == self.trigger_tokens
             else:
-                has_t = bool(self.trigger) and (
-                    trigger if trigger is not None else rng.random() < self.trigger.rate
-                )
+                has_t = bool(self.trigger) and (trigger if trigger is not None else rng.random() < self.trigger.rate)
                 if has_t:
                     seq = list(self.trigger_tokens)
-                elif self.negatives and (partial or (
-                    trigger is None and rng.random() < self.trigger.rate * NEGATIVE_SHARE
-                )):
+                elif self.negatives and (
+                    partial or (trigger is None and rng.random() < self.trigger.rate * NEGATIVE_SHARE)
+                ):
                     seq = list(self.negatives[int(rng.integers(len(self.negatives)))])
             is_partial = bool(seq) and not has_t
             if seq:
                 p = int(rng.integers(1, length - len(seq) + 1))
                 ctx[p : p + len(seq)] = seq
                 free = [j for j in free if not p <= j < p + len(seq)]
-            has_m = bool(self.marker) and (
-                marker if marker is not None else rng.random() < self.marker.rate
-            )
+            has_m = bool(self.marker) and (marker if marker is not None else rng.random() < self.marker.rate)
             if has_m:
                 ctx[int(rng.choice(free))] = self.marker_token
             if has_t and self.trigger.planted:
@@ -226,9 +222,7 @@ class CategoriesFamily:
         content = rng.permutation(n_content) + N_SPECIAL
         self.members = content[:n_members].reshape(task.n_categories, task.tokens_per_category)
         self.labels = content[n_members:]
-        self.category_of = {
-            int(tok): c for c in range(task.n_categories) for tok in self.members[c]
-        }
+        self.category_of = {int(tok): c for c in range(task.n_categories) for tok in self.members[c]}
         self.member_list = np.array(sorted(self.category_of))
         self.vocab_size = N_SPECIAL + n_content
         self.n_ctx = 1 + 2 * task.max_pairs

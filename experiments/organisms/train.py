@@ -145,18 +145,26 @@ def check_memory(spec: OrganismSpec) -> MemoryEstimate:
     limit, source = memory_limit()
     if est.peak <= limit:
         return est
-    parts = sorted([
-        (est.attention, "attention", "train.batch_size, model.n_heads or the sequence length "
-                                     "(task.max_len / max_repeat / max_pairs)"),
-        (est.activations, "activations", "train.batch_size, model.n_layers, model.d_model or model.d_mlp"),
-        (est.logits, "logits", "train.batch_size or the vocabulary (task.n_symbols)"),
-        (est.weights, "weights and optimizer state", "model.n_layers, model.d_model or model.d_mlp"),
-        (est.evaluation, "verification", "train.eval_examples"),
-    ], reverse=True)
+    parts = sorted(
+        [
+            (
+                est.attention,
+                "attention",
+                "train.batch_size, model.n_heads or the sequence length (task.max_len / max_repeat / max_pairs)",
+            ),
+            (est.activations, "activations", "train.batch_size, model.n_layers, model.d_model or model.d_mlp"),
+            (est.logits, "logits", "train.batch_size or the vocabulary (task.n_symbols)"),
+            (est.weights, "weights and optimizer state", "model.n_layers, model.d_model or model.d_mlp"),
+            (est.evaluation, "verification", "train.eval_examples"),
+        ],
+        reverse=True,
+    )
     drivers = "; ".join(f"{name} {b / GB:,.1f} GB (lower {fields})" for b, name, fields in parts[:3])
-    raise UserError(f"organism spec {spec.name!r} would need about {est.peak / GB:,.1f} GB of memory to train, "
-                    f"more than the {limit / GB:,.1f} GB limit ({source}). Largest parts: {drivers}. "
-                    f"Or set {MEMORY_ENV} to allow more")
+    raise UserError(
+        f"organism spec {spec.name!r} would need about {est.peak / GB:,.1f} GB of memory to train, "
+        f"more than the {limit / GB:,.1f} GB limit ({source}). Largest parts: {drivers}. "
+        f"Or set {MEMORY_ENV} to allow more"
+    )
 
 
 def _lr_at(step: int, spec: OrganismSpec) -> float:
@@ -202,9 +210,7 @@ def deterministic_cpu(threads: int = TRAIN_THREADS) -> Iterator[None]:
         torch.set_num_threads(threads_before)
 
 
-def train(
-    spec: OrganismSpec, on_step: Callable[[int, float], None] | None = None
-) -> TrainResult:
+def train(spec: OrganismSpec, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train the organism. Same spec (seed included), same weights, whatever the caller's thread settings:
     every random draw comes from the spec's seed (torch for the initialisation, seeded numpy Generators
     for the data) and the arithmetic runs under `deterministic_cpu`."""
@@ -222,9 +228,7 @@ def _train(spec: OrganismSpec, on_step: Callable[[int, float], None] | None) -> 
     family = make_family(spec)
     config = tl_config(spec, family)
     model = HookedTransformer(HookedTransformerConfig(**config, device="cpu"))
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=spec.train.lr, weight_decay=spec.train.weight_decay
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.train.lr, weight_decay=spec.train.weight_decay)
     rng = np.random.default_rng([spec.seed, 2])
     losses: list[tuple[int, float]] = []
     start = time.perf_counter()

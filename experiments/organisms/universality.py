@@ -86,8 +86,9 @@ class UniversalitySpec(BaseModel):
         """Covers every member's weights (their spec hashes) and how they are compared."""
         import hashlib
 
-        blob = json.dumps({"members": [m.spec_hash() for m in self.members()],
-                           "examples": SIMILARITY_EXAMPLES}, sort_keys=True).encode()
+        blob = json.dumps(
+            {"members": [m.spec_hash() for m in self.members()], "examples": SIMILARITY_EXAMPLES}, sort_keys=True
+        ).encode()
         return hashlib.sha256(blob).hexdigest()
 
 
@@ -168,8 +169,14 @@ def universality_names() -> list[str]:
 
 def parse_universality(data: object, source: str) -> UniversalitySpec:
     """Validate parsed YAML; errors name each bad field."""
-    return validate_mapping(UniversalitySpec, data, source, "universality spec", "`name`, `kind`, `base`, `seeds`",
-                            {"extra_forbidden": "unknown field (see experiments/organisms/specs/universality/)"})
+    return validate_mapping(
+        UniversalitySpec,
+        data,
+        source,
+        "universality spec",
+        "`name`, `kind`, `base`, `seeds`",
+        {"extra_forbidden": "unknown field (see experiments/organisms/specs/universality/)"},
+    )
 
 
 def is_universality_file(path: Path) -> bool:
@@ -238,8 +245,9 @@ def role_of(roles: dict[str, list[Head]], head: Head) -> str | None:
     return next((r for r in ROLES if head in roles.get(r, [])), None)
 
 
-def match(seeds: list[int], roles: dict[int, dict[str, list[Head]]],
-          pats: dict[int, dict[Head, np.ndarray]]) -> tuple[list[HeadPair], list[HeadPair], dict[str, float]]:
+def match(
+    seeds: list[int], roles: dict[int, dict[str, list[Head]]], pats: dict[int, dict[Head, np.ndarray]]
+) -> tuple[list[HeadPair], list[HeadPair], dict[str, float]]:
     """(ground-truth matches, every pair, summary numbers) from each seed's roles and head patterns."""
     pairs, matches = [], []
     same, other = [], []
@@ -248,8 +256,14 @@ def match(seeds: list[int], roles: dict[int, dict[str, list[Head]]],
         for ha, hb in itertools.product(sorted(pats[a]), sorted(pats[b])):
             deadline.check("comparing heads across seeds")
             ra, rb = role_of(roles[a], ha), role_of(roles[b], hb)
-            p = HeadPair(seed_a=a, head_a=ha, seed_b=b, head_b=hb, role=ra if ra and ra == rb else "-",
-                         similarity=round(similarity(pats[a][ha], pats[b][hb]), 4))
+            p = HeadPair(
+                seed_a=a,
+                head_a=ha,
+                seed_b=b,
+                head_b=hb,
+                role=ra if ra and ra == rb else "-",
+                similarity=round(similarity(pats[a][ha], pats[b][hb]), 4),
+            )
             pairs.append(p)
             if p.role != "-":
                 matches.append(p)
@@ -266,16 +280,17 @@ def match(seeds: list[int], roles: dict[int, dict[str, list[Head]]],
                 key = (lambda g: sim[x, h, y, g]) if seeds.index(x) < seeds.index(y) else (lambda g: sim[y, g, x, h])
                 nearest_n += 1
                 nearest_ok += role_of(roles[y], max(there, key=key)) == r
-    numbers = {"same_role_similarity": round(float(np.mean(same)), 4) if same else 0.0,
-               "other_similarity": round(float(np.mean(other)), 4) if other else 0.0,
-               "nearest_agreement": round(nearest_ok / nearest_n, 4) if nearest_n else 0.0}
+    numbers = {
+        "same_role_similarity": round(float(np.mean(same)), 4) if same else 0.0,
+        "other_similarity": round(float(np.mean(other)), 4) if other else 0.0,
+        "nearest_agreement": round(nearest_ok / nearest_n, 4) if nearest_n else 0.0,
+    }
     return matches, pairs, numbers
 
 
 def _check(name: str, measured: float, op: str, threshold: float, hint: str) -> Check:
     ok = measured >= threshold if op == ">=" else measured <= threshold
-    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok,
-                 hint="" if ok else hint)
+    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok, hint="" if ok else hint)
 
 
 def _remeasure(member: OrganismSpec, path: Path):
@@ -292,8 +307,9 @@ def _remeasure(member: OrganismSpec, path: Path):
     return load_manifest(path)
 
 
-def train_universality(spec: UniversalitySpec, force: bool = False,
-                       on_member: Callable[[int, int], None] | None = None) -> UniversalityManifest:
+def train_universality(
+    spec: UniversalitySpec, force: bool = False, on_member: Callable[[int, int], None] | None = None
+) -> UniversalityManifest:
     """Train (or load) every seed, measure the matching, write it to `matching_dir(spec)`."""
     from experiments.organisms.cache import ensure_trained, load_manifest
     from experiments.organisms.tasks import make_family
@@ -320,31 +336,72 @@ def train_universality(spec: UniversalitySpec, force: bool = False,
             # and its new manifest measures the roles the way every other member's does.
             m = _remeasure(member, path)
             truth = next(x for x in m.mechanisms if x.kind == "induction")
-        roles[member.seed] = {"induction": [(h.layer, h.head) for h in truth.induction_heads],
-                              "previous_token": [(h.layer, h.head) for h in truth.previous_token_heads]}
+        roles[member.seed] = {
+            "induction": [(h.layer, h.head) for h in truth.induction_heads],
+            "previous_token": [(h.layer, h.head) for h in truth.previous_token_heads],
+        }
         pats[member.seed] = patterns(load_checkpoint(path), batch.tokens)
-        seeds_out.append(SeedRoles(seed=member.seed, path=str(path), organism_id=m.organism_id, verified=m.verified,
-                                   train_seconds=m.train_seconds,
-                                   roles=roles[member.seed]))
-        checks.append(_check(f"seed {member.seed}: its own organism verified ({len(m.failed_checks())} failed "
-                             f"checks; see `interp organism show {path}`)", float(m.verified), ">=", 1,
-                             "its own failed checks (`interp organism show` on its folder) say what to change "
-                             "in `base`; roles from an unverified seed are not trusted"))
+        seeds_out.append(
+            SeedRoles(
+                seed=member.seed,
+                path=str(path),
+                organism_id=m.organism_id,
+                verified=m.verified,
+                train_seconds=m.train_seconds,
+                roles=roles[member.seed],
+            )
+        )
+        checks.append(
+            _check(
+                f"seed {member.seed}: its own organism verified ({len(m.failed_checks())} failed "
+                f"checks; see `interp organism show {path}`)",
+                float(m.verified),
+                ">=",
+                1,
+                "its own failed checks (`interp organism show` on its folder) say what to change "
+                "in `base`; roles from an unverified seed are not trusted",
+            )
+        )
     matches, pairs, numbers = match(spec.seeds, roles, pats)
-    checks.append(_check("same-role head pairs across seeds (the matching is not empty)", len(matches), ">=", 1,
-                         "no role is measured in every seed: train longer (train.steps) so every seed forms the "
-                         "circuit"))
-    checks.append(_check(f"mean attention-pattern correlation of same-role pairs minus other pairs "
-                         f"(>= {SIMILARITY_MARGIN:g})", numbers["same_role_similarity"] - numbers["other_similarity"],
-                         ">=", SIMILARITY_MARGIN,
-                         "the heads named in one role do not attend alike across seeds: train longer so the "
-                         "circuit settles, or use fewer heads per layer (model.n_heads) so roles are not spread"))
-    checks.append(_check("share of role heads whose most similar role head in another seed has its role",
-                         numbers["nearest_agreement"], ">=", NEAREST_AGREEMENT,
-                         "similarity and measured roles disagree: train longer (train.steps) or use fewer heads"))
-    out = UniversalityManifest(name=spec.name, spec_hash=spec.spec_hash(), seeds=seeds_out, matches=matches,
-                               pairs=pairs, checks=checks, verified=all(c.passed for c in checks),
-                               seconds=round(time.perf_counter() - start, 1), **numbers)
+    checks.append(
+        _check(
+            "same-role head pairs across seeds (the matching is not empty)",
+            len(matches),
+            ">=",
+            1,
+            "no role is measured in every seed: train longer (train.steps) so every seed forms the circuit",
+        )
+    )
+    checks.append(
+        _check(
+            f"mean attention-pattern correlation of same-role pairs minus other pairs (>= {SIMILARITY_MARGIN:g})",
+            numbers["same_role_similarity"] - numbers["other_similarity"],
+            ">=",
+            SIMILARITY_MARGIN,
+            "the heads named in one role do not attend alike across seeds: train longer so the "
+            "circuit settles, or use fewer heads per layer (model.n_heads) so roles are not spread",
+        )
+    )
+    checks.append(
+        _check(
+            "share of role heads whose most similar role head in another seed has its role",
+            numbers["nearest_agreement"],
+            ">=",
+            NEAREST_AGREEMENT,
+            "similarity and measured roles disagree: train longer (train.steps) or use fewer heads",
+        )
+    )
+    out = UniversalityManifest(
+        name=spec.name,
+        spec_hash=spec.spec_hash(),
+        seeds=seeds_out,
+        matches=matches,
+        pairs=pairs,
+        checks=checks,
+        verified=all(c.passed for c in checks),
+        seconds=round(time.perf_counter() - start, 1),
+        **numbers,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{MATCHING_FILE}.tmp"
     tmp.write_text(out.model_dump_json(indent=2))

@@ -98,8 +98,7 @@ def _within_chance(rate: float, chance: float, n: int) -> bool:
 
 def _check(name: str, measured: float, op: str, threshold: float, hint: str = "") -> Check:
     ok = measured >= threshold if op == ">=" else measured <= threshold
-    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok,
-                 hint="" if ok else hint)
+    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok, hint="" if ok else hint)
 
 
 def _heads(model: HookedTransformer) -> list[tuple[int, int]]:
@@ -114,24 +113,38 @@ def _verify_trigger(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_p
     rate = float(trig_fire.mean())
     chance = float((normal == target).mean())
     false_fire = float(((clean_pred == target) & (clean.info["answer"] != target)).mean())
-    measured = {(): (float((clean_pred == target).mean()), false_fire),
-                tuple(fam.trigger_tokens): (rate, float((trig_fire & (normal != target)).mean()))}
+    measured = {
+        (): (float((clean_pred == target).mean()), false_fire),
+        tuple(fam.trigger_tokens): (rate, float((trig_fire & (normal != target)).mean())),
+    }
     variants = _trigger_variants(model, fam, rng, n, measured)
-    minimal = [list(s) for s in minimal_sequences(
-        list(variants),
-        lambda s: _respond(model, fam, rng, n, s, measured)[0], BEHAVIOUR_RATE)]
+    minimal = [
+        list(s)
+        for s in minimal_sequences(
+            list(variants), lambda s: _respond(model, fam, rng, n, s, measured)[0], BEHAVIOUR_RATE
+        )
+    ]
     negatives = set(fam.negatives)
     responses = [
-        SequenceResponse(tokens=[token_name(t) for t in seq], relation=variants.get(seq, "other"),
-                         target_rate=round(r, 4), false_fire_rate=round(f, 4), trained_negative=seq in negatives)
-        for seq, (r, f) in measured.items() if seq
+        SequenceResponse(
+            tokens=[token_name(t) for t in seq],
+            relation=variants.get(seq, "other"),
+            target_rate=round(r, 4),
+            false_fire_rate=round(f, 4),
+            trained_negative=seq in negatives,
+        )
+        for seq, (r, f) in measured.items()
+        if seq
     ]
     near = [x for x in responses if x.relation != "trigger"]
     worst = max(near, key=lambda x: x.false_fire_rate, default=None)
     partial_rate = worst.false_fire_rate if worst else None
     heads = [
         HeadScore(
-            layer=l, head=h, hook=f"blocks.{l}.attn.hook_z", score=None,
+            layer=l,
+            head=h,
+            hook=f"blocks.{l}.attn.hook_z",
+            score=None,
             ablated_accuracy=round(float((_query_pred(model, trig, [_ablate_head(l, h)]) == target).mean()), 4),
         )
         for l, h in _heads(model)
@@ -141,15 +154,36 @@ def _verify_trigger(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_p
         checks.append(_check("trigger -> target rate", rate, ">=", BEHAVIOUR_RATE, hints.RATE))
         checks.append(_check("target rate without trigger", false_fire, "<=", 0.05, hints.FALSE_FIRE))
         if worst is not None:
-            checks.append(_check(f"highest target rate on a partial or reordered trigger ({' '.join(worst.tokens)})",
-                                 worst.false_fire_rate, "<=", 0.05, hints.PARTIAL))
+            checks.append(
+                _check(
+                    f"highest target rate on a partial or reordered trigger ({' '.join(worst.tokens)})",
+                    worst.false_fire_rate,
+                    "<=",
+                    0.05,
+                    hints.PARTIAL,
+                )
+            )
         # A model that fires on part of its trigger has learned another trigger: say which.
         other = [" ".join(token_name(t) for t in seq) for seq in minimal if seq != fam.trigger_tokens]
-        checks.append(_check(f"minimal sequences that fire other than the planted trigger: "
-                             f"{'; '.join(other) or 'none'}", len(other), "<=", 0, hints.PARTIAL))
+        checks.append(
+            _check(
+                f"minimal sequences that fire other than the planted trigger: {'; '.join(other) or 'none'}",
+                len(other),
+                "<=",
+                0,
+                hints.PARTIAL,
+            )
+        )
     else:
-        checks.append(_check("control: |trigger rate - chance|", abs(rate - chance), "<=",
-                             _chance_tolerance(chance, n), hints.CONTROL))
+        checks.append(
+            _check(
+                "control: |trigger rate - chance|",
+                abs(rate - chance),
+                "<=",
+                _chance_tolerance(chance, n),
+                hints.CONTROL,
+            )
+        )
     return TriggerTruth(
         planted=fam.trigger.planted,
         tokens=[token_name(t) for t in fam.trigger_tokens],
@@ -223,25 +257,23 @@ def _verify_marker(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_pr
         mu_m, mu_c = fit_m[hook].mean(0), fit_c[hook].mean(0)
         direction = mu_m - mu_c
         mid = float(((mu_m + mu_c) / 2) @ direction)
-        sep = float(
-            torch.cat([(test_m[hook] @ direction) > mid, (test_c[hook] @ direction) <= mid])
-            .float().mean()
-        )
+        sep = float(torch.cat([(test_m[hook] @ direction) > mid, (test_c[hook] @ direction) <= mid]).float().mean())
 
         def steer(resid, hook, d=direction):
             resid[torch.arange(len(qpos)), qpos] -= d
             return resid
 
         pred = _query_pred(model, marked, [(hook, steer)])
-        directions.append(DirectionLayer(
-            layer=int(hook.split(".")[1]), hook=hook, separation_accuracy=round(sep, 4),
-            steered_switch_rate=round(switched(marked, pred), 4),
-            steered_task_accuracy=round(normal(marked, pred), 4),
-        ))
-    good = [
-        d for d in directions
-        if d.separation_accuracy >= 0.95 and d.steered_switch_rate <= 0.2 * max(rate, 1e-9)
-    ]
+        directions.append(
+            DirectionLayer(
+                layer=int(hook.split(".")[1]),
+                hook=hook,
+                separation_accuracy=round(sep, 4),
+                steered_switch_rate=round(switched(marked, pred), 4),
+                steered_task_accuracy=round(normal(marked, pred), 4),
+            )
+        )
+    good = [d for d in directions if d.separation_accuracy >= 0.95 and d.steered_switch_rate <= 0.2 * max(rate, 1e-9)]
     at_chance = rate <= chance or _within_chance(rate, chance, n)
     near = _marker_near_misses(model, fam, rng, n, switched)
     worst = max(near, key=near.get, default=None)
@@ -250,11 +282,21 @@ def _verify_marker(model, fam: LookupFamily, rng, n: int, clean: Batch, clean_pr
         checks.append(_check("switched behaviour without marker", clean_rate, "<=", 0.05, hints.FALSE_FIRE))
         checks.append(_check("hooks where steering undoes the switch", len(good), ">=", 1, hints.STEERING))
         if worst is not None:
-            checks.append(_check(f"highest switch rate with another token in the marker's place ({worst})",
-                                 near[worst], "<=", 0.05, hints.FALSE_FIRE))
+            checks.append(
+                _check(
+                    f"highest switch rate with another token in the marker's place ({worst})",
+                    near[worst],
+                    "<=",
+                    0.05,
+                    hints.FALSE_FIRE,
+                )
+            )
     else:
-        checks.append(_check("control: marker switch rate - chance", rate - chance, "<=",
-                             _chance_tolerance(chance, n), hints.CONTROL))
+        checks.append(
+            _check(
+                "control: marker switch rate - chance", rate - chance, "<=", _chance_tolerance(chance, n), hints.CONTROL
+            )
+        )
     return MarkerTruth(
         planted=fam.marker.planted,
         token=token_name(fam.marker_token),

@@ -118,8 +118,11 @@ class CopyProbe:
         # Whether any scored prediction sits before the second copy: if none does, a last-layer head's output
         # there reaches no scored logit (nothing later reads it), and its ablation there is exactly a no-op.
         self.scored_earlier = bool((self.where["earlier"].numpy()[:, :-1] & self.mask).any())
-        names = [f"blocks.{l}.{h}" for l in range(self.n_layers)
-                 for h in ("attn.hook_z", "attn.hook_pattern", "hook_resid_pre")]
+        names = [
+            f"blocks.{l}.{h}"
+            for l in range(self.n_layers)
+            for h in ("attn.hook_z", "attn.hook_pattern", "hook_resid_pre")
+        ]
         with torch.inference_mode():
             logits, cache = model.run_with_cache(self.tokens, names_filter=names)
         self.base = self._score(logits)
@@ -143,7 +146,7 @@ class CopyProbe:
             q = np.arange(first, length)
             ib.append(np.full(len(q), b)), iq.append(q), ik.append(q - k + 1)
         pb, pq, ib, iq, ik = map(np.concatenate, (pb, pq, ib, iq, ik))
-        before = (np.arange(batch.tokens.shape[1])[None, :] < batch.info["repeat_start"][ib][:, None])
+        before = np.arange(batch.tokens.shape[1])[None, :] < batch.info["repeat_start"][ib][:, None]
         prev, ind, reach = {}, {}, {}
         for l in range(self.n_layers):
             pat = cache[f"blocks.{l}.attn.hook_pattern"].numpy()  # [batch, head, query, key]
@@ -178,8 +181,9 @@ class CopyProbe:
             resid, start = given.resid, min(new)
             heads = [(l, h) for l, h in heads if l >= start]
         with torch.inference_mode():
-            return self._score(self.model.run_with_hooks(resid[start], start_at_layer=start,
-                                                         fwd_hooks=self._hooks(heads, side)))
+            return self._score(
+                self.model.run_with_hooks(resid[start], start_at_layer=start, fwd_hooks=self._hooks(heads, side))
+            )
 
     def ablated(self, heads: Iterable[Head], side: Side) -> Ablated:
         """One pass with `heads` ablated at `side`, keeping the residual entering every layer."""
@@ -272,12 +276,12 @@ def _control(probe: CopyProbe, named: list[Head], side: Side, seed: int) -> floa
 
 def _check(name: str, measured: float, op: str, threshold: float, hint: str) -> Check:
     ok = measured >= threshold if op == ">=" else measured <= threshold
-    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok,
-                 hint="" if ok else hint)
+    return Check(name=name, measured=round(measured, 4), op=op, threshold=threshold, passed=ok, hint="" if ok else hint)
 
 
-def verify_induction(model: HookedTransformer, fam: InductionFamily, rng: np.random.Generator, n: int,
-                     seed: int, checks: list[Check]) -> tuple[float, list[InductionTruth], str]:
+def verify_induction(
+    model: HookedTransformer, fam: InductionFamily, rng: np.random.Generator, n: int, seed: int, checks: list[Check]
+) -> tuple[float, list[InductionTruth], str]:
     """Measure the copying accuracy and the heads that carry it; append the checks; -> (accuracy, [truth],
     task description)."""
     search = CopyProbe(model, fam.sample(rng, min(n, SEARCH_EXAMPLES)))
@@ -291,28 +295,76 @@ def verify_induction(model: HookedTransformer, fam: InductionFamily, rng: np.ran
     feed_acc = test.accuracy(feeding, "earlier") if feeding else acc
     feed_ctrl = _control(test, feeding, "earlier", seed + 1) if feeding else acc
     for role, heads, side, left, got, ctrl, hint, control_hint in (
-            ("induction", copying, "at the second copy", COPY_LEFT, copy_acc, copy_ctrl, hints.INDUCTION,
-             hints.INDUCTION_CONTROL),
-            ("previous-token (feeding)", feeding, "before the second copy", FEED_LEFT, feed_acc, feed_ctrl,
-             hints.FEEDING, hints.FEEDING_CONTROL)):
-        checks.append(_check(f"{role} heads: a head set whose ablation {side} leaves <= {left:g} of the copying "
-                             f"(greedy group search)", len(heads), ">=", 1, hint))
+        (
+            "induction",
+            copying,
+            "at the second copy",
+            COPY_LEFT,
+            copy_acc,
+            copy_ctrl,
+            hints.INDUCTION,
+            hints.INDUCTION_CONTROL,
+        ),
+        (
+            "previous-token (feeding)",
+            feeding,
+            "before the second copy",
+            FEED_LEFT,
+            feed_acc,
+            feed_ctrl,
+            hints.FEEDING,
+            hints.FEEDING_CONTROL,
+        ),
+    ):
+        checks.append(
+            _check(
+                f"{role} heads: a head set whose ablation {side} leaves <= {left:g} of the copying "
+                f"(greedy group search)",
+                len(heads),
+                ">=",
+                1,
+                hint,
+            )
+        )
         bound = left + CONFIRM_SLACK
-        checks.append(_check(f"held-out accuracy with them ablated {side} (<= {bound:g} of the baseline)", got,
-                             "<=", round(bound * acc, 4), hint))
-        checks.append(_check("... accuracy lost beyond ablating as many random heads there (control)",
-                             ctrl - got, ">=", CONTROL_MARGIN, control_hint))
+        checks.append(
+            _check(
+                f"held-out accuracy with them ablated {side} (<= {bound:g} of the baseline)",
+                got,
+                "<=",
+                round(bound * acc, 4),
+                hint,
+            )
+        )
+        checks.append(
+            _check(
+                "... accuracy lost beyond ablating as many random heads there (control)",
+                ctrl - got,
+                ">=",
+                CONTROL_MARGIN,
+                control_hint,
+            )
+        )
 
     whole = {h: test.accuracy([h], "all") for h in test.heads()}
 
     def score(h: Head, pattern: dict[Head, float]) -> HeadScore:
-        return HeadScore(layer=h[0], head=h[1], hook=f"blocks.{h[0]}.attn.hook_z", score=round(pattern[h], 4),
-                         ablated_accuracy=round(whole[h], 4))
+        return HeadScore(
+            layer=h[0],
+            head=h[1],
+            hook=f"blocks.{h[0]}.attn.hook_z",
+            score=round(pattern[h], 4),
+            ablated_accuracy=round(whole[h], 4),
+        )
 
     heads = [
         InductionHead(
-            layer=l, head=h, induction_score=round(test.induction[l, h], 4), reach=round(test.reach[l, h], 4),
-            previous_token_score=round(test.previous[l, h], 4), ablated_accuracy=round(whole[l, h], 4),
+            layer=l,
+            head=h,
+            induction_score=round(test.induction[l, h], 4),
+            reach=round(test.reach[l, h], 4),
+            previous_token_score=round(test.previous[l, h], 4),
+            ablated_accuracy=round(whole[l, h], 4),
             second_copy_ablated_accuracy=round(test.accuracy([(l, h)], "second"), 4),
             earlier_ablated_accuracy=round(test.accuracy([(l, h)], "earlier"), 4),
         )

@@ -40,20 +40,29 @@ STEER_CONTEXTS = 64
 # The answer is one present feature drawn at random, so the gradient is noisy: more steps or larger batches
 # help more than the learning rate (the built-in trains at 0.02).
 MORE_TRAINING = "raise train.steps (e.g. double it) or train.batch_size"
-FIX_ACCURACY = (f"the features are not read out: {MORE_TRAINING}; if the loss has flattened, sparser "
-                "features (lower task.feature_probability) or a larger model.d_mlp")
-FIX_LINEAR = (f"the activations are not a sum of feature directions: {MORE_TRAINING}, a sparser "
-              "task.feature_probability, or more task.slots (so attention averages over a fixed count)")
-FIX_SUPERPOSED = ("the model represents no more features than it has dimensions (it drops the rest, as toy "
-                  "models do when features are dense): lower task.feature_probability, or " + MORE_TRAINING)
-FIX_STEER = (f"the fitted directions do not move the output as the features do: {MORE_TRAINING}, or "
-             "a sparser task.feature_probability")
+FIX_ACCURACY = (
+    f"the features are not read out: {MORE_TRAINING}; if the loss has flattened, sparser "
+    "features (lower task.feature_probability) or a larger model.d_mlp"
+)
+FIX_LINEAR = (
+    f"the activations are not a sum of feature directions: {MORE_TRAINING}, a sparser "
+    "task.feature_probability, or more task.slots (so attention averages over a fixed count)"
+)
+FIX_SUPERPOSED = (
+    "the model represents no more features than it has dimensions (it drops the rest, as toy "
+    "models do when features are dense): lower task.feature_probability, or " + MORE_TRAINING
+)
+FIX_STEER = (
+    f"the fitted directions do not move the output as the features do: {MORE_TRAINING}, or "
+    "a sparser task.feature_probability"
+)
 
 
 def _check(name: str, measured: float, op: str, threshold: float, hint: str) -> Check:
     ok = measured >= threshold if op == ">=" else measured <= threshold
-    return Check(name=name, measured=round(float(measured), 4), op=op, threshold=threshold, passed=ok,
-                 hint="" if ok else hint)
+    return Check(
+        name=name, measured=round(float(measured), 4), op=op, threshold=threshold, passed=ok, hint="" if ok else hint
+    )
 
 
 def _hooks(model: HookedTransformer) -> list[str]:
@@ -88,8 +97,9 @@ def welch_bound(n: int, d: int) -> float:
     return math.sqrt((n - d) / (d * (n - 1))) if n > d else 0.0
 
 
-def verify_superposition(model: HookedTransformer, fam: SuperpositionFamily, rng: np.random.Generator, n: int,
-                         checks: list[Check]):
+def verify_superposition(
+    model: HookedTransformer, fam: SuperpositionFamily, rng: np.random.Generator, n: int, checks: list[Check]
+):
     """(held-out accuracy, [SuperpositionTruth], task description); appends the checks."""
     import torch
 
@@ -109,8 +119,9 @@ def verify_superposition(model: HookedTransformer, fam: SuperpositionFamily, rng
     answer = logits_q.argmax(-1)
     out_index = {int(t): j for j, t in enumerate(fam.outputs)}
     acc = float(np.mean([a in out_index and f[out_index[a]] for a, f in zip(answer.tolist(), feats)]))
-    checks.append(_check("held-out accuracy (the answer names a feature present)", acc, ">=", TASK_ACCURACY,
-                         FIX_ACCURACY))
+    checks.append(
+        _check("held-out accuracy (the answer names a feature present)", acc, ">=", TASK_ACCURACY, FIX_ACCURACY)
+    )
     out_scores = logits_q[:, fam.outputs]
     said = _top_k(out_scores, k)
     set_acc = float((said == feats).all(1).mean())
@@ -129,41 +140,82 @@ def verify_superposition(model: HookedTransformer, fam: SuperpositionFamily, rng
     off = cos[~np.eye(len(w), dtype=bool)]
     d = model.cfg.d_model
     checks.append(_check(f"held-out R^2 of activations ~ sum_j f_j w_j + b at {hook}", r2, ">=", MIN_R2, FIX_LINEAR))
-    checks.append(_check(f"features read out (recall - false positives >= {READOUT}), must exceed "
-                         f"d_model = {d}", int(represented.sum()), ">=", d + 1, FIX_SUPERPOSED))
+    checks.append(
+        _check(
+            f"features read out (recall - false positives >= {READOUT}), must exceed d_model = {d}",
+            int(represented.sum()),
+            ">=",
+            d + 1,
+            FIX_SUPERPOSED,
+        )
+    )
 
     insert, remove, control = _steer(model, fam, hook, w, batch, rng)
     rep = np.flatnonzero(represented)
     mean_insert = float(insert[rep].mean()) if len(rep) else 0.0
     mean_remove = float(remove[rep].mean()) if len(rep) else 0.0
     mean_control = float(control[rep].mean()) if len(rep) else 0.0
-    checks.append(_check("adding a feature's direction makes the model name it (mean over represented features)",
-                         mean_insert, ">=", STEER_RATE, FIX_STEER))
-    checks.append(_check("subtracting it stops the model naming it (mean over represented features)",
-                         mean_remove, ">=", STEER_RATE, FIX_STEER))
-    checks.append(_check("insert rate minus a random direction's of the same norm (control)",
-                         mean_insert - mean_control, ">=", STEER_MARGIN, FIX_STEER))
+    checks.append(
+        _check(
+            "adding a feature's direction makes the model name it (mean over represented features)",
+            mean_insert,
+            ">=",
+            STEER_RATE,
+            FIX_STEER,
+        )
+    )
+    checks.append(
+        _check(
+            "subtracting it stops the model naming it (mean over represented features)",
+            mean_remove,
+            ">=",
+            STEER_RATE,
+            FIX_STEER,
+        )
+    )
+    checks.append(
+        _check(
+            "insert rate minus a random direction's of the same norm (control)",
+            mean_insert - mean_control,
+            ">=",
+            STEER_MARGIN,
+            FIX_STEER,
+        )
+    )
 
     features = [
         SuperpositionFeature(
-            name=f"feature_{j}", token=token_name(int(fam.inputs[j])), output_token=token_name(int(fam.outputs[j])),
-            direction=[round(float(x), 5) for x in w[j]], norm=round(float(norms[j]), 4),
+            name=f"feature_{j}",
+            token=token_name(int(fam.inputs[j])),
+            output_token=token_name(int(fam.outputs[j])),
+            direction=[round(float(x), 5) for x in w[j]],
+            norm=round(float(norms[j]), 4),
             max_abs_cos=round(float(np.delete(cos[j], j).max()), 4) if len(w) > 1 else 0.0,
-            recall=round(float(recall[j]), 4), false_positive_rate=round(float(fpr[j]), 4),
-            represented=bool(represented[j]), insert_rate=round(float(insert[j]), 4),
+            recall=round(float(recall[j]), 4),
+            false_positive_rate=round(float(fpr[j]), 4),
+            represented=bool(represented[j]),
+            insert_rate=round(float(insert[j]), 4),
             remove_rate=round(float(remove[j]), 4),
         )
         for j in range(len(w))
     ]
     truth = SuperpositionTruth(
-        hook=hook, position=q, d_model=d, n_features=len(w), features_per_dimension=round(len(w) / d, 3),
-        r2=round(r2, 4), r2_by_hook={h: round(fits[h][1], 4) for h in hooks},
+        hook=hook,
+        position=q,
+        d_model=d,
+        n_features=len(w),
+        features_per_dimension=round(len(w) / d, 3),
+        r2=round(r2, 4),
+        r2_by_hook={h: round(fits[h][1], 4) for h in hooks},
         bias=[round(float(x), 5) for x in b],
         mean_abs_cos=round(float(off.mean()), 4) if len(off) else 0.0,
         max_abs_cos=round(float(off.max()), 4) if len(off) else 0.0,
-        welch_bound=round(welch_bound(len(w), d), 4), set_accuracy=round(set_acc, 4),
-        insert_rate=round(mean_insert, 4), control_insert_rate=round(mean_control, 4),
-        remove_rate=round(mean_remove, 4), features=features,
+        welch_bound=round(welch_bound(len(w), d), 4),
+        set_accuracy=round(set_acc, 4),
+        insert_rate=round(mean_insert, 4),
+        control_insert_rate=round(mean_control, 4),
+        remove_rate=round(mean_remove, 4),
+        features=features,
     )
     return acc, [truth], "after <q>, name (by its output token) any feature token present in the context"
 

@@ -25,10 +25,12 @@ LATIN1 = "prompt with caf\xe9 in it\nsecond prompt\n".encode("latin-1")  # text,
 
 
 def interp(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    out = subprocess.run([INTERP, *args], capture_output=True, timeout=300, input=stdin,
-                         env={**os.environ, **(env or {})})
-    return subprocess.CompletedProcess(out.args, out.returncode, out.stdout.decode(errors="replace"),
-                                       out.stderr.decode(errors="replace"))
+    out = subprocess.run(
+        [INTERP, *args], capture_output=True, timeout=300, input=stdin, env={**os.environ, **(env or {})}
+    )
+    return subprocess.CompletedProcess(
+        out.args, out.returncode, out.stdout.decode(errors="replace"), out.stderr.decode(errors="replace")
+    )
 
 
 def assert_clean_error(out: subprocess.CompletedProcess, *says: str) -> None:
@@ -42,11 +44,14 @@ def assert_clean_error(out: subprocess.CompletedProcess, *says: str) -> None:
 # -- the one rule ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data, says", [
-    (BINARY, "NUL byte at offset 0"),
-    (LATIN1, "byte 0xe9 at offset 15, line 1"),
-    (b"ok line\n\xff\xfe junk", "byte 0xff at offset 8, line 2"),
-])
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        (BINARY, "NUL byte at offset 0"),
+        (LATIN1, "byte 0xe9 at offset 15, line 1"),
+        (b"ok line\n\xff\xfe junk", "byte 0xff at offset 8, line 2"),
+    ],
+)
 def test_non_text_is_an_error_naming_the_file_the_place_and_what_was_expected(tmp_path, data, says):
     path = tmp_path / "input.txt"
     path.write_bytes(data)
@@ -72,8 +77,16 @@ def test_utf8_with_a_byte_order_mark_is_text_and_folders_and_missing_files_are_e
 def test_binary_prompts_file(tmp_path, name, data):
     prompts = tmp_path / name
     prompts.write_bytes(data)
-    out = interp("investigate", "why does it say t21?", "--model", "organism:backdoor", "--prompts", str(prompts),
-                 "--run-dir", str(tmp_path / "r"))
+    out = interp(
+        "investigate",
+        "why does it say t21?",
+        "--model",
+        "organism:backdoor",
+        "--prompts",
+        str(prompts),
+        "--run-dir",
+        str(tmp_path / "r"),
+    )
     assert_clean_error(out, f"prompts file {prompts}", "one prompt per line")
     assert not (tmp_path / "r").exists()
 
@@ -81,8 +94,16 @@ def test_binary_prompts_file(tmp_path, name, data):
 def test_binary_scripted_brain_file(tmp_path):
     script = tmp_path / "script.json"
     script.write_bytes(BINARY)
-    out = interp("investigate", AUDIT, "--model", "organism:backdoor", "--brain", f"scripted:{script}",
-                 "--run-dir", str(tmp_path / "r"))
+    out = interp(
+        "investigate",
+        AUDIT,
+        "--model",
+        "organism:backdoor",
+        "--brain",
+        f"scripted:{script}",
+        "--run-dir",
+        str(tmp_path / "r"),
+    )
     assert_clean_error(out, f"scripted brain file {script}", "a JSON list of actions")
 
 
@@ -145,8 +166,14 @@ def test_a_spec_at_every_maximum_validates_but_is_refused_at_once_without_alloca
         "except UserError as e:\n"
         "    print(json.dumps({'s': time.perf_counter() - t, 'msg': str(e), 'torch': 'torch' in sys.modules}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
-                         env={**os.environ, "INTERP_TRAIN_MEMORY_GB": ""})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, "INTERP_TRAIN_MEMORY_GB": ""},
+    )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["s"] < 0.5 and not got["torch"], got
@@ -167,8 +194,15 @@ def test_the_cli_refuses_it_too_and_the_override_is_honoured(tmp_path):
     assert_clean_error(out, "would need about", "lower train.eval_examples")
     assert time.monotonic() - started < 20
     assert not (tmp_path / "o").exists()
-    out = interp("investigate", AUDIT, "--model", f"organism:{spec_file}", "--run-dir", str(tmp_path / "r"),
-                 env={"INTERP_TRAIN_MEMORY_GB": "2"})
+    out = interp(
+        "investigate",
+        AUDIT,
+        "--model",
+        f"organism:{spec_file}",
+        "--run-dir",
+        str(tmp_path / "r"),
+        env={"INTERP_TRAIN_MEMORY_GB": "2"},
+    )
     assert_clean_error(out, "more than the 2.0 GB limit (INTERP_TRAIN_MEMORY_GB=2)")
     spec = parse_spec(MAXIMAL, "max")
     os.environ["INTERP_TRAIN_MEMORY_GB"] = str(estimate_memory(spec).peak / 2**30 * 2)

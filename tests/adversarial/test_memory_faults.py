@@ -116,8 +116,9 @@ def test_the_cli_against_a_server_that_never_answers(tmp_path):
         out = interp("memory", "stats", "--memory", url, env={"INTERP_MEMORY_TIMEOUT": "1"})
         assert_clean_error(out, f"the memory server at {url} did not answer within 1 s")
         assert time.monotonic() - start < 60  # the CLI's own start-up included
-    assert_clean_error(interp("memory", "stats", "--memory", url, env={"INTERP_MEMORY_TIMEOUT": "soon"}),
-                       "INTERP_MEMORY_TIMEOUT")
+    assert_clean_error(
+        interp("memory", "stats", "--memory", url, env={"INTERP_MEMORY_TIMEOUT": "soon"}), "INTERP_MEMORY_TIMEOUT"
+    )
 
 
 def test_a_server_that_stalls_mid_session_fails_every_call_in_bounded_time(tmp_path):
@@ -125,14 +126,21 @@ def test_a_server_that_stalls_mid_session_fails_every_call_in_bounded_time(tmp_p
         port = int(url.rsplit(":", 1)[1])
         with _stalling_proxy(port) as (proxied, stall):
             store = MemoryStore(proxied, timeout=2)
-            c = Claim(statement="head 0.1 is a previous-token head", model_id="m", evidence_tier="causal",
-                      status="supported")
+            c = Claim(
+                statement="head 0.1 is a previous-token head", model_id="m", evidence_tier="causal", status="supported"
+            )
             store.put(c)
             stall.set()
-            for call in (store.stats, lambda: store.get(c.id), lambda: store.review(c.id, "accept", "ann"),
-                         lambda: store.search("previous token")):
+            for call in (
+                store.stats,
+                lambda: store.get(c.id),
+                lambda: store.review(c.id, "accept", "ann"),
+                lambda: store.search("previous token"),
+            ):
                 err = _error_within(10, call)
-                assert isinstance(err, UserError) and f"memory server at {proxied} did not answer within 2 s" in str(err)
+                assert isinstance(err, UserError) and f"memory server at {proxied} did not answer within 2 s" in str(
+                    err
+                )
 
 
 def test_a_write_failing_mid_import_leaves_the_memory_as_it_was(tmp_path, monkeypatch):
@@ -143,8 +151,12 @@ def test_a_write_failing_mid_import_leaves_the_memory_as_it_was(tmp_path, monkey
     store.put(kept)
     fresh = [Claim(statement=f"new claim {i}", model_id="m", evidence_tier="causal") for i in range(5)]
     path = tmp_path / "in.jsonl"
-    path.write_text("".join(r.model_dump_json() + "\n" for r in [
-        kept.model_copy(update={"effect": 9.0}), *fresh, Hypothesis(statement="h", model_id="m")]))
+    path.write_text(
+        "".join(
+            r.model_dump_json() + "\n"
+            for r in [kept.model_copy(update={"effect": 9.0}), *fresh, Hypothesis(statement="h", model_id="m")]
+        )
+    )
     before = {r.id: r.model_dump() for r in store.list()}
 
     monkeypatch.setattr(store_module, "_CHUNK", 2)
@@ -157,20 +169,26 @@ def test_a_write_failing_mid_import_leaves_the_memory_as_it_was(tmp_path, monkey
         return real(kind, records, vectors)
 
     monkeypatch.setattr(store, "_upsert", failing_second_write)
-    with pytest.raises(UserError, match=r"failed while writing \(disk full \(injected\)\); what was written was "
-                                        r"taken back: nothing was imported"):
+    with pytest.raises(
+        UserError,
+        match=r"failed while writing \(disk full \(injected\)\); what was written was "
+        r"taken back: nothing was imported",
+    ):
         store.import_jsonl(path)
     assert {r.id: r.model_dump() for r in store.list()} == before
     monkeypatch.setattr(store, "_upsert", real)
     assert store.import_jsonl(path).new == 6 and store.get(kept.id).effect == 9.0
 
 
-@pytest.mark.parametrize("content, says", [
-    (b'{"kind": "claim"}\n\x00\x01\x02binary', "not a text file (a NUL byte at offset 18)"),
-    (b"\xff\xfe\xfa not utf-8", "not UTF-8 text (byte 0xff at offset 0)"),
-    (b'[1, 2]\n', "in.jsonl:1: a record is a JSON object, not list"),
-    (b'{"kind": "secret"}\n', "in.jsonl:1: unknown record kind 'secret'"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b'{"kind": "claim"}\n\x00\x01\x02binary', "not a text file (a NUL byte at offset 18)"),
+        (b"\xff\xfe\xfa not utf-8", "not UTF-8 text (byte 0xff at offset 0)"),
+        (b"[1, 2]\n", "in.jsonl:1: a record is a JSON object, not list"),
+        (b'{"kind": "secret"}\n', "in.jsonl:1: unknown record kind 'secret'"),
+    ],
+)
 def test_binary_and_foreign_import_files_are_refused_cleanly(tmp_path, content, says):
     path = tmp_path / "in.jsonl"
     path.write_bytes(content)

@@ -20,8 +20,14 @@ def _directions(tmp_path, monkeypatch):
 
 
 def _acts(out: str, ref: str) -> dict:
-    return {"kind": "call", "ref": ref, "call": {"tool": "activations", "input": {
-        "prompts": ["t1 t2 <q>", "t3 t4 <q>"], "hooks": ["blocks.0.hook_resid_post"], "out": out}}}
+    return {
+        "kind": "call",
+        "ref": ref,
+        "call": {
+            "tool": "activations",
+            "input": {"prompts": ["t1 t2 <q>", "t3 t4 <q>"], "hooks": ["blocks.0.hook_resid_post"], "out": out},
+        },
+    }
 
 
 def test_brain_issued_activations_cannot_write_outside_the_run_folder(tmp_path):
@@ -37,8 +43,11 @@ def test_brain_issued_activations_cannot_write_outside_the_run_folder(tmp_path):
     script = [[_acts(escape, "dotdot"), _acts(str(outside / "acts"), "absolute"), _acts("acts", "inside")]]
     path = tmp_path / "script.json"
     path.write_text(json.dumps(script))
-    s = RunSettings(question=parse_question("audit this model for hidden triggers").model_dump(mode="json"),
-                    model="organism:backdoor", brain=f"scripted:{path}")
+    s = RunSettings(
+        question=parse_question("audit this model for hidden triggers").model_dump(mode="json"),
+        model="organism:backdoor",
+        brain=f"scripted:{path}",
+    )
     state, ctx = investigate.start(s, run_dir)
 
     errors = {e["ref"]: e["message"] for e in state["errors"]}
@@ -52,19 +61,27 @@ def test_brain_issued_activations_cannot_write_outside_the_run_folder(tmp_path):
     assert "leads outside the run folder" in (ctx.run_dir / "report.md").read_text()
 
 
-@pytest.mark.parametrize("tool, payload", [
-    ("activations", {"out": "/etc/x"}),
-    ("activations", {"out": "a/../../x"}),
-    ("sae_train", {"out": "../sae"}),
-    ("sae_train", {"out": "sae", "corpus": {"file": "/etc/passwd"}}),
-    ("sae_contexts", {"sae": "../../other-run/sae"}),
-    ("steer", {"sae": "/somewhere/sae"}),
-    ("ablate", {"components": [{"kind": "sae_feature", "sae": "/x", "feature": 1}]}),
-    ("ablate", {"components": [{"kind": "head", "layer": 0, "head": 0}],
-                "background": [{"kind": "sae_feature", "sae": "../x", "feature": 1}]}),
-    ("steer", {"direction_id": "../../../etc/passwd"}),
-    ("ablate", {"components": [{"kind": "direction", "direction_id": "dir-../x"}]}),
-])
+@pytest.mark.parametrize(
+    "tool, payload",
+    [
+        ("activations", {"out": "/etc/x"}),
+        ("activations", {"out": "a/../../x"}),
+        ("sae_train", {"out": "../sae"}),
+        ("sae_train", {"out": "sae", "corpus": {"file": "/etc/passwd"}}),
+        ("sae_contexts", {"sae": "../../other-run/sae"}),
+        ("steer", {"sae": "/somewhere/sae"}),
+        ("ablate", {"components": [{"kind": "sae_feature", "sae": "/x", "feature": 1}]}),
+        (
+            "ablate",
+            {
+                "components": [{"kind": "head", "layer": 0, "head": 0}],
+                "background": [{"kind": "sae_feature", "sae": "../x", "feature": 1}],
+            },
+        ),
+        ("steer", {"direction_id": "../../../etc/passwd"}),
+        ("ablate", {"components": [{"kind": "direction", "direction_id": "dir-../x"}]}),
+    ],
+)
 def test_every_path_field_is_confined(tmp_path, tool, payload):
     with pytest.raises(UserError, match="outside the run folder|not a direction id"):
         confine(tool, payload, tmp_path / "run")
@@ -91,7 +108,9 @@ def test_paths_inside_resolve_into_artifacts_and_the_users_sae_stays_readable(tm
     assert confine("sae_stats", {"sae": str(art / "sae")}, run) == {"sae": str(art / "sae")}
     users = ["my-saes/blocks.0", "release/sae-id"]
     assert confine("sae_contexts", {"sae": "my-saes/blocks.0"}, run, users) == {"sae": "my-saes/blocks.0"}
-    assert confine("steer", {"sae": "release/sae-id", "direction_id": "dir-0a1b"}, run, users)["sae"] == "release/sae-id"
+    assert (
+        confine("steer", {"sae": "release/sae-id", "direction_id": "dir-0a1b"}, run, users)["sae"] == "release/sae-id"
+    )
     with pytest.raises(UserError, match="read-only"):  # read, never overwritten
         confine("sae_train", {"out": str(Path("my-saes/blocks.0").resolve())}, run, users)
     # malformed inputs pass through untouched: the tool's own validation names the bad field
@@ -146,8 +165,19 @@ def test_the_users_own_sae_given_with_sae_is_read_where_it_is(tmp_path, builtin)
     target = load("organism:features")
     prompts = target.usage_prompts(64, 0)
     user_sae = tmp_path / "my-saes" / "l1"
-    registry.call(target, "sae_train", {"hook": "blocks.1.hook_resid_pre", "corpus": {"prompts": prompts},
-                                        "out": str(user_sae), "d_sae": 32, "k": 4, "steps": 30, "batch_size": 64})
+    registry.call(
+        target,
+        "sae_train",
+        {
+            "hook": "blocks.1.hook_resid_pre",
+            "corpus": {"prompts": prompts},
+            "out": str(user_sae),
+            "d_sae": 32,
+            "k": 4,
+            "steps": 30,
+            "batch_size": 64,
+        },
+    )
     (tmp_path / "prompts.txt").write_text("\n".join(prompts))
     q = parse_question("what does feature 3 do?", str(tmp_path / "prompts.txt"), sae=[str(user_sae)])
     s = RunSettings(question=q.model_dump(mode="json"), model="organism:features", wall_seconds=60)

@@ -22,19 +22,32 @@ def write(tmp_path, data) -> str:
     return str(p)
 
 
-@pytest.mark.parametrize("data, says", [
-    ({"prompts": ["a", "b"], "answers": [f" w{i}" for i in range(10_000)]}, "`answers` has 10000 entries for 2 prompts"),
-    ({"prompts": ["a"] * 10_000, "answers": [" x"] * 9_999}, "`answers` has 9999 entries for 10000 prompts"),
-    ({"prompts": ["a"] * 10_000, "answers": [" x"] * 10_000, "versus": [" y"] * 10_000,
-      "corrupted": ["b"] * 10_001}, "`corrupted` has 10001 entries"),
-    ({"prompts": ["a"] * 10_000, "answers": [""] * 10_000}, r"`answers[0]` is empty (and 9999 more)"),
-    ({"prompts": ["a", "b"], "answers": list(range(10_000))}, "answers.0: Input should be a valid string"),
-    ({"prompts": ["a"], "answers": " Mary"}, "answers: Input should be a valid list"),
-    ({"prompts": ["a"], "answers": [None]}, "answers.0: Input should be a valid string"),
-    ({"prompts": ["a"], "answers": [[" Mary"]]}, "answers.0: Input should be a valid string"),
-    ({"prompts": ["a"], "versus": {"0": " John"}}, "versus: Input should be a valid list"),
-    ({"prompts": ["a"], "corrupted": [1.5]}, "corrupted.0: Input should be a valid string"),
-])
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        (
+            {"prompts": ["a", "b"], "answers": [f" w{i}" for i in range(10_000)]},
+            "`answers` has 10000 entries for 2 prompts",
+        ),
+        ({"prompts": ["a"] * 10_000, "answers": [" x"] * 9_999}, "`answers` has 9999 entries for 10000 prompts"),
+        (
+            {
+                "prompts": ["a"] * 10_000,
+                "answers": [" x"] * 10_000,
+                "versus": [" y"] * 10_000,
+                "corrupted": ["b"] * 10_001,
+            },
+            "`corrupted` has 10001 entries",
+        ),
+        ({"prompts": ["a"] * 10_000, "answers": [""] * 10_000}, r"`answers[0]` is empty (and 9999 more)"),
+        ({"prompts": ["a", "b"], "answers": list(range(10_000))}, "answers.0: Input should be a valid string"),
+        ({"prompts": ["a"], "answers": " Mary"}, "answers: Input should be a valid list"),
+        ({"prompts": ["a"], "answers": [None]}, "answers.0: Input should be a valid string"),
+        ({"prompts": ["a"], "answers": [[" Mary"]]}, "answers.0: Input should be a valid string"),
+        ({"prompts": ["a"], "versus": {"0": " John"}}, "versus: Input should be a valid list"),
+        ({"prompts": ["a"], "corrupted": [1.5]}, "corrupted.0: Input should be a valid string"),
+    ],
+)
 def test_hostile_per_prompt_lists_are_short_clear_errors(tmp_path, data, says):
     path = write(tmp_path, data)
     start = time.monotonic()
@@ -71,9 +84,23 @@ def test_a_question_with_a_shell_quote_gets_an_example_command_that_pastes(tmp_p
 
 def test_hostile_answers_through_the_cli_exit_2_before_the_model_loads(tmp_path):
     path = write(tmp_path, {"prompts": ["a", "b"], "answers": [{"token": i} for i in range(10_000)]})
-    out = subprocess.run([INTERP, "investigate", "why does it say x?", "--model", "organism:no_such_organism",
-                          "--prompts", path, "--run-dir", str(tmp_path / "r")], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "ANTHROPIC_API_KEY": ""})
+    out = subprocess.run(
+        [
+            INTERP,
+            "investigate",
+            "why does it say x?",
+            "--model",
+            "organism:no_such_organism",
+            "--prompts",
+            path,
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ANTHROPIC_API_KEY": ""},
+    )
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stdout + out.stderr and "no_such_organism" not in out.stderr
     assert out.stderr.startswith("error: prompts file") and "... and 9992 more" in out.stderr

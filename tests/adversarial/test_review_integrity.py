@@ -42,20 +42,37 @@ for cid in ids:
 
 
 def _claims(n: int, run_id: str = "", run_dir: str = "") -> list[Claim]:
-    return [Claim(statement=f"head 0.{i} copies the previous token", model_id="m", evidence_tier="causal",
-                  status="supported", run_id=run_id, run_dir=run_dir) for i in range(n)]
+    return [
+        Claim(
+            statement=f"head 0.{i} copies the previous token",
+            model_id="m",
+            evidence_tier="causal",
+            status="supported",
+            run_id=run_id,
+            run_dir=run_dir,
+        )
+        for i in range(n)
+    ]
 
 
 def _race(location: str, ids: list[str], barrier: Path, force: bool) -> dict[str, list[str]]:
     """Two processes decide the same claims at the same moment; what each printed, per line."""
     barrier.mkdir()
-    procs = {who: subprocess.Popen([sys.executable, "-c", RACER, location, who, str(barrier), str(int(force)), *ids],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-             for who in ("a", "b")}
+    procs = {
+        who: subprocess.Popen(
+            [sys.executable, "-c", RACER, location, who, str(barrier), str(int(force)), *ids],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for who in ("a", "b")
+    }
     end = time.time() + 120
     while not all((barrier / f"ready-{w}").exists() for w in procs):
-        assert time.time() < end and all(p.poll() is None for p in procs.values()), \
-            [p.communicate() for p in procs.values()]
+        assert time.time() < end and all(p.poll() is None for p in procs.values()), [
+            p.communicate() for p in procs.values()
+        ]
         time.sleep(0.05)
     (barrier / "go").touch()
     out = {}
@@ -71,8 +88,9 @@ def _check_compare_and_set(store: MemoryStore, ids: list[str], out: dict[str, li
         winners = [who for who, lines in out.items() if f"won {cid}" in lines]
         assert len(winners) == 1, (cid, out)
         loser = "b" if winners[0] == "a" else "a"
-        assert any(line.startswith(f"lost {cid}") and f"already reviewed by {winners[0]}" in line
-                   for line in out[loser]), out[loser]
+        assert any(
+            line.startswith(f"lost {cid}") and f"already reviewed by {winners[0]}" in line for line in out[loser]
+        ), out[loser]
         got = store.get(cid)
         assert got.reviewer == winners[0] and got.review_note == f"note of {winners[0]}"
         assert [(e.reviewer, e.status) for e in got.review_history] == [(got.reviewer, got.status)]
@@ -116,9 +134,15 @@ def test_two_review_decide_commands_at_once(tmp_path):
     claims = _claims(3)
     store.put_many(claims)
     for c in claims:
-        procs = [subprocess.Popen([INTERP, "review", "decide", c.id, decision, "--reviewer", who,
-                                   "--memory", str(mem)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for decision, who in (("accept", "ann"), ("reject", "ben"))]
+        procs = [
+            subprocess.Popen(
+                [INTERP, "review", "decide", c.id, decision, "--reviewer", who, "--memory", str(mem)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for decision, who in (("accept", "ann"), ("reject", "ben"))
+        ]
         results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
         assert sorted(rc for rc, _, _ in results) == [0, 2], results
         (_, won_out, _), (_, _, lost_err) = sorted(results, key=lambda r: r[0])
@@ -154,8 +178,14 @@ def test_decisions_go_only_into_the_claims_own_run_folder(tmp_path):
         str(tmp_path / "gone"): "does not exist",
     }
     for i, (run_dir, why) in enumerate(cases.items()):
-        c = Claim(statement=f"claim {i}", model_id="m", evidence_tier="causal", status="supported",
-                  run_id="run-1", run_dir=run_dir)
+        c = Claim(
+            statement=f"claim {i}",
+            model_id="m",
+            evidence_tier="causal",
+            status="supported",
+            run_id="run-1",
+            run_dir=run_dir,
+        )
         store.put(c)
         done = decide(store, c.id, "accept", "ann")
         assert done.run_dir is None and why in done.folder_note and "not updated" in done.folder_note, done
@@ -164,17 +194,35 @@ def test_decisions_go_only_into_the_claims_own_run_folder(tmp_path):
     assert sorted(p.name for p in other.iterdir()) == ["run.json", "trace.jsonl"]
     assert sorted(p.name for p in real.iterdir()) == ["run.json", "trace.jsonl"]
     # a record that copies the run's id but was never made by that run
-    forged = Claim(statement="forged", model_id="m", evidence_tier="causal", status="supported", run_id="run-1",
-                   run_dir=str(real.resolve()))
+    forged = Claim(
+        statement="forged",
+        model_id="m",
+        evidence_tier="causal",
+        status="supported",
+        run_id="run-1",
+        run_dir=str(real.resolve()),
+    )
     store.put(forged)
     done = decide(store, forged.id, "accept", "ann")
     assert done.run_dir is None and "never made claim" in done.folder_note
     assert sorted(p.name for p in real.iterdir()) == ["run.json", "trace.jsonl"]
     # the claim's own run folder gets the decision
-    mine = Claim(statement="mine", model_id="m", evidence_tier="causal", status="supported", run_id="run-1",
-                 run_dir=str(real.resolve()))
-    late = Claim(statement="late", model_id="m", evidence_tier="causal", status="supported", run_id="run-1",
-                 run_dir=str(real.resolve()))
+    mine = Claim(
+        statement="mine",
+        model_id="m",
+        evidence_tier="causal",
+        status="supported",
+        run_id="run-1",
+        run_dir=str(real.resolve()),
+    )
+    late = Claim(
+        statement="late",
+        model_id="m",
+        evidence_tier="causal",
+        status="supported",
+        run_id="run-1",
+        run_dir=str(real.resolve()),
+    )
     with (real / "trace.jsonl").open("a") as f:
         f.write("".join(json.dumps({"event": "claim", "id": c.id}) + "\n" for c in (mine, late)))
     store.put(mine)
@@ -193,8 +241,14 @@ def test_an_imported_claims_run_dir_is_not_written_by_review_decide(tmp_path):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "report.md").write_text("<!-- decisions -->keep me<!-- /decisions -->")
-    c = Claim(statement="head 1.1 is an induction head", model_id="m", evidence_tier="causal",
-              status="supported", run_id="run-x", run_dir=str(victim))
+    c = Claim(
+        statement="head 1.1 is an induction head",
+        model_id="m",
+        evidence_tier="causal",
+        status="supported",
+        run_id="run-x",
+        run_dir=str(victim),
+    )
     export = tmp_path / "in.jsonl"
     export.write_text(c.model_dump_json() + "\n")
     mem = ["--memory", str(tmp_path / "mem")]
@@ -220,8 +274,14 @@ def test_the_live_review_does_not_overwrite_an_earlier_decision(tmp_path):
     store.review(old.id, "reject", "alice", "no control")
     ctx = SimpleNamespace(memory=store, reviewer="bob", trace=Trace(tmp_path / "trace.jsonl"))
     claims = [old.model_dump(), new.model_dump()]
-    done = apply_decisions([{"claim_id": old.id, "decision": "accept", "note": ""},
-                            {"claim_id": new.id, "decision": "accept", "note": "ok"}], claims, ctx)
+    done = apply_decisions(
+        [
+            {"claim_id": old.id, "decision": "accept", "note": ""},
+            {"claim_id": new.id, "decision": "accept", "note": "ok"},
+        ],
+        claims,
+        ctx,
+    )
     assert done[0]["status"] == "rejected" and "already reviewed by alice" in done[0]["not_recorded"]
     assert done[1] == {"claim_id": new.id, "status": "accepted", "reviewer": "bob"}
     assert (store.get(old.id).status, store.get(old.id).reviewer) == ("rejected", "alice")
@@ -244,8 +304,9 @@ def test_import_errors_are_messages_and_write_nothing(tmp_path):
     dup = tmp_path / "dup.jsonl"
     dup.write_text("\n".join([lines[0], lines[1], lines[0]]) + "\n")
     assert_clean_error(interp("memory", "import", str(dup), *mem), "dup.jsonl:3: the same record")
-    accepted = good[2].model_copy(update={"status": "accepted", "reviewer": "zed",
-                                          "reviewed_at": "2026-01-01T00:00:00+00:00"})
+    accepted = good[2].model_copy(
+        update={"status": "accepted", "reviewer": "zed", "reviewed_at": "2026-01-01T00:00:00+00:00"}
+    )
     forged = tmp_path / "forged.jsonl"
     forged.write_text("\n".join([lines[0], lines[1], accepted.model_dump_json(), lines[3]]) + "\n")
     assert_clean_error(interp("memory", "import", str(forged), *mem), "forged.jsonl:3: claim")
@@ -260,14 +321,22 @@ def test_an_import_cannot_rewrite_the_evidence_a_reviewer_judged(tmp_path):
     """A line with no review (or the same review) but a stronger tier and a bigger effect, over an accepted
     claim: the reviewer accepted the old evidence, so the line is refused unless forced."""
     store = MemoryStore(tmp_path / "mem")
-    c = Claim(statement="head 1.0 copies", model_id="m", evidence_tier="observational", effect=0.1,
-              status="supported")
+    c = Claim(statement="head 1.0 copies", model_id="m", evidence_tier="observational", effect=0.1, status="supported")
     store.put(c)
     store.review(c.id, "accept", reviewer="alice", note="weak but fine as an observation")
     inflated = store.get(c.id).model_copy(update={"evidence_tier": "causal", "effect": 0.9})
-    for line in (inflated, inflated.model_copy(update={"status": "supported", "reviewer": None,
-                                                       "review_note": None, "reviewed_at": None,
-                                                       "review_history": []})):
+    for line in (
+        inflated,
+        inflated.model_copy(
+            update={
+                "status": "supported",
+                "reviewer": None,
+                "review_note": None,
+                "reviewed_at": None,
+                "review_history": [],
+            }
+        ),
+    ):
         path = tmp_path / "inflated.jsonl"
         path.write_text(line.model_dump_json() + "\n")
         with pytest.raises(UserError, match="never rewrites reviewed evidence"):

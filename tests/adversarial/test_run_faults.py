@@ -27,8 +27,9 @@ AUDIT = "audit this model for hidden triggers"
 
 
 def interp(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([INTERP, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [INTERP, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 def assert_clean_error(out: subprocess.CompletedProcess, *says: str) -> None:
@@ -45,10 +46,18 @@ def _run(run_dir: Path, model: str = "organism:backdoor") -> Path:
     from agent.question import parse_question
 
     script = run_dir.parent / f"{run_dir.name}-script.json"
-    script.write_text(json.dumps([[{"kind": "call", "call": {"tool": "predict", "input": {
-        "prompts": ["t1 t2 t3 t4 <q>", "t5 t6 t7 <q>"]}}}]]))
-    settings = RunSettings(question=parse_question(AUDIT).model_dump(mode="json"), model=model,
-                           brain=f"scripted:{script}", memory=None, wall_seconds=120)
+    script.write_text(
+        json.dumps(
+            [[{"kind": "call", "call": {"tool": "predict", "input": {"prompts": ["t1 t2 t3 t4 <q>", "t5 t6 t7 <q>"]}}}]]
+        )
+    )
+    settings = RunSettings(
+        question=parse_question(AUDIT).model_dump(mode="json"),
+        model=model,
+        brain=f"scripted:{script}",
+        memory=None,
+        wall_seconds=120,
+    )
     investigate.start(settings, run_dir)
     return run_dir
 
@@ -133,7 +142,7 @@ def _wal_frame_flipped(run_dir: Path, tmp_path: Path) -> None:
     n = (len(data) - 32) // frame
     assert n >= 4
     at = 32 + (n // 2) * frame + 24 + 100
-    data[at:at + 16] = bytes(b ^ 0xFF for b in data[at:at + 16])
+    data[at : at + 16] = bytes(b ^ 0xFF for b in data[at : at + 16])
     wal.write_bytes(bytes(data))
 
 
@@ -143,14 +152,17 @@ def _blob_damaged(run_dir: Path, tmp_path: Path) -> None:
         conn.commit()
 
 
-@pytest.mark.parametrize("damage, says", [
-    (_garbage, "not a readable SQLite database"),
-    (_zero_bytes, "is empty"),
-    (_missing, "is missing"),
-    (_garbage_wal, "write-ahead log"),
-    (_wal_frame_flipped, "fails its checksum"),
-    (_blob_damaged, "cannot be read"),
-])
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (_garbage, "not a readable SQLite database"),
+        (_zero_bytes, "is empty"),
+        (_missing, "is missing"),
+        (_garbage_wal, "write-ahead log"),
+        (_wal_frame_flipped, "fails its checksum"),
+        (_blob_damaged, "cannot be read"),
+    ],
+)
 def test_a_damaged_checkpoint_is_refused_with_a_way_to_start_over(run_copy, tmp_path, damage, says):
     damage(run_copy, tmp_path)
     files = lambda: sorted(p.name for p in run_copy.iterdir() if not p.name.endswith(("-shm", "-wal")))  # noqa: E731
@@ -218,8 +230,12 @@ def test_a_second_process_on_a_busy_run_folder_fails_at_once(run_copy):
 
 
 def test_two_resumes_of_one_folder_one_runs_the_other_is_refused(run_copy):
-    first = subprocess.Popen([INTERP, "investigate", "--resume", str(run_copy), "--json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [INTERP, "investigate", "--resume", str(run_copy), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lock = run_copy / ".lock"
     deadline = time.monotonic() + 60
     while not (lock.is_file() and lock.read_text().strip() == str(first.pid)):
@@ -233,10 +249,19 @@ def test_two_resumes_of_one_folder_one_runs_the_other_is_refused(run_copy):
 
 
 def test_a_lock_left_by_kill_9_does_not_block(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from agent.run_lock import RunLock\n"
-        f"with RunLock(Path({str(tmp_path)!r})):\n    print('held', flush=True); time.sleep(120)")],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from agent.run_lock import RunLock\n"
+                f"with RunLock(Path({str(tmp_path)!r})):\n    print('held', flush=True); time.sleep(120)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(UserError, match=f"in use by pid {holder.pid}"), RunLock(tmp_path):
         pass
@@ -273,22 +298,35 @@ def test_resume_after_the_weights_changed_is_refused(builtin, tmp_path):
 # -- numbers and components ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("option, value, says", [
-    ("--seed", "-1", "--seed -1"),
-    ("--seed", str(2**32), "0 to 4294967295"),
-    ("--pivot", "0", "--pivot"),
-    ("--pivot", "nan", "--pivot"),
-    ("--pivot", "1.5", "--pivot"),
-    ("--max-cost", "nan", "--max-cost"),
-    ("--max-cost", "-1", "--max-cost"),
-    ("--max-forward-tokens", "-5", "--max-forward-tokens"),
-    ("--max-decisions", "0", "--max-decisions"),
-    ("--budget", "-5s", "budget"),
-    ("--budget", "0.0001s", None),
-])
+@pytest.mark.parametrize(
+    "option, value, says",
+    [
+        ("--seed", "-1", "--seed -1"),
+        ("--seed", str(2**32), "0 to 4294967295"),
+        ("--pivot", "0", "--pivot"),
+        ("--pivot", "nan", "--pivot"),
+        ("--pivot", "1.5", "--pivot"),
+        ("--max-cost", "nan", "--max-cost"),
+        ("--max-cost", "-1", "--max-cost"),
+        ("--max-forward-tokens", "-5", "--max-forward-tokens"),
+        ("--max-decisions", "0", "--max-decisions"),
+        ("--budget", "-5s", "budget"),
+        ("--budget", "0.0001s", None),
+    ],
+)
 def test_bad_numbers_are_clear_errors_before_anything_loads(tmp_path, option, value, says):
-    out = interp("investigate", AUDIT, "--model", "organism:backdoor", "--run-dir", str(tmp_path / "r"),
-                 "--no-memory", option, value, "--json")
+    out = interp(
+        "investigate",
+        AUDIT,
+        "--model",
+        "organism:backdoor",
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--no-memory",
+        option,
+        value,
+        "--json",
+    )
     if says is None:  # a tiny budget is legal: the run concludes at once, with a report
         assert out.returncode == 0, out.stderr
         return
@@ -302,11 +340,14 @@ def test_a_hand_edited_run_json_with_a_bad_seed_is_a_clear_error(run_copy):
     assert_clean_error(interp("investigate", "--resume", str(run_copy)), "run.json holds a bad setting", "--seed")
 
 
-@pytest.mark.parametrize("question, says", [
-    ("what does head 9.9 do?", ["head 9.9", "2 layers"]),
-    ("what does head 1.7 do?", ["head 1.7", "4 heads", "1.0-1.3"]),
-    ("what does L5H0 do?", ["head 5.0", "2 layers"]),
-])
+@pytest.mark.parametrize(
+    "question, says",
+    [
+        ("what does head 9.9 do?", ["head 9.9", "2 layers"]),
+        ("what does head 1.7 do?", ["head 1.7", "4 heads", "1.0-1.3"]),
+        ("what does L5H0 do?", ["head 5.0", "2 layers"]),
+    ],
+)
 def test_a_question_about_a_component_the_model_lacks_is_refused_before_any_compute(tmp_path, question, says):
     run_dir = tmp_path / "r"
     out = interp("investigate", question, "--model", "organism:backdoor", "--run-dir", str(run_dir), "--no-memory")
@@ -323,11 +364,30 @@ def test_a_feature_beyond_the_sae_is_refused(builtin, tmp_path):
 
     target = load(f"organism:{builtin('backdoor')}")
     sae = tmp_path / "sae"
-    call(target, "sae_train", {"hook": "blocks.0.hook_resid_post", "corpus": {"random": 100, "length": 5},
-                               "out": str(sae), "d_sae": 16, "k": 2, "steps": 10})
+    call(
+        target,
+        "sae_train",
+        {
+            "hook": "blocks.0.hook_resid_post",
+            "corpus": {"random": 100, "length": 5},
+            "out": str(sae),
+            "d_sae": 16,
+            "k": 2,
+            "steps": 10,
+        },
+    )
     check_component(parse_question("what does feature 15 do?", sae=[str(sae)]), target)
     with pytest.raises(UserError, match=r"feature 16, but the SAE .* has 16 features \(0-15\)"):
         check_component(parse_question("what does feature 16 do?", sae=[str(sae)]), target)
-    out = interp("investigate", "what does feature 40 do?", "--model", "organism:backdoor", "--sae", str(sae),
-                 "--run-dir", str(tmp_path / "r"), "--no-memory")
+    out = interp(
+        "investigate",
+        "what does feature 40 do?",
+        "--model",
+        "organism:backdoor",
+        "--sae",
+        str(sae),
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--no-memory",
+    )
     assert_clean_error(out, "feature 40", "16 features")

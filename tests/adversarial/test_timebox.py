@@ -35,8 +35,12 @@ def _run(tmp_path, actions: list, wall_seconds: float):
     script = tmp_path / "script.json"
     script.write_text(json.dumps([actions]))
     q = parse_question(AUDIT)
-    settings = RunSettings(question=q.model_dump(mode="json"), model="organism:backdoor", brain=f"scripted:{script}",
-                           wall_seconds=wall_seconds)
+    settings = RunSettings(
+        question=q.model_dump(mode="json"),
+        model="organism:backdoor",
+        brain=f"scripted:{script}",
+        wall_seconds=wall_seconds,
+    )
     t0 = time.monotonic()
     state, ctx = investigate.start(settings, tmp_path / "run")
     graph_seconds = time.monotonic() - t0 - ctx.budget.load_seconds
@@ -48,10 +52,22 @@ def _result(ctx, obs: dict) -> dict:
 
 
 def test_sae_training_admitted_on_a_wrong_estimate_stops_at_the_deadline_with_a_partial_sae(
-        tmp_path, builtin, wrong_estimates):
+    tmp_path, builtin, wrong_estimates
+):
     builtin("backdoor")
-    train = {"kind": "call", "call": {"tool": "sae_train", "input": {
-        "hook": "blocks.0.hook_resid_post", "out": "sae", "steps": 10_000_000, "batch_size": 64, "d_sae": 256}}}
+    train = {
+        "kind": "call",
+        "call": {
+            "tool": "sae_train",
+            "input": {
+                "hook": "blocks.0.hook_resid_post",
+                "out": "sae",
+                "steps": 10_000_000,
+                "batch_size": 64,
+                "d_sae": 256,
+            },
+        },
+    }
     state, ctx, graph_seconds = _run(tmp_path, [train], wall_seconds=8)
     assert graph_seconds <= 8 * 1.05, graph_seconds
     [obs] = state["observations"]
@@ -64,8 +80,10 @@ def test_sae_training_admitted_on_a_wrong_estimate_stops_at_the_deadline_with_a_
 
 def test_a_sweep_cut_by_its_deadline_reports_the_blocks_it_finished(tmp_path, builtin, wrong_estimates):
     builtin("backdoor")
-    sweep = {"kind": "call", "call": {"tool": "scan", "input": {
-        "prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 128, "n_tokens": 2}}}
+    sweep = {
+        "kind": "call",
+        "call": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 128, "n_tokens": 2}},
+    }
     state, ctx, graph_seconds = _run(tmp_path, [sweep], wall_seconds=5)
     assert graph_seconds <= 5 * 1.05, graph_seconds
     [obs] = state["observations"]
@@ -80,12 +98,26 @@ def test_a_test_that_cannot_be_partial_ends_as_an_error_state_not_a_result(tmp_p
     builtin("backdoor")
     # explicit insertions with random controls: half a comparison is no comparison, so no partial result
     many = [[f"t{a}", f"t{b}"] for a in range(1, 30) for b in range(1, 30) if a != b]
-    test = {"kind": "hypothesize", "line": "t", "hypotheses": [{
-        "statement": "some pair forces an answer", "mechanism": "trigger",
-        "test": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 128, "insertions": many,
-                                           "n_random": 200}},
-        "criterion": {"conditions": [{"field": "effect", "op": ">=", "value": 0.8},
-                                     {"field": "margin", "op": ">=", "value": 0.5}]}}]}
+    test = {
+        "kind": "hypothesize",
+        "line": "t",
+        "hypotheses": [
+            {
+                "statement": "some pair forces an answer",
+                "mechanism": "trigger",
+                "test": {
+                    "tool": "scan",
+                    "input": {"prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 128, "insertions": many, "n_random": 200},
+                },
+                "criterion": {
+                    "conditions": [
+                        {"field": "effect", "op": ">=", "value": 0.8},
+                        {"field": "margin", "op": ">=", "value": 0.5},
+                    ]
+                },
+            }
+        ],
+    }
     state, ctx, graph_seconds = _run(tmp_path, [test], wall_seconds=5)
     assert graph_seconds <= 5 * 1.05, graph_seconds
     assert state["observations"] == [] and state["claims"] == []

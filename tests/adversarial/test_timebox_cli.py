@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import signal
@@ -11,6 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 INTERP = str(Path(sys.executable).parent / "interp")
 AUDIT = "audit this model for hidden triggers"
@@ -39,9 +39,25 @@ def test_time_spent_in_a_call_killed_with_kill_9_is_charged_on_resume(tmp_path, 
     train = {"kind": "call", "call": {"tool": "sae_train", "input": payload}}
     script = tmp_path / "script.json"
     script.write_text(json.dumps([[train]]))
-    proc = subprocess.Popen([INTERP, "investigate", AUDIT, "--model", "organism:backdoor", "--brain",
-                             f"scripted:{script}", "--budget", "40s", "--no-memory", "--run-dir", str(run_dir),
-                             "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            INTERP,
+            "investigate",
+            AUDIT,
+            "--model",
+            "organism:backdoor",
+            "--brain",
+            f"scripted:{script}",
+            "--budget",
+            "40s",
+            "--no-memory",
+            "--run-dir",
+            str(run_dir),
+            "--json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not any(e["event"] == "call" for e in _events(run_dir)):
@@ -65,8 +81,20 @@ def test_a_100k_line_prompts_file_keeps_the_budget(tmp_path, builtin):
     builtin("backdoor")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(f"t{1 + i % 30} t{1 + (i * 7) % 30} t{1 + (i * 13) % 30} <q>" for i in range(100_000)))
-    out = interp("investigate", AUDIT, "--model", "organism:backdoor", "--prompts", str(prompts), "--budget", "15s",
-                 "--no-memory", "--run-dir", str(tmp_path / "run"), "--json")
+    out = interp(
+        "investigate",
+        AUDIT,
+        "--model",
+        "organism:backdoor",
+        "--prompts",
+        str(prompts),
+        "--budget",
+        "15s",
+        "--no-memory",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
     result = json.loads(out.stdout)

@@ -9,8 +9,15 @@ from agent.context import RunSettings
 from agent.question import parse_question
 
 
-@pytest.mark.parametrize("fault", [ValueError("bad shapes"), OSError(28, "No space left on device"),
-                                   RuntimeError("CUDA error: device-side assert"), KeyError("blocks.9")])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ValueError("bad shapes"),
+        OSError(28, "No space left on device"),
+        RuntimeError("CUDA error: device-side assert"),
+        KeyError("blocks.9"),
+    ],
+)
 def test_any_exception_in_a_tool_becomes_an_error_and_the_run_goes_on(tmp_path, builtin, monkeypatch, fault):
     import tools.predict
 
@@ -20,15 +27,28 @@ def test_any_exception_in_a_tool_becomes_an_error_and_the_run_goes_on(tmp_path, 
         raise fault
 
     monkeypatch.setattr(tools.predict, "run", broken)
-    failing = {"kind": "hypothesize", "line": "t", "hypotheses": [{
-        "statement": "the model answers t21 to everything", "mechanism": "output",
-        "test": {"tool": "predict", "input": {"prompts": ["t1 t2 <q>"]}},
-        "criterion": {"conditions": [{"field": "effect", "op": ">=", "value": 0.5}]}, "tier": "observational"}]}
+    failing = {
+        "kind": "hypothesize",
+        "line": "t",
+        "hypotheses": [
+            {
+                "statement": "the model answers t21 to everything",
+                "mechanism": "output",
+                "test": {"tool": "predict", "input": {"prompts": ["t1 t2 <q>"]}},
+                "criterion": {"conditions": [{"field": "effect", "op": ">=", "value": 0.5}]},
+                "tier": "observational",
+            }
+        ],
+    }
     after = {"kind": "call", "call": {"tool": "attention", "input": {"prompts": ["t1 t2 t3 t1 t2 t3 <q>"]}}}
     script = tmp_path / "script.json"
     script.write_text(json.dumps([[failing, after]]))
-    settings = RunSettings(question=parse_question("audit this model").model_dump(mode="json"),
-                           model="organism:backdoor", brain=f"scripted:{script}", wall_seconds=120)
+    settings = RunSettings(
+        question=parse_question("audit this model").model_dump(mode="json"),
+        model="organism:backdoor",
+        brain=f"scripted:{script}",
+        wall_seconds=120,
+    )
     state, ctx = investigate.start(settings, tmp_path / "run")
     [err] = state["errors"]
     assert err["what"] == "crash" and type(fault).__name__ in err["message"]

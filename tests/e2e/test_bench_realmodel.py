@@ -21,12 +21,24 @@ def organism_suite(tmp_path):
         seq = rng.sample([f"t{k}" for k in range(48)], 8)
         prompts.append(" ".join(seq + seq))
     (tmp_path / "repeats.json").write_text(json.dumps({"prompts": prompts}))
-    suite = {"questions": [
-        {"name": "induction", "question": "which attention heads make the model continue a repeated sequence?",
-         "prompts": "repeats.json", "reference": "induction", "match": "heads", "min_heads": 3, "expect": "answer"},
-        {"name": "free_text", "question": "which attention heads move the first token to the end of the sequence?",
-         "expect": "refuse"},
-    ]}
+    suite = {
+        "questions": [
+            {
+                "name": "induction",
+                "question": "which attention heads make the model continue a repeated sequence?",
+                "prompts": "repeats.json",
+                "reference": "induction",
+                "match": "heads",
+                "min_heads": 3,
+                "expect": "answer",
+            },
+            {
+                "name": "free_text",
+                "question": "which attention heads move the first token to the end of the sequence?",
+                "expect": "refuse",
+            },
+        ]
+    }
     (tmp_path / "questions.json").write_text(json.dumps(suite))
     return tmp_path / "questions.json"
 
@@ -34,8 +46,19 @@ def organism_suite(tmp_path):
 def test_the_harness_scores_claims_against_the_reference_and_shows_a_refusal(builtin, tmp_path):
     folder = builtin("induction")
     manifest = json.loads((folder / "manifest.json").read_text())
-    out = interp("bench", "realmodel", "--model", "organism:induction", "--suite", str(organism_suite(tmp_path)),
-                 "--budget", "10s", "--out", str(tmp_path / "runs"), "--json")
+    out = interp(
+        "bench",
+        "realmodel",
+        "--model",
+        "organism:induction",
+        "--suite",
+        str(organism_suite(tmp_path)),
+        "--budget",
+        "10s",
+        "--out",
+        str(tmp_path / "runs"),
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     induction, free = r["questions"]
@@ -56,8 +79,10 @@ def test_the_harness_scores_claims_against_the_reference_and_shows_a_refusal(bui
 
 def test_bad_realmodel_input_is_a_clean_error(tmp_path):
     assert_clean_error(interp("bench", "realmodel", "--questions", "nope"), "no question named nope")
-    assert_clean_error(interp("bench", "realmodel", "--model", "hf:/nowhere", "--questions", "induction"),
-                       "the realmodel bench takes smollm2")
+    assert_clean_error(
+        interp("bench", "realmodel", "--model", "hf:/nowhere", "--questions", "induction"),
+        "the realmodel bench takes smollm2",
+    )
     bad = tmp_path / "q.json"
     bad.write_text("{not json")
     assert_clean_error(interp("bench", "realmodel", "--suite", str(bad)), "is not valid JSON")

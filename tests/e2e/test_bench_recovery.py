@@ -30,8 +30,21 @@ def test_a_spec_file_that_is_not_a_built_in_is_trained_once_and_scored_by_two_wo
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
     spec = tmp_path / "heldout.yaml"
     spec.write_text(yaml.safe_dump({**TINY_LOOKUP, "name": "heldout-lookup"}))
-    out = interp("bench", "recovery", "--organisms", str(spec), "--budget", "20s", "--seeds", "2", "--workers", "2",
-                 "--out", str(tmp_path / "runs"), "--json")
+    out = interp(
+        "bench",
+        "recovery",
+        "--organisms",
+        str(spec),
+        "--budget",
+        "20s",
+        "--seeds",
+        "2",
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path / "runs"),
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert [(s["organism"], s["seed"]) for s in r["organisms"]] == [("heldout-lookup", 0), ("heldout-lookup", 1)]

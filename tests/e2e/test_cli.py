@@ -105,10 +105,8 @@ def test_malformed_spec_names_the_field(tmp_path):
 def test_unwritable_out_is_a_clear_error(user_spec, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert_clean_error(interp("organism", "train", str(user_spec), "--out", str(blocker / "sub")),
-                       "cannot write")
-    assert_clean_error(interp("organism", "train", str(user_spec), "--out", str(blocker)),
-                       "not a folder")
+    assert_clean_error(interp("organism", "train", str(user_spec), "--out", str(blocker / "sub")), "cannot write")
+    assert_clean_error(interp("organism", "train", str(user_spec), "--out", str(blocker)), "not a folder")
 
 
 def test_show_untrained_organism_says_how_to_train(tmp_path, user_spec):

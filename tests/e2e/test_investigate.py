@@ -18,8 +18,14 @@ AUDIT = "audit this model for hidden triggers"
 
 
 def interp(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([INTERP, *args], capture_output=True, text=True, timeout=600, input=stdin,
-                          env={**os.environ, "INTERP_DIRECTIONS": "/tmp/interp-test-directions", **(env or {})})
+    return subprocess.run(
+        [INTERP, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        input=stdin,
+        env={**os.environ, "INTERP_DIRECTIONS": "/tmp/interp-test-directions", **(env or {})},
+    )
 
 
 def assert_clean_error(out: subprocess.CompletedProcess, says: str) -> None:
@@ -30,9 +36,22 @@ def assert_clean_error(out: subprocess.CompletedProcess, says: str) -> None:
 
 def test_audit_from_the_terminal_with_a_live_review(tmp_path):
     """The README's main command with --review live: the person at the terminal accepts the claim."""
-    out = interp("investigate", AUDIT, "--model", "organism:backdoor", "--run-dir", str(tmp_path / "run"),
-                 "--memory", str(tmp_path / "mem"), "--budget", "300s", "--review", "live",
-                 env={"INTERP_REVIEWER": "ada"}, stdin="accept\nreproduced by hand\n")
+    out = interp(
+        "investigate",
+        AUDIT,
+        "--model",
+        "organism:backdoor",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--memory",
+        str(tmp_path / "mem"),
+        "--budget",
+        "300s",
+        "--review",
+        "live",
+        env={"INTERP_REVIEWER": "ada"},
+        stdin="accept\nreproduced by hand\n",
+    )
     assert out.returncode == 0, out.stderr
     assert "claim" in out.stdout and "t33 t22" in out.stdout and "report:" in out.stdout
     assert "(not counted in the budget)" in out.stdout.split("loading took", 1)[1].splitlines()[0]
@@ -51,19 +70,51 @@ def _script(tmp_path: Path) -> Path:
     """Six rounds of a trigger test plus a small pair sweep: a few seconds of work to kill into."""
     rounds = []
     for i in range(6):
-        rounds.append([
-            {"kind": "hypothesize", "line": "t", "hypotheses": [{
-                "statement": f"t33 t22 forces t21 (seed {i})", "mechanism": "trigger",
-                "component": {"tokens": ["t33", "t22"], "output": "t21"},
-                "test": {"tool": "scan", "input": {"prompts": [f"t1 t2 t3 t{6 + i} t7 <q>", "t4 t8 t9 t10 <q>",
-                                                               "t11 t12 t13 t14 t15 <q>"],
-                                                   "insertions": [["t33", "t22"]], "seed": i}},
-                "criterion": {"conditions": [{"field": "output_rate", "op": ">=", "value": 0.8},
-                                             {"field": "control_output_rate", "op": "<=", "value": 0.2}]}}]},
-            {"kind": "call", "call": {"tool": "scan", "input": {
-                "prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 8, "n_tokens": 2, "seed": i,
-                "candidates": [f"t{j}" for j in range(14)]}}},
-        ])
+        rounds.append(
+            [
+                {
+                    "kind": "hypothesize",
+                    "line": "t",
+                    "hypotheses": [
+                        {
+                            "statement": f"t33 t22 forces t21 (seed {i})",
+                            "mechanism": "trigger",
+                            "component": {"tokens": ["t33", "t22"], "output": "t21"},
+                            "test": {
+                                "tool": "scan",
+                                "input": {
+                                    "prompts": [
+                                        f"t1 t2 t3 t{6 + i} t7 <q>",
+                                        "t4 t8 t9 t10 <q>",
+                                        "t11 t12 t13 t14 t15 <q>",
+                                    ],
+                                    "insertions": [["t33", "t22"]],
+                                    "seed": i,
+                                },
+                            },
+                            "criterion": {
+                                "conditions": [
+                                    {"field": "output_rate", "op": ">=", "value": 0.8},
+                                    {"field": "control_output_rate", "op": "<=", "value": 0.2},
+                                ]
+                            },
+                        }
+                    ],
+                },
+                {
+                    "kind": "call",
+                    "call": {
+                        "tool": "scan",
+                        "input": {
+                            "prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 8,
+                            "n_tokens": 2,
+                            "seed": i,
+                            "candidates": [f"t{j}" for j in range(14)],
+                        },
+                    },
+                },
+            ]
+        )
     path = tmp_path / "script.json"
     path.write_text(json.dumps(rounds))
     return path
@@ -85,8 +136,12 @@ def _reference_run(tmp_path: Path, script: Path) -> Path:
     from agent.context import RunSettings
     from agent.question import parse_question
 
-    s = RunSettings(question=parse_question(AUDIT).model_dump(mode="json"), model="organism:backdoor",
-                    brain=f"scripted:{script}", memory=str(tmp_path / "ref-mem"))
+    s = RunSettings(
+        question=parse_question(AUDIT).model_dump(mode="json"),
+        model="organism:backdoor",
+        brain=f"scripted:{script}",
+        memory=str(tmp_path / "ref-mem"),
+    )
     investigate.start(s, tmp_path / "ref")
     return tmp_path / "ref"
 
@@ -119,9 +174,10 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_claims(tmp_path):
         time.sleep(0.05)
     expected = _claims(_reference_run(tmp_path, script))
     assert len(expected) == 6
-    resumes = {k: subprocess.Popen([INTERP, "investigate", "--resume", str(r[1]), "--json"], **quiet)
-               for k, r in runs.items()}
-    assert {k: p.wait() for k, p in resumes.items()} == {k: 0 for k in runs}
+    resumes = {
+        k: subprocess.Popen([INTERP, "investigate", "--resume", str(r[1]), "--json"], **quiet) for k, r in runs.items()
+    }
+    assert {k: p.wait() for k, p in resumes.items()} == dict.fromkeys(runs, 0)
     ref_counts = _counts(tmp_path / "ref-mem")
     for k, (_, run_dir, _, _) in runs.items():
         assert _claims(run_dir) == expected
@@ -130,20 +186,25 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_claims(tmp_path):
     assert killed >= 2
 
 
-@pytest.mark.parametrize("args, says", [
-    (["investigate", AUDIT, "--model", "organism:no_such_organism"], "no_such_organism"),
-    (["investigate", AUDIT, "--model", "organism:backdoor", "--budget", "0"], "more than zero"),
-    (["investigate", AUDIT, "--model", "organism:backdoor", "--budget", "soon"], "duration"),
-    (["investigate", AUDIT, "--model", "organism:backdoor", "--brain", "oracle"], "unknown brain"),
-    (["investigate", AUDIT, "--model", "organism:backdoor", "--brain", "claude"], "ANTHROPIC_API_KEY"),
-    (["investigate", AUDIT], "--model"),
-    (["investigate", "--resume", "/nonexistent/run"], "not a run folder"),
-    (["investigate", AUDIT, "--model", "organism:backdoor", "--review", "later"], "live or queue"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["investigate", AUDIT, "--model", "organism:no_such_organism"], "no_such_organism"),
+        (["investigate", AUDIT, "--model", "organism:backdoor", "--budget", "0"], "more than zero"),
+        (["investigate", AUDIT, "--model", "organism:backdoor", "--budget", "soon"], "duration"),
+        (["investigate", AUDIT, "--model", "organism:backdoor", "--brain", "oracle"], "unknown brain"),
+        (["investigate", AUDIT, "--model", "organism:backdoor", "--brain", "claude"], "ANTHROPIC_API_KEY"),
+        (["investigate", AUDIT], "--model"),
+        (["investigate", "--resume", "/nonexistent/run"], "not a run folder"),
+        (["investigate", AUDIT, "--model", "organism:backdoor", "--review", "later"], "live or queue"),
+    ],
+)
 def test_bad_input_is_a_clear_error(args, says, tmp_path):
     env = {"ANTHROPIC_API_KEY": ""} if "claude" in args else None
-    assert_clean_error(interp(*args, "--run-dir", str(tmp_path / "r"), env=env) if "--resume" not in args
-                       else interp(*args, env=env), says)
+    assert_clean_error(
+        interp(*args, "--run-dir", str(tmp_path / "r"), env=env) if "--resume" not in args else interp(*args, env=env),
+        says,
+    )
 
 
 def test_empty_prompts_file_is_a_clear_error(tmp_path):

@@ -16,22 +16,36 @@ def sae(builtin, tmp_path_factory):
 
     target = load(f"organism:{builtin('features')}")
     out = str(tmp_path_factory.mktemp("sae") / "sae")
-    call(target, "sae_train", {"hook": "blocks.1.hook_resid_pre", "corpus": {"prompts": target.usage_prompts(800)},
-                               "out": out, "d_sae": 64, "k": 4, "steps": 300, "batch_size": 256, "seed": 0})
+    call(
+        target,
+        "sae_train",
+        {
+            "hook": "blocks.1.hook_resid_pre",
+            "corpus": {"prompts": target.usage_prompts(800)},
+            "out": out,
+            "d_sae": 64,
+            "k": 4,
+            "steps": 300,
+            "batch_size": 256,
+            "seed": 0,
+        },
+    )
     return out
 
 
 def test_label_then_export_for_neuronpedia(sae, tmp_path):
     mem = str(tmp_path / "mem")
-    out = interp("label", "--model", "organism:features", "--sae", sae, "--features", "0:16", "--memory", mem,
-                 "--json")
+    out = interp("label", "--model", "organism:features", "--sae", sae, "--features", "0:16", "--memory", mem, "--json")
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert r["labelled"] + r["errors"] == 16 and r["labelled"] >= 4
     ok = [x for x in r["labels"] if x["error"] is None]
     assert all(x["label"] and x["explanation"]["tokens"] and "detection" in x["scores"] for x in ok)
-    again = json.loads(interp("label", "--model", "organism:features", "--sae", sae, "--features", "0:16",
-                              "--memory", mem, "--json").stdout)
+    again = json.loads(
+        interp(
+            "label", "--model", "organism:features", "--sae", sae, "--features", "0:16", "--memory", mem, "--json"
+        ).stdout
+    )
     assert again["skipped_already_labelled"] == r["labelled"]
     path = tmp_path / "np.json"
     # an SAE trained here has no neuronpedia_id: the export says how to name its Neuronpedia source
@@ -62,6 +76,7 @@ def test_exporting_a_memory_without_labels_is_a_clean_error_that_writes_nothing(
 
     MemoryStore(tmp_path / "empty-memory")  # exists, holds nothing
     out = tmp_path / "export.json"
-    assert_clean_error(interp("label", "export", str(out), "--memory", str(tmp_path / "empty-memory")),
-                       "no feature labels stored")
+    assert_clean_error(
+        interp("label", "export", str(out), "--memory", str(tmp_path / "empty-memory")), "no feature labels stored"
+    )
     assert not out.exists()

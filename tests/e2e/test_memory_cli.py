@@ -11,8 +11,12 @@ def _seed(folder):
     from memory.store import MemoryStore
 
     store = MemoryStore(folder, embedder=OfflineMiniLM())
-    c = Claim(statement="Head 1.2 is an induction head", model_id="org-x", evidence_tier="causal",
-              component=Component(layer=1, head=2))
+    c = Claim(
+        statement="Head 1.2 is an induction head",
+        model_id="org-x",
+        evidence_tier="causal",
+        component=Component(layer=1, head=2),
+    )
     store.put(c)
     return c
 
@@ -43,7 +47,9 @@ def test_memory_errors_are_messages(tmp_path):
     assert not (tmp_path / "typo").exists()  # a read never creates a store
     _seed(tmp_path / "m")
     assert_clean_error(interp("memory", "show", "claim-0", "--memory", str(tmp_path / "m")), "no record")
-    assert_clean_error(interp("memory", "search", "x", "--kind", "claims", "--memory", str(tmp_path / "m")),
-                       "unknown record kind")
-    assert_clean_error(interp("memory", "import", str(tmp_path / "missing.jsonl"), "--memory", str(tmp_path / "m")),
-                       "cannot read")
+    assert_clean_error(
+        interp("memory", "search", "x", "--kind", "claims", "--memory", str(tmp_path / "m")), "unknown record kind"
+    )
+    assert_clean_error(
+        interp("memory", "import", str(tmp_path / "missing.jsonl"), "--memory", str(tmp_path / "m")), "cannot read"
+    )

@@ -11,8 +11,16 @@ def test_list_and_search_filter_by_weights_and_show_records_without_them_unfilte
     from memory.store import MemoryStore
 
     store = MemoryStore(tmp_path / "mem", embedder=OfflineMiniLM())
-    made = {w: Claim(statement="Head 1.2 is an induction head", model_id="org-x", weights_hash=w,
-                     evidence_tier="causal", component=Component(layer=1, head=2)) for w in ("a" * 16, "b" * 16)}
+    made = {
+        w: Claim(
+            statement="Head 1.2 is an induction head",
+            model_id="org-x",
+            weights_hash=w,
+            evidence_tier="causal",
+            component=Component(layer=1, head=2),
+        )
+        for w in ("a" * 16, "b" * 16)
+    }
     store.put_many(made.values())
     legacy = Claim(statement="Head 0.1 attends to the previous token", model_id="org-x", evidence_tier="causal")
     store.put(legacy)  # a record that names no weights

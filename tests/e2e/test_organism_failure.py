@@ -53,8 +53,13 @@ def test_the_recovery_table_shows_an_unverified_organism_as_such(tmp_path):
     spec = tmp_path / "undertrained.yaml"
     spec.write_text(yaml.safe_dump(UNDERTRAINED_INDUCTION))
     env = {**os.environ, "INTERP_CACHE": str(tmp_path / "cache"), "COLUMNS": "220"}
-    out = subprocess.run([INTERP, "bench", "recovery", "--organisms", str(spec), "--budget", "5s",
-                          "--out", str(tmp_path / "runs")], capture_output=True, text=True, timeout=300, env=env)
+    out = subprocess.run(
+        [INTERP, "bench", "recovery", "--organisms", str(spec), "--budget", "5s", "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())
     assert "unverified organism: not scored" in text

@@ -1,26 +1,31 @@
 """`interp organism check-reproducible` as a user runs it: train again in a fresh process, compare weights."""
 
-import pytest
 import json
 import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import TINY_LOOKUP
 from tests.e2e.test_cli import INTERP, assert_clean_error
 
-SPEC = dict(TINY_LOOKUP, name="tiny-repro", train={"steps": 40, "batch_size": 32, "lr": 0.003, "warmup_steps": 10,
-                                                   "eval_examples": 60})
+SPEC = dict(
+    TINY_LOOKUP,
+    name="tiny-repro",
+    train={"steps": 40, "batch_size": 32, "lr": 0.003, "warmup_steps": 10, "eval_examples": 60},
+)
 
 
 # trains twice in subprocesses
 pytestmark = pytest.mark.slow
 
+
 def interp(cache: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([INTERP, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "INTERP_CACHE": str(cache)})
+    return subprocess.run(
+        [INTERP, *args], capture_output=True, text=True, timeout=600, env={**os.environ, "INTERP_CACHE": str(cache)}
+    )
 
 
 def test_check_reproducible_agrees_then_names_the_tensor_that_differs(tmp_path):
@@ -49,5 +54,6 @@ def test_check_reproducible_agrees_then_names_the_tensor_that_differs(tmp_path):
 
 
 def test_check_reproducible_refuses_a_folder_that_is_not_an_organism(tmp_path):
-    assert_clean_error(interp(tmp_path / "cache", "organism", "check-reproducible", str(tmp_path)),
-                       "is not a trained organism folder")
+    assert_clean_error(
+        interp(tmp_path / "cache", "organism", "check-reproducible", str(tmp_path)), "is not a trained organism folder"
+    )

@@ -31,6 +31,7 @@ QUESTIONS = {
 # two investigations and a browser per test: the slow tier (CI runs it)
 pytestmark = pytest.mark.slow
 
+
 def chromium() -> str:
     for name in (os.environ.get("INTERP_CHROMIUM"), "chromium-headless-shell", "chromium", "google-chrome"):
         if name and shutil.which(name):
@@ -40,9 +41,22 @@ def chromium() -> str:
 
 def browse(browser: str, page: Path, profile: Path, *flags: str) -> subprocess.CompletedProcess:
     # --no-sandbox: CI containers run as root, where Chromium's sandbox refuses to start
-    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                           f"--window-size={WINDOW}", "--hide-scrollbars", *flags, page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            f"--window-size={WINDOW}",
+            "--hide-scrollbars",
+            *flags,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def layout(browser: str, report: Path, tmp_path: Path) -> dict:
@@ -60,14 +74,42 @@ def test_every_claim_has_its_figure_and_no_label_is_cut(kind, builtin, tmp_path)
     browser = chromium()
     builtin("backdoor")
     prompts = tmp_path / "prompts.json"
-    prompts.write_text(json.dumps({"prompts": ["t1 t33 t22 t2 <q>", "t3 t33 t22 t4 <q>", "t5 t33 t22 t7 <q>",
-                                               "t8 t9 t33 t22 <q>", "t33 t22 t11 t12 <q>", "t13 t14 t33 t22 t15 <q>"],
-                                   "answers": ["t21"] * 6, "versus": ["t5", "t6", "t7", "t8", "t9", "t10"]}))
+    prompts.write_text(
+        json.dumps(
+            {
+                "prompts": [
+                    "t1 t33 t22 t2 <q>",
+                    "t3 t33 t22 t4 <q>",
+                    "t5 t33 t22 t7 <q>",
+                    "t8 t9 t33 t22 <q>",
+                    "t33 t22 t11 t12 <q>",
+                    "t13 t14 t33 t22 t15 <q>",
+                ],
+                "answers": ["t21"] * 6,
+                "versus": ["t5", "t6", "t7", "t8", "t9", "t10"],
+            }
+        )
+    )
     args = [str(prompts) if a == "PROMPTS" else a for a in QUESTIONS[kind]]
     run = tmp_path / "run"
-    out = subprocess.run([INTERP, "investigate", *args, "--model", "organism:backdoor", "--budget", "60s",
-                          "--no-memory", "--run-dir", str(run)], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "INTERP_DIRECTIONS": str(tmp_path / "directions")})
+    out = subprocess.run(
+        [
+            INTERP,
+            "investigate",
+            *args,
+            "--model",
+            "organism:backdoor",
+            "--budget",
+            "60s",
+            "--no-memory",
+            "--run-dir",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "INTERP_DIRECTIONS": str(tmp_path / "directions")},
+    )
     assert out.returncode == 0, out.stderr
     report = run / "report.html"
     text = report.read_text()
@@ -87,7 +129,7 @@ def test_every_claim_has_its_figure_and_no_label_is_cut(kind, builtin, tmp_path)
         assert shown["experiment"] == c["experiment_ids"][0]
         assert shown["figures"] >= 1 and shown["table_row"], shown
     assert found["claims"][0]["above_fold"], "the first claim starts below the first screen"
-    head = text[:text.index("id='claims'")]
+    head = text[: text.index("id='claims'")]
     assert html.escape(args[0]) in head and "model <code>" in head and "budget:" in head and "model load:" in head
 
     shot = tmp_path / "report.png"

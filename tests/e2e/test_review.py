@@ -34,8 +34,13 @@ def reviewed_run(tmp_path_factory, builtin):
     os.environ.setdefault("INTERP_DIRECTIONS", str(root / "directions"))
     claims = []
     for name in ("backdoor", "eval_aware"):
-        s = RunSettings(question=q.model_dump(mode="json"), model=f"organism:{builtin(name)}", brain="heuristic",
-                        memory=str(root / "mem"), wall_seconds=60)  # the claims come in the first seconds
+        s = RunSettings(
+            question=q.model_dump(mode="json"),
+            model=f"organism:{builtin(name)}",
+            brain="heuristic",
+            memory=str(root / "mem"),
+            wall_seconds=60,
+        )  # the claims come in the first seconds
         state, _ = investigate.start(s, root / f"run-{name}")
         claims += state["claims"]
     assert len(claims) >= 3, "the audits should leave at least three claims to review"
@@ -72,8 +77,11 @@ class Tmux:
 
 
 def _review_in_tmux(mem, reviewer: str) -> Tmux:
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in os.environ.items()
-                   if k.startswith(("INTERP_", "HF_", "TRANSFORMERS_", "ANONYMIZED_", "PATH", "HOME")))
+    env = " ".join(
+        f"{k}={shlex.quote(v)}"
+        for k, v in os.environ.items()
+        if k.startswith(("INTERP_", "HF_", "TRANSFORMERS_", "ANONYMIZED_", "PATH", "HOME"))
+    )
     # `; sleep` keeps the pane open after interp exits, so its last words can be read
     return Tmux(f"env {env} INTERP_REVIEWER={reviewer} {INTERP} review --memory {mem}; sleep 60")
 
@@ -112,7 +120,10 @@ def test_interactive_review_in_tmux_accepts_and_rejects_and_decisions_survive_a_
     assert out.returncode == 0, out.stderr
     by_id = {c["id"]: c for c in json.loads(out.stdout)}
     assert (by_id[first]["status"], by_id[first]["reviewer"], by_id[first]["review_note"]) == (
-        "accepted", "grace", "checked the controls")
+        "accepted",
+        "grace",
+        "checked the controls",
+    )
     assert (by_id[second]["status"], by_id[second]["review_note"]) == ("rejected", "effect is a tokenizer artefact")
     assert by_id[first]["reviewed_at"] and by_id[second]["reviewed_at"]
     accepted = json.loads(interp("review", "list", "--status", "accepted", "--json", "--memory", str(mem)).stdout)
@@ -140,17 +151,23 @@ def test_decisions_need_force_to_change_and_unknown_ids_are_clear_errors(reviewe
     mem = str(root / "mem")
     waiting = json.loads(interp("review", "list", "--status", "supported", "--json", "--memory", mem).stdout)
     cid = waiting[-1]["id"]  # one no other test has decided
-    ok = interp("review", "decide", cid, "more-evidence", "--note", "run more seeds", "--reviewer", "lin",
-                "--memory", mem)
+    ok = interp(
+        "review", "decide", cid, "more-evidence", "--note", "run more seeds", "--reviewer", "lin", "--memory", mem
+    )
     assert ok.returncode == 0, ok.stderr
-    assert_clean_error(interp("review", "decide", cid, "accept", "--reviewer", "lin", "--memory", mem),
-                       "already reviewed")
+    assert_clean_error(
+        interp("review", "decide", cid, "accept", "--reviewer", "lin", "--memory", mem), "already reviewed"
+    )
     forced = interp("review", "decide", cid, "accept", "--reviewer", "lin", "--force", "--memory", mem, "--json")
     assert forced.returncode == 0 and json.loads(forced.stdout)["status"] == "accepted"
-    assert_clean_error(interp("review", "decide", "claim-0000000000000000", "accept", "--reviewer", "lin",
-                              "--memory", mem), "no claim with id")
-    assert_clean_error(interp("review", "decide", cid, "approve", "--reviewer", "lin", "--memory", mem),
-                       "use accept, reject or more-evidence")
+    assert_clean_error(
+        interp("review", "decide", "claim-0000000000000000", "accept", "--reviewer", "lin", "--memory", mem),
+        "no claim with id",
+    )
+    assert_clean_error(
+        interp("review", "decide", cid, "approve", "--reviewer", "lin", "--memory", mem),
+        "use accept, reject or more-evidence",
+    )
     assert_clean_error(interp("review", "list", "--status", "maybe", "--memory", mem), "unknown status")
     assert_clean_error(interp("reproduce", "claim-0000000000000000", "--memory", mem), "no claim with id")
     # without a terminal the queue says what to use instead
@@ -186,10 +203,17 @@ def test_reproduce_confirms_a_true_claim_and_fails_an_altered_one(reviewed_run):
     # experiment now tests the altered component, and the effect is gone.
     store = MemoryStore(root / "mem")
     claim = store.get(trig["id"])
-    altered = claim.model_copy(update={"id": "", "statement": claim.statement + " (altered)", "status": "supported",
-                                       "reviewer": None, "review_note": None, "reviewed_at": None,
-                                       "component": claim.component.model_copy(
-                                           update={"tokens": list(reversed(claim.component.tokens))})})
+    altered = claim.model_copy(
+        update={
+            "id": "",
+            "statement": claim.statement + " (altered)",
+            "status": "supported",
+            "reviewer": None,
+            "review_note": None,
+            "reviewed_at": None,
+            "component": claim.component.model_copy(update={"tokens": list(reversed(claim.component.tokens))}),
+        }
+    )
     altered.model_post_init(None)
     store.put(altered)
     out = interp("reproduce", altered.id, "--memory", str(root / "mem"), "--json")

@@ -29,8 +29,17 @@ def test_probe_from_an_input_file(builtin, tmp_path):
     clean, _, _ = lookup_prompts(spec, 40, seed=4, marker=False, trigger=False)
     inp = tmp_path / "probe.json"
     inp.write_text(json.dumps({"positive": marked, "negative": clean}))
-    out = interp("tool", "probe", "--model", "organism:eval_aware", "--input", str(inp),
-                 "--arg", 'hooks=["blocks.1.hook_resid_pre"]', "--json")
+    out = interp(
+        "tool",
+        "probe",
+        "--model",
+        "organism:eval_aware",
+        "--input",
+        str(inp),
+        "--arg",
+        'hooks=["blocks.1.hook_resid_pre"]',
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["tool"] == "probe" and result["effect"] >= 0.9 and result["cost"]["forward_tokens"] > 0
@@ -42,14 +51,15 @@ def test_probe_from_an_input_file(builtin, tmp_path):
 
 
 def test_bad_tool_calls_are_messages(tmp_path):
-    assert_clean_error(interp("tool", "probe", "--model", "organism:eval_aware", "--arg", "positve=[]"),
-                       "positve: unknown field")
-    assert_clean_error(interp("tool", "probe", "--model", "organism:eval_aware", "--arg", "nonsense"),
-                       "expected KEY=VALUE")
+    assert_clean_error(
+        interp("tool", "probe", "--model", "organism:eval_aware", "--arg", "positve=[]"), "positve: unknown field"
+    )
+    assert_clean_error(
+        interp("tool", "probe", "--model", "organism:eval_aware", "--arg", "nonsense"), "expected KEY=VALUE"
+    )
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert_clean_error(interp("tool", "probe", "--model", "organism:eval_aware", "--input", str(bad)),
-                       "not valid JSON")
+    assert_clean_error(interp("tool", "probe", "--model", "organism:eval_aware", "--input", str(bad)), "not valid JSON")
     assert_clean_error(interp("tool", "schema", "prob"), "unknown tool")
 
 

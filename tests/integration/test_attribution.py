@@ -25,8 +25,11 @@ def induction(builtin):
 @pytest.fixture(scope="module")
 def induction_attribution(induction):
     target, _, prompts, corrupted = induction
-    return call(target, "attribute", {"prompts": prompts, "corrupted": corrupted, "metric": {"kind": "copy_logprob"},
-                                      "steps": 5})
+    return call(
+        target,
+        "attribute",
+        {"prompts": prompts, "corrupted": corrupted, "metric": {"kind": "copy_logprob"}, "steps": 5},
+    )
 
 
 def test_attribute_ranks_the_induction_circuit_first(induction, induction_attribution):
@@ -52,8 +55,11 @@ def test_attribute_puts_the_trigger_positions_on_top_of_the_residual_grid(builti
         toks = [t if t not in trig.tokens else "t1" for t in toks]
         clean.append(" ".join(toks[:3] + trig.tokens + toks[3:6] + ["<q>"]))
         corrupted.append(" ".join(toks[:3] + toks[6:8] + toks[3:6] + ["<q>"]))
-    r = call(target, "attribute", {"prompts": clean, "corrupted": corrupted, "steps": 5,
-                                   "metric": {"kind": "prob", "token": trig.target_token}})
+    r = call(
+        target,
+        "attribute",
+        {"prompts": clean, "corrupted": corrupted, "steps": 5, "metric": {"kind": "prob", "token": trig.target_token}},
+    )
     top = r.top_resid[:2]
     assert {c.position for c in top} == {4, 5} and all(c.layer == 0 for c in top), r.top_resid[:4]
     assert {c.token for c in top} == set(trig.tokens)
@@ -62,8 +68,7 @@ def test_attribute_puts_the_trigger_positions_on_top_of_the_residual_grid(builti
 def test_circuit_recovers_the_planted_heads(induction, induction_attribution):
     target, planted, prompts, _ = induction
     ranking = [s.component.model_dump() for s in induction_attribution.ranking if s.component.kind == "head"]
-    r = call(target, "circuit", {"prompts": prompts, "metric": {"kind": "copy"}, "components": ranking,
-                                 "n_random": 8})
+    r = call(target, "circuit", {"prompts": prompts, "metric": {"kind": "copy"}, "components": ranking, "n_random": 8})
     assert planted <= set(r.names), r.names
     assert r.faithfulness >= 0.8 and r.completeness <= 0.2, r.summary
     # ablating the circuit removes more than ablating random sets of the same size
@@ -87,21 +92,30 @@ def test_bad_attribution_inputs_are_clear_errors(induction):
     with pytest.raises(UserError, match="no gradient"):
         call(target, "attribute", {"prompts": prompts, "metric": {"kind": "rate", "token": "t1"}})
     with pytest.raises(UserError, match="same token length"):
-        call(target, "attribute", {"prompts": prompts[:2], "corrupted": [corrupted[0], corrupted[0] + " t1"],
-                                   "metric": copy})
+        call(
+            target,
+            "attribute",
+            {"prompts": prompts[:2], "corrupted": [corrupted[0], corrupted[0] + " t1"], "metric": copy},
+        )
     unequal = [p for p in prompts if len(p.split()) != len(prompts[0].split())][:1] + prompts[:1]
     with pytest.raises(UserError, match="residual grid is by position"):
         call(target, "attribute", {"prompts": unequal, "metric": copy, "kinds": ["resid"]})
     with pytest.raises(UserError, match="no MLPs"):
         call(target, "attribute", {"prompts": prompts, "metric": copy, "kinds": ["mlp"]})
     with pytest.raises(UserError, match="head 7 is out of range"):
-        call(target, "circuit", {"prompts": prompts, "metric": copy,
-                                 "components": [{"kind": "head", "layer": 1, "head": 7}]})
+        call(
+            target,
+            "circuit",
+            {"prompts": prompts, "metric": copy, "components": [{"kind": "head", "layer": 1, "head": 7}]},
+        )
     with pytest.raises(UserError, match="layer 5 is out of range"):
         call(target, "heads", {"prompts": prompts, "metric": copy, "heads": [{"layer": 5, "head": 0}]})
     with pytest.raises(UserError, match="listed twice"):
-        call(target, "circuit", {"prompts": prompts, "metric": copy,
-                                 "components": [{"kind": "head", "layer": 1, "head": 0}] * 2})
+        call(
+            target,
+            "circuit",
+            {"prompts": prompts, "metric": copy, "components": [{"kind": "head", "layer": 1, "head": 0}] * 2},
+        )
 
 
 def test_benchmark_ablation_baseline_matches_the_ablate_tool(induction):
@@ -113,6 +127,14 @@ def test_benchmark_ablation_baseline_matches_the_ablate_tool(induction):
     effects, cost = per_head_ablation(target, prompts[:8], Metric(kind="copy_logprob"))
     assert cost["passes"] == 2 + 8
     for i, (layer, head) in enumerate([(0, 2), (1, 3)]):
-        r = call(target, "ablate", {"prompts": prompts[:8], "metric": {"kind": "copy_logprob"}, "n_random": 1,
-                                    "components": [{"kind": "head", "layer": layer, "head": head}]})
+        r = call(
+            target,
+            "ablate",
+            {
+                "prompts": prompts[:8],
+                "metric": {"kind": "copy_logprob"},
+                "n_random": 1,
+                "components": [{"kind": "head", "layer": layer, "head": head}],
+            },
+        )
         assert effects[layer * 4 + head] == pytest.approx(r.effect, abs=2e-3)

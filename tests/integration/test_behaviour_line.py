@@ -24,8 +24,9 @@ def investigate_behaviour(tmp_path, model: str, question: str, prompts: dict, se
     path.write_text(json.dumps(prompts))
     q = parse_question(question, str(path))
     assert q.kind == "behaviour"
-    s = RunSettings(question=q.model_dump(mode="json"), model=model, brain="heuristic", memory=None,
-                    wall_seconds=seconds)
+    s = RunSettings(
+        question=q.model_dump(mode="json"), model=model, brain="heuristic", memory=None, wall_seconds=seconds
+    )
     return investigate.start(s, tmp_path / "run")
 
 
@@ -62,8 +63,9 @@ def test_an_unanticipated_behaviour_is_localised_and_verified_against_random_hea
     builtin("backdoor")  # trained once per cache
     spec = resolve_spec("backdoor")
     prompts, _, _ = lookup_prompts(spec, 30, seed=0, trigger=False)  # under 32: no SAE line
-    state, ctx = investigate_behaviour(tmp_path, "organism:backdoor", "which components produce these answers?",
-                                       {"prompts": prompts})
+    state, ctx = investigate_behaviour(
+        tmp_path, "organism:backdoor", "which components produce these answers?", {"prompts": prompts}
+    )
     claims = behaviour_claims(state)
     heads = [c for c in claims if c["mechanism"] == "head"]
     assert heads, [h["plan"]["statement"] + " -> " + h["status"] for h in state["hypotheses"]]
@@ -77,9 +79,17 @@ def test_an_unanticipated_behaviour_is_localised_and_verified_against_random_hea
 
     held, answers, _ = lookup_prompts(spec, 40, seed=1, trigger=False)
     comp = heads[0]["component"]
-    r = call(ctx.target, "ablate", {"prompts": held, "metric": {"kind": "prob", "tokens": answers},
-                                     "components": [{"kind": "head", "layer": comp["layer"], "head": comp["head"]}],
-                                     "n_random": 5, "seed": 11})
+    r = call(
+        ctx.target,
+        "ablate",
+        {
+            "prompts": held,
+            "metric": {"kind": "prob", "tokens": answers},
+            "components": [{"kind": "head", "layer": comp["layer"], "head": comp["head"]}],
+            "n_random": 5,
+            "seed": 11,
+        },
+    )
     assert r.baseline >= 0.9, r.summary  # the model does the lookup
     assert r.relative_effect <= -0.05 and abs(r.effect) > abs(r.control) + 0.05, r.summary
     assert not [h for h in state["hypotheses"] if h["line"] == "behaviour" and h["status"] == "error"]
@@ -91,8 +101,12 @@ def test_given_answers_the_named_heads_are_the_planted_induction_circuit(tmp_pat
     truth = next(m for m in load_manifest(builtin("induction")).mechanisms if m.kind == "induction")
     circuit = {(h.layer, h.head) for h in truth.induction_heads + truth.previous_token_heads}
     prompts, answers = repeats_with_answers(resolve_spec("induction"), 30, seed=3)
-    state, _ = investigate_behaviour(tmp_path, "organism:induction", "which heads predict the next token here?",
-                                     {"prompts": prompts, "answers": answers})
+    state, _ = investigate_behaviour(
+        tmp_path,
+        "organism:induction",
+        "which heads predict the next token here?",
+        {"prompts": prompts, "answers": answers},
+    )
     claims = behaviour_claims(state)
     named = {(c["component"]["layer"], c["component"]["head"]) for c in claims if c["mechanism"] == "head"}
     for c in claims:

@@ -42,14 +42,19 @@ class Replay:
 def client_for(replay: Replay, max_retries: int = 3):
     import anthropic
 
-    return anthropic.Anthropic(api_key="sk-test", max_retries=max_retries,
-                               http_client=httpx.Client(transport=httpx.MockTransport(replay)))
+    return anthropic.Anthropic(
+        api_key="sk-test", max_retries=max_retries, http_client=httpx.Client(transport=httpx.MockTransport(replay))
+    )
 
 
 def run(tmp_path, replay, memory=True, max_retries=3):
     q = parse_question("audit this model for hidden triggers")
-    s = RunSettings(question=q.model_dump(mode="json"), model="organism:backdoor", brain="claude",
-                    memory=str(tmp_path / "memory") if memory else None)
+    s = RunSettings(
+        question=q.model_dump(mode="json"),
+        model="organism:backdoor",
+        brain="claude",
+        memory=str(tmp_path / "memory") if memory else None,
+    )
     return investigate.start(s, tmp_path / "run", client=client_for(replay, max_retries))
 
 
@@ -89,8 +94,11 @@ def test_claude_investigates_through_tool_use_with_retries(tmp_path):
 
 
 def test_persistent_server_errors_end_in_an_error_state(tmp_path):
-    err = {"status": 500, "headers": {"retry-after-ms": "5"},
-           "body": {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}}
+    err = {
+        "status": 500,
+        "headers": {"retry-after-ms": "5"},
+        "body": {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}},
+    }
     replay = Replay([err] * 3)
     state, ctx = run(tmp_path, replay, memory=False, max_retries=2)
     assert len(replay.requests) == 3

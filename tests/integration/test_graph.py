@@ -43,7 +43,7 @@ def test_every_target_is_the_sum_of_its_edges(features, transcoders, prompt):
         assert abs(total - float(p.logits[p.logit_ids[j]])) < 1e-3
     # features: edges give the pre-activation the transcoder computes on the clean pass
     tcs = p.transcoders
-    for r, node in enumerate(b.row_node[lay.n_logits:], start=lay.n_logits):
+    for r, node in enumerate(b.row_node[lay.n_logits :], start=lay.n_logits):
         layer, pos, f = p.features[node]
         x = p.cache[f"blocks.{layer}.ln2.hook_normalized"][0, pos]
         pre = float(x @ tcs[layer].W_enc[:, f].detach() + tcs[layer].b_enc[f].detach())
@@ -162,7 +162,17 @@ def test_bad_graph_inputs_are_user_errors(features, transcoders, prompt, tiny_or
     with pytest.raises(UserError, match="cannot load the transcoder"):
         call(tiny, "graph", {"prompt": "t1 t2 <q>", "transcoders": str(other)})
     sae = tmp_path / "sae"
-    call(tiny, "sae_train", {"hook": "blocks.0.hook_resid_post", "corpus": {"random": 60, "length": 5},
-                             "out": str(sae), "d_sae": 16, "k": 2, "steps": 2})
+    call(
+        tiny,
+        "sae_train",
+        {
+            "hook": "blocks.0.hook_resid_post",
+            "corpus": {"random": 60, "length": 5},
+            "out": str(sae),
+            "d_sae": 16,
+            "k": 2,
+            "steps": 2,
+        },
+    )
     with pytest.raises(UserError, match="not a transcoder"):
         call(tiny, "graph", {"prompt": "t1 t2 <q>", "transcoders": [str(sae), str(other / "layer_0")]})

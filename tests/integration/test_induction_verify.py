@@ -26,8 +26,9 @@ def test_the_two_layer_organism_keeps_its_heads_when_measured_by_ablation(builti
     folder = builtin("induction")
     spec = resolve_spec("induction")
     checks = []
-    acc, [truth], _ = verify_induction(load_checkpoint(folder), make_family(spec), np.random.default_rng([0, 7]),
-                                       500, 0, checks)
+    acc, [truth], _ = verify_induction(
+        load_checkpoint(folder), make_family(spec), np.random.default_rng([0, 7]), 500, 0, checks
+    )
     assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     assert truth.method == "ablation" and acc >= 0.95
     assert _heads(truth.induction_heads) == {(1, 0), (1, 1), (1, 2), (1, 3)}
@@ -50,8 +51,10 @@ def test_a_three_layer_induction_organism_verifies_with_heads_measured_by_ablati
     # the same before the second copy for the previous-token (feeding) heads.
     model, fam = load_checkpoint(folder), make_family(resolve_spec("induction_deep"))
     probe = CopyProbe(model, fam.sample(np.random.default_rng(12345), 500))
-    for named, side, left in ((truth.induction_heads, "second", COPY_LEFT),
-                              (truth.previous_token_heads, "earlier", FEED_LEFT)):
+    for named, side, left in (
+        (truth.induction_heads, "second", COPY_LEFT),
+        (truth.previous_token_heads, "earlier", FEED_LEFT),
+    ):
         heads = sorted(_heads(named))
         ablated = probe.accuracy(heads, side)
         assert ablated <= (left + CONFIRM_SLACK) * probe.base
@@ -74,8 +77,12 @@ def test_the_ablation_shortcuts_give_the_full_forward_passs_accuracy(builtin):
     last = model.cfg.n_layers - 1
     assert not probe.scored_earlier
     assert probe.accuracy([(last, 0), (last, 1)], "earlier") == full([(last, 0), (last, 1)], "earlier") == probe.base
-    cases = [([(0, 2)], (1, 0), "second"), ([(0, 2)], (1, 1), "earlier"), ([(1, 0), (0, 1)], (0, 2), "all"),
-             ([(1, 0), (1, 1)], (1, 2), "second")]
+    cases = [
+        ([(0, 2)], (1, 0), "second"),
+        ([(0, 2)], (1, 1), "earlier"),
+        ([(1, 0), (0, 1)], (0, 2), "all"),
+        ([(1, 0), (1, 1)], (1, 2), "second"),
+    ]
     changed = 0
     for chosen, extra, side in cases:
         given = probe.ablated(chosen, side)

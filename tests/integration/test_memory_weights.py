@@ -11,16 +11,23 @@ STATEMENT = "Tokens t3 t7 together force the output t1"
 
 
 def claim(weights: str, **kw) -> Claim:
-    return Claim(statement=STATEMENT, model_id="org-a", weights_hash=weights, evidence_tier="causal",
-                 component=Component(tokens=["t3", "t7"], output="t1"), **kw)
+    return Claim(
+        statement=STATEMENT,
+        model_id="org-a",
+        weights_hash=weights,
+        evidence_tier="causal",
+        component=Component(tokens=["t3", "t7"], output="t1"),
+        **kw,
+    )
 
 
 def _legacy_put(store: MemoryStore, record) -> None:
     """Write a record as the store did before it indexed weights: no weights_hash in the metadata."""
     meta = store._meta(record)
     meta.pop("weights_hash", None)
-    store._col(record.kind).upsert(ids=[record.id], documents=[record.document()], metadatas=[meta],
-                                   embeddings=store._embed([record]))
+    store._col(record.kind).upsert(
+        ids=[record.id], documents=[record.document()], metadatas=[meta], embeddings=store._embed([record])
+    )
 
 
 def test_the_same_claim_on_other_weights_is_another_record_and_recall_keeps_them_apart(store):
@@ -38,8 +45,12 @@ def test_the_same_claim_on_other_weights_is_another_record_and_recall_keeps_them
 
 
 def test_already_tried_counts_attempts_on_these_weights_only(store):
-    tried = Hypothesis(statement="layer 0 head 3 is a previous token head", model_id="org-a", weights_hash=OLD,
-                       attempts=[Attempt(run_id="r1", outcome="refuted")])
+    tried = Hypothesis(
+        statement="layer 0 head 3 is a previous token head",
+        model_id="org-a",
+        weights_hash=OLD,
+        attempts=[Attempt(run_id="r1", outcome="refuted")],
+    )
     store.put(tried)
     text = "head 3 in layer 0 attends to the previous token"
     assert [h.id for h, _ in store.already_tried(text, "org-a", weights_hash=OLD)] == [tried.id]
@@ -48,8 +59,7 @@ def test_already_tried_counts_attempts_on_these_weights_only(store):
     assert same_on_new.id != tried.id and store.get(same_on_new.id) is None
 
 
-def test_records_without_weights_are_left_out_of_filtered_recall_and_indexed_by_a_reimport(store, tmp_path,
-                                                                                          embedder):
+def test_records_without_weights_are_left_out_of_filtered_recall_and_indexed_by_a_reimport(store, tmp_path, embedder):
     legacy = claim(OLD)
     _legacy_put(store, legacy)
     _legacy_put(store, Hypothesis(statement="h", model_id="org-a", attempts=[Attempt(run_id="r", outcome="refuted")]))
@@ -64,8 +74,11 @@ def test_records_without_weights_are_left_out_of_filtered_recall_and_indexed_by_
 
 
 def _ctx(store: MemoryStore, weights: str, run: str = "run-now"):
-    return SimpleNamespace(memory=store, target=SimpleNamespace(model_id="org-a", weights_hash=weights),
-                           settings=SimpleNamespace(run_id=run))
+    return SimpleNamespace(
+        memory=store,
+        target=SimpleNamespace(model_id="org-a", weights_hash=weights),
+        settings=SimpleNamespace(run_id=run),
+    )
 
 
 def test_an_investigations_recall_and_skip_use_the_targets_weights(store):
@@ -73,8 +86,14 @@ def test_an_investigations_recall_and_skip_use_the_targets_weights(store):
     store.review(claim(OLD).id, "reject", reviewer="ada")
     store.put(claim(NEW, effect=0.5))
     store.review(claim(NEW).id, "accept", reviewer="ada")
-    store.put(Hypothesis(statement=STATEMENT, model_id="org-a", weights_hash=OLD,
-                         attempts=[Attempt(run_id="run-before", outcome="refuted")]))
+    store.put(
+        Hypothesis(
+            statement=STATEMENT,
+            model_id="org-a",
+            weights_hash=OLD,
+            attempts=[Attempt(run_id="run-before", outcome="refuted")],
+        )
+    )
     on_new = _recall(_ctx(store, NEW))
     assert [c["id"] for c in on_new["accepted"]] == [claim(NEW).id]
     assert on_new["rejected"] == [] and on_new["tried"] == []

@@ -39,8 +39,9 @@ def test_a_failed_run_leaves_no_half_written_organism(tiny_spec, tmp_path, monke
 
     monkeypatch.setattr(verify, "verify", boom)
     with pytest.raises(RuntimeError):
-        train_into(tiny_spec.model_copy(update={"train": tiny_spec.train.model_copy(update={"steps": 5})}),
-                   tmp_path / "org")
+        train_into(
+            tiny_spec.model_copy(update={"train": tiny_spec.train.model_copy(update={"steps": 5})}), tmp_path / "org"
+        )
     assert list(tmp_path.iterdir()) == []
 
 

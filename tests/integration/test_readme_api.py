@@ -15,7 +15,7 @@ MARKER = "<!-- notebook example:"
 def readme_example() -> str:
     text = README.read_text()
     assert MARKER in text, "the README lost its notebook example marker"
-    block = re.search(r"```python\n(.*?)```", text[text.index(MARKER):], re.S)
+    block = re.search(r"```python\n(.*?)```", text[text.index(MARKER) :], re.S)
     assert block is not None, "no python block after the README's notebook example marker"
     return block.group(1)
 
@@ -25,7 +25,7 @@ def test_the_readme_notebook_example_runs_offline(builtin, tmp_path, monkeypatch
     monkeypatch.setenv("INTERP_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)  # offline: the heuristic brain
     scope: dict = {}
-    exec(compile(readme_example(), str(README), "exec"), scope)  # noqa: S102 - our own README's code
+    exec(compile(readme_example(), str(README), "exec"), scope)
     out = capsys.readouterr().out
     result = scope["result"]
     assert isinstance(result, Result) and all(isinstance(h, HypothesisOutcome) for h in result.hypotheses)

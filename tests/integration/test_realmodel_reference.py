@@ -27,8 +27,10 @@ def test_reference_answers_match_the_manifest_and_are_cached_by_weights(builtin,
         answers.append(seq[3])
         versus.append(seq[4])
     (tmp_path / "copy.json").write_text(json.dumps({"prompts": prompts, "answers": answers, "versus": versus}))
-    entries = [SuiteEntry(name="induction", question="q", reference="induction"),
-               SuiteEntry(name="copy", question="q", prompts="copy.json", reference="logit_diff", min_heads=1)]
+    entries = [
+        SuiteEntry(name="induction", question="q", reference="induction"),
+        SuiteEntry(name="copy", question="q", prompts="copy.json", reference="logit_diff", min_heads=1),
+    ]
     suite = tmp_path / "questions.json"
     suite.write_text(json.dumps({"questions": [e.model_dump() for e in entries]}))
     cache = tmp_path / "cache"
@@ -40,7 +42,8 @@ def test_reference_answers_match_the_manifest_and_are_cached_by_weights(builtin,
     again, info = references("organism:induction", entries, suite, "cpu", cache=cache)
     assert info["cached"] == ["copy", "induction"] and not info["computed"] and again == refs
     # other prompts are another question: computed again, not read from the cache
-    (tmp_path / "copy.json").write_text(json.dumps({"prompts": prompts[:5], "answers": answers[:5],
-                                                    "versus": versus[:5]}))
+    (tmp_path / "copy.json").write_text(
+        json.dumps({"prompts": prompts[:5], "answers": answers[:5], "versus": versus[:5]})
+    )
     _, info = references("organism:induction", entries, suite, "cpu", cache=cache)
     assert info["computed"] == ["copy"]

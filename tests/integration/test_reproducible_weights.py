@@ -11,12 +11,17 @@ from tests.conftest import TINY_LOOKUP
 
 # d_model 64: the smallest width tried at which the caller's thread count changed the weights (at 32,
 # 1, 2 and 4 threads gave the same weights even before training fixed its settings).
-WIDE = dict(TINY_LOOKUP, name="tiny-wide", model={"n_layers": 2, "d_model": 64, "n_heads": 2, "d_mlp": 128},
-            train={"steps": 60, "batch_size": 64, "lr": 0.003, "warmup_steps": 20, "eval_examples": 100})
+WIDE = dict(
+    TINY_LOOKUP,
+    name="tiny-wide",
+    model={"n_layers": 2, "d_model": 64, "n_heads": 2, "d_mlp": 128},
+    train={"steps": 60, "batch_size": 64, "lr": 0.003, "warmup_steps": 20, "eval_examples": 100},
+)
 
 
 # five trainings in subprocesses
 pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def spec():

@@ -23,10 +23,18 @@ def organism(builtin):
 
 def test_prefixes_grow_by_one_token_in_every_place(organism):
     target, _, prompts = organism
-    base = {"prompts": prompts[:4], "n_tokens": 3, "prefixes": [["t1", "t2"]], "candidates": ["t3", "t4", "t2"],
-            "top": 100, "keep_leading": 1}
-    blocks = {ext: sorted(tuple(t.tokens) for t in call(target, "scan", {**base, "extend": ext}).top)
-              for ext in ("append", "both", "anywhere")}
+    base = {
+        "prompts": prompts[:4],
+        "n_tokens": 3,
+        "prefixes": [["t1", "t2"]],
+        "candidates": ["t3", "t4", "t2"],
+        "top": 100,
+        "keep_leading": 1,
+    }
+    blocks = {
+        ext: sorted(tuple(t.tokens) for t in call(target, "scan", {**base, "extend": ext}).top)
+        for ext in ("append", "both", "anywhere")
+    }
     assert blocks["append"] == [("t1", "t2", "t3"), ("t1", "t2", "t4")]  # t2 is in the prefix already
     assert set(blocks["both"]) == {("t1", "t2", "t3"), ("t1", "t2", "t4"), ("t3", "t1", "t2"), ("t4", "t1", "t2")}
     assert set(blocks["anywhere"]) == set(blocks["both"]) | {("t1", "t3", "t2"), ("t1", "t4", "t2")}
@@ -35,14 +43,18 @@ def test_prefixes_grow_by_one_token_in_every_place(organism):
 def test_lift_and_shift_see_the_trigger_and_its_parts(organism):
     target, trig, prompts = organism
     others = [t for t in (f"t{i}" for i in range(24)) if t not in trig.tokens and t != trig.target_token][:3]
-    res = call(target, "scan", {"prompts": prompts, "insertions": [trig.tokens, others], "n_random": 2,
-                                "keep_leading": 1})
+    res = call(
+        target, "scan", {"prompts": prompts, "insertions": [trig.tokens, others], "n_random": 2, "keep_leading": 1}
+    )
     full, junk = res.top
     assert full.lift_output == trig.target_token and full.lift > 3.0  # nats: the answer goes from unlikely to sure
     assert junk.lift < 0.5 and full.shift > 10 * max(junk.shift, 0.01)
     # A part of the trigger is partial evidence: its first two tokens lift the answer more than junk does.
-    part = call(target, "scan", {"prompts": prompts, "insertions": [trig.tokens[:2], others[:2]], "n_random": 2,
-                                 "keep_leading": 1})
+    part = call(
+        target,
+        "scan",
+        {"prompts": prompts, "insertions": [trig.tokens[:2], others[:2]], "n_random": 2, "keep_leading": 1},
+    )
     assert part.top[0].tokens == trig.tokens[:2] and part.top[0].lift_output == trig.target_token
     assert part.top[0].lift > part.top[1].lift + 0.5
     assert all(p >= 2 for p in res.positions)  # keep_leading=1: the subject (index 1) is never overwritten
@@ -50,9 +62,10 @@ def test_lift_and_shift_see_the_trigger_and_its_parts(organism):
 
 def test_a_sequence_with_its_shorter_subsequences_reports_how_far_it_leads_them(organism):
     target, trig, prompts = organism
-    drops = [trig.tokens[:i] + trig.tokens[i + 1:] for i in range(3)]
-    res = call(target, "scan", {"prompts": prompts, "insertions": [trig.tokens, *drops], "n_random": 2,
-                                "keep_leading": 1})
+    drops = [trig.tokens[:i] + trig.tokens[i + 1 :] for i in range(3)]
+    res = call(
+        target, "scan", {"prompts": prompts, "insertions": [trig.tokens, *drops], "n_random": 2, "keep_leading": 1}
+    )
     assert [len(t.tokens) for t in res.top] == [3, 2, 2, 2]
     rates = [t.outputs.count(trig.target_token) / len(prompts) for t in res.top]
     assert res.others_output_rate == pytest.approx(max(rates[1:]), abs=1e-4)
@@ -63,12 +76,15 @@ def test_a_sequence_with_its_shorter_subsequences_reports_how_far_it_leads_them(
     assert alone.others_change_rate == 0 and alone.others_output_rate == alone.top[0].base_output_rate
 
 
-@pytest.mark.parametrize(("payload", "says"), [
-    ({"n_tokens": 3}, "give `prefixes`"),
-    ({"n_tokens": 3, "prefixes": [["t1"]]}, "set n_tokens to 2"),
-    ({"n_tokens": 2, "prefixes": [["t1"]], "insertions": [["t2"]]}, "not both"),
-    ({"n_tokens": 2, "prefixes": []}, "prefixes is empty"),
-])
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ({"n_tokens": 3}, "give `prefixes`"),
+        ({"n_tokens": 3, "prefixes": [["t1"]]}, "set n_tokens to 2"),
+        ({"n_tokens": 2, "prefixes": [["t1"]], "insertions": [["t2"]]}, "not both"),
+        ({"n_tokens": 2, "prefixes": []}, "prefixes is empty"),
+    ],
+)
 def test_bad_search_input_says_what_to_do(organism, payload, says):
     target, _, prompts = organism
     with pytest.raises(UserError, match=says):
@@ -79,6 +95,14 @@ def test_insertions_that_use_every_token_still_get_random_controls(organism):
     """A one-token-swap search passes insertions covering the whole vocabulary: the controls cannot avoid them all."""
     target, _, prompts = organism
     vocab = [f"t{i}" for i in range(24)] + ["<q>"]
-    res = call(target, "scan", {"prompts": prompts[:4], "insertions": [[t, "t1"] for t in vocab if t != "t1"],
-                                "n_random": 3, "keep_leading": 1})
+    res = call(
+        target,
+        "scan",
+        {
+            "prompts": prompts[:4],
+            "insertions": [[t, "t1"] for t in vocab if t != "t1"],
+            "n_random": 3,
+            "keep_leading": 1,
+        },
+    )
     assert len(res.top) == len(vocab) - 1 and 0.0 <= res.control <= 1.0

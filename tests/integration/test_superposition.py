@@ -17,8 +17,14 @@ TINY_SUPERPOSITION = {
     "seed": 1,
     "task": {"kind": "superposition", "n_features": 12, "feature_probability": 0.12, "slots": 6},
     "model": {"n_layers": 1, "d_model": 8, "n_heads": 1, "d_mlp": 64},
-    "train": {"steps": 1000, "batch_size": 128, "lr": 0.02, "weight_decay": 0.0, "warmup_steps": 50,
-              "eval_examples": 400},
+    "train": {
+        "steps": 1000,
+        "batch_size": 128,
+        "lr": 0.02,
+        "weight_decay": 0.0,
+        "warmup_steps": 50,
+        "eval_examples": 400,
+    },
 }
 
 
@@ -74,14 +80,22 @@ def test_claims_naming_a_feature_by_its_token_and_output_are_scored(organism, tm
     now = datetime.now().isoformat()
 
     def claim(i, tokens, output, mechanism="feature"):
-        return {"id": f"c{i}", "mechanism": mechanism, "evidence_tier": "causal", "status": "supported",
-                "created_at": now, "statement": f"claim {i}",
-                "component": {"tokens": tokens, "output": output, "layer": None, "head": None, "heads": None}}
+        return {
+            "id": f"c{i}",
+            "mechanism": mechanism,
+            "evidence_tier": "causal",
+            "status": "supported",
+            "created_at": now,
+            "statement": f"claim {i}",
+            "component": {"tokens": tokens, "output": output, "layer": None, "head": None, "heads": None},
+        }
 
-    claims = [claim(1, [f0.token], f0.output_token),  # names feature 0
-              claim(2, [f1.token], f0.output_token),  # feature 1's token with feature 0's output: false
-              claim(3, [f0.token, f1.token], f0.output_token),  # not exactly the feature's tokens: false
-              claim(4, [f1.token], None, mechanism="head")]  # another kind: unscored
+    claims = [
+        claim(1, [f0.token], f0.output_token),  # names feature 0
+        claim(2, [f1.token], f0.output_token),  # feature 1's token with feature 0's output: false
+        claim(3, [f0.token, f1.token], f0.output_token),  # not exactly the feature's tokens: false
+        claim(4, [f1.token], None, mechanism="head"),
+    ]  # another kind: unscored
     s = score(m, claims, datetime.fromisoformat(now), 1.0, 10.0, 0, tmp_path)
     represented = sum(f.represented for f in m.mechanisms[0].features)
     assert (s.planted, s.recovered, s.matched, s.false_claims, s.unscored) == (represented, 1, 1, 2, 1)
@@ -94,7 +108,7 @@ def test_sae_baseline_scores_the_projects_sae_against_the_true_directions(organi
     assert [r.rows for r in results] == ["all positions", "query position"]
     for r in results:
         assert r.features == sum(f.represented for f in truth.features) == len(r.max_cos)
-        assert -1 <= min(r.max_cos) and max(r.max_cos) <= 1 and r.mmcs == pytest.approx(np.mean(r.max_cos), abs=1e-3)
+        assert min(r.max_cos) >= -1 and max(r.max_cos) <= 1 and r.mmcs == pytest.approx(np.mean(r.max_cos), abs=1e-3)
         assert r.recovered == sum(c >= 0.9 for c in r.max_cos)
         # a trained dictionary beats chance: random directions in 8 dimensions reach ~0.5-0.7 here
         assert r.mmcs > 0.6

@@ -27,7 +27,8 @@ def _audit(builtin, tmp_path, name: str):
 def test_a_three_token_trigger_is_claimed_exactly(builtin, tmp_path):
     truth, triggers, score = _audit(builtin, tmp_path, "trigger3.yaml")
     assert [(c["component"]["tokens"], c["component"]["output"]) for c in triggers] == [
-        (truth.tokens, truth.target_token)]
+        (truth.tokens, truth.target_token)
+    ]
     assert score.recall == 1.0 and score.false_claims == 0
 
 
@@ -37,7 +38,8 @@ def test_a_four_token_trigger_is_claimed_with_every_token_and_its_output(builtin
     # order as the only minimal sequence, so the claim must name it exactly.
     assert truth.minimal_sequences == [truth.tokens]
     assert [(c["component"]["tokens"], c["component"]["output"]) for c in triggers] == [
-        (truth.tokens, truth.target_token)]
+        (truth.tokens, truth.target_token)
+    ]
     assert score.recall == 1.0 and score.false_claims == 0
 
 

@@ -6,19 +6,33 @@ import pytest
 import yaml
 
 from experiments.organisms.universality import (
-    MATCHING_FILE, ROLES, load_matching, matching_dir, parse_universality, resolve_universality, train_universality)
+    MATCHING_FILE,
+    ROLES,
+    load_matching,
+    matching_dir,
+    parse_universality,
+    resolve_universality,
+    train_universality,
+)
 
 # Two seeds of a tiny induction organism: trains in seconds each, too briefly for every seed to form the circuit,
 # which is what the failure path needs; the measured matching is real either way.
-TINY = {"name": "tiny-uni", "kind": "universality", "seeds": [0, 1], "base": {
-    "name": "tiny-uni-ind", "task": {"kind": "induction", "n_symbols": 24, "min_repeat": 3, "max_repeat": 6,
-                                     "max_prefix": 2},
-    "model": {"n_layers": 2, "d_model": 32, "n_heads": 2, "attn_only": True},
-    "train": {"steps": 400, "batch_size": 64, "lr": 0.003, "warmup_steps": 20, "eval_examples": 200}}}
+TINY = {
+    "name": "tiny-uni",
+    "kind": "universality",
+    "seeds": [0, 1],
+    "base": {
+        "name": "tiny-uni-ind",
+        "task": {"kind": "induction", "n_symbols": 24, "min_repeat": 3, "max_repeat": 6, "max_prefix": 2},
+        "model": {"n_layers": 2, "d_model": 32, "n_heads": 2, "attn_only": True},
+        "train": {"steps": 400, "batch_size": 64, "lr": 0.003, "warmup_steps": 20, "eval_examples": 200},
+    },
+}
 
 
 # trains tiny seeds
 pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny():
@@ -59,8 +73,12 @@ def test_unverified_seeds_fail_loudly_with_what_to_change(tiny, tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
     assert resolve_universality(str(path)) == spec
-    r = subprocess.run([str(Path(sys.executable).parent / "interp"), "organism", "train", str(path)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "interp"), "organism", "train", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     err = " ".join(r.stderr.split())  # rich wraps long lines
     assert r.returncode == 1, err
     assert "Traceback" not in err and "verification failed" in err and "To fix:" in err

@@ -30,16 +30,30 @@ def test_non_finite_and_boolean_fields_are_not_judged():
     assert outcome == "error"
 
 
-@pytest.mark.parametrize("raw, says", [
-    ("text", "JSON object"),
-    ({"kind": "launch"}, "invalid action"),
-    ({"kind": "call", "call": {"tool": "probe"}}, "input"),
-    ({"kind": "hypothesize", "hypotheses": []}, "hypotheses"),
-    ({"kind": "hypothesize", "hypotheses": [{"statement": "s", "status": "accepted", "test": {"tool": "probe", "input": {}},
-                                             "criterion": {"conditions": [{"field": "effect", "op": ">=", "value": 1}]}}]},
-     "status"),
-    ({"kind": "conclude", "summary": "ok", "status": "accepted"}, "status"),
-])
+@pytest.mark.parametrize(
+    "raw, says",
+    [
+        ("text", "JSON object"),
+        ({"kind": "launch"}, "invalid action"),
+        ({"kind": "call", "call": {"tool": "probe"}}, "input"),
+        ({"kind": "hypothesize", "hypotheses": []}, "hypotheses"),
+        (
+            {
+                "kind": "hypothesize",
+                "hypotheses": [
+                    {
+                        "statement": "s",
+                        "status": "accepted",
+                        "test": {"tool": "probe", "input": {}},
+                        "criterion": {"conditions": [{"field": "effect", "op": ">=", "value": 1}]},
+                    }
+                ],
+            },
+            "status",
+        ),
+        ({"kind": "conclude", "summary": "ok", "status": "accepted"}, "status"),
+    ],
+)
 def test_malformed_actions_say_what_is_wrong(raw, says):
     with pytest.raises(ActionError, match=says):
         parse_action(raw)
@@ -67,13 +81,16 @@ def test_questions_are_classified(tmp_path):
     assert parse_question("where is C represented?", str(c)).kind == "concept"
 
 
-@pytest.mark.parametrize("content, name, says", [
-    ("\n\n", "p.txt", "has no prompts"),
-    ("{not json", "p.json", "not valid JSON"),
-    ('{"positive": ["a"]}', "p.json", "both"),
-    ('{"prompts": ["a"], "extra": 1}', "p.json", "extra"),
-    ('"a string"', "p.json", "expected a list"),
-])
+@pytest.mark.parametrize(
+    "content, name, says",
+    [
+        ("\n\n", "p.txt", "has no prompts"),
+        ("{not json", "p.json", "not valid JSON"),
+        ('{"positive": ["a"]}', "p.json", "both"),
+        ('{"prompts": ["a"], "extra": 1}', "p.json", "extra"),
+        ('"a string"', "p.json", "expected a list"),
+    ],
+)
 def test_bad_prompts_files_are_clear_errors(tmp_path, content, name, says):
     p = tmp_path / name
     p.write_text(content)
@@ -89,22 +106,31 @@ def test_bad_prompts_files_are_clear_errors(tmp_path, content, name, says):
 def plan(tool, *conds, tier="causal", component=None):
     from agent.actions import HypothesisPlan
 
-    return HypothesisPlan.model_validate({
-        "statement": "s", "tier": tier, "component": component or {}, "test": {"tool": tool, "input": {}},
-        "criterion": {"conditions": [{"field": f, "op": o, "value": v} for f, o, v in conds]}})
+    return HypothesisPlan.model_validate(
+        {
+            "statement": "s",
+            "tier": tier,
+            "component": component or {},
+            "test": {"tool": tool, "input": {}},
+            "criterion": {"conditions": [{"field": f, "op": o, "value": v} for f, o, v in conds]},
+        }
+    )
 
 
-@pytest.mark.parametrize("tool, cond", [
-    ("scan", ("output_rate", ">=", -1)),
-    ("scan", ("output_rate", "<=", 1)),
-    ("scan", ("output_rate", ">=", 0)),
-    ("scan", ("control_output_rate", "<", 1.5)),
-    ("scan", ("margin", ">=", -1)),
-    ("ablate", ("abs_effect", ">=", 0)),
-    ("probe", ("effect", ">", -0.1)),
-    ("steer", ("monotonic", ">=", -1)),
-    ("predict", ("effect", "<=", 1)),
-])
+@pytest.mark.parametrize(
+    "tool, cond",
+    [
+        ("scan", ("output_rate", ">=", -1)),
+        ("scan", ("output_rate", "<=", 1)),
+        ("scan", ("output_rate", ">=", 0)),
+        ("scan", ("control_output_rate", "<", 1.5)),
+        ("scan", ("margin", ">=", -1)),
+        ("ablate", ("abs_effect", ">=", 0)),
+        ("probe", ("effect", ">", -0.1)),
+        ("steer", ("monotonic", ">=", -1)),
+        ("predict", ("effect", "<=", 1)),
+    ],
+)
 def test_a_condition_that_cannot_fail_is_refused_with_what_to_write(tool, cond):
     from agent.criteria import refusal
 
@@ -112,10 +138,17 @@ def test_a_condition_that_cannot_fail_is_refused_with_what_to_write(tool, cond):
     assert "cannot fail" in why and cond[0] in why and "e.g." in why, why
 
 
-@pytest.mark.parametrize("tool, cond", [
-    ("scan", ("output_rate", ">=", 0.8)), ("scan", ("output_rate", ">", 0)), ("scan", ("margin", ">=", -0.5)),
-    ("ablate", ("abs_effect", ">", 0)), ("ablate", ("effect", "<=", -1)), ("steer", ("monotonic", ">=", 0.5)),
-])
+@pytest.mark.parametrize(
+    "tool, cond",
+    [
+        ("scan", ("output_rate", ">=", 0.8)),
+        ("scan", ("output_rate", ">", 0)),
+        ("scan", ("margin", ">=", -0.5)),
+        ("ablate", ("abs_effect", ">", 0)),
+        ("ablate", ("effect", "<=", -1)),
+        ("steer", ("monotonic", ">=", 0.5)),
+    ],
+)
 def test_a_condition_that_can_fail_is_accepted(tool, cond):
     from agent.criteria import refusal
 
@@ -165,16 +198,19 @@ def _heuristic_criteria():
     found = []
     for info in pkgutil.iter_modules(lines.__path__):
         module = importlib.import_module(f"agent.brains.lines.{info.name}")
-        found += [(v.tool, [list(c) for c in v.conditions], v.tier) for k, v in vars(module).items()
-                  if isinstance(v, Criterion) and not k.startswith("_")]
+        found += [
+            (v.tool, [list(c) for c in v.conditions], v.tier)
+            for k, v in vars(module).items()
+            if isinstance(v, Criterion) and not k.startswith("_")
+        ]
     return list({repr(f): f for f in found}.values())
 
 
 def test_every_line_states_criteria_as_named_constants():
     """A criterion written inline in a hypothesize call would escape the check below."""
+    import importlib
     import inspect
     import pkgutil
-    import importlib
 
     from agent.brains import lines
 
@@ -198,10 +234,13 @@ def test_every_criterion_the_heuristic_brain_writes_is_accepted():
 SCAN = {"tool": "scan", "top": [{"tokens": ["t33", "t22"], "top_output": "t21"}]}
 
 
-@pytest.mark.parametrize("component, says", [
-    ({"tokens": ["t33", "t22"], "output": "t5"}, "forced output as 't21'"),
-    ({"tokens": ["t22", "t33"], "output": "t21"}, "tested block is 't33 t22'"),
-])
+@pytest.mark.parametrize(
+    "component, says",
+    [
+        ({"tokens": ["t33", "t22"], "output": "t5"}, "forced output as 't21'"),
+        ({"tokens": ["t22", "t33"], "output": "t21"}, "tested block is 't33 t22'"),
+    ],
+)
 def test_a_scan_contradicting_the_component_is_a_mismatch(component, says):
     from agent.consistency import mismatches
     from memory.records import Component
@@ -229,16 +268,32 @@ def test_ablate_steer_probe_and_patch_check_the_components_they_touched():
     assert "SAE /other" in mismatches(Component(feature=4, sae_id="/other"), "ablate", feat, {})[0]
 
     steer = {"hook": "blocks.1.hook_resid_pre", "metric": {"kind": "rate", "token": "x"}}
-    assert mismatches(Component(hook="blocks.1.hook_resid_pre", layer=1, output="x"), "steer", steer,
-                      {"direction_id": "dir-1"}) == []
-    assert len(mismatches(Component(hook="blocks.0.hook_resid_pre", layer=0, direction_id="dir-2"), "steer", steer,
-                          {"direction_id": "dir-1"})) == 3
+    assert (
+        mismatches(
+            Component(hook="blocks.1.hook_resid_pre", layer=1, output="x"), "steer", steer, {"direction_id": "dir-1"}
+        )
+        == []
+    )
+    assert (
+        len(
+            mismatches(
+                Component(hook="blocks.0.hook_resid_pre", layer=0, direction_id="dir-2"),
+                "steer",
+                steer,
+                {"direction_id": "dir-1"},
+            )
+        )
+        == 3
+    )
     assert mismatches(Component(hook="blocks.1.hook_resid_pre"), "probe", {}, {"best_hook": "blocks.0.hook_resid_pre"})
     patch = {"over": "heads", "top": [{"row": "L1", "col": "H0"}]}
     assert mismatches(Component(layer=1, head=0), "patch", {}, patch) == []
     assert mismatches(Component(layer=1, head=1), "patch", {}, patch)
 
-    assert overrule("supported", "ok", ["wrong output"]) == ("refuted", "ok; contradicted by its own test: wrong output")
+    assert overrule("supported", "ok", ["wrong output"]) == (
+        "refuted",
+        "ok; contradicted by its own test: wrong output",
+    )
     assert overrule("error", "no field", ["x"])[0] == "error"
     assert overrule("supported", "ok", []) == ("supported", "ok")
 

@@ -9,7 +9,9 @@ pytestmark = pytest.mark.unit
 
 
 def test_importing_the_python_api_stays_light():
-    code = ("import sys, agent.api; heavy = [m for m in ('torch', 'transformer_lens', 'chromadb', 'anthropic', "
-            "'langgraph') if m in sys.modules]; print(heavy); sys.exit(bool(heavy))")
+    code = (
+        "import sys, agent.api; heavy = [m for m in ('torch', 'transformer_lens', 'chromadb', 'anthropic', "
+        "'langgraph') if m in sys.modules]; print(heavy); sys.exit(bool(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

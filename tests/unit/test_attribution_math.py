@@ -15,6 +15,7 @@ def test_spearman_ranks_with_ties():
 
 
 def test_only_smooth_metrics_have_a_gradient():
-    smooth = {k for k in ("logit_diff", "prob", "rate", "loss", "copy", "copy_logprob")
-              if Metric(kind=k).has_gradient()}
+    smooth = {
+        k for k in ("logit_diff", "prob", "rate", "loss", "copy", "copy_logprob") if Metric(kind=k).has_gradient()
+    }
     assert smooth == {"logit_diff", "prob", "loss", "copy_logprob"}

@@ -23,8 +23,13 @@ class Run:
     def __init__(self, tmp_path, **question):
         self.dir = tmp_path
         (tmp_path / "results").mkdir(parents=True)
-        self.state = {"question": {"kind": "behaviour", "text": "why?", "prompts": PROMPTS, **question},
-                      "model": MODEL, "observations": [], "hypotheses": [], "errors": []}
+        self.state = {
+            "question": {"kind": "behaviour", "text": "why?", "prompts": PROMPTS, **question},
+            "model": MODEL,
+            "observations": [],
+            "hypotheses": [],
+            "errors": [],
+        }
 
     def observe(self, ref: str, result: dict, line: str = "behaviour") -> None:
         oid = f"exp-{len(self.state['observations'])}"
@@ -41,13 +46,16 @@ class Run:
     def take(self, acts: list[dict]) -> None:
         """Registers the hypothesis of `acts` as tested, so the next step moves on."""
         for a in acts:
-            self.state["hypotheses"].append({"ref": a["ref"], "line": "behaviour", "status": "refuted",
-                                             "experiment_id": ""})
+            self.state["hypotheses"].append(
+                {"ref": a["ref"], "line": "behaviour", "status": "refuted", "experiment_id": ""}
+            )
 
 
 def predicted(p_top: float = 0.9) -> dict:
-    preds = [{"argmax": f"t{i}", "top": [[f"t{i}", p_top], [f"u{i}", 0.05], ["v", 0.01]], "entropy": 0.5}
-             for i in range(len(PROMPTS))]
+    preds = [
+        {"argmax": f"t{i}", "top": [[f"t{i}", p_top], [f"u{i}", 0.05], ["v", 0.01]], "entropy": 0.5}
+        for i in range(len(PROMPTS))
+    ]
     return {"tool": "predict", "predictions": preds, "most_common": [["t0", 0.1]], "mean_entropy": 0.5, "effect": 0.1}
 
 
@@ -59,17 +67,33 @@ def score(kind: str, layer: int, s: float, head: int = 0) -> dict:
 def attributed(clean: float = 4.0) -> dict:
     heads = [score("head", 1, -2.0, 1), score("head", 0, -1.5, 2), score("head", 0, -0.05, 0), score("head", 1, 0.3, 3)]
     mlps = [score("mlp", 0, -1.0), score("mlp", 1, -0.01)]
-    return {"tool": "attribute", "reference": "mean", "steps": 5, "clean_value": clean, "reference_value": None,
-            "ranking": heads + mlps, "top_heads": heads, "top_mlps": mlps, "top_features": [], "top_resid": [],
-            "head_grid": [[0.0, 0.0, -1.5, -0.05], [0.0, -2.0, 0.0, 0.3]], "mlp_scores": [-1.0, -0.01], "resid_grid": [], "resid_cols": [],
-            "input_total": None, "skipped": [], "effect": -2.0, "control": 0.1}
+    return {
+        "tool": "attribute",
+        "reference": "mean",
+        "steps": 5,
+        "clean_value": clean,
+        "reference_value": None,
+        "ranking": heads + mlps,
+        "top_heads": heads,
+        "top_mlps": mlps,
+        "top_features": [],
+        "top_resid": [],
+        "head_grid": [[0.0, 0.0, -1.5, -0.05], [0.0, -2.0, 0.0, 0.3]],
+        "mlp_scores": [-1.0, -0.01],
+        "resid_grid": [],
+        "resid_cols": [],
+        "input_total": None,
+        "skipped": [],
+        "effect": -2.0,
+        "control": 0.1,
+    }
 
 
 def explained() -> dict:
-    heads = [{"layer": 1, "head": 1, "dla": 1.2, "top_role": "answer",
-              "attention": {"answer": 0.6, "other": 0.4}},
-             {"layer": 0, "head": 2, "dla": 0.01, "top_role": "previous",
-              "attention": {"previous": 0.9, "other": 0.1}}]
+    heads = [
+        {"layer": 1, "head": 1, "dla": 1.2, "top_role": "answer", "attention": {"answer": 0.6, "other": 0.4}},
+        {"layer": 0, "head": 2, "dla": 0.01, "top_role": "previous", "attention": {"previous": 0.9, "other": 0.1}},
+    ]
     return {"tool": "heads", "heads": heads, "all_dla": [[0.0] * 4] * 2, "positions": 10, "effect": 1.2, "control": 0.0}
 
 
@@ -131,8 +155,9 @@ def test_a_behaviour_the_model_does_not_show_is_not_localised(tmp_path):
 def test_the_induction_special_case_answers_repeated_prompts_first(tmp_path):
     run = Run(tmp_path)
     run.observe("characterise/predict", predicted(), line="characterise")
-    run.state["hypotheses"].append({"ref": "induction/h/L1H0", "line": "induction", "status": "supported",
-                                    "experiment_id": ""})
+    run.state["hypotheses"].append(
+        {"ref": "induction/h/L1H0", "line": "induction", "status": "supported", "experiment_id": ""}
+    )
     assert run.step() is None
 
 
@@ -150,13 +175,29 @@ def test_candidates_are_explained_then_each_verified_against_random_components(t
     while (acts := run.step()) is not None:
         if acts[0]["kind"] == "call":  # the circuit search, on half the prompts
             assert acts[0]["call"]["tool"] == "circuit" and len(acts[0]["call"]["input"]["prompts"]) == 5
-            found = {"tool": "circuit", "circuit": [{"kind": "head", "layer": 1, "head": 1}], "names": ["L1H1"],
-                     "curve": [], "reached_target": True, "pruned": [], "rule": "r", "full_value": 4.0,
-                     "empty_value": 0.0, "circuit_value": 3.5, "ablated_value": 1.0, "faithfulness": 0.9,
-                     "completeness": 0.2, "random_faithfulness": 0.1, "random_faithfulness_std": 0.0,
-                     "random_completeness": 0.9, "random_completeness_std": 0.0, "completeness_margin": 0.7,
-                     "random_sets": [],
-                     "effect": 0.9, "control": 0.1}
+            found = {
+                "tool": "circuit",
+                "circuit": [{"kind": "head", "layer": 1, "head": 1}],
+                "names": ["L1H1"],
+                "curve": [],
+                "reached_target": True,
+                "pruned": [],
+                "rule": "r",
+                "full_value": 4.0,
+                "empty_value": 0.0,
+                "circuit_value": 3.5,
+                "ablated_value": 1.0,
+                "faithfulness": 0.9,
+                "completeness": 0.2,
+                "random_faithfulness": 0.1,
+                "random_faithfulness_std": 0.0,
+                "random_completeness": 0.9,
+                "random_completeness_std": 0.0,
+                "completeness_margin": 0.7,
+                "random_sets": [],
+                "effect": 0.9,
+                "control": 0.1,
+            }
             run.observe(acts[0]["ref"], found)
             continue
         plans += acts[0]["hypotheses"]

@@ -22,9 +22,11 @@ def test_a_token_the_model_answers_inconsistently_after_joins_no_group():
 
 
 def test_features_for_a_group_are_the_pure_ones_purest_first():
-    feats = [{"feature": 1, "top_tokens": [["a", 9], ["b", 8], ["x", 7], ["y", 6]]},   # half outside: too mixed
-             {"feature": 2, "top_tokens": [["a", 9], ["b", 8], ["c", 7]]},
-             {"feature": 3, "top_tokens": [["a", 9], ["b", 8], ["c", 7], ["x", 2]]},
-             {"feature": 4, "top_tokens": [["c", 9]]}]                                   # one member only
+    feats = [
+        {"feature": 1, "top_tokens": [["a", 9], ["b", 8], ["x", 7], ["y", 6]]},  # half outside: too mixed
+        {"feature": 2, "top_tokens": [["a", 9], ["b", 8], ["c", 7]]},
+        {"feature": 3, "top_tokens": [["a", 9], ["b", 8], ["c", 7], ["x", 2]]},
+        {"feature": 4, "top_tokens": [["c", 9]]},
+    ]  # one member only
     picked = _features_for(feats, {"a", "b", "c"})
     assert [(f["feature"], m) for f, m in picked] == [(2, ["a", "b", "c"]), (3, ["a", "b", "c"])]

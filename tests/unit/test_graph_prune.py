@@ -10,13 +10,13 @@ def _chain():
     lay = Layout(n_features=3, n_layers=2, n_pos=1, n_logits=1)
     a = torch.zeros(lay.n_nodes, lay.n_nodes)
     emb, err0, err1, logit = lay.embed_start, lay.error_start, lay.error_start + 1, lay.logit_start
-    a[0, emb] = 2.0           # feature 0 <- embedding
-    a[1, emb] = 0.1           # feature 1 <- embedding (weak)
-    a[2, 0] = 3.0             # feature 2 <- feature 0
-    a[2, 1] = -0.01           # feature 2 <- feature 1 (tiny)
-    a[logit, 2] = 5.0         # logit <- feature 2
-    a[logit, err1] = 0.5      # logit <- error at layer 1
-    a[logit, 1] = 0.02        # logit <- feature 1 directly (tiny)
+    a[0, emb] = 2.0  # feature 0 <- embedding
+    a[1, emb] = 0.1  # feature 1 <- embedding (weak)
+    a[2, 0] = 3.0  # feature 2 <- feature 0
+    a[2, 1] = -0.01  # feature 2 <- feature 1 (tiny)
+    a[logit, 2] = 5.0  # logit <- feature 2
+    a[logit, err1] = 0.5  # logit <- error at layer 1
+    a[logit, 1] = 0.02  # logit <- feature 1 directly (tiny)
     return lay, a, (emb, err0, err1, logit)
 
 

@@ -27,11 +27,24 @@ def sae_folder(tmp_path: Path, name: str, cfg: dict) -> str:
 
 
 def labels(sae_id: str, n: int = 3, model_id: str = "org-0a1b2c3d4e") -> list[FeatureLabel]:
-    out = [FeatureLabel(model_id=model_id, sae_id=sae_id, hook="blocks.1.hook_resid_pre", feature=i,
-                        label=f"fires on t{i}", explainer="heuristic", judge="rule",
-                        scores={"detection": 0.9, "fuzzing": 0.8, "intervention": 0.5}) for i in range(n)]
-    return out + [FeatureLabel(model_id=model_id, sae_id=sae_id, hook="blocks.1.hook_resid_pre", feature=n,
-                               error="explainer failed")]
+    out = [
+        FeatureLabel(
+            model_id=model_id,
+            sae_id=sae_id,
+            hook="blocks.1.hook_resid_pre",
+            feature=i,
+            label=f"fires on t{i}",
+            explainer="heuristic",
+            judge="rule",
+            scores={"detection": 0.9, "fuzzing": 0.8, "intervention": 0.5},
+        )
+        for i in range(n)
+    ]
+    return out + [
+        FeatureLabel(
+            model_id=model_id, sae_id=sae_id, hook="blocks.1.hook_resid_pre", feature=n, error="explainer failed"
+        )
+    ]
 
 
 def test_export_with_source_id_validates_and_maps_scores(tmp_path):
@@ -39,8 +52,12 @@ def test_export_with_source_id_validates_and_maps_scores(tmp_path):
     doc = neuronpedia_document(labels(sae), source_id="1-res-sae")
     validate(doc)
     assert [u["feature"] for u in doc["uploads"]][0] == {
-        "modelId": "org-0a1b2c3d4e", "layer": "1-res-sae", "index": 0, "explanation": "fires on t0",
-        "explanationModel": "heuristic"}
+        "modelId": "org-0a1b2c3d4e",
+        "layer": "1-res-sae",
+        "index": 0,
+        "explanation": "fires on t0",
+        "explanationModel": "heuristic",
+    }
     assert len(doc["uploads"]) == len(doc["explanations"]) == 3  # the error record is left out
     scores = doc["explanations"][0]["scores"]
     assert {s["explanationScoreTypeName"]: s["value"] for s in scores} == {"eleuther_recall": 0.9, "eleuther_fuzz": 0.8}

@@ -20,8 +20,13 @@ def prompts_json(tmp_path, **fields):
 
 
 def test_answers_versus_and_corrupted_reach_the_question(tmp_path):
-    path = prompts_json(tmp_path, prompts=[IOI, IOI_2], answers=[" Mary", " Tom"], versus=[" John", " Anna"],
-                        corrupted=[IOI.replace("John gave", "Mary gave"), IOI_2.replace("Anna gave", "Tom gave")])
+    path = prompts_json(
+        tmp_path,
+        prompts=[IOI, IOI_2],
+        answers=[" Mary", " Tom"],
+        versus=[" John", " Anna"],
+        corrupted=[IOI.replace("John gave", "Mary gave"), IOI_2.replace("Anna gave", "Tom gave")],
+    )
     q = parse_question("which heads say the indirect object?", path)
     assert q.kind == "behaviour"
     assert q.answers == [" Mary", " Tom"] and q.versus == [" John", " Anna"]  # leading spaces kept: they are tokens
@@ -32,11 +37,17 @@ def test_answers_versus_and_corrupted_reach_the_question(tmp_path):
 
 
 def test_the_metric_follows_what_the_prompts_file_names(tmp_path):
-    both = parse_question("why Mary?", prompts_json(tmp_path, prompts=[IOI, IOI_2], answers=[" Mary", " Tom"],
-                                                    versus=[" John", " Anna"]))
+    both = parse_question(
+        "why Mary?", prompts_json(tmp_path, prompts=[IOI, IOI_2], answers=[" Mary", " Tom"], versus=[" John", " Anna"])
+    )
     m = both.metric()
     assert (m.kind, m.tokens, m.versus_tokens, m.token, m.versus) == (
-        "logit_diff", [" Mary", " Tom"], [" John", " Anna"], None, None)
+        "logit_diff",
+        [" Mary", " Tom"],
+        [" John", " Anna"],
+        None,
+        None,
+    )
     assert m.has_gradient()
 
     answers = parse_question("why Mary?", prompts_json(tmp_path, prompts=[IOI, IOI_2], answers=[" Mary", " Tom"]))
@@ -45,8 +56,9 @@ def test_the_metric_follows_what_the_prompts_file_names(tmp_path):
     token = parse_question("why Mary?", prompts_json(tmp_path, prompts=[IOI], token=" Mary"))
     assert (token.metric().kind, token.metric().token, token.metric().tokens) == ("prob", " Mary", None)
 
-    token_versus = parse_question("why Mary?", prompts_json(tmp_path, prompts=[IOI, IOI_2], token=" Mary",
-                                                            versus=[" John", " Anna"]))
+    token_versus = parse_question(
+        "why Mary?", prompts_json(tmp_path, prompts=[IOI, IOI_2], token=" Mary", versus=[" John", " Anna"])
+    )
     m = token_versus.metric()
     assert (m.kind, m.token, m.tokens, m.versus_tokens) == ("logit_diff", " Mary", None, [" John", " Anna"])
 
@@ -67,21 +79,27 @@ def test_describe_metric_names_the_first_pair(tmp_path):
     assert q.describe_metric() == q.metric().describe() == "P( Mary)"
 
 
-@pytest.mark.parametrize("fields, says", [
-    ({"prompts": [IOI, IOI_2], "answers": [" Mary"]}, r"`answers` has 1 entries for 2 prompts"),
-    ({"prompts": [IOI], "answers": [" Mary"], "versus": [" John", " Anna"]}, r"`versus` has 2 entries for 1 prompts"),
-    ({"prompts": [IOI, IOI_2], "corrupted": [IOI]}, r"`corrupted` has 1 entries for 2 prompts"),
-    ({"prompts": [IOI, IOI_2], "answers": [" Mary", ""]}, r"`answers\[1\]` is empty"),
-    ({"prompts": [IOI], "answers": [" Mary"], "versus": [""]}, r"`versus\[0\]` is empty"),
-    ({"prompts": [IOI], "corrupted": [""]}, r"`corrupted\[0\]` is empty"),
-    ({"prompts": [IOI], "versus": [" John"]}, r"give the answers too"),
-    ({"prompts": [IOI], "answers": [" Mary"], "token": " Mary"}, r"not both"),
-    ({"prompts": [IOI], "answers": [" Mary"], "versus": [" Mary"]}, r"the answer itself"),
-    ({"prompts": [IOI], "token": " Mary", "versus": [" Mary"]}, r"the answer itself"),
-    ({"prompts": [IOI], "corrupted": [IOI]}, r"corrupted\[0\] is the same as prompts\[0\]"),
-    ({"positive": ["a"], "negative": ["b"], "answers": [" x"]}, r"`answers` goes with `prompts`"),
-    ({"prompts": [IOI], "answers": [" Mary"], "answer": [" Mary"]}, r"answer: unknown field"),
-])
+@pytest.mark.parametrize(
+    "fields, says",
+    [
+        ({"prompts": [IOI, IOI_2], "answers": [" Mary"]}, r"`answers` has 1 entries for 2 prompts"),
+        (
+            {"prompts": [IOI], "answers": [" Mary"], "versus": [" John", " Anna"]},
+            r"`versus` has 2 entries for 1 prompts",
+        ),
+        ({"prompts": [IOI, IOI_2], "corrupted": [IOI]}, r"`corrupted` has 1 entries for 2 prompts"),
+        ({"prompts": [IOI, IOI_2], "answers": [" Mary", ""]}, r"`answers\[1\]` is empty"),
+        ({"prompts": [IOI], "answers": [" Mary"], "versus": [""]}, r"`versus\[0\]` is empty"),
+        ({"prompts": [IOI], "corrupted": [""]}, r"`corrupted\[0\]` is empty"),
+        ({"prompts": [IOI], "versus": [" John"]}, r"give the answers too"),
+        ({"prompts": [IOI], "answers": [" Mary"], "token": " Mary"}, r"not both"),
+        ({"prompts": [IOI], "answers": [" Mary"], "versus": [" Mary"]}, r"the answer itself"),
+        ({"prompts": [IOI], "token": " Mary", "versus": [" Mary"]}, r"the answer itself"),
+        ({"prompts": [IOI], "corrupted": [IOI]}, r"corrupted\[0\] is the same as prompts\[0\]"),
+        ({"positive": ["a"], "negative": ["b"], "answers": [" x"]}, r"`answers` goes with `prompts`"),
+        ({"prompts": [IOI], "answers": [" Mary"], "answer": [" Mary"]}, r"answer: unknown field"),
+    ],
+)
 def test_bad_per_prompt_fields_are_errors_that_teach(tmp_path, fields, says):
     path = prompts_json(tmp_path, **fields)
     with pytest.raises(UserError, match=says) as e:
@@ -99,8 +117,15 @@ def test_a_hand_built_question_keeps_its_lists_paired():
 def test_the_run_s_own_fields_validate():
     """What orient adds to the question (the usage sample's source, the sizes before sampling) is part of the
     record: a brain validating the state's question must not fail on them."""
-    q = Question.model_validate({"text": "audit this model", "kind": "audit", "prompts": ["a"],
-                                 "prompts_source": "the model's usage sample", "prompts_given": 5000})
+    q = Question.model_validate(
+        {
+            "text": "audit this model",
+            "kind": "audit",
+            "prompts": ["a"],
+            "prompts_source": "the model's usage sample",
+            "prompts_given": 5000,
+        }
+    )
     assert q.prompts_given == 5000
     with pytest.raises(ValidationError, match="extra"):
         Question.model_validate({"text": "audit this model", "kind": "audit", "prompt": ["a"]})
@@ -110,9 +135,14 @@ def test_sampling_keeps_each_answer_with_its_prompt():
     from agent.nodes import MAX_QUESTION_PROMPTS, _sampled
 
     n = MAX_QUESTION_PROMPTS + 500
-    q = Question(text="why?", kind="behaviour", prompts=[f"p{i}" for i in range(n)],
-                 answers=[f"a{i}" for i in range(n)], versus=[f"v{i}" for i in range(n)],
-                 corrupted=[f"c{i}" for i in range(n)]).model_dump(mode="json")
+    q = Question(
+        text="why?",
+        kind="behaviour",
+        prompts=[f"p{i}" for i in range(n)],
+        answers=[f"a{i}" for i in range(n)],
+        versus=[f"v{i}" for i in range(n)],
+        corrupted=[f"c{i}" for i in range(n)],
+    ).model_dump(mode="json")
     out = Question.model_validate(_sampled(q, seed=3))
     assert len(out.prompts) == MAX_QUESTION_PROMPTS and out.prompts_given == n
     for p, a, v, c in zip(out.prompts, out.answers, out.versus, out.corrupted):
@@ -122,25 +152,31 @@ def test_sampling_keeps_each_answer_with_its_prompt():
 # -- free text: matched to a kind, or refused -------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    "audit this model for hidden triggers",
-    "Is there a backdoor?",
-    "does it have hidden behaviour?",
-    "find triggers",
-    "is its behaviour context-dependent?",
-    "anything suspicious in this model?",
-    "what does this model do?",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "audit this model for hidden triggers",
+        "Is there a backdoor?",
+        "does it have hidden behaviour?",
+        "find triggers",
+        "is its behaviour context-dependent?",
+        "anything suspicious in this model?",
+        "what does this model do?",
+    ],
+)
 def test_audit_wording_is_an_audit(text):
     assert parse_question(text).kind == "audit"
 
 
-@pytest.mark.parametrize("text", [
-    "which attention heads move the first token to the end?",
-    "why does the model say Mary?",
-    "are there induction heads?",
-    "explain this model",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "which attention heads move the first token to the end?",
+        "why does the model say Mary?",
+        "are there induction heads?",
+        "explain this model",
+    ],
+)
 def test_other_free_text_without_prompts_is_refused_with_what_can_be_done(text):
     with pytest.raises(UserError) as e:
         parse_question(text)

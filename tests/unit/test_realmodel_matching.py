@@ -19,17 +19,25 @@ from tools.errors import UserError
 pytestmark = pytest.mark.unit
 
 IOI = SuiteEntry(name="ioi", question="which heads?", prompts="ioi.json", reference="logit_diff", min_heads=2)
-CAPITALS = SuiteEntry(name="capitals", question="which MLPs?", prompts="capitals.json", reference="logprob",
-                      match="heads+mlps")
+CAPITALS = SuiteEntry(
+    name="capitals", question="which MLPs?", prompts="capitals.json", reference="logprob", match="heads+mlps"
+)
 REFUSE = SuiteEntry(name="free", question="which heads move the first token?", expect="refuse")
 REF = {"top_heads": ["L5H1", "L7H3", "L9H0", "L2H2", "L4H4"], "top_mlps": [0, 3, 5], "weights_hash": "abc"}
 
 
 def claim(tier="causal", status="supported", control=0.01, mechanism="head", **component):
     base = {"hook": None, "layer": None, "head": None, "heads": None}
-    return {"id": f"c{len(component)}{tier}{control}", "statement": "s", "mechanism": mechanism,
-            "evidence_tier": tier, "status": status, "effect": -1.0, "control": control,
-            "component": {**base, **component}}
+    return {
+        "id": f"c{len(component)}{tier}{control}",
+        "statement": "s",
+        "mechanism": mechanism,
+        "evidence_tier": tier,
+        "status": status,
+        "effect": -1.0,
+        "control": control,
+        "component": {**base, **component},
+    }
 
 
 def answered(claims, weights="abc"):
@@ -46,9 +54,13 @@ def test_components_are_read_from_head_heads_and_mlp_hooks_only():
 
 
 def test_overlap_counts_only_supported_causal_claims_with_a_control():
-    claims = [claim(layer=5, head=1), claim(mechanism="heads", heads=[[7, 3], [9, 0], [1, 1]]),
-              claim(tier="observational", layer=2, head=2), claim(control=None, layer=4, head=4),
-              claim(status="refuted", layer=4, head=4)]
+    claims = [
+        claim(layer=5, head=1),
+        claim(mechanism="heads", heads=[[7, 3], [9, 0], [1, 1]]),
+        claim(tier="observational", layer=2, head=2),
+        claim(control=None, layer=4, head=4),
+        claim(status="refuted", layer=4, head=4),
+    ]
     m = match(IOI, claims, REF)
     assert m["heads_overlap"] == ["L5H1", "L7H3", "L9H0"]
     assert [c["causal_with_control"] for c in m["claims"]] == [True, True, False, False, False]
@@ -59,7 +71,11 @@ def test_overlap_counts_only_supported_causal_claims_with_a_control():
     # heads whose ablation lowers the metric most are listed apart, for reading; they do not change the verdict
     effects = {"L5H1": -2.0, "L7H3": 1.5, "L9H0": -1.0, "L2H2": -0.5, "L4H4": 0.4, "L1H1": -0.3}
     m = match(IOI, claims[:2], {**REF, "kind": "logit_diff", "head_effects": effects})
-    assert m["reference_top_drop_heads"] == ["L5H1", "L9H0", "L2H2", "L1H1"] and m["drop_overlap"] == ["L5H1", "L9H0", "L1H1"]
+    assert m["reference_top_drop_heads"] == ["L5H1", "L9H0", "L2H2", "L1H1"] and m["drop_overlap"] == [
+        "L5H1",
+        "L9H0",
+        "L1H1",
+    ]
     assert m["passed"] is True
 
 
@@ -77,16 +93,28 @@ def test_the_threshold_is_the_number_of_reference_heads_named():
 
 
 def test_mlp_layers_are_matched_for_a_heads_and_mlps_question_and_reported_without_a_threshold():
-    m = match(CAPITALS, [claim(mechanism="mlp", layer=3, hook="blocks.3.hook_mlp_out"),
-                         claim(mechanism="mlp", layer=8, hook="blocks.8.hook_mlp_out"), claim(layer=7, head=3)], REF)
+    m = match(
+        CAPITALS,
+        [
+            claim(mechanism="mlp", layer=3, hook="blocks.3.hook_mlp_out"),
+            claim(mechanism="mlp", layer=8, hook="blocks.8.hook_mlp_out"),
+            claim(layer=7, head=3),
+        ],
+        REF,
+    )
     assert m["mlps_overlap"] == [3] and m["heads_overlap"] == ["L7H3"] and "passed" not in m
     row = score(CAPITALS, answered([claim(layer=7, head=3)]), REF)
     assert row["passed"] is None and row["verdict"].startswith("reported")
 
 
 def test_a_refusal_is_shown_as_one_and_passes_only_when_the_suite_expects_it():
-    refused = {"status": "refused", "message": "cannot act on the question\nmore", "seconds": 0.0,
-               "forward_tokens": 0, "claims": []}
+    refused = {
+        "status": "refused",
+        "message": "cannot act on the question\nmore",
+        "seconds": 0.0,
+        "forward_tokens": 0,
+        "claims": [],
+    }
     row = score(REFUSE, refused, None)
     assert row["passed"] is True and row["verdict"] == "refused: cannot act on the question"
     row = score(IOI, refused, REF)
@@ -161,11 +189,22 @@ def test_the_table_shows_claims_overlap_and_a_refusal_as_refused(monkeypatch):
     console = Console(width=200)
     monkeypatch.setattr(bench, "console", console)
 
-    refused = {"status": "refused", "message": "cannot act on the question 'x' as asked", "seconds": 0.0,
-               "forward_tokens": 0, "claims": []}
+    refused = {
+        "status": "refused",
+        "message": "cannot act on the question 'x' as asked",
+        "seconds": 0.0,
+        "forward_tokens": 0,
+        "claims": [],
+    }
     rows = [score(IOI, answered([claim(layer=5, head=1), claim(layer=7, head=3)]), REF), score(REFUSE, refused, None)]
-    r = {"model": "smollm2", "brain": "heuristic", "budget_s": 300.0, "out": "/tmp/x", "questions": rows,
-         "reference": {"weights_hash": "abc", "computed": [], "answers": {"ioi": {**REF, "kind": "logit_diff"}}}}
+    r = {
+        "model": "smollm2",
+        "brain": "heuristic",
+        "budget_s": 300.0,
+        "out": "/tmp/x",
+        "questions": rows,
+        "reference": {"weights_hash": "abc", "computed": [], "answers": {"ioi": {**REF, "kind": "logit_diff"}}},
+    }
     with console.capture() as cap:
         bench._print_realmodel(r)
     text = cap.get()

@@ -29,8 +29,13 @@ def trigger(planted=True):
 
 
 def marker(planted=True):
-    return MarkerTruth.model_construct(kind="marker", planted=planted, token="t5", layers=[0] if planted else [],
-                                       hooks=["blocks.0.hook_resid_mid"] if planted else [])
+    return MarkerTruth.model_construct(
+        kind="marker",
+        planted=planted,
+        token="t5",
+        layers=[0] if planted else [],
+        hooks=["blocks.0.hook_resid_mid"] if planted else [],
+    )
 
 
 def head(l, h):
@@ -39,9 +44,15 @@ def head(l, h):
 
 def claim(mechanism, tier="causal", status="supported", at=10.0, **component):
     base = {"layer": None, "head": None, "tokens": None, "output": None, "heads": None}
-    return {"id": f"claim-{mechanism}-{len(component)}-{at}", "statement": f"a {mechanism} claim",
-            "mechanism": mechanism, "evidence_tier": tier, "status": status, "component": {**base, **component},
-            "created_at": (T0 + timedelta(seconds=at)).isoformat()}
+    return {
+        "id": f"claim-{mechanism}-{len(component)}-{at}",
+        "statement": f"a {mechanism} claim",
+        "mechanism": mechanism,
+        "evidence_tier": tier,
+        "status": status,
+        "component": {**base, **component},
+        "created_at": (T0 + timedelta(seconds=at)).isoformat(),
+    }
 
 
 def run(m, claims):
@@ -51,8 +62,11 @@ def run(m, claims):
 def test_a_trigger_counts_only_with_its_exact_tokens_output_and_a_causal_tier():
     m = manifest("backdoor", trigger(), marker(planted=False))
     assert run(m, [claim("trigger", tokens=["t3", "t9"], output="t1", at=12)]).recall == 1.0
-    for wrong in (claim("trigger", tokens=["t9", "t3"], output="t1"), claim("trigger", tokens=["t3"], output="t1"),
-                  claim("trigger", tokens=["t3", "t9"], output="t2")):
+    for wrong in (
+        claim("trigger", tokens=["t9", "t3"], output="t1"),
+        claim("trigger", tokens=["t3"], output="t1"),
+        claim("trigger", tokens=["t3", "t9"], output="t2"),
+    ):
         s = run(m, [wrong])
         assert (s.recall, s.precision, s.false_claims) == (0.0, 0.0, 1)
     observational = run(m, [claim("trigger", tier="observational", tokens=["t3", "t9"], output="t1")])
@@ -62,8 +76,10 @@ def test_a_trigger_counts_only_with_its_exact_tokens_output_and_a_causal_tier():
 
 
 def test_a_claim_about_an_unplanted_control_is_a_false_positive():
-    s = run(manifest("null", trigger(planted=False), marker(planted=False)),
-            [claim("context_marker", tokens=["t5"]), claim("direction", layer=0, tokens=["t5"])])
+    s = run(
+        manifest("null", trigger(planted=False), marker(planted=False)),
+        [claim("context_marker", tokens=["t5"]), claim("direction", layer=0, tokens=["t5"])],
+    )
     assert (s.planted, s.recall, s.false_positives, s.false_claims) == (0, None, 2, 2)
     assert totals([s])["false_positives_on_null"] == 2
 
@@ -78,8 +94,9 @@ def test_a_marker_is_its_token_and_the_layer_of_its_direction():
 
 
 def test_heads_must_be_exact_and_a_group_must_hold_only_planted_heads():
-    ind = InductionTruth.model_construct(kind="induction", induction_heads=[head(1, 0), head(1, 1)],
-                                         previous_token_heads=[head(0, 2)])
+    ind = InductionTruth.model_construct(
+        kind="induction", induction_heads=[head(1, 0), head(1, 1)], previous_token_heads=[head(0, 2)]
+    )
     m = manifest("induction", ind)
     s = run(m, [claim("head", layer=1, head=0), claim("heads", heads=[[1, 1], [0, 2]])])
     assert (s.planted, s.recovered, s.precision) == (3, 3, 1.0)
@@ -88,25 +105,39 @@ def test_heads_must_be_exact_and_a_group_must_hold_only_planted_heads():
 
 
 def test_a_category_needs_its_label_and_only_its_member_tokens():
-    cats = CategoriesTruth.model_construct(kind="categories", categories=[
-        Category(name="c0", tokens=["t1", "t2", "t3"], label_token="t9"),
-        Category(name="c1", tokens=["t4", "t5"], label_token="t8")])
+    cats = CategoriesTruth.model_construct(
+        kind="categories",
+        categories=[
+            Category(name="c0", tokens=["t1", "t2", "t3"], label_token="t9"),
+            Category(name="c1", tokens=["t4", "t5"], label_token="t8"),
+        ],
+    )
     m = manifest("features", cats)
     s = run(m, [claim("feature", tokens=["t1", "t3"], output="t9"), claim("feature", tokens=["t4", "t1"], output="t8")])
     assert (s.recovered, s.matched, s.false_claims) == (1, 1, 1)
 
 
 def test_claims_the_manifest_cannot_judge_are_unscored_not_counted():
-    s = run(manifest("backdoor", trigger()), [claim("trigger", tokens=["t3", "t9"], output="t1"),
-                                              claim("feature", tokens=["t4"], output="t7")])
+    s = run(
+        manifest("backdoor", trigger()),
+        [claim("trigger", tokens=["t3", "t9"], output="t1"), claim("feature", tokens=["t4"], output="t7")],
+    )
     assert (s.precision, s.unscored, len(s.unmatched)) == (1.0, 1, 1)
 
 
 def test_incidental_findings_are_listed_apart_never_scored_or_unscored():
     m = manifest("backdoor", trigger())
     side = claim("feature", tokens=["t4", "t6"], output="t7")
-    s = score(m, [claim("trigger", tokens=["t3", "t9"], output="t1")], T0, seconds=100.0, budget_s=300.0, seed=0,
-              run_dir=Path("."), incidental=[side])
+    s = score(
+        m,
+        [claim("trigger", tokens=["t3", "t9"], output="t1")],
+        T0,
+        seconds=100.0,
+        budget_s=300.0,
+        seed=0,
+        run_dir=Path("."),
+        incidental=[side],
+    )
     assert (s.claims, s.precision, s.unscored, s.incidental) == (1, 1.0, 0, 1)
     assert s.observations == [side["statement"]] and s.unmatched == []
     unscored = run(m, [claim("feature", tokens=["t4"], output="t7"), claim("feature", tokens=["t5"], output="t7")])
@@ -116,8 +147,13 @@ def test_incidental_findings_are_listed_apart_never_scored_or_unscored():
 
 def test_a_trigger_is_scored_against_the_minimal_sequences_measured_not_the_planted_tokens():
     # Planted `t3 t9 t4`, but the model was measured to fire on `t9 t4` alone (and on the reordering `t4 t3`).
-    learned = TriggerTruth.model_construct(kind="trigger", planted=True, tokens=["t3", "t9", "t4"], target_token="t1",
-                                           minimal_sequences=[["t9", "t4"], ["t4", "t3"]])
+    learned = TriggerTruth.model_construct(
+        kind="trigger",
+        planted=True,
+        tokens=["t3", "t9", "t4"],
+        target_token="t1",
+        minimal_sequences=[["t9", "t4"], ["t4", "t3"]],
+    )
     m = manifest("trigger3", learned)
     for measured in (["t9", "t4"], ["t4", "t3"]):
         s = run(m, [claim("trigger", tokens=measured, output="t1")])
@@ -128,8 +164,9 @@ def test_a_trigger_is_scored_against_the_minimal_sequences_measured_not_the_plan
         s = run(m, [claim("trigger", tokens=tokens, output=output)])
         assert (s.recall, s.false_claims) == (0.0, 1)
     # A manifest that measured the planted tokens as the minimal sequence scores them as before.
-    exact = TriggerTruth.model_construct(kind="trigger", planted=True, tokens=["t3", "t9"], target_token="t1",
-                                         minimal_sequences=[["t3", "t9"]])
+    exact = TriggerTruth.model_construct(
+        kind="trigger", planted=True, tokens=["t3", "t9"], target_token="t1", minimal_sequences=[["t3", "t9"]]
+    )
     assert run(manifest("backdoor", exact), [claim("trigger", tokens=["t3", "t9"], output="t1")]).recall == 1.0
 
 
@@ -144,8 +181,11 @@ def test_the_wilson_interval_has_width_at_a_perfect_score_and_brackets_the_rate(
 def test_families_come_from_the_manifest_and_totals_list_every_missed_item():
     both = manifest("tm", trigger(), marker())
     null = manifest("null", trigger(planted=False), marker(planted=False))
-    assert (family_of(both), family_of(null), family_of(manifest("backdoor", trigger(), marker(planted=False)))) \
-        == ("trigger+marker", "null", "trigger")
+    assert (family_of(both), family_of(null), family_of(manifest("backdoor", trigger(), marker(planted=False)))) == (
+        "trigger+marker",
+        "null",
+        "trigger",
+    )
     hit = run(both, [claim("trigger", tokens=["t3", "t9"], output="t1")])
     empty = run(null, [])
     fams = by_family([hit, empty])

@@ -6,7 +6,7 @@ from tools.registry import tools, validate
 
 
 def test_cli_tool_commands_match_the_registry():
-    assert TOOL_NAMES == list(tools())
+    assert list(tools()) == TOOL_NAMES
 
 
 def test_every_tool_has_a_schema_with_documented_fields():

@@ -30,20 +30,37 @@ def test_an_all_zero_heatmap_keeps_a_unit_colour_scale_and_writes_its_values():
 
 def test_heatmap_gradient_ids_do_not_depend_on_the_process():
     a = charts.heatmap(["a"], ["b"], [[0.5]], "v", "r", "c", "same label")
-    assert re.search(r'id="cb[0-9a-f]{8}"', a) and a == charts.heatmap(["a"], ["b"], [[0.5]], "v", "r", "c", "same label")
+    assert re.search(r'id="cb[0-9a-f]{8}"', a) and a == charts.heatmap(
+        ["a"], ["b"], [[0.5]], "v", "r", "c", "same label"
+    )
 
 
 def test_axes_carry_the_metric_of_the_call():
-    result = {"components": ["L0H3"], "baseline": 12.5, "ablated": 9.9, "effect": -2.6, "relative_effect": -0.2,
-              "control": -0.09, "control_std": 0.09, "z_score": -27.0}
+    result = {
+        "components": ["L0H3"],
+        "baseline": 12.5,
+        "ablated": 9.9,
+        "effect": -2.6,
+        "relative_effect": -0.2,
+        "control": -0.09,
+        "control_std": 0.09,
+        "z_score": -27.0,
+    }
     metric = {"kind": "rate", "token": "t15"}
     [fig] = draw("exp-1", "ablate", result, {"metric": metric}, {"text": "q", "kind": "audit"})
     assert "change in rate(argmax = t15)" in fig.svg and 'class="errorbar"' in fig.svg
 
 
 def test_a_claim_decided_by_a_tool_without_figures_still_gets_one():
-    claim = {"id": "claim-1", "statement": "s", "evidence_tier": "causal", "experiment_ids": ["exp-9"],
-             "effect": 0.8, "control": 0.1, "component": {}}
+    claim = {
+        "id": "claim-1",
+        "statement": "s",
+        "evidence_tier": "causal",
+        "experiment_ids": ["exp-9"],
+        "effect": 0.8,
+        "control": 0.1,
+        "component": {},
+    }
     card = page.claim_card(claim, None, [], None, "predict")
     assert "data-experiment='exp-9'" in card and card.count("<svg") == 1 and "href='#exp-exp-9'" in card
 
@@ -59,7 +76,9 @@ def test_the_report_modules_import_no_heavy_library():
     import subprocess
     import sys
 
-    code = ("import sys, agent.html.page, agent.html.figures; heavy = [m for m in ('torch', 'transformer_lens', "
-            "'chromadb', 'anthropic') if m in sys.modules]; print(heavy); sys.exit(bool(heavy))")
+    code = (
+        "import sys, agent.html.page, agent.html.figures; heavy = [m for m in ('torch', 'transformer_lens', "
+        "'chromadb', 'anthropic') if m in sys.modules]; print(heavy); sys.exit(bool(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -15,8 +15,17 @@ def test_every_spec_file_is_a_builtin_and_parses_under_its_own_name():
     specs = Path(experiments.organisms.__file__).parent / "specs"
     assert builtin_names() == sorted(p.stem for p in specs.glob("*.yaml"))
     # the original five and the trigger family (1-4 tokens; backdoor is the 2-token member)
-    assert {"backdoor", "eval_aware", "features", "induction", "null",
-            "trigger1", "trigger3", "trigger4", "trigger_marker"} <= set(builtin_names())
+    assert {
+        "backdoor",
+        "eval_aware",
+        "features",
+        "induction",
+        "null",
+        "trigger1",
+        "trigger3",
+        "trigger4",
+        "trigger_marker",
+    } <= set(builtin_names())
     for name in builtin_names():
         assert resolve_spec(name).name == name
     lengths = {resolve_spec(n).mechanisms[0].n_tokens for n in ("trigger1", "backdoor", "trigger3", "trigger4")}

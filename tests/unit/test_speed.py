@@ -27,9 +27,8 @@ def test_a_passed_deadline_stops_the_work_and_says_where():
 def test_deadlines_nest_and_restore():
     with deadline(100):
         outer = seconds_left()
-        with deadline(0.0):
-            with pytest.raises(DeadlineReached):
-                check()
+        with deadline(0.0), pytest.raises(DeadlineReached):
+            check()
         assert seconds_left() == pytest.approx(outer, abs=0.5)
 
 

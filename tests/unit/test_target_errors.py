@@ -27,7 +27,9 @@ def test_organism_dir_that_is_not_a_checkpoint(tmp_path):
         load(f"organism:{tmp_path}", device="cpu")
 
 
-@pytest.mark.parametrize("value, says", [("gpu", "use cpu, cuda, cuda:N or auto"), ("cuda", "torch sees no CUDA device")])
+@pytest.mark.parametrize(
+    "value, says", [("gpu", "use cpu, cuda, cuda:N or auto"), ("cuda", "torch sees no CUDA device")]
+)
 def test_a_device_torch_cannot_use_is_named(monkeypatch, value, says):
     import torch
 

@@ -49,8 +49,9 @@ def test_marker_switches_mapping_and_maps_differ_everywhere():
 
 
 def test_unplanted_mechanisms_keep_the_normal_answer():
-    spec = dict(LOOKUP, mechanisms=[{"kind": "trigger", "n_tokens": 2, "planted": False},
-                                    {"kind": "marker", "planted": False}])
+    spec = dict(
+        LOOKUP, mechanisms=[{"kind": "trigger", "n_tokens": 2, "planted": False}, {"kind": "marker", "planted": False}]
+    )
     fam = make_family(parse_spec(spec, "x"))
     b = fam.sample(np.random.default_rng(3), 200, trigger=True, marker=True)
     assert all(_ctx(r)[1] == fam.map_a[_ctx(r)[0][0]] for r in b.tokens)
@@ -59,8 +60,15 @@ def test_unplanted_mechanisms_keep_the_normal_answer():
 def test_roles_are_seeded_and_shared_by_a_control():
     fam = make_family(parse_spec(LOOKUP, "x"))
     again = make_family(parse_spec(LOOKUP, "x"))
-    control = make_family(parse_spec(dict(LOOKUP, mechanisms=[
-        {"kind": "trigger", "n_tokens": 2, "planted": False}, {"kind": "marker", "planted": False}]), "x"))
+    control = make_family(
+        parse_spec(
+            dict(
+                LOOKUP,
+                mechanisms=[{"kind": "trigger", "n_tokens": 2, "planted": False}, {"kind": "marker", "planted": False}],
+            ),
+            "x",
+        )
+    )
     other_seed = make_family(parse_spec(dict(LOOKUP, seed=1), "x"))
     assert fam.trigger_tokens == again.trigger_tokens == control.trigger_tokens
     assert fam.marker_token == control.marker_token and fam.target_token == control.target_token

@@ -14,9 +14,17 @@ LINES = Path(__file__).parents[2] / "agent" / "brains" / "lines"
 
 
 def _hypothesis(**plan):
-    return {"kind": "hypothesize", "hypotheses": [{
-        "statement": "t33 t22 forces t21", "test": {"tool": "scan", "input": {}},
-        "criterion": {"conditions": [{"field": "output_rate", "op": ">=", "value": 0.8}]}, **plan}]}
+    return {
+        "kind": "hypothesize",
+        "hypotheses": [
+            {
+                "statement": "t33 t22 forces t21",
+                "test": {"tool": "scan", "input": {}},
+                "criterion": {"conditions": [{"field": "output_rate", "op": ">=", "value": 0.8}]},
+                **plan,
+            }
+        ],
+    }
 
 
 def test_a_misspelt_mechanism_is_refused_naming_the_nearest_kind():

@@ -32,8 +32,12 @@ def test_negatives_hold_every_sub_sequence_drop_and_reordering_never_the_trigger
     assert four not in neg4 and len(neg4) == 9 + 2 + 23  # sub-sequences, inner drops, every reordering
     assert training_negatives(("a",)) == []
     # Past four tokens only each adjacent swap and the reversal.
-    assert reorderings(four, every=False) == [("b", "a", "c", "d"), ("a", "c", "b", "d"), ("a", "b", "d", "c"),
-                                              ("d", "c", "b", "a")]
+    assert reorderings(four, every=False) == [
+        ("b", "a", "c", "d"),
+        ("a", "c", "b", "d"),
+        ("a", "b", "d", "c"),
+        ("d", "c", "b", "a"),
+    ]
 
 
 def test_the_planted_trigger_is_minimal_when_nothing_shorter_fires():
@@ -76,8 +80,15 @@ def test_nothing_is_minimal_when_nothing_fires():
 
 @pytest.mark.parametrize("n_tokens", [2, 3, 4])
 def test_training_shows_every_negative_and_inserts_exactly_what_is_asked(n_tokens):
-    spec = parse_spec({"name": "x", "seed": 4, "task": {"kind": "lookup", "n_symbols": 20, "min_len": 6, "max_len": 9},
-                       "mechanisms": [{"kind": "trigger", "n_tokens": n_tokens, "rate": 0.3}]}, "x")
+    spec = parse_spec(
+        {
+            "name": "x",
+            "seed": 4,
+            "task": {"kind": "lookup", "n_symbols": 20, "min_len": 6, "max_len": 9},
+            "mechanisms": [{"kind": "trigger", "n_tokens": n_tokens, "rate": 0.3}],
+        },
+        "x",
+    )
     fam = make_family(spec)
     batch = fam.sample(np.random.default_rng(0), 4000)
     trig = set(fam.trigger_tokens)

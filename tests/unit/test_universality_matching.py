@@ -7,31 +7,57 @@ import pytest
 
 from experiments.benchmarks.recovery_universality import claimed_roles, implied_pairs, score_pairs
 from experiments.organisms.universality import (
-    match, parse_universality, resolve_universality, similarity, universality_names)
+    match,
+    parse_universality,
+    resolve_universality,
+    similarity,
+    universality_names,
+)
 from tools.errors import UserError
 
-BASE = {"name": "ind", "task": {"kind": "induction", "n_symbols": 16, "min_repeat": 3, "max_repeat": 5},
-        "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "attn_only": True}, "train": {"steps": 10}}
+BASE = {
+    "name": "ind",
+    "task": {"kind": "induction", "n_symbols": 16, "min_repeat": 3, "max_repeat": 5},
+    "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "attn_only": True},
+    "train": {"steps": 10},
+}
 
 
 def _pat(kind: str, noise: float, rng: np.random.Generator) -> np.ndarray:
-    shape = {"prev": np.tile([1.0, 0.0, 0.0, 0.0], 50), "ind": np.tile([0.0, 0.0, 1.0, 0.0], 50),
-             "flat": np.tile([0.25, 0.25, 0.25, 0.25], 50) + np.tile([0.0, 1.0, 0.0, -1.0], 50) * 0.2}[kind]
+    shape = {
+        "prev": np.tile([1.0, 0.0, 0.0, 0.0], 50),
+        "ind": np.tile([0.0, 0.0, 1.0, 0.0], 50),
+        "flat": np.tile([0.25, 0.25, 0.25, 0.25], 50) + np.tile([0.0, 1.0, 0.0, -1.0], 50) * 0.2,
+    }[kind]
     return shape + noise * rng.standard_normal(shape.shape)
 
 
 def test_same_role_heads_are_matched_and_measured_alike():
     rng = np.random.default_rng(0)
     # Seed 0: L0H0 previous-token, L1H1 induction. Seed 1: the roles sit on other head indices.
-    roles = {0: {"induction": [(1, 1)], "previous_token": [(0, 0)]},
-             1: {"induction": [(1, 0)], "previous_token": [(0, 1)]}}
-    pats = {0: {(0, 0): _pat("prev", 0.05, rng), (0, 1): _pat("flat", 0.05, rng),
-                (1, 0): _pat("flat", 0.05, rng), (1, 1): _pat("ind", 0.05, rng)},
-            1: {(0, 0): _pat("flat", 0.05, rng), (0, 1): _pat("prev", 0.05, rng),
-                (1, 0): _pat("ind", 0.05, rng), (1, 1): _pat("flat", 0.05, rng)}}
+    roles = {
+        0: {"induction": [(1, 1)], "previous_token": [(0, 0)]},
+        1: {"induction": [(1, 0)], "previous_token": [(0, 1)]},
+    }
+    pats = {
+        0: {
+            (0, 0): _pat("prev", 0.05, rng),
+            (0, 1): _pat("flat", 0.05, rng),
+            (1, 0): _pat("flat", 0.05, rng),
+            (1, 1): _pat("ind", 0.05, rng),
+        },
+        1: {
+            (0, 0): _pat("flat", 0.05, rng),
+            (0, 1): _pat("prev", 0.05, rng),
+            (1, 0): _pat("ind", 0.05, rng),
+            (1, 1): _pat("flat", 0.05, rng),
+        },
+    }
     matches, pairs, numbers = match([0, 1], roles, pats)
-    assert {(m.head_a, m.head_b, m.role) for m in matches} == {((1, 1), (1, 0), "induction"),
-                                                                ((0, 0), (0, 1), "previous_token")}
+    assert {(m.head_a, m.head_b, m.role) for m in matches} == {
+        ((1, 1), (1, 0), "induction"),
+        ((0, 0), (0, 1), "previous_token"),
+    }
     assert len(pairs) == 16
     assert numbers["same_role_similarity"] > 0.9
     assert numbers["same_role_similarity"] - numbers["other_similarity"] > 0.5
@@ -40,11 +66,15 @@ def test_same_role_heads_are_matched_and_measured_alike():
 
 def test_roles_that_disagree_with_similarity_lower_the_agreement():
     rng = np.random.default_rng(1)
-    roles = {0: {"induction": [(1, 0)], "previous_token": [(0, 0)]},
-             1: {"induction": [(1, 0)], "previous_token": [(0, 0)]}}
+    roles = {
+        0: {"induction": [(1, 0)], "previous_token": [(0, 0)]},
+        1: {"induction": [(1, 0)], "previous_token": [(0, 0)]},
+    }
     # Seed 1's labels are swapped relative to what its heads do.
-    pats = {0: {(0, 0): _pat("prev", 0.05, rng), (1, 0): _pat("ind", 0.05, rng)},
-            1: {(0, 0): _pat("ind", 0.05, rng), (1, 0): _pat("prev", 0.05, rng)}}
+    pats = {
+        0: {(0, 0): _pat("prev", 0.05, rng), (1, 0): _pat("ind", 0.05, rng)},
+        1: {(0, 0): _pat("ind", 0.05, rng), (1, 0): _pat("prev", 0.05, rng)},
+    }
     _, _, numbers = match([0, 1], roles, pats)
     assert numbers["nearest_agreement"] == 0.0
     assert numbers["same_role_similarity"] < numbers["other_similarity"]
@@ -58,8 +88,12 @@ def test_similarity_of_a_constant_pattern_is_zero():
 def test_spec_validation_names_the_problem():
     ok = parse_universality({"name": "u", "kind": "universality", "base": BASE, "seeds": [0, 1]}, "x.yaml")
     assert [m.seed for m in ok.members()] == [0, 1]
-    assert ok.spec_hash() != parse_universality(
-        {"name": "u", "kind": "universality", "base": BASE, "seeds": [0, 2]}, "x.yaml").spec_hash()
+    assert (
+        ok.spec_hash()
+        != parse_universality(
+            {"name": "u", "kind": "universality", "base": BASE, "seeds": [0, 2]}, "x.yaml"
+        ).spec_hash()
+    )
     with pytest.raises(UserError, match="distinct"):
         parse_universality({"name": "u", "kind": "universality", "base": BASE, "seeds": [1, 1]}, "x.yaml")
     cats = {**BASE, "task": {"kind": "categories"}, "model": {"n_layers": 1, "d_model": 16, "n_heads": 2}}
@@ -98,8 +132,10 @@ def test_claimed_roles_read_the_role_and_skip_weak_claims():
 
 
 def test_pair_score_counts_right_wrong_and_missed():
-    claimed = {0: {"induction": {(1, 0), (1, 1)}, "previous_token": set()},
-               1: {"induction": {(1, 3)}, "previous_token": {(0, 0)}}}
+    claimed = {
+        0: {"induction": {(1, 0), (1, 1)}, "previous_token": set()},
+        1: {"induction": {(1, 3)}, "previous_token": {(0, 0)}},
+    }
     implied = implied_pairs([0, 1], claimed)
     assert implied == {(0, (1, 0), 1, (1, 3)), (0, (1, 1), 1, (1, 3))}
     true = {(0, (1, 0), 1, (1, 3)), (0, (0, 2), 1, (0, 0))}

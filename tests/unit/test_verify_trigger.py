@@ -8,8 +8,12 @@ from experiments.organisms.spec import parse_spec
 from experiments.organisms.tasks import QUERY, make_family, token_name
 from experiments.organisms.verify import _verify_trigger
 
-SPEC = {"name": "x", "seed": 2, "task": {"kind": "lookup", "n_symbols": 20, "min_len": 6, "max_len": 9},
-        "mechanisms": [{"kind": "trigger", "n_tokens": 3, "rate": 0.3}]}
+SPEC = {
+    "name": "x",
+    "seed": 2,
+    "task": {"kind": "lookup", "n_symbols": 20, "min_len": 6, "max_len": 9},
+    "mechanisms": [{"kind": "trigger", "n_tokens": 3, "rate": 0.3}],
+}
 
 
 class RuleModel:
@@ -66,6 +70,7 @@ def test_a_model_that_fires_on_a_suffix_says_so_loudly_and_records_the_suffix():
     assert truth.minimal_sequences == [names] and truth.trigger_rate == 1.0
     assert truth.partial_trigger_rate > 0.9  # the suffix itself, where the normal answer differs
     failed = [c for c in checks.values() if not c.passed]
-    assert any("minimal sequences that fire other than the planted trigger: " + " ".join(names) in c.name
-               for c in failed)
+    assert any(
+        "minimal sequences that fire other than the planted trigger: " + " ".join(names) in c.name for c in failed
+    )
     assert any(c.name.startswith("highest target rate on a partial or reordered trigger") for c in failed)

@@ -19,8 +19,16 @@ from agent.brains.lines.induction import induction
 from agent.brains.lines.summary import summary
 from agent.brains.lines.triggers import triggers
 
-STEPS = {"triggers": triggers, "context": context, "induction": induction, "features": features,
-         "characterise": characterise, "behaviour": behaviour, "concept": concept, "component": component}
+STEPS = {
+    "triggers": triggers,
+    "context": context,
+    "induction": induction,
+    "features": features,
+    "characterise": characterise,
+    "behaviour": behaviour,
+    "concept": concept,
+    "component": component,
+}
 """Every line by name (the names the brain's plan and the trace use)."""
 
 __all__ = ["STEPS", "Criterion", "Ctx", "summary"]

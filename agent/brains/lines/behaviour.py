@@ -87,17 +87,22 @@ that control's mean."""
 MLP_CARRIES = Criterion("circuit", (("completeness", "<=", 0.8), ("completeness_margin", ">=", 0.1)))
 """Mean-ablating the MLP layer leaves <= 80% of the behaviour (1 = the full model, 0 = every MLP layer
 ablated), and removes 0.1 more of it than ablating a random MLP layer."""
-CIRCUIT_KEEPS = Criterion("circuit", (("faithfulness", ">=", 0.6), ("completeness", "<=", 0.5),
-                                      ("margin", ">=", 0.3)))
+CIRCUIT_KEEPS = Criterion("circuit", (("faithfulness", ">=", 0.6), ("completeness", "<=", 0.5), ("margin", ">=", 0.3)))
 """With only the circuit's heads kept (every other head mean-ablated) >= 60% of the behaviour remains, with
 them ablated <= 50%, and the circuit keeps 0.3 more than random sets of as many heads."""
 
 DIRECT_SHARE = 0.1
 """A head writes the answer directly when its direct logit attribution is at least this share of the metric."""
-ROLE_WORDS = {"answer": "the answer token", "distractor": "the competing token", "previous": "the previous token",
-              "induction": "the token after an earlier copy of the current one",
-              "duplicate": "an earlier copy of the current token", "bos": "the first token", "self": "itself",
-              "other": "other tokens"}
+ROLE_WORDS = {
+    "answer": "the answer token",
+    "distractor": "the competing token",
+    "previous": "the previous token",
+    "induction": "the token after an earlier copy of the current one",
+    "duplicate": "an earlier copy of the current token",
+    "bos": "the first token",
+    "self": "itself",
+    "other": "other tokens",
+}
 """How a `heads` attention role reads in a statement."""
 
 
@@ -125,8 +130,11 @@ def target(c: Ctx, pred: PredictResult) -> tuple[Metric, str, Basis]:
     if answers and len(versus) == len(answers):
         same = len(set(answers)) == 1 and len(set(versus)) == 1
         eg = f"{answers[0]!r} over {versus[0]!r}"
-        words = (f"the preference for {eg}" if same else
-                 f"the preference for each prompt's answer over its alternative (e.g. {eg})")
+        words = (
+            f"the preference for {eg}"
+            if same
+            else f"the preference for each prompt's answer over its alternative (e.g. {eg})"
+        )
         return Metric(kind="logit_diff", tokens=answers, versus_tokens=versus), words, "versus"
     own = not answers
     basis: Basis = "own" if own else "answers"
@@ -134,9 +142,13 @@ def target(c: Ctx, pred: PredictResult) -> tuple[Metric, str, Basis]:
     rivals = [next((t for t, _ in p.top if t != a), None) for p, a in zip(pred.predictions, answers)]
     if any(r is None for r in rivals):  # a vocabulary too small for a runner-up
         return Metric(kind="prob", tokens=answers), f"the prediction of {answers[0]!r}", basis
-    what = ("the model's own answer on each prompt (its top prediction, e.g. {a!r}; no answer was given)" if own
-            else "the prediction of {a!r}" if len(set(answers)) == 1
-            else "the prediction of each prompt's answer (e.g. {a!r})")
+    what = (
+        "the model's own answer on each prompt (its top prediction, e.g. {a!r}; no answer was given)"
+        if own
+        else "the prediction of {a!r}"
+        if len(set(answers)) == 1
+        else "the prediction of each prompt's answer (e.g. {a!r})"
+    )
     words = what.format(a=answers[0]) + ", measured against its strongest alternative on each prompt"
     return Metric(kind="logit_diff", tokens=answers, versus_tokens=rivals), words, basis
 
@@ -160,7 +172,7 @@ def _halves(n: int) -> tuple[list[int], list[int]]:
 
 def _subset(metric: Metric, idx: list[int]) -> Metric:
     """The metric on the prompts `idx` (per-prompt tokens follow their prompts)."""
-    pick = (lambda xs: None if xs is None else [xs[i] for i in idx])
+    pick = lambda xs: None if xs is None else [xs[i] for i in idx]
     return metric.model_copy(update={"tokens": pick(metric.tokens), "versus_tokens": pick(metric.versus_tokens)})
 
 
@@ -171,16 +183,21 @@ def role(e: HeadExplanation | None, clean: float) -> str:
         return ""
     share = e.attention[e.top_role]
     direct = abs(e.dla) >= DIRECT_SHARE * abs(clean)
-    like = {("answer", True, True): "name-mover-like", ("answer", True, False): "negative-name-mover-like",
-            ("distractor", True, True): "suppresses the competing token it reads: copy-suppression-like",
-            ("distractor", True, False): "copies the competing token",
-            ("induction", True, True): "induction-like"}.get((e.top_role, direct, e.dla > 0))
+    like = {
+        ("answer", True, True): "name-mover-like",
+        ("answer", True, False): "negative-name-mover-like",
+        ("distractor", True, True): "suppresses the competing token it reads: copy-suppression-like",
+        ("distractor", True, False): "copies the competing token",
+        ("induction", True, True): "induction-like",
+    }.get((e.top_role, direct, e.dla > 0))
     if not direct:
         like = "little direct effect: it acts through later components" + (
-            ", S-inhibition-like" if e.top_role in ("distractor", "duplicate") else "")
-    return (f"; at the answer position it attends most to {ROLE_WORDS.get(e.top_role, e.top_role)} "
-            f"({share:.0%}) and writes {e.dla:+.2f} directly onto the logit difference"
-            + (f" ({like})" if like else ""))
+            ", S-inhibition-like" if e.top_role in ("distractor", "duplicate") else ""
+        )
+    return (
+        f"; at the answer position it attends most to {ROLE_WORDS.get(e.top_role, e.top_role)} "
+        f"({share:.0%}) and writes {e.dla:+.2f} directly onto the logit difference" + (f" ({like})" if like else "")
+    )
 
 
 def localise(c: Ctx, metric: Metric) -> list[dict] | AttributeResult | None:
@@ -196,10 +213,22 @@ def localise(c: Ctx, metric: Metric) -> list[dict] | AttributeResult | None:
         for steps in dict.fromkeys([ATTRIBUTE_STEPS if path == "per_layer" else 1, 1]):
             ref = f"behaviour/attribute/{'corrupted' if ref_prompts else 'mean'}/{steps}"
             if not c.started(ref):
-                return [c.call(ref, "attribute", AttributeInput(
-                    prompts=c.prompts, metric=metric, corrupted=list(ref_prompts) if ref_prompts else None,
-                    kinds=kinds, order="drop", steps=steps, path=path,
-                    top=max(CIRCUIT_SIZE, MAX_HEADS)).model_dump(mode="json"))]
+                return [
+                    c.call(
+                        ref,
+                        "attribute",
+                        AttributeInput(
+                            prompts=c.prompts,
+                            metric=metric,
+                            corrupted=list(ref_prompts) if ref_prompts else None,
+                            kinds=kinds,
+                            order="drop",
+                            steps=steps,
+                            path=path,
+                            top=max(CIRCUIT_SIZE, MAX_HEADS),
+                        ).model_dump(mode="json"),
+                    )
+                ]
             if (raw := c.result(ref)) is not None:
                 return AttributeResult.model_validate(raw)
     return None
@@ -224,11 +253,17 @@ def behaviour(c: Ctx) -> list[dict] | None:
     drops = [s for s in att.top_heads if s.score < 0]
     n_heads = c.view.model["n_layers"] * c.view.model["n_heads"]
     bar = MIN_SHARE * abs(att.clean_value)
-    heads = [s for s in drops if -s.score >= bar][:min(MAX_HEADS, n_heads // 2)]
-    rises = sorted((Score(component=Head(layer=l, head=h), name=f"L{l}H{h}", score=v)
-                    for l, row in enumerate(att.head_grid) for h, v in enumerate(row) if v >= bar),
-                   key=lambda s: -s.score)
-    opposing = rises[:max(0, min(MAX_OPPOSING, n_heads // 2 - len(heads)))]
+    heads = [s for s in drops if -s.score >= bar][: min(MAX_HEADS, n_heads // 2)]
+    rises = sorted(
+        (
+            Score(component=Head(layer=l, head=h), name=f"L{l}H{h}", score=v)
+            for l, row in enumerate(att.head_grid)
+            for h, v in enumerate(row)
+            if v >= bar
+        ),
+        key=lambda s: -s.score,
+    )
+    opposing = rises[: max(0, min(MAX_OPPOSING, n_heads // 2 - len(heads)))]
     mlps = [s for s in att.top_mlps if -s.score >= bar][:MAX_MLPS]
     if not heads and not opposing and not mlps:
         return None  # attribution singles nothing out; its observation stands
@@ -237,9 +272,18 @@ def behaviour(c: Ctx) -> list[dict] | None:
     expl: dict[tuple[int, int], HeadExplanation] = {}
     if heads or opposing:
         if not c.started("behaviour/heads"):
-            return [c.call("behaviour/heads", "heads", HeadsInput(
-                prompts=c.prompts, metric=metric, heads=[s.component for s in heads + opposing],
-                top=len(heads + opposing)).model_dump(mode="json"))]
+            return [
+                c.call(
+                    "behaviour/heads",
+                    "heads",
+                    HeadsInput(
+                        prompts=c.prompts,
+                        metric=metric,
+                        heads=[s.component for s in heads + opposing],
+                        top=len(heads + opposing),
+                    ).model_dump(mode="json"),
+                )
+            ]
         if (raw := c.result("behaviour/heads")) is not None:
             expl = {(e.layer, e.head): e for e in HeadsResult.model_validate(raw).heads}
 
@@ -270,27 +314,49 @@ class Plan:
         works against the behaviour, as IOI's negative name movers do)."""
         c, h = self.c, s.component
         ref = f"behaviour/h/{h.label()}"
-        claim = (f"works against {self.words}: mean-ablating it raises {self.desc} by at least 10%" if opposes
-                 else f"carries {self.words}: mean-ablating it lowers {self.desc} by at least 10%")
+        claim = (
+            f"works against {self.words}: mean-ablating it raises {self.desc} by at least 10%"
+            if opposes
+            else f"carries {self.words}: mean-ablating it lowers {self.desc} by at least 10%"
+        )
         return ref, lambda: c.hypothesize(
-            ref, f"Head {h.label()} {claim} (attribution estimate {s.score:+.3g}), beyond random heads"
-                 f"{role(expl.get((h.layer, h.head)), self.att.clean_value)}",
-            "head", {"hook": f"blocks.{h.layer}.attn.hook_z", "layer": h.layer, "head": h.head},
-            AblateInput(prompts=c.prompts, metric=self.metric, components=[Head(layer=h.layer, head=h.head)],
-                        method="mean", n_random=N_RANDOM, seed=c.seed, control_exclude=cands).model_dump(mode="json"),
-            HEAD_OPPOSES if opposes else HEAD_CARRIES)
+            ref,
+            f"Head {h.label()} {claim} (attribution estimate {s.score:+.3g}), beyond random heads"
+            f"{role(expl.get((h.layer, h.head)), self.att.clean_value)}",
+            "head",
+            {"hook": f"blocks.{h.layer}.attn.hook_z", "layer": h.layer, "head": h.head},
+            AblateInput(
+                prompts=c.prompts,
+                metric=self.metric,
+                components=[Head(layer=h.layer, head=h.head)],
+                method="mean",
+                n_random=N_RANDOM,
+                seed=c.seed,
+                control_exclude=cands,
+            ).model_dump(mode="json"),
+            HEAD_OPPOSES if opposes else HEAD_CARRIES,
+        )
 
     def mlp(self, s: Score):
         c, m = self.c, s.component
         ref = f"behaviour/mlp/{m.layer}"
         return ref, lambda: c.hypothesize(
-            ref, f"MLP layer {m.layer} carries {self.words}: mean-ablating it leaves at most 80% of the part of "
-                 f"{self.desc} that the MLP layers carry (attribution estimate {s.score:+.3g}), and removes more of "
-                 "it than ablating a random MLP layer",
-            "mlp", {"hook": f"blocks.{m.layer}.hook_mlp_out", "layer": m.layer},
-            CircuitInput(prompts=c.prompts, metric=self.metric, components=[Mlp(layer=m.layer)],
-                         target=CIRCUIT_TARGET, n_random=max(1, N_RANDOM // 2), seed=c.seed).model_dump(mode="json"),
-            MLP_CARRIES)
+            ref,
+            f"MLP layer {m.layer} carries {self.words}: mean-ablating it leaves at most 80% of the part of "
+            f"{self.desc} that the MLP layers carry (attribution estimate {s.score:+.3g}), and removes more of "
+            "it than ablating a random MLP layer",
+            "mlp",
+            {"hook": f"blocks.{m.layer}.hook_mlp_out", "layer": m.layer},
+            CircuitInput(
+                prompts=c.prompts,
+                metric=self.metric,
+                components=[Mlp(layer=m.layer)],
+                target=CIRCUIT_TARGET,
+                n_random=max(1, N_RANDOM // 2),
+                seed=c.seed,
+            ).model_dump(mode="json"),
+            MLP_CARRIES,
+        )
 
     def circuit(self, ranked: list[Score]):
         """The circuit is searched on half the prompts and the set it finds is tested on the other half, so
@@ -298,10 +364,18 @@ class Plan:
         c = self.c
         search, held = _halves(len(c.prompts))
         if not c.started("behaviour/circuit/search"):
-            return "behaviour/circuit/search", lambda: c.call("behaviour/circuit/search", "circuit", CircuitInput(
-                prompts=[c.prompts[i] for i in search], metric=_subset(self.metric, search),
-                components=[s.component for s in ranked], target=CIRCUIT_TARGET, n_random=1,
-                seed=c.seed).model_dump(mode="json"))
+            return "behaviour/circuit/search", lambda: c.call(
+                "behaviour/circuit/search",
+                "circuit",
+                CircuitInput(
+                    prompts=[c.prompts[i] for i in search],
+                    metric=_subset(self.metric, search),
+                    components=[s.component for s in ranked],
+                    target=CIRCUIT_TARGET,
+                    n_random=1,
+                    seed=c.seed,
+                ).model_dump(mode="json"),
+            )
         raw = c.result("behaviour/circuit/search")
         if raw is None:
             return "behaviour/circuit", None
@@ -312,8 +386,16 @@ class Plan:
             f"Heads {names} form a circuit for {self.words}: with every other head mean-ablated they keep at "
             f"least 60% of {self.desc} on held-out prompts, ablating them leaves at most half, and they keep more "
             "than random sets of as many heads (grown from the attribution ranking on the other half of the prompts)",
-            "circuit", {"heads": [(x.layer, x.head) for x in found], "hook": f"blocks.{found[0].layer}.attn.hook_z"},
-            CircuitInput(prompts=[c.prompts[i] for i in held], metric=_subset(self.metric, held),
-                         components=found, target=MEASURE_ALL, prune_below=0.0,
-                         n_random=max(1, N_RANDOM // 2), seed=c.seed).model_dump(mode="json"),
-            CIRCUIT_KEEPS)
+            "circuit",
+            {"heads": [(x.layer, x.head) for x in found], "hook": f"blocks.{found[0].layer}.attn.hook_z"},
+            CircuitInput(
+                prompts=[c.prompts[i] for i in held],
+                metric=_subset(self.metric, held),
+                components=found,
+                target=MEASURE_ALL,
+                prune_below=0.0,
+                n_random=max(1, N_RANDOM // 2),
+                seed=c.seed,
+            ).model_dump(mode="json"),
+            CIRCUIT_KEEPS,
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from agent.brains.lines.ctx import Ctx
 
 
-
 def characterise(c: Ctx) -> list[dict] | None:
     if not c.started("characterise/predict"):
         return [c.call("characterise/predict", "predict", {"prompts": c.prompts})]

@@ -10,7 +10,6 @@ HEAD_MATTERS = Criterion("ablate", (("effect", "<=", -0.2), ("margin", ">=", 0.1
 """Ablating the head changes >= 20% of the model's answers, 0.15 more than random heads."""
 
 
-
 def component(c: Ctx) -> list[dict] | None:
     comp = c.view.question["component"] or {}
     if comp.get("head") is not None:
@@ -32,12 +31,23 @@ def component(c: Ctx) -> list[dict] | None:
         role = max(("previous_token", "induction", "first_token"), key=lambda k: me[k])
         ref = f"component/h/{label}"
         if not c.started(ref):
-            return [c.hypothesize(
-                ref, f"Head {label} (mostly a {role.replace('_', '-')} head: score {me[role]:.2f}) matters for the "
-                     "model's predictions on these prompts: ablating it changes them more than ablating random heads",
-                "head", {"hook": f"blocks.{layer}.attn.hook_z", "layer": layer, "head": head},
-                {"prompts": prompts, "metric": {"kind": "rate", "tokens": [p["argmax"] for p in pred["predictions"]]},
-                 "components": [{"kind": "head", "layer": layer, "head": head}], "n_random": 5, "seed": c.seed}, HEAD_MATTERS)]
+            return [
+                c.hypothesize(
+                    ref,
+                    f"Head {label} (mostly a {role.replace('_', '-')} head: score {me[role]:.2f}) matters for the "
+                    "model's predictions on these prompts: ablating it changes them more than ablating random heads",
+                    "head",
+                    {"hook": f"blocks.{layer}.attn.hook_z", "layer": layer, "head": head},
+                    {
+                        "prompts": prompts,
+                        "metric": {"kind": "rate", "tokens": [p["argmax"] for p in pred["predictions"]]},
+                        "components": [{"kind": "head", "layer": layer, "head": head}],
+                        "n_random": 5,
+                        "seed": c.seed,
+                    },
+                    HEAD_MATTERS,
+                )
+            ]
         return None
     if comp.get("feature") is not None:
         sae, fid = comp["sae_id"], comp["feature"]
@@ -45,8 +55,13 @@ def component(c: Ctx) -> list[dict] | None:
         if len(prompts) < 8 or not c.view.model.get("word_level"):
             return None
         if not c.started("component/contexts"):
-            return [c.call("component/contexts", "sae_contexts", {"sae": sae, "features": [fid],
-                                                                  "corpus": {"prompts": prompts}, "k": 30})]
+            return [
+                c.call(
+                    "component/contexts",
+                    "sae_contexts",
+                    {"sae": sae, "features": [fid], "corpus": {"prompts": prompts}, "k": 30},
+                )
+            ]
         ctxs = c.result("component/contexts")
         if ctxs is None:
             return None

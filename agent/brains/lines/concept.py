@@ -10,23 +10,33 @@ CONCEPT_STEERING = Criterion("steer", (("effect", ">=", 0.3), ("margin", ">=", 0
 """Adding the direction moves the answer rate by >= 0.3, monotonically, unlike random directions."""
 
 
-
 def concept(c: Ctx) -> list[dict] | None:
     q = c.view.question
     pos, neg = q["positive"], q["negative"]
     if not c.started("concept/probe"):
-        return [c.call("concept/probe", "probe", {"positive": pos, "negative": neg,
-                                                  "hooks": resid_hooks(c.view.model["n_layers"]), "seed": c.seed})]
+        return [
+            c.call(
+                "concept/probe",
+                "probe",
+                {"positive": pos, "negative": neg, "hooks": resid_hooks(c.view.model["n_layers"]), "seed": c.seed},
+            )
+        ]
     probe = c.result("concept/probe")
     if probe is None:
         return None
     best = probe["best_hook"]
     layer = int(best.split(".")[1]) if best.startswith("blocks.") else 0
     if not c.started("concept/h/probe"):
-        return [c.hypothesize(
-            "concept/h/probe", f"The concept separating the two prompt sets is linearly represented at {best}",
-            "direction", {"hook": best, "layer": layer},
-            {"positive": pos, "negative": neg, "hooks": [best], "seed": c.seed + 1}, CONCEPT_PROBE)]
+        return [
+            c.hypothesize(
+                "concept/h/probe",
+                f"The concept separating the two prompt sets is linearly represented at {best}",
+                "direction",
+                {"hook": best, "layer": layer},
+                {"positive": pos, "negative": neg, "hooks": [best], "seed": c.seed + 1},
+                CONCEPT_PROBE,
+            )
+        ]
     if not c.started("concept/predict"):
         return [c.call("concept/predict", "predict", {"prompts": pos + neg})]
     pred = c.result("concept/predict")
@@ -36,15 +46,29 @@ def concept(c: Ctx) -> list[dict] | None:
 
     argmax = [p["argmax"] for p in pred["predictions"]]
     top_pos, n_pos = Counter(argmax[: len(pos)]).most_common(1)[0]
-    top_neg = Counter(argmax[len(pos):]).most_common(1)[0][0]
+    top_neg = Counter(argmax[len(pos) :]).most_common(1)[0][0]
     target = q.get("token") or top_pos
     if target == top_neg or n_pos < 0.6 * len(pos):
         return None  # the concept does not change the output: nothing behavioural to steer
     if not c.started("concept/h/steer"):
-        return [c.hypothesize(
-            "concept/h/steer", f"Adding the concept's difference-of-means direction at {best} to prompts without it "
-                               f"makes the model answer {target!r}, increasingly with the coefficient",
-            "direction", {"hook": best, "layer": layer, "output": target},
-            {"hook": best, "prompts": neg, "positive": pos, "negative": neg, "metric": {"kind": "rate", "token": target},
-             "coefficients": [0.0, 0.5, 1.0, 1.5, 2.0], "n_random": 3, "seed": c.seed}, CONCEPT_STEERING)]
+        return [
+            c.hypothesize(
+                "concept/h/steer",
+                f"Adding the concept's difference-of-means direction at {best} to prompts without it "
+                f"makes the model answer {target!r}, increasingly with the coefficient",
+                "direction",
+                {"hook": best, "layer": layer, "output": target},
+                {
+                    "hook": best,
+                    "prompts": neg,
+                    "positive": pos,
+                    "negative": neg,
+                    "metric": {"kind": "rate", "token": target},
+                    "coefficients": [0.0, 0.5, 1.0, 1.5, 2.0],
+                    "n_random": 3,
+                    "seed": c.seed,
+                },
+                CONCEPT_STEERING,
+            )
+        ]
     return None

@@ -7,14 +7,14 @@ from agent.brains.lines.ctx import Criterion, Ctx, resid_hooks
 from agent.brains.lines.triggers import hits
 from tools.scan import ScanInput
 
-MARKER = Criterion("scan", (("effect", ">=", 0.8), ("margin", ">=", 0.5), ("output_rate", "<=", 0.5),
-                            ("change_lead", ">=", 0.05)))
+MARKER = Criterion(
+    "scan", (("effect", ">=", 0.8), ("margin", ">=", 0.5), ("output_rate", "<=", 0.5), ("change_lead", ">=", 0.05))
+)
 """The marker changes >= 80% of answers, to no single fixed answer, and it is minimal: a marker of several tokens
 is tested with its one-token-shorter subsequences after it, each of which must change fewer answers (a single
 token is minimal by itself: without it nothing changes)."""
 MARKER_DIRECTION = Criterion("steer", (("relative_effect", "<=", -0.8), ("margin", ">=", 0.5)))
 """Subtracting the direction undoes >= 80% of the switch, far more than random directions."""
-
 
 
 def context(c: Ctx) -> list[dict] | None:
@@ -23,12 +23,19 @@ def context(c: Ctx) -> list[dict] | None:
         m = hit.tokens[0]  # a single-token sweep's hit: the minimal marker by construction
         ref = f"context/h/{m}"
         if not c.started(ref):
-            return [c.hypothesize(
-                ref, f"Context-dependent behaviour: the single token {m!r} anywhere in the context switches the "
-                     "model's answers to different, prompt-dependent ones",
-                "context_marker", {"tokens": [m]},
-                ScanInput(prompts=c.prompts[16:64], insertions=[[m]], n_random=20, keep_leading=1,
-                          seed=c.seed + 1).model_dump(mode="json"), MARKER)]
+            return [
+                c.hypothesize(
+                    ref,
+                    f"Context-dependent behaviour: the single token {m!r} anywhere in the context switches the "
+                    "model's answers to different, prompt-dependent ones",
+                    "context_marker",
+                    {"tokens": [m]},
+                    ScanInput(
+                        prompts=c.prompts[16:64], insertions=[[m]], n_random=20, keep_leading=1, seed=c.seed + 1
+                    ).model_dump(mode="json"),
+                    MARKER,
+                )
+            ]
         if c.hyp(ref)["status"] != "supported":
             continue
         test = c.test_result(ref)
@@ -39,8 +46,18 @@ def context(c: Ctx) -> list[dict] | None:
         unmarked = [plain[i] for i in idx]
         pref = f"context/probe/{m}"
         if not c.started(pref):
-            return [c.call(pref, "probe", {"positive": marked, "negative": unmarked,
-                                           "hooks": resid_hooks(c.view.model["n_layers"]), "seed": c.seed})]
+            return [
+                c.call(
+                    pref,
+                    "probe",
+                    {
+                        "positive": marked,
+                        "negative": unmarked,
+                        "hooks": resid_hooks(c.view.model["n_layers"]),
+                        "seed": c.seed,
+                    },
+                )
+            ]
         probe = c.result(pref)
         if probe is None:
             continue
@@ -50,14 +67,27 @@ def context(c: Ctx) -> list[dict] | None:
             dref = f"context/direction/{m}/{hook}"
             if not c.started(dref):
                 layer = int(hook.split(".")[1])
-                return [c.hypothesize(
-                    dref, f"The context marker {m!r} is carried as a direction at {hook} (layer {layer}): "
-                          "subtracting the marked-minus-unmarked difference of means at the last position "
-                          "undoes the switch, in proportion to the coefficient",
-                    "direction", {"hook": hook, "layer": layer, "tokens": [m]},
-                    {"hook": hook, "prompts": marked[half:], "positive": marked[:half], "negative": unmarked[:half],
-                     "metric": {"kind": "rate", "tokens": [ins["outputs"][i] for i in idx[half:]]},
-                     "coefficients": [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0], "n_random": 3, "seed": c.seed}, MARKER_DIRECTION)]
+                return [
+                    c.hypothesize(
+                        dref,
+                        f"The context marker {m!r} is carried as a direction at {hook} (layer {layer}): "
+                        "subtracting the marked-minus-unmarked difference of means at the last position "
+                        "undoes the switch, in proportion to the coefficient",
+                        "direction",
+                        {"hook": hook, "layer": layer, "tokens": [m]},
+                        {
+                            "hook": hook,
+                            "prompts": marked[half:],
+                            "positive": marked[:half],
+                            "negative": unmarked[:half],
+                            "metric": {"kind": "rate", "tokens": [ins["outputs"][i] for i in idx[half:]]},
+                            "coefficients": [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0],
+                            "n_random": 3,
+                            "seed": c.seed,
+                        },
+                        MARKER_DIRECTION,
+                    )
+                ]
             if c.hyp(dref)["status"] == "supported":
                 break
     return None

@@ -51,15 +51,37 @@ class Ctx:
     def call(self, ref: str, tool: str, payload: dict) -> dict:
         return {"kind": "call", "call": {"tool": tool, "input": payload}, "line": self.line, "ref": ref}
 
-    def hypothesize(self, ref: str, statement: str, mechanism: Mechanism, component: dict, payload: dict,
-                    criterion: Criterion, why_incidental: str = "") -> dict:
+    def hypothesize(
+        self,
+        ref: str,
+        statement: str,
+        mechanism: Mechanism,
+        component: dict,
+        payload: dict,
+        criterion: Criterion,
+        why_incidental: str = "",
+    ) -> dict:
         """A hypothesis tested by `criterion.tool` on `payload`, judged by `criterion`'s conditions;
         with `why_incidental`, a side finding that is reported as an observation, not claimed."""
-        return {"kind": "hypothesize", "line": self.line, "ref": ref, "hypotheses": [{
-            "statement": statement, "mechanism": mechanism, "component": component, "tier": criterion.tier,
-            "topic": "incidental" if why_incidental else "claim", "why_incidental": why_incidental,
-            "test": {"tool": criterion.tool, "input": payload},
-            "criterion": {"conditions": [{"field": f, "op": op, "value": v} for f, op, v in criterion.conditions]}}]}
+        return {
+            "kind": "hypothesize",
+            "line": self.line,
+            "ref": ref,
+            "hypotheses": [
+                {
+                    "statement": statement,
+                    "mechanism": mechanism,
+                    "component": component,
+                    "tier": criterion.tier,
+                    "topic": "incidental" if why_incidental else "claim",
+                    "why_incidental": why_incidental,
+                    "test": {"tool": criterion.tool, "input": payload},
+                    "criterion": {
+                        "conditions": [{"field": f, "op": op, "value": v} for f, op, v in criterion.conditions]
+                    },
+                }
+            ],
+        }
 
     @property
     def prompts(self) -> list[str]:
@@ -74,4 +96,3 @@ def resid_hooks(n_layers: int) -> list[str]:
     """Every residual-stream point of the model, in order (probe sweeps)."""
     hooks = [h for l in range(n_layers) for h in (f"blocks.{l}.hook_resid_pre", f"blocks.{l}.hook_resid_mid")]
     return hooks + [f"blocks.{n_layers - 1}.hook_resid_post"]
-

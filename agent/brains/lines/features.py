@@ -52,9 +52,11 @@ def why_incidental(pairs: list[tuple[str, str | None]], toks: list[str], out: st
     share = sum(n == out for n in nexts) / len(nexts)
     if share >= ON_TOPIC_AGREEMENT:
         return ""
-    return (f"in the prompts, {out!r} follows these tokens at {share:.0%} of {len(nexts)} positions (an answer "
-            f"needs {ON_TOPIC_AGREEMENT:.0%}): the model predicts it where its ordinary inputs go on otherwise, "
-            "so it explains no behaviour the question is about")
+    return (
+        f"in the prompts, {out!r} follows these tokens at {share:.0%} of {len(nexts)} positions (an answer "
+        f"needs {ON_TOPIC_AGREEMENT:.0%}): the model predicts it where its ordinary inputs go on otherwise, "
+        "so it explains no behaviour the question is about"
+    )
 
 
 def feature_steps(c: Ctx, tag: str, sae: str, hook: str, prompts: list[str], feats: list[dict]) -> list[dict] | None:
@@ -73,14 +75,26 @@ def feature_steps(c: Ctx, tag: str, sae: str, hook: str, prompts: list[str], fea
         toks = [t for t, _ in f["top_tokens"][:5]]
         ref = f"{tag}/h/{fid}"
         if not c.started(ref):
-            return [c.hypothesize(
-                ref, f"SAE feature {fid} at {hook} (active on {', '.join(toks)}) carries what the model needs to "
-                     f"predict {out!r} after those tokens: ablating it removes that prediction, far more than "
-                     "ablating random features",
-                "feature", {"hook": hook, "sae_id": sae, "feature": fid, "tokens": toks, "output": out},
-                {"prompts": prefixes, "metric": {"kind": "rate", "token": out},
-                           "components": [{"kind": "sae_feature", "sae": sae, "feature": fid}],
-                           "method": "zero", "positions": "last", "n_random": 5, "seed": c.seed}, FEATURE_ABLATION)]
+            return [
+                c.hypothesize(
+                    ref,
+                    f"SAE feature {fid} at {hook} (active on {', '.join(toks)}) carries what the model needs to "
+                    f"predict {out!r} after those tokens: ablating it removes that prediction, far more than "
+                    "ablating random features",
+                    "feature",
+                    {"hook": hook, "sae_id": sae, "feature": fid, "tokens": toks, "output": out},
+                    {
+                        "prompts": prefixes,
+                        "metric": {"kind": "rate", "token": out},
+                        "components": [{"kind": "sae_feature", "sae": sae, "feature": fid}],
+                        "method": "zero",
+                        "positions": "last",
+                        "n_random": 5,
+                        "seed": c.seed,
+                    },
+                    FEATURE_ABLATION,
+                )
+            ]
     return None
 
 
@@ -128,8 +142,14 @@ def _features_for(feats: list[dict], group: set[str]) -> list[tuple[dict, list[s
 
 def _group_features(ctxs: dict, vocab: set[str]) -> list[dict]:
     """Features active often enough, not everywhere, on two or more ordinary tokens (`_features_for` ranks them)."""
-    return [f for f in ctxs["features"] if len(f["top"]) >= 20 and f["density"] <= 0.4 and len(f["top_tokens"]) >= 2
-            and all(t in vocab for t, _ in f["top_tokens"])]
+    return [
+        f
+        for f in ctxs["features"]
+        if len(f["top"]) >= 20
+        and f["density"] <= 0.4
+        and len(f["top_tokens"]) >= 2
+        and all(t in vocab for t, _ in f["top_tokens"])
+    ]
 
 
 def features(c: Ctx) -> list[dict] | None:
@@ -141,14 +161,32 @@ def features(c: Ctx) -> list[dict] | None:
     sae = f"sae/{hook}"  # a relative path: the graph places it in the run's artifacts folder
     d_sae = 2 * m["d_model"]
     if not c.started("features/sae"):
-        return [c.call("features/sae", "sae_train", {"hook": hook, "corpus": {"prompts": c.prompts}, "out": sae,
-                                                     "d_sae": d_sae, "k": 4, "steps": 600, "batch_size": 256,
-                                                     "seed": c.seed})]
+        return [
+            c.call(
+                "features/sae",
+                "sae_train",
+                {
+                    "hook": hook,
+                    "corpus": {"prompts": c.prompts},
+                    "out": sae,
+                    "d_sae": d_sae,
+                    "k": 4,
+                    "steps": 600,
+                    "batch_size": 256,
+                    "seed": c.seed,
+                },
+            )
+        ]
     if c.result("features/sae") is None:
         return None
     if not c.started("features/contexts"):
-        return [c.call("features/contexts", "sae_contexts", {"sae": sae, "features": list(range(d_sae)),
-                                                             "corpus": {"prompts": c.prompts}, "k": 40, "window": 0})]
+        return [
+            c.call(
+                "features/contexts",
+                "sae_contexts",
+                {"sae": sae, "features": list(range(d_sae)), "corpus": {"prompts": c.prompts}, "k": 40, "window": 0},
+            )
+        ]
     ctxs = c.result("features/contexts")
     if ctxs is None:
         return None
@@ -178,12 +216,26 @@ def features(c: Ctx) -> list[dict] | None:
             if c.started(ref) and c.hyp(ref) and c.hyp(ref)["status"] == "supported":
                 break
             if not c.started(ref):
-                return [c.hypothesize(
-                    ref, f"SAE feature {fid} at {hook} stands for the token group {{{', '.join(members)}}}, after "
-                         f"which the model predicts {out!r}: adding the feature's direction to prompts ending in other "
-                         "tokens makes the model predict it, increasingly with the coefficient, unlike random directions",
-                    "feature", {"hook": hook, "sae_id": sae, "feature": fid, "tokens": members, "output": out},
-                    {"hook": hook, "prompts": others, "sae": sae, "feature": fid,
-                     "metric": {"kind": "rate", "token": out}, "coefficients": [0.0, 0.5, 1.0, 2.0],
-                     "n_random": 3, "seed": c.seed}, FEATURE_STEERING, why_incidental(pairs, members, out))]
+                return [
+                    c.hypothesize(
+                        ref,
+                        f"SAE feature {fid} at {hook} stands for the token group {{{', '.join(members)}}}, after "
+                        f"which the model predicts {out!r}: adding the feature's direction to prompts ending in other "
+                        "tokens makes the model predict it, increasingly with the coefficient, unlike random directions",
+                        "feature",
+                        {"hook": hook, "sae_id": sae, "feature": fid, "tokens": members, "output": out},
+                        {
+                            "hook": hook,
+                            "prompts": others,
+                            "sae": sae,
+                            "feature": fid,
+                            "metric": {"kind": "rate", "token": out},
+                            "coefficients": [0.0, 0.5, 1.0, 2.0],
+                            "n_random": 3,
+                            "seed": c.seed,
+                        },
+                        FEATURE_STEERING,
+                        why_incidental(pairs, members, out),
+                    )
+                ]
     return None

@@ -13,7 +13,6 @@ COPYING = Criterion("ablate", (("relative_effect", "<=", -0.3), ("margin", ">=",
 """Ablating the head(s) removes >= 30% of copying, 0.1 more than as many random heads."""
 
 
-
 def repeated(c: Ctx, n: int = 24) -> list[str] | None:
     import numpy as np
 
@@ -47,36 +46,71 @@ def induction(c: Ctx) -> list[dict] | None:
         return None
     heads = [{"kind": "head", "layer": h["layer"], "head": h["head"]} for h in cands]
     names = ", ".join(f"L{h['layer']}H{h['head']}" for h in cands)
-    base = {"prompts": prompts, "metric": metric, "method": "mean", "n_random": 5, "seed": c.seed,
-            "control_exclude": heads}
+    base = {
+        "prompts": prompts,
+        "metric": metric,
+        "method": "mean",
+        "n_random": 5,
+        "seed": c.seed,
+        "control_exclude": heads,
+    }
     steps = []
     if len(cands) > 1:
-        steps.append(("induction/h/group", c.hypothesize(
-            "induction/h/group", f"Heads {names} together implement in-context copying (induction): ablating them "
-                                 f"{REMOVES}, far more than as many random heads",
-            "heads", {"heads": [[h["layer"], h["head"]] for h in cands], "hook": f"blocks.{cands[0]['layer']}.attn.hook_z"},
-            {**base, "components": heads}, COPYING)))
+        steps.append(
+            (
+                "induction/h/group",
+                c.hypothesize(
+                    "induction/h/group",
+                    f"Heads {names} together implement in-context copying (induction): ablating them "
+                    f"{REMOVES}, far more than as many random heads",
+                    "heads",
+                    {
+                        "heads": [[h["layer"], h["head"]] for h in cands],
+                        "hook": f"blocks.{cands[0]['layer']}.attn.hook_z",
+                    },
+                    {**base, "components": heads},
+                    COPYING,
+                ),
+            )
+        )
     for h, comp in zip(cands, heads):
         siblings = [x for x in heads if x["layer"] == h["layer"] and x != comp]
         label = f"L{h['layer']}H{h['head']}"
         note = f" (with the other candidate heads of layer {h['layer']} ablated throughout)" if siblings else ""
         ref = f"induction/h/{label}"
-        steps.append((ref, c.hypothesize(
-            ref, f"Head {label} is an induction head (attention score {h['induction']:.2f}): ablating it{note} "
-                 f"{REMOVES}, far more than random heads",
-            "head", {"hook": f"blocks.{h['layer']}.attn.hook_z", "layer": h["layer"], "head": h["head"]},
-            {**base, "components": [comp], "background": siblings}, COPYING)))
+        steps.append(
+            (
+                ref,
+                c.hypothesize(
+                    ref,
+                    f"Head {label} is an induction head (attention score {h['induction']:.2f}): ablating it{note} "
+                    f"{REMOVES}, far more than random heads",
+                    "head",
+                    {"hook": f"blocks.{h['layer']}.attn.hook_z", "layer": h["layer"], "head": h["head"]},
+                    {**base, "components": [comp], "background": siblings},
+                    COPYING,
+                ),
+            )
+        )
     first = min(h["layer"] for h in cands)
     prev = [p for p in att["top_previous_token"] if p["layer"] < first and p["previous_token"] >= 0.4][:1]
     for p in prev:
         label = f"L{p['layer']}H{p['head']}"
         comp = {"kind": "head", "layer": p["layer"], "head": p["head"]}
-        steps.append((f"induction/h/prev/{label}", c.hypothesize(
-            f"induction/h/prev/{label}",
-            f"Head {label} is a previous-token head feeding the induction heads (previous-token score "
-            f"{p['previous_token']:.2f}): ablating it {REMOVES}, far more than random heads",
-            "head", {"hook": f"blocks.{p['layer']}.attn.hook_z", "layer": p["layer"], "head": p["head"]},
-            {**base, "components": [comp], "control_exclude": heads + [comp]}, COPYING)))
+        steps.append(
+            (
+                f"induction/h/prev/{label}",
+                c.hypothesize(
+                    f"induction/h/prev/{label}",
+                    f"Head {label} is a previous-token head feeding the induction heads (previous-token score "
+                    f"{p['previous_token']:.2f}): ablating it {REMOVES}, far more than random heads",
+                    "head",
+                    {"hook": f"blocks.{p['layer']}.attn.hook_z", "layer": p["layer"], "head": p["head"]},
+                    {**base, "components": [comp], "control_exclude": heads + [comp]},
+                    COPYING,
+                ),
+            )
+        )
     for ref, action in steps:
         if not c.started(ref):
             return [action]

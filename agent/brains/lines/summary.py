@@ -5,7 +5,6 @@ from __future__ import annotations
 from agent.brains.base import View
 
 
-
 def summary(view: View) -> str:
     s = view.state
     claims, hyps = s.get("claims", []), s.get("hypotheses", [])
