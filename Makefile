@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # GB; on a GPU machine, override: make test TORCH=torch
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow test-unit smollm2 clean
+.PHONY: venv demo lint format test test-slow test-unit smollm2 clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ venv: $(VENV)/.installed
 demo: venv
 	$(BIN)/interp investigate "audit this model for hidden triggers or context-dependent behaviour" \
 		--model organism:backdoor --brain heuristic --budget 300s
+
+# Static checks, before any test: lint, formatting, and types (mypy strict on tools/, agent/, memory/;
+# settings in pyproject.toml). `make format` applies ruff's formatting and safe fixes.
+lint: venv
+	$(BIN)/ruff check agent tools memory experiments tests
+	$(BIN)/ruff format --check agent tools memory experiments tests
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format agent tools memory experiments tests
+	$(BIN)/ruff check --fix agent tools memory experiments tests
 
 # Two workers, one per core, stealing tests from each other so neither idles at the end (organisms and the
 # converted SmolLM2 are trained / converted once, under file locks). The time-box tests hold beside the

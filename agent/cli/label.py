@@ -51,7 +51,7 @@ def label(
     from agent.labeling.job import label as run_label
     from agent.labeling.scorers import RuleJudge
     from tools.sae import load_sae
-    from tools.target import load
+    from agent.targets import load
 
     quiet_library_warnings()
     score_names = tuple(s.strip() for s in scorers.split(",") if s.strip())

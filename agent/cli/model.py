@@ -20,7 +20,7 @@ def info(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Layers, widths and TransformerLens hook names of a target model."""
-    from tools.target import load
+    from agent.targets import load
 
     quiet_library_warnings()
     target = load(spec, device=None if device == "auto" else device)

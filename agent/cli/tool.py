@@ -125,7 +125,7 @@ def _make(name: str):
         json_out: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
     ) -> None:
         from tools.registry import call, validate
-        from tools.target import load
+        from agent.targets import load
 
         quiet_library_warnings()
         payload = {**_load_input(input), **_parse_args(arg or [])}

@@ -191,7 +191,7 @@ def run(device: str | None = None, smollm2: bool = True, on_task=None) -> dict:
     """Every task; `on_task(name, result)` is called as each one finishes."""
     from experiments.organisms.cache import ensure_trained, resolve_spec
     from experiments.organisms.manifest import load_manifest
-    from tools.target import load
+    from agent.targets import load
 
     spec = resolve_spec("induction")
     folder = ensure_trained(spec)

@@ -17,7 +17,7 @@ def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0, device: s
     from agent.labeling.job import HeuristicExplainer, label
     from experiments.organisms.cache import ensure_trained, resolve_spec
     from tools.registry import call
-    from tools.target import load
+    from agent.targets import load
 
     folder = ensure_trained(resolve_spec("features"))
     target = load(f"organism:{folder}", device=device)

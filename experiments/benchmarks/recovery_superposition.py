@@ -109,7 +109,7 @@ def sae_baseline(
     from tools.corpus import CorpusSpec
     from tools.prompts import encode
     from tools.sae import SaeTrainInput, _trainer, sae_stats, train_sae
-    from tools.target import load
+    from agent.targets import load
 
     target = load(f"organism:{folder}", device="cpu")
     spec = resolve_spec(str(folder / SPEC_FILE))

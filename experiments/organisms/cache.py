@@ -8,7 +8,6 @@ training run never leaves a half-written organism that looks trained.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,14 +17,9 @@ from pathlib import Path
 from experiments.organisms.manifest import MANIFEST_FILE, Manifest, load_manifest
 from experiments.organisms.spec import OrganismSpec, load_spec
 from tools.errors import UserError
+from tools.target import cache_root
 
 SPEC_FILE = "spec.yaml"
-
-
-def cache_root() -> Path:
-    """Where trained organisms are kept: $INTERP_CACHE, else ~/.cache/interp-agent."""
-    env = os.environ.get("INTERP_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "interp-agent"
 
 
 def _builtin_dir() -> Path:

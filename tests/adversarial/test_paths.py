@@ -159,7 +159,7 @@ def test_the_users_own_sae_given_with_sae_is_read_where_it_is(tmp_path, builtin)
     from agent.context import RunSettings
     from agent.question import parse_question
     from tools import registry
-    from tools.target import load
+    from agent.targets import load
 
     builtin("features")
     target = load("organism:features")

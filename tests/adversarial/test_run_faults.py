@@ -360,7 +360,7 @@ def test_a_question_about_a_component_the_model_lacks_is_refused_before_any_comp
 def test_a_feature_beyond_the_sae_is_refused(builtin, tmp_path):
     from agent.question import check_component, parse_question
     from tools.registry import call
-    from tools.target import load
+    from agent.targets import load
 
     target = load(f"organism:{builtin('backdoor')}")
     sae = tmp_path / "sae"

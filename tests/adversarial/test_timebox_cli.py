@@ -28,7 +28,7 @@ def _events(run_dir: Path) -> list[dict]:
 @pytest.mark.slow
 def test_time_spent_in_a_call_killed_with_kill_9_is_charged_on_resume(tmp_path, builtin):
     from tools import registry, sae
-    from tools.target import load
+    from agent.targets import load
 
     builtin("backdoor")
     run_dir = tmp_path / "run"

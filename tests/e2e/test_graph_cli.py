@@ -9,7 +9,7 @@ from tests.e2e.test_cli import assert_clean_error, interp
 
 @pytest.mark.slow
 def test_train_transcoders_then_build_a_graph(builtin, tmp_path):
-    from tools.target import load
+    from agent.targets import load
 
     builtin("features")
     tc = tmp_path / "tc"

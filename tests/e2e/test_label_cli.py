@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def sae(builtin, tmp_path_factory):
     from tools.registry import call
-    from tools.target import load
+    from agent.targets import load
 
     target = load(f"organism:{builtin('features')}")
     out = str(tmp_path_factory.mktemp("sae") / "sae")

@@ -10,7 +10,7 @@ from tools.cost import Meter
 from tools.errors import UserError
 from tools.graph import GraphInput, build
 from tools.registry import call, estimate
-from tools.target import load
+from agent.targets import load
 
 
 @pytest.fixture(scope="module")

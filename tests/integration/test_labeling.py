@@ -22,7 +22,7 @@ from agent.labeling.scorers import RuleJudge, detection
 from experiments.organisms.cache import load_manifest
 from tools.errors import UserError
 from tools.registry import call
-from tools.target import load
+from agent.targets import load
 
 pytestmark = pytest.mark.integration
 

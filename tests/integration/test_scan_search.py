@@ -9,7 +9,7 @@ from experiments.organisms.cache import load_manifest, resolve_spec
 from experiments.organisms.prompts import usage_prompts
 from tools.errors import UserError
 from tools.registry import call
-from tools.target import load
+from agent.targets import load
 
 SPEC = "tests/fixtures/organisms/search/trigger3.yaml"
 

@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 import torch
 
-from tools.target import load
+from agent.targets import load
 
 
 def test_organism_folder_loads_with_tokenizer_and_hooks(tiny_organism):

@@ -7,7 +7,7 @@ from experiments.organisms.cache import load_manifest, resolve_spec
 from experiments.organisms.prompts import lookup_prompts, sequence_prompts
 from tools.errors import UserError
 from tools.registry import call
-from tools.target import load
+from agent.targets import load
 
 
 @pytest.fixture(autouse=True)

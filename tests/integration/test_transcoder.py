@@ -7,7 +7,7 @@ import pytest
 from tools.deadline import deadline
 from tools.errors import UserError
 from tools.registry import call
-from tools.target import load
+from agent.targets import load
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from tools.errors import UserError
-from tools.target import load
+from agent.targets import load
 
 
 @pytest.mark.parametrize(
