@@ -19,26 +19,6 @@ from memory.records import Component, EvidenceTier
 from tools.base import Record
 from tools.errors import near, validation_lines
 
-# The strongest evidence a tool's result can carry (DESIGN: claims and evidence).
-TOOL_TIER: dict[str, EvidenceTier] = {
-    "predict": "observational",
-    "activations": "observational",
-    "attention": "observational",
-    "sae_train": "observational",
-    "sae_stats": "observational",
-    "sae_features": "observational",
-    "sae_contexts": "observational",
-    "probe": "representational",
-    "scan": "causal",
-    "steer": "causal",
-    "ablate": "causal",
-    "patch": "causal",
-    "attribute": "observational",
-    "heads": "observational",
-    "circuit": "causal",
-    "transcoder_train": "observational",
-    "graph": "observational",
-}
 TIERS: tuple[EvidenceTier, ...] = ("observational", "representational", "causal")
 
 
@@ -230,4 +210,8 @@ def judge(criterion: Criterion, result: dict) -> tuple[str, str]:
 
 def capped_tier(tier: EvidenceTier, tool: str) -> EvidenceTier:
     """The weaker of the claimed tier and what the tool can show."""
-    return TIERS[min(TIERS.index(tier), TIERS.index(TOOL_TIER.get(tool, "observational")))]
+    from tools import registry
+
+    # the strongest evidence the tool's result can carry, as the tool declares it (tools/spec.py)
+    ceiling = registry.get(tool).tier if tool in registry.TOOLS else "observational"
+    return TIERS[min(TIERS.index(tier), TIERS.index(ceiling))]

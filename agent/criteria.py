@@ -11,9 +11,7 @@ tools.
 
 from __future__ import annotations
 
-import inspect
 import math
-import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -43,12 +41,10 @@ class FieldFacts:
 
 
 def result_model(tool: str) -> type[ToolResult]:
-    """The result type a tool's runner returns, read from its annotation (UserError for an unknown tool)."""
+    """The result type a tool returns, as it declares it (UserError for an unknown tool)."""
     from tools import registry
 
-    run = registry.get(tool).run
-    ann = inspect.signature(run).return_annotation
-    return getattr(sys.modules[run.__module__], ann) if isinstance(ann, str) else ann
+    return registry.get(tool).result_model
 
 
 def _numeric(annotation: object) -> bool:

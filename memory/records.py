@@ -14,7 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EvidenceTier = Literal["observational", "representational", "causal"]
+from tools.spec import EvidenceTier
+
+__all__ = ["EvidenceTier"]  # re-exported: memory records carry the tier tools declare
+
 ClaimStatus = Literal["proposed", "supported", "refuted", "accepted", "rejected", "needs_more_evidence"]
 
 

@@ -15,9 +15,11 @@ from pydantic import Field
 from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
+from tools.estimate import padded
 from tools.hooks import check_head, check_neuron
 from tools.metrics import BoundMetric, Metric
 from tools.prompts import Encoded, encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -301,3 +303,19 @@ def run(target: Target, inp: AblateInput) -> AblateResult:
         z_score=round((effect - ctrl) / spread, 3) if spread > 1e-9 else None,
         control_components=draws,
     )
+
+
+def estimate(t: Target, inp: AblateInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    n = padded(t.model, inp.prompts)
+    # zero: the baseline (with the background ablated), the treatment, each control.
+    # mean / resample: one clean pass for every replacement value (and the baseline, unless a
+    # background must be ablated for it), then the treatment and each control.
+    baseline = 1 if inp.method == "zero" or inp.background else 0
+    clean = 0 if inp.method == "zero" else 1
+    return n * (clean + baseline + 1 + inp.n_random)
+
+
+SPEC = ToolSpec(
+    name="ablate", input_model=AblateInput, result_model=AblateResult, run=run, estimate=estimate, tier="causal"
+)

@@ -16,8 +16,10 @@ from pydantic import Field
 from tools.base import ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
+from tools.estimate import padded
 from tools.hooks import check_hook, stop_layer
 from tools.prompts import Encoded, encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -166,3 +168,18 @@ def run(target: Target, inp: ActivationsInput) -> ActivationsResult:
         hooks=stats,
         rows=rows,
     )
+
+
+def estimate(t: Target, inp: ActivationsInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    return padded(t.model, inp.prompts)
+
+
+SPEC = ToolSpec(
+    name="activations",
+    input_model=ActivationsInput,
+    result_model=ActivationsResult,
+    run=run,
+    estimate=estimate,
+    tier="observational",
+)

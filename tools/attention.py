@@ -18,8 +18,10 @@ from pydantic import Field
 from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
+from tools.estimate import padded
 from tools.metrics import copy_targets
 from tools.prompts import encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from tools.target import Target
@@ -137,3 +139,18 @@ def run(target: Target, inp: AttentionInput) -> AttentionResult:
         effect=best.induction,
         control=round(median, 4),
     )
+
+
+def estimate(t: Target, inp: AttentionInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    return padded(t.model, inp.prompts)
+
+
+SPEC = ToolSpec(
+    name="attention",
+    input_model=AttentionInput,
+    result_model=AttentionResult,
+    run=run,
+    estimate=estimate,
+    tier="observational",
+)

@@ -32,8 +32,10 @@ from tools.ablate import Head, SaeFeature
 from tools.base import Record, ToolInput, ToolResult
 from tools.cost import Meter
 from tools.errors import UserError
+from tools.estimate import lengths, padded
 from tools.metrics import BoundMetric, Metric
 from tools.prompts import Encoded, encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -362,3 +364,28 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
 
 def _key(score: float, order: str) -> float:
     return -abs(score) if order == "abs" else score
+
+
+def estimate(t: Target, inp: AttributeInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    from tools.cost import BACKWARD_FACTOR
+    from tools.sae import load_sae
+
+    m = t.model
+    n = padded(m, inp.prompts)
+    kinds, _ = _kinds(m, inp, len(set(lengths(m, inp.prompts))) == 1)
+    sae = load_sae(inp.sae, m) if inp.sae is not None else None
+    passes = path_passes(inp, len(hook_names(m, kinds, sae)))
+    # the corrupted run once (its activations are the reference), then the forward + backward passes
+    corrupted = padded(m, inp.corrupted) if inp.corrupted is not None else 0
+    return corrupted + passes * (1 + BACKWARD_FACTOR) * n
+
+
+SPEC = ToolSpec(
+    name="attribute",
+    input_model=AttributeInput,
+    result_model=AttributeResult,
+    run=run,
+    estimate=estimate,
+    tier="observational",
+)

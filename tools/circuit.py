@@ -29,9 +29,11 @@ from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.deadline import check
 from tools.errors import UserError
+from tools.estimate import padded
 from tools.hooks import check_head, check_layer
 from tools.metrics import BoundMetric, Metric
 from tools.prompts import Encoded, encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -332,3 +334,15 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
         effect=faith,
         control=round(float(np.mean(rf)), 4),
     )
+
+
+def estimate(t: Target, inp: CircuitInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    # the clean pass (means), all ablated, both curves over every prefix, the pruned set twice,
+    # and each random set twice (kept alone, ablated)
+    return padded(t.model, inp.prompts) * (2 + 2 * len(inp.components) + 2 + 2 * inp.n_random)
+
+
+SPEC = ToolSpec(
+    name="circuit", input_model=CircuitInput, result_model=CircuitResult, run=run, estimate=estimate, tier="causal"
+)

@@ -27,6 +27,7 @@ from tools.cost import BACKWARD_FACTOR, Meter
 from tools.errors import UserError
 from tools.graph_prune import Layout, prune, viewer_json, write_viewer_files
 from tools.prompts import encode, token_id
+from tools.spec import ToolSpec
 from tools.transcoder import MANIFEST, check_mlp_hooks, in_hook, load_transcoder, out_hook, transcoder_layer
 
 if TYPE_CHECKING:
@@ -516,3 +517,8 @@ def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bia
         effect=round(feat_share, 4),
         control=round(err_share, 4),
     )
+
+
+SPEC = ToolSpec(
+    name="graph", input_model=GraphInput, result_model=GraphResult, run=run, estimate=estimate, tier="observational"
+)

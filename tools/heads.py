@@ -27,9 +27,11 @@ from pydantic import Field
 from tools.ablate import Head
 from tools.base import Record, ToolInput, ToolResult
 from tools.cost import Meter
+from tools.estimate import padded
 from tools.hooks import check_head
 from tools.metrics import BoundMetric, Metric
 from tools.prompts import encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from tools.target import Target
@@ -195,3 +197,13 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
         effect=abs(best.dla),
         control=round(mags[len(mags) // 2], 5),
     )
+
+
+def estimate(t: Target, inp: HeadsInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    return padded(t.model, inp.prompts)
+
+
+SPEC = ToolSpec(
+    name="heads", input_model=HeadsInput, result_model=HeadsResult, run=run, estimate=estimate, tier="observational"
+)

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Literal
 from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
+from tools.estimate import lengths, padded
 from tools.metrics import BoundMetric, Metric
 from tools.prompts import encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from tools.target import Target
@@ -168,3 +170,17 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
         effect=best.effect,
         control=flat[len(flat) // 2],
     )
+
+
+def estimate(t: Target, inp: PatchInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    m = t.model
+    n = padded(m, inp.clean)
+    width = max(lengths(m, inp.clean), default=0)
+    cells = (m.cfg.n_layers + 1) * width if inp.over == "resid" else m.cfg.n_layers * m.cfg.n_heads
+    return 3 * n + cells * n  # clean, corrupted, the clean cache, then one pass per cell
+
+
+SPEC = ToolSpec(
+    name="patch", input_model=PatchInput, result_model=PatchResult, run=run, estimate=estimate, tier="causal"
+)

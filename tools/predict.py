@@ -14,7 +14,9 @@ from pydantic import Field
 
 from tools.base import Record, ToolInput, ToolResult, measure
 from tools.cost import Meter
+from tools.estimate import padded
 from tools.prompts import encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from tools.target import Target
@@ -89,3 +91,18 @@ def run(target: Target, inp: PredictInput) -> PredictResult:
         mean_entropy=round(float(entropy.mean()), 4),
         effect=common[0][1],
     )
+
+
+def estimate(t: Target, inp: PredictInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    return padded(t.model, inp.prompts)
+
+
+SPEC = ToolSpec(
+    name="predict",
+    input_model=PredictInput,
+    result_model=PredictResult,
+    run=run,
+    estimate=estimate,
+    tier="observational",
+)

@@ -17,8 +17,10 @@ from tools.activations import harvest
 from tools.base import Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.errors import UserError
+from tools.estimate import padded
 from tools.hooks import resid_hooks
 from tools.prompts import encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from tools.target import Target
@@ -155,3 +157,13 @@ def run(target: Target, inp: ProbeInput) -> ProbeResult:
         effect=best.accuracy,
         control=best.control_accuracy,
     )
+
+
+def estimate(t: Target, inp: ProbeInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    return padded(t.model, inp.positive + inp.negative)
+
+
+SPEC = ToolSpec(
+    name="probe", input_model=ProbeInput, result_model=ProbeResult, run=run, estimate=estimate, tier="representational"
+)

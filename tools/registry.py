@@ -1,128 +1,88 @@
-"""The tools an agent (or a user) can call: name -> input model, runner, JSON schema.
+"""The tools an agent (or a user) can call: one line per tool, naming the module that declares it.
 
-One explicit table, built when asked for; nothing registers itself at import.
-Every call goes through `call`, which validates the input against the tool's
-model (an invalid field is a UserError naming it) before anything runs.
+Each tool module declares itself (`SPEC = ToolSpec(...)`, see tools/spec.py); `TOOLS` below lists which
+exist and in what order. The names are known without importing any tool (so `interp --help` stays
+quick); the table of specs is built when asked for. Every call goes through `call`, which validates the
+input against the tool's model (an invalid field is a UserError naming it) before anything runs.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from tools.base import ToolInput, ToolResult
 from tools.errors import UserError, near, validation_lines
 
 if TYPE_CHECKING:
+    from tools.base import ToolInput, ToolResult
+    from tools.spec import ToolSpec
     from tools.target import Target
 
+# Nothing here imports pydantic or a tool at module level: the CLI reads `names()` to build its
+# sub-commands on every `interp` start.
 
-@dataclass(frozen=True)
-class ToolSpec:
-    """A callable tool."""
-
-    name: str
-    """What the agent and the CLI call it."""
-    input_model: type[ToolInput]
-    """Validated input."""
-    run: Callable[[Target, ToolInput], ToolResult]
-    """Runs it on a target."""
-    estimate: Callable[[Target, ToolInput], int]
-    """Forward tokens the call will cost, from its input alone (for budget checks)."""
-    extra_seconds: Callable[[Target, ToolInput], float] | None = None
-    """Seconds of work that forward tokens do not measure (optimiser steps), when a tool has any."""
-    partial: Callable[[ToolInput], bool] | None = None
-    """Whether a call with this input, stopped at its deadline, returns the work done so far (a shorter
-    sweep, fewer steps) marked partial: such a call may start when only part of its estimate fits."""
-
-    def stops_with_partial(self, inp: ToolInput) -> bool:
-        return self.partial is not None and self.partial(inp)
-
-    @property
-    def description(self) -> str:
-        return inspect.getdoc(self.input_model).splitlines()[0]
-
-    def schema(self) -> dict:
-        """Tool definition in the shape LLM tool-use APIs take."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "input_schema": self.input_model.model_json_schema(),
-        }
+TOOLS: dict[str, str] = {
+    "predict": "tools.predict",
+    "scan": "tools.scan",
+    "attention": "tools.attention",
+    "activations": "tools.activations",
+    "probe": "tools.probe",
+    "steer": "tools.steer",
+    "ablate": "tools.ablate",
+    "patch": "tools.patch",
+    "sae_train": "tools.sae",
+    "sae_stats": "tools.sae",
+    "sae_features": "tools.sae",
+    "sae_contexts": "tools.sae",
+    "attribute": "tools.attribute",
+    "circuit": "tools.circuit",
+    "heads": "tools.heads",
+    "transcoder_train": "tools.transcoder",
+    "graph": "tools.graph",
+}
+"""Tool name -> the module whose `SPEC` (or `SPECS`) declares it. Adding a tool: its module, one line here."""
 
 
-def _always(inp: ToolInput) -> bool:
-    return True
+def names() -> list[str]:
+    """The registered tools' names, in order, without importing them."""
+    return list(TOOLS)
 
 
-def tools() -> dict[str, ToolSpec]:
-    from tools import (
-        ablate,
-        activations,
-        attention,
-        attribute,
-        circuit,
-        estimate,
-        graph,
-        heads,
-        patch,
-        predict,
-        probe,
-        sae,
-        scan,
-        steer,
-        transcoder,
+def _declared(name: str, module_name: str) -> ToolSpec[Any, Any]:
+    module = importlib.import_module(module_name)
+    specs: tuple[ToolSpec[Any, Any], ...] = getattr(module, "SPECS", None) or (
+        (module.SPEC,) if hasattr(module, "SPEC") else ()
     )
-
-    specs = [
-        ToolSpec("predict", predict.PredictInput, predict.run, estimate.predict),
-        ToolSpec("scan", scan.ScanInput, scan.run, estimate.scan, partial=scan.sweeps),
-        ToolSpec("attention", attention.AttentionInput, attention.run, estimate.activations),
-        ToolSpec("activations", activations.ActivationsInput, activations.run, estimate.activations),
-        ToolSpec("probe", probe.ProbeInput, probe.run, estimate.probe),
-        ToolSpec("steer", steer.SteerInput, steer.run, estimate.steer),
-        ToolSpec("ablate", ablate.AblateInput, ablate.run, estimate.ablate),
-        ToolSpec("patch", patch.PatchInput, patch.run, estimate.patch),
-        ToolSpec(
-            "sae_train", sae.SaeTrainInput, sae.train_sae, estimate.sae_corpus, sae.train_step_seconds, partial=_always
-        ),
-        ToolSpec("sae_stats", sae.SaeStatsInput, sae.stats, estimate.sae_corpus),
-        ToolSpec("sae_features", sae.SaeFeaturesInput, sae.top_features, estimate.sae_features),
-        ToolSpec("sae_contexts", sae.SaeContextsInput, sae.top_contexts, estimate.sae_corpus),
-        ToolSpec("attribute", attribute.AttributeInput, attribute.run, estimate.attribute),
-        ToolSpec("circuit", circuit.CircuitInput, circuit.run, estimate.circuit),
-        ToolSpec("heads", heads.HeadsInput, heads.run, estimate.heads),
-        ToolSpec(
-            "transcoder_train",
-            transcoder.TranscoderTrainInput,
-            transcoder.train,
-            estimate.transcoder_train,
-            transcoder.train_step_seconds,
-            partial=_always,
-        ),
-        ToolSpec("graph", graph.GraphInput, graph.run, estimate.graph),
-    ]
-    return {s.name: s for s in specs}
+    found = [s for s in specs if s.name == name]
+    if len(found) != 1:
+        raise UserError(
+            f"tools.registry lists {name!r} in {module_name}, which declares "
+            f"{', '.join(s.name for s in specs) or 'no SPEC'}: add `SPEC = ToolSpec(name={name!r}, ...)` there"
+        )
+    return found[0]
 
 
-def get(name: str) -> ToolSpec:
-    table = tools()
-    if name not in table:
-        raise UserError(f"unknown tool {name!r}; tools: {', '.join(table)} (nearest: {near(name, table)})")
-    return table[name]
+def tools() -> dict[str, ToolSpec[Any, Any]]:
+    """Every registered tool's declaration, in registry order."""
+    return {name: _declared(name, module) for name, module in TOOLS.items()}
+
+
+def get(name: str) -> ToolSpec[Any, Any]:
+    if name not in TOOLS:
+        raise UserError(f"unknown tool {name!r}; tools: {', '.join(TOOLS)} (nearest: {near(name, list(TOOLS))})")
+    return _declared(name, TOOLS[name])
 
 
 def validate(name: str, payload: object) -> ToolInput:
     """The tool's input model from a JSON-like payload, or a UserError naming each bad field."""
+    from pydantic import ValidationError
+
     spec = get(name)
     if not isinstance(payload, dict):
         raise UserError(f"{name}: input must be a JSON object, got {type(payload).__name__}")
     try:
-        return spec.input_model.model_validate(payload)
+        inp: ToolInput = spec.input_model.model_validate(payload)
+        return inp
     except ValidationError as e:
         lines = validation_lines(e)
         fields = ", ".join(spec.input_model.model_fields)
@@ -142,5 +102,5 @@ def extra_seconds(target: Target, name: str, payload: object) -> float:
 
 def call(target: Target, name: str, payload: object) -> ToolResult:
     """Validate and run one tool call."""
-    inp = validate(name, payload)
-    return get(name).run(target, inp)
+    result: ToolResult = get(name).run(target, validate(name, payload))
+    return result

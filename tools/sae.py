@@ -21,8 +21,10 @@ from tools.corpus import CorpusSpec, resolve_corpus
 from tools.cost import Meter
 from tools.deadline import DeadlineReached, Pace
 from tools.errors import UserError, near
+from tools.estimate import padded
 from tools.hooks import check_hook
 from tools.prompts import encode
+from tools.spec import ToolSpec, always
 from tools.steps import seconds_per_step
 
 if TYPE_CHECKING:
@@ -560,3 +562,51 @@ def top_contexts(target: Target, inp: SaeContextsInput) -> SaeContextsResult:
         cost=meter.cost(),
         features=out,
     )
+
+
+def estimate_corpus(t: Target, inp: SaeTrainInput | SaeStatsInput | SaeContextsInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    return padded(t.model, resolve_corpus(t.model, inp.corpus))
+
+
+def estimate_features(t: Target, inp: SaeFeaturesInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    return padded(t.model, inp.prompts)
+
+
+SPECS = (
+    ToolSpec(
+        name="sae_train",
+        input_model=SaeTrainInput,
+        result_model=SaeTrainResult,
+        run=train_sae,
+        estimate=estimate_corpus,
+        tier="observational",
+        extra_seconds=train_step_seconds,
+        partial=always,
+    ),
+    ToolSpec(
+        name="sae_stats",
+        input_model=SaeStatsInput,
+        result_model=SaeStatsResult,
+        run=stats,
+        estimate=estimate_corpus,
+        tier="observational",
+    ),
+    ToolSpec(
+        name="sae_features",
+        input_model=SaeFeaturesInput,
+        result_model=SaeFeaturesResult,
+        run=top_features,
+        estimate=estimate_features,
+        tier="observational",
+    ),
+    ToolSpec(
+        name="sae_contexts",
+        input_model=SaeContextsInput,
+        result_model=SaeContextsResult,
+        run=top_contexts,
+        estimate=estimate_corpus,
+        tier="observational",
+    ),
+)

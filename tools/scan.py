@@ -29,7 +29,9 @@ from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.deadline import DeadlineReached
 from tools.errors import UserError
+from tools.estimate import lengths
 from tools.prompts import encode, token_id
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from jaxtyping import Float
@@ -424,3 +426,26 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
         output_lead=round(first.top_output_rate - others_out, 4),
         change_lead=round(first.change_rate - others_change, 4),
     )
+
+
+def estimate(t: Target, inp: ScanInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+
+    m = t.model
+    lens = lengths(m, inp.prompts)
+    blocks = _blocks(m, inp)
+    n_tok = max(map(len, blocks)) if inp.mode == "insert" else 0  # every block padded to the longest
+    runs = len(blocks) + (inp.n_random if inp.insertions is not None else 0)
+    # the plain prompts once, then every block (and control) in every prompt at one padded width
+    return len(lens) * max(lens) + runs * len(lens) * (max(lens) + n_tok)
+
+
+SPEC = ToolSpec(
+    name="scan",
+    input_model=ScanInput,
+    result_model=ScanResult,
+    run=run,
+    estimate=estimate,
+    tier="causal",
+    partial=sweeps,
+)

@@ -18,9 +18,11 @@ from tools.base import Record, Seed, ToolInput, ToolResult, measure
 from tools.cost import Meter
 from tools.directions import load_direction, save_direction
 from tools.errors import UserError
+from tools.estimate import padded
 from tools.hooks import check_hook
 from tools.metrics import BoundMetric, Metric
 from tools.prompts import Encoded, check_prompts, encode
+from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -212,3 +214,21 @@ def run(target: Target, inp: SteerInput) -> SteerResult:
         relative_effect=round(effect / abs(baseline), 4) if baseline else 0.0,
         monotonic=round(_spearman([p.coefficient for p in curve], [p.value for p in curve]), 4),
     )
+
+
+def estimate(t: Target, inp: SteerInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+    m = t.model
+    n = padded(m, inp.prompts)
+    direction = padded(m, inp.positive) + padded(m, inp.negative) if inp.positive else 0
+    if inp.sae is not None:
+        direction = n
+    coefs = len(set(inp.coefficients) | {0.0})
+    shape_check = padded(m, inp.prompts[:1])
+    # baseline + each non-zero coefficient with the direction and each random control
+    return direction + shape_check + n + (coefs - 1) * (1 + inp.n_random) * n
+
+
+SPEC = ToolSpec(
+    name="steer", input_model=SteerInput, result_model=SteerResult, run=run, estimate=estimate, tier="causal"
+)

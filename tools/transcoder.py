@@ -29,8 +29,10 @@ from tools.corpus import CorpusSpec, resolve_corpus
 from tools.cost import Meter
 from tools.deadline import DeadlineReached, Pace
 from tools.errors import UserError
+from tools.estimate import padded
 from tools.hooks import check_layer
 from tools.prompts import encode
+from tools.spec import ToolSpec, always
 from tools.steps import seconds_per_step
 
 if TYPE_CHECKING:
@@ -429,3 +431,21 @@ def train_step_seconds(target: Target, inp: TranscoderTrainInput) -> float:
         state["opt"].step()
 
     return seconds_per_step(("transcoder", *key), one, device) * inp.steps
+
+
+def estimate(t: Target, inp: TranscoderTrainInput) -> int:
+    """Forward tokens a call costs (the Meter charges the same)."""
+
+    return padded(t.model, training_prompts(t, inp)[0])
+
+
+SPEC = ToolSpec(
+    name="transcoder_train",
+    input_model=TranscoderTrainInput,
+    result_model=TranscoderTrainResult,
+    run=train,
+    estimate=estimate,
+    tier="observational",
+    extra_seconds=train_step_seconds,
+    partial=always,
+)

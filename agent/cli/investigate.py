@@ -56,9 +56,7 @@ def investigate(
             help="heuristic | claude[:MODEL] | scripted:FILE (default: claude when ANTHROPIC_API_KEY is set, else heuristic).",
         ),
     ] = None,
-    run_dir: Annotated[
-        str | None, typer.Option("--run-dir", help="Run folder (default .interp/runs/RUN_ID).")
-    ] = None,
+    run_dir: Annotated[str | None, typer.Option("--run-dir", help="Run folder (default .interp/runs/RUN_ID).")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue the run in this folder.")] = None,
     restart: Annotated[
         bool,

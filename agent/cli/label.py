@@ -20,9 +20,7 @@ app = typer.Typer(
 @app.callback()
 def label(
     ctx: typer.Context,
-    model: Annotated[
-        str | None, typer.Option(help="The target: organism:NAME, smollm2, gguf:PATH, hf:PATH.")
-    ] = None,
+    model: Annotated[str | None, typer.Option(help="The target: organism:NAME, smollm2, gguf:PATH, hf:PATH.")] = None,
     sae: Annotated[str | None, typer.Option(help="SAE folder (SAELens format) on that model.")] = None,
     features: Annotated[str, typer.Option(help="all, START:END, a list like 3,7,9, or one index.")] = "all",
     brain: Annotated[str, typer.Option(help="heuristic (offline) | claude")] = "heuristic",

@@ -15,28 +15,6 @@ app = typer.Typer(
     help="Call interpretability tools directly (the same typed calls the agent makes).", no_args_is_help=True
 )
 
-# Listed here rather than read from tools.registry so `interp --help` does not import the
-# tool modules; tests/unit/test_registry.py keeps the two lists equal.
-TOOL_NAMES = [
-    "predict",
-    "scan",
-    "attention",
-    "activations",
-    "probe",
-    "steer",
-    "ablate",
-    "patch",
-    "sae_train",
-    "sae_stats",
-    "sae_features",
-    "sae_contexts",
-    "attribute",
-    "circuit",
-    "heads",
-    "transcoder_train",
-    "graph",
-]
-
 
 @app.command("list")
 def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -124,8 +102,8 @@ def _make(name: str):
         device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
         json_out: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
     ) -> None:
-        from tools.registry import call, validate
         from agent.targets import load
+        from tools.registry import call, validate
 
         quiet_library_warnings()
         payload = {**_load_input(input), **_parse_args(arg or [])}
@@ -147,5 +125,13 @@ def _make(name: str):
     return command
 
 
-for _name in TOOL_NAMES:
-    app.command(_name)(_make(_name))
+def add_tool_commands(typer_app: typer.Typer) -> None:
+    """One sub-command per registered tool (names come from tools.registry without importing the tools,
+    so `interp --help` stays quick)."""
+    from tools.registry import names
+
+    for name in names():
+        typer_app.command(name)(_make(name))
+
+
+add_tool_commands(app)
