@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tools.clock import Clock, monotonic
 from tools.errors import UserError
 
 # Kept back from the last call for concluding and writing the report (whichever is smaller).
@@ -73,6 +74,8 @@ class Budget:
     load_seconds: float = 0.0
     """Seconds spent loading the model and measuring its speed before the clock started (all segments);
     reported beside the budget, not charged to it: loading is not investigating."""
+    clock: Clock = field(default=monotonic, repr=False, compare=False)
+    """What it reads time from (tests pass a tools.clock.FakeClock); not part of the saved state."""
     _segment_start: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -87,11 +90,11 @@ class Budget:
 
     def start(self) -> None:
         """Start (or, after a resume, restart) the clock of this process."""
-        self._segment_start = time.monotonic()
+        self._segment_start = self.clock()
 
     def elapsed(self) -> float:
         """Wall seconds spent, this segment included."""
-        running = time.monotonic() - self._segment_start if self._segment_start is not None else 0.0
+        running = self.clock() - self._segment_start if self._segment_start is not None else 0.0
         return self.spent_seconds + running
 
     def seconds_left(self) -> float:
@@ -145,17 +148,16 @@ class Budget:
 
     # -- state ----------------------------------------------------------------
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, float | int | None]:
         """Plain data for checkpointed graph state; folds the running segment into spent time."""
-        data = asdict(self)
-        data.pop("_segment_start")
+        data = {k: v for k, v in asdict(self).items() if k not in ("_segment_start", "clock")}
         data["spent_seconds"] = self.elapsed()
         return data
 
     @classmethod
-    def from_state(cls, data: dict) -> Budget:
+    def from_state(cls, data: dict[str, float | int | None], clock: Clock = monotonic) -> Budget:
         """Rebuild after a resume; the clock starts again now (downtime is not charged)."""
-        budget = cls(**data)
+        budget = cls(**data, clock=clock)  # type: ignore[arg-type]  # the saved fields, as to_state wrote them
         budget.start()
         return budget
 
@@ -190,7 +192,7 @@ class Heartbeat:
         self._last = 0.0
 
     def __call__(self) -> None:
-        now = time.monotonic()
+        now = self.budget.clock()
         if now - self._last < self.every:
             return
         self._last = now

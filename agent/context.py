@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from agent.budget import Budget
 from agent.trace import Trace
+from tools.clock import Clock, monotonic
 from tools.errors import UserError
 from tools.files import read_text_file
 
@@ -112,8 +113,8 @@ class RunSettings:
         except UserError as e:
             raise UserError(f"{path} holds a bad setting ({e}); start a new run instead") from None
 
-    def new_budget(self) -> Budget:
-        return Budget(self.wall_seconds, self.max_forward_tokens, self.max_usd)
+    def new_budget(self, clock: Clock = monotonic) -> Budget:
+        return Budget(self.wall_seconds, self.max_forward_tokens, self.max_usd, clock=clock)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from agent.question import check_component
 from agent.resume_check import check_checkpoint, restart_hint
 from agent.run_lock import RunLock
 from agent.trace import Trace
+from tools.clock import Clock, monotonic
 from tools.errors import UserError
 
 PREVIOUS_DIR = "previous"
@@ -64,14 +65,22 @@ def _context(settings: RunSettings, run_dir: Path, budget: Budget, client=None, 
     return ctx
 
 
-def start(settings: RunSettings, run_dir: Path | None = None, client=None, display=None, ask: Callable | None = None):
-    """A new run. The budget clock starts once the model is loaded: loading is not investigating."""
+def start(
+    settings: RunSettings,
+    run_dir: Path | None = None,
+    client=None,
+    display=None,
+    ask: Callable | None = None,
+    clock: Clock = monotonic,
+):
+    """A new run. The budget clock starts once the model is loaded: loading is not investigating.
+    `clock`: what the budget and every call's deadline read (tests drive a tools.clock.FakeClock)."""
     from agent import graph
 
     run_dir = Path(run_dir or default_run_dir(settings.run_id))
     if (run_dir / "run.json").exists():
         raise UserError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir")
-    budget = settings.new_budget()  # validates the limits before anything is created
+    budget = settings.new_budget(clock)  # validates the limits before anything is created
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -90,22 +99,22 @@ def start(settings: RunSettings, run_dir: Path | None = None, client=None, displ
         return graph.run(ctx, resume=False, ask=ask), ctx
 
 
-def resume(run_dir: Path, client=None, display=None, ask: Callable | None = None):
+def resume(run_dir: Path, client=None, display=None, ask: Callable | None = None, clock: Clock = monotonic):
     """Continue a killed or crashed run from its last checkpoint; budget spent so far stays spent.
     A damaged checkpoint, a folder another process is running, or changed weights are refused."""
     run_dir = Path(run_dir)
     settings = RunSettings.load(run_dir)
     with RunLock(run_dir):
         check_checkpoint(run_dir, settings.run_id)  # before anything is loaded
-        return _resume(settings, run_dir, client, display, ask)
+        return _resume(settings, run_dir, client, display, ask, clock)
 
 
-def _resume(settings: RunSettings, run_dir: Path, client, display, ask):
+def _resume(settings: RunSettings, run_dir: Path, client, display, ask, clock: Clock):
     from agent import graph
 
     started = time.monotonic()
     saved = graph.checkpointed_state(run_dir, settings.run_id)
-    budget = Budget.from_state(saved["budget"]) if saved and saved.get("budget") else settings.new_budget()
+    budget = Budget.from_state(saved["budget"], clock) if saved and saved.get("budget") else settings.new_budget(clock)
     # Time spent inside a call that was killed is on the heartbeat, not in the checkpoint: charge it.
     beat = Heartbeat.spent(run_dir)
     if beat is not None and beat > budget.spent_seconds:

@@ -442,7 +442,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     try:
         payload = confine(tool, payload, ctx.run_dir, user_refs(ctx.settings.question))
         # Estimating tokenises the prompts: under the deadline too, or a huge prompt file overruns here.
-        with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat):
+        with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat, clock=ctx.budget.clock):
             est, basis, extra = _estimate(ctx, tool, payload)
         refusal = _admit(ctx, tool, payload, est)
         if refusal:
@@ -457,7 +457,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
             deadline_seconds=round(ctx.budget.call_seconds(), 2),
             input=payload,
         )
-        with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat):
+        with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat, clock=ctx.budget.clock):
             result = registry.call(ctx.target, tool, payload)
     except (UserError, _Refused, DeadlineReached) as e:
         what = {_Refused: "refused", DeadlineReached: "deadline"}.get(type(e), "tool")

@@ -77,3 +77,24 @@ def builtin():
         return folders[name]
 
     return get
+
+
+@pytest.fixture
+def replace_tool(monkeypatch):
+    """`replace_tool(name, **fields)`: for this test, the registered tool `name` is declared with these
+    fields changed (a broken `run`, a wrong `extra_seconds`), through the registry's own seam: its line
+    in tools.registry.TOOLS points at a module that declares the changed spec."""
+    import dataclasses
+    import sys
+    import types
+
+    from tools import registry
+
+    def swap(name: str, **changes):
+        module = types.ModuleType(f"_replaced_tool_{name}")
+        module.SPEC = dataclasses.replace(registry.get(name), **changes)
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        monkeypatch.setitem(registry.TOOLS, name, module.__name__)
+        return module.SPEC
+
+    return swap

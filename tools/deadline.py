@@ -15,10 +15,11 @@ tool called outside an investigation (`interp tool ...`) runs with none.
 from __future__ import annotations
 
 import contextvars
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tools.clock import Clock, monotonic
 
 
 class DeadlineReached(Exception):
@@ -36,24 +37,28 @@ class Deadline:
     """An absolute point on the monotonic clock, with an optional hook run at every check."""
 
     at: float
-    """time.monotonic() value after which work must stop."""
+    """Reading of `clock` after which work must stop."""
     on_check: Callable[[], None] | None = None
     """Called at every check (e.g. to record spent time for a resume after kill -9); must be cheap."""
+    clock: Clock = field(default=monotonic, repr=False)
+    """What it reads time from: the budget's clock (a FakeClock in tests)."""
 
     def left(self) -> float:
-        return self.at - time.monotonic()
+        return self.at - self.clock()
 
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("interp_deadline", default=None)
 
 
 @contextmanager
-def deadline(seconds: float | None, on_check: Callable[[], None] | None = None) -> Iterator[Deadline | None]:
-    """Run the body with a deadline `seconds` from now (None: no deadline)."""
+def deadline(
+    seconds: float | None, on_check: Callable[[], None] | None = None, clock: Clock = monotonic
+) -> Iterator[Deadline | None]:
+    """Run the body with a deadline `seconds` from now on `clock` (None: no deadline)."""
     if seconds is None:
         yield None
         return
-    d = Deadline(time.monotonic() + seconds, on_check)
+    d = Deadline(clock() + seconds, on_check, clock)
     token = _current.set(d)
     try:
         yield d
@@ -85,9 +90,16 @@ class Pace:
     @contextmanager
     def unit(self, where: str, units: float = 1.0) -> Iterator[None]:
         check(where, units * self.seconds_per_unit)
-        start = time.monotonic()
+        clock = _clock()
+        start = clock()
         yield
-        self.seconds_per_unit = (time.monotonic() - start) / max(units, 1e-9)
+        self.seconds_per_unit = (clock() - start) / max(units, 1e-9)
+
+
+def _clock() -> Clock:
+    """The current deadline's clock (the real one without a deadline)."""
+    d = _current.get()
+    return monotonic if d is None else d.clock
 
 
 def seconds_left() -> float | None:

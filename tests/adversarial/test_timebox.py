@@ -1,8 +1,13 @@
 """The time-box holds when estimates are wrong: calls stop at their deadline and return what they have.
 
 Estimates are made wrong on purpose (a calibration that claims an absurd speed,
-SAE steps said to cost nothing), as a loaded CPU makes them in real life; the
-run must still end within 5% of its budget by a clock outside it.
+SAE steps said to cost nothing), as a loaded CPU makes them in real life. One
+test runs on the real clock beside the other test worker (the promise under
+load: within 5% of the budget by a clock outside the run); the others drive a
+FakeClock that moves on every reading, a slow machine that is the same on every
+machine, so what they check (a partial result, an error state) does not depend
+on how fast the CPU is. (Their overshoot is not checked: on a clock that moves
+on every reading, concluding and writing the report cost as much as a forward pass.)
 """
 
 from __future__ import annotations
@@ -16,22 +21,22 @@ from agent import investigate
 from agent.context import RunSettings
 from agent.question import parse_question
 from agent.speed import Speed
+from tools.clock import Clock, FakeClock, monotonic
 
 AUDIT = "audit this model for hidden triggers"
 
 
 @pytest.fixture
-def wrong_estimates(monkeypatch):
+def wrong_estimates(monkeypatch, replace_tool):
     """Every estimate says a call is nearly free."""
     import agent.speed
-    import tools.sae
 
     fast = Speed(tokens_per_second=1e12, overhead_seconds=0.0, threads=1, calibration_seconds=0.0)
     monkeypatch.setattr(agent.speed, "calibrate", lambda model: fast)
-    monkeypatch.setattr(tools.sae, "train_step_seconds", lambda target, inp: 0.0)
+    replace_tool("sae_train", extra_seconds=lambda target, inp: 0.0)
 
 
-def _run(tmp_path, actions: list, wall_seconds: float):
+def _run(tmp_path, actions: list, wall_seconds: float, clock: Clock = monotonic):
     script = tmp_path / "script.json"
     script.write_text(json.dumps([actions]))
     q = parse_question(AUDIT)
@@ -42,7 +47,7 @@ def _run(tmp_path, actions: list, wall_seconds: float):
         wall_seconds=wall_seconds,
     )
     t0 = time.monotonic()
-    state, ctx = investigate.start(settings, tmp_path / "run")
+    state, ctx = investigate.start(settings, tmp_path / "run", clock=clock)
     graph_seconds = time.monotonic() - t0 - ctx.budget.load_seconds
     return state, ctx, graph_seconds
 
@@ -84,8 +89,8 @@ def test_a_sweep_cut_by_its_deadline_reports_the_blocks_it_finished(tmp_path, bu
         "kind": "call",
         "call": {"tool": "scan", "input": {"prompts": ["t1 t2 t3 t4 t5 t6 t7 t8 <q>"] * 128, "n_tokens": 2}},
     }
-    state, ctx, graph_seconds = _run(tmp_path, [sweep], wall_seconds=5)
-    assert graph_seconds <= 5 * 1.05, graph_seconds
+    state, ctx, _ = _run(tmp_path, [sweep], wall_seconds=5, clock=FakeClock(per_read=0.05))
+    assert ctx.budget.stopped_at_deadline == 1
     [obs] = state["observations"]
     result = _result(ctx, obs)
     assert result["partial"] is True
@@ -118,8 +123,7 @@ def test_a_test_that_cannot_be_partial_ends_as_an_error_state_not_a_result(tmp_p
             }
         ],
     }
-    state, ctx, graph_seconds = _run(tmp_path, [test], wall_seconds=5)
-    assert graph_seconds <= 5 * 1.05, graph_seconds
+    state, ctx, _ = _run(tmp_path, [test], wall_seconds=5, clock=FakeClock(per_read=0.05))
     assert state["observations"] == [] and state["claims"] == []
     [h] = state["hypotheses"]
     assert h["status"] == "untested" and "deadline" in h["note"]

@@ -18,15 +18,13 @@ from agent.question import parse_question
         KeyError("blocks.9"),
     ],
 )
-def test_any_exception_in_a_tool_becomes_an_error_and_the_run_goes_on(tmp_path, builtin, monkeypatch, fault):
-    import tools.predict
-
+def test_any_exception_in_a_tool_becomes_an_error_and_the_run_goes_on(tmp_path, builtin, replace_tool, fault):
     builtin("backdoor")
 
-    def broken(target, inp) -> tools.predict.PredictResult:  # the judge reads the result type from here
+    def broken(target, inp):
         raise fault
 
-    monkeypatch.setattr(tools.predict, "run", broken)
+    replace_tool("predict", run=broken)
     failing = {
         "kind": "hypothesize",
         "line": "t",

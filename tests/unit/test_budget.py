@@ -1,8 +1,7 @@
-import time
-
 import pytest
 
 from agent.budget import Budget, Estimate, parse_duration
+from tools.clock import FakeClock
 from tools.errors import UserError
 
 
@@ -40,15 +39,33 @@ def test_calls_that_do_not_fit_are_refused_before_they_run():
 
 
 def test_time_survives_a_checkpoint_without_charging_downtime():
-    b = Budget(wall_seconds=10)
+    clock = FakeClock()
+    b = Budget(wall_seconds=10, clock=clock)
     b.start()
-    time.sleep(0.05)
+    clock.advance(3.0)
     state = b.to_state()
-    assert 0.05 <= state["spent_seconds"] < 1
-    time.sleep(0.1)  # the process is dead: this must not count
-    resumed = Budget.from_state(state)
-    assert resumed.elapsed() == pytest.approx(state["spent_seconds"], abs=0.05)
-    assert resumed.overshoot() == 0.0
+    assert state["spent_seconds"] == 3.0 and "clock" not in state
+    clock.advance(100.0)  # the process is dead: this must not count
+    resumed = Budget.from_state(state, clock)
+    assert resumed.elapsed() == 3.0
+    clock.advance(8.0)
+    assert resumed.elapsed() == 11.0 and resumed.overshoot() == pytest.approx(0.1)
+
+
+def test_the_deadline_reads_the_budget_clock_and_stops_work_past_it():
+    from tools.deadline import DeadlineReached, Pace, check, deadline
+
+    clock = FakeClock(per_read=0.5)  # a slow machine: every reading finds time has passed
+    pace = Pace()
+    done = 0
+    with pytest.raises(DeadlineReached), deadline(4.0, clock=clock):
+        while True:
+            with pace.unit("a step"):
+                done += 1
+    # readings 0.5 s apart, three a step (check, start, end): steps 1-3 begin with >= one step's time left,
+    # step 4's check reads 0.5 s past the deadline and raises; no step began with less time left than a step
+    assert done == 3 and pace.seconds_per_unit == 0.5
+    check("outside any deadline")  # no deadline: no-op
 
 
 def test_less_time_left_than_the_quickest_call_counts_as_spent():
