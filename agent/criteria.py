@@ -154,6 +154,7 @@ def refusal(plan: HypothesisPlan) -> str:
         example = "margin >= 0.3" if "margin" in against else f"{against[0]} ..."
         return (
             f"a {tier} claim needs a condition that the effect beats its control (a margin-like field "
-            f"above zero, or the control held down), and this criterion has none; add one on {', '.join(against)} (e.g. {example}), or register it with tier 'observational'"
+            f"above zero, or the control held down), and this criterion has none; add one on "
+            f"{', '.join(against)} (e.g. {example}), or register it with tier 'observational'"
         )
     return ""

@@ -29,8 +29,8 @@ def _context(settings: RunSettings, run_dir: Path, budget: Budget, client=None, 
     """Everything a run needs: the model loaded, its speed measured, the brain and memory opened."""
     from agent.brains import make_brain
     from agent.speed import calibrate
-    from tools import registry
     from agent.targets import load
+    from tools import registry
 
     brain = make_brain(settings.brain, settings.seed, client=client)
     memory = None

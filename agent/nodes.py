@@ -462,7 +462,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     except (UserError, _Refused, DeadlineReached) as e:
         what = {_Refused: "refused", DeadlineReached: "deadline"}.get(type(e), "tool")
         return _failed(state, ctx, item, what, str(e), est)
-    except Exception as e:  # a bug in a tool must end this call as an error state, not the whole run
+    except Exception as e:  # noqa: BLE001  # a bug in a tool must end this call as an error state, not the whole run
         ctx.trace.write(
             "error", what="crash", tool=tool, type=type(e).__name__, traceback=traceback.format_exc(limit=-6)
         )
@@ -624,21 +624,21 @@ def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim | Inciden
     comp = plan.component
     if comp.sae_id:  # the SAE as its test read it, so that `interp reproduce` reads the same one
         comp = comp.model_copy(update={"sae_id": _sae_ref(ctx)(comp.sae_id) or comp.sae_id})
-    evidence = dict(
-        statement=plan.statement,
-        model_id=ctx.target.model_id,
-        weights_hash=ctx.target.weights_hash,
-        component=comp,
-        evidence_tier=capped_tier(plan.tier, obs["tool"]),
-        mechanism=plan.mechanism,
-        hypothesis_id=h["id"],
-        experiment_ids=[obs["id"]],
-        effect=result.get("effect"),
-        control=result.get("control"),
-        criterion=plan.criterion.model_dump(mode="json"),
-        run_id=ctx.settings.run_id,
-        run_dir=str(ctx.run_dir.resolve()),
-    )
+    evidence = {
+        "statement": plan.statement,
+        "model_id": ctx.target.model_id,
+        "weights_hash": ctx.target.weights_hash,
+        "component": comp,
+        "evidence_tier": capped_tier(plan.tier, obs["tool"]),
+        "mechanism": plan.mechanism,
+        "hypothesis_id": h["id"],
+        "experiment_ids": [obs["id"]],
+        "effect": result.get("effect"),
+        "control": result.get("control"),
+        "criterion": plan.criterion.model_dump(mode="json"),
+        "run_id": ctx.settings.run_id,
+        "run_dir": str(ctx.run_dir.resolve()),
+    }
     if plan.topic == "incidental":
         return IncidentalFinding(
             **evidence, why_incidental=plan.why_incidental, question=ctx.settings.question.get("text", "")

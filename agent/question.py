@@ -53,19 +53,19 @@ class PromptsFile(Record):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    prompts: list[str] = []
+    prompts: list[str] = Field(default_factory=list)
     """Prompts showing the behaviour."""
-    answers: list[str] = []
+    answers: list[str] = Field(default_factory=list)
     """Behaviour questions: the expected answer token of each prompt (e.g. " Mary"), one per prompt, in order."""
-    versus: list[str] = []
+    versus: list[str] = Field(default_factory=list)
     """Behaviour questions: a token each answer is compared against (e.g. " John"), one per prompt: the metric
     becomes the logit difference answer - versus."""
-    corrupted: list[str] = []
+    corrupted: list[str] = Field(default_factory=list)
     """Behaviour questions: a corrupted version of each prompt (the same tokens but for the one that matters,
     ideally the same token length), one per prompt, for patching."""
-    positive: list[str] = []
+    positive: list[str] = Field(default_factory=list)
     """Concept questions: prompts where the concept is present."""
-    negative: list[str] = []
+    negative: list[str] = Field(default_factory=list)
     """Concept questions: prompts where it is absent."""
     token: str | None = None
     """The output token the question is about, for every prompt (instead of per-prompt `answers`)."""
@@ -115,14 +115,14 @@ def pair_problems(
         )
     if versus and len(versus) == n:
         targets = answers if len(answers) == n else [token] * n if token is not None else []
-        same = [i for i, (a, v) in enumerate(zip(targets, versus)) if a == v and a]
+        same = [i for i, (a, v) in enumerate(zip(targets, versus, strict=False)) if a == v and a]
         if same:
             out.append(
                 f"versus[{same[0]}] is the answer itself ({versus[same[0]]!r}): a logit difference of a token "
                 "with itself is always 0; give the wrong answer the model could give instead"
             )
     if corrupted and len(corrupted) == n:
-        same = [i for i, (p, c) in enumerate(zip(prompts, corrupted)) if p == c]
+        same = [i for i, (p, c) in enumerate(zip(prompts, corrupted, strict=False)) if p == c]
         if same:
             out.append(
                 f"corrupted[{same[0]}] is the same as prompts[{same[0]}]: a corrupted prompt changes the "
@@ -140,23 +140,23 @@ class Question(Record):
     """As the user asked it."""
     kind: QuestionKind
     """behaviour, concept, component or audit."""
-    prompts: list[str] = []
+    prompts: list[str] = Field(default_factory=list)
     """Prompts showing the behaviour (an audit without any uses the model's usage sample)."""
-    answers: list[str] = []
+    answers: list[str] = Field(default_factory=list)
     """Expected answer token of each prompt (empty: none given)."""
-    versus: list[str] = []
+    versus: list[str] = Field(default_factory=list)
     """Comparison token of each prompt, for a logit difference answer - versus (empty: none given)."""
-    corrupted: list[str] = []
+    corrupted: list[str] = Field(default_factory=list)
     """A corrupted version of each prompt, for patching (empty: none given)."""
-    positive: list[str] = []
+    positive: list[str] = Field(default_factory=list)
     """Concept present."""
-    negative: list[str] = []
+    negative: list[str] = Field(default_factory=list)
     """Concept absent."""
     token: str | None = None
     """Output token of interest, for every prompt."""
     component: Component | None = None
     """The head or feature a component question names."""
-    sae: list[str] = []
+    sae: list[str] = Field(default_factory=list)
     """SAE folders given with --sae."""
     prompts_source: str = ""
     """Where the prompts came from when the user gave none (an audit's usage sample); set by the run."""

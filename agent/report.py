@@ -44,8 +44,10 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
         f"- **Asked**: {q['text']}",
         f"- **Understood as**: {q['kind']} — {understood}",
         f"- **Metric**: {Question.model_validate(q).describe_metric()}",
-        f"- **Prompts**: {len(q.get('prompts', []))} {('(' + q['prompts_source'] + ')') if q.get('prompts_source') else ''}"
-        f"{'; positive ' + str(len(q['positive'])) + ', negative ' + str(len(q['negative'])) if q.get('positive') else ''}"
+        f"- **Prompts**: {len(q.get('prompts', []))} "
+        f"{('(' + q['prompts_source'] + ')') if q.get('prompts_source') else ''}"
+        f"{'; positive ' + str(len(q['positive'])) if q.get('positive') else ''}"
+        f"{', negative ' + str(len(q['negative'])) if q.get('positive') else ''}"
         f"{'; ' + str(len(q['corrupted'])) + ' paired corrupted prompts' if q.get('corrupted') else ''}"
         + "".join(
             f" ({k} set: a seeded sample of the {q[k + '_given']} given)"
@@ -132,7 +134,8 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
         out += [f"- tried earlier ({h['status']}): {h['statement']}" for h in recall.get("tried", [])]
     out += [
         "",
-        "Full results: `results/ID.json`; every decision and call: `trace.jsonl`; the shareable page with figures: `report.html`.",
+        "Full results: `results/ID.json`; every decision and call: `trace.jsonl`; "
+        "the shareable page with figures: `report.html`.",
         "",
     ]
     return "\n".join(out)

@@ -93,9 +93,9 @@ def reproduce(
     """Run the claim's key experiment again and judge it by the claim's registered criterion."""
     from agent.actions import Criterion, judge
     from agent.consistency import mismatches, overrule
+    from agent.targets import load
     from memory.records import Claim, ExperimentRecord
     from tools import registry
-    from agent.targets import load
 
     claim = store.get(claim_id)
     if not isinstance(claim, Claim):

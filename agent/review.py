@@ -263,7 +263,7 @@ def decisions_markdown(decisions: dict) -> str:
             f"| `{cid}` | **{d['status']}** | {d['reviewer']} | {d['note'] or '-'} | {d['reviewed_at']} |"
             for cid, d in sorted(decisions.items())
         ]
-    return "\n".join(rows + ["<!-- /decisions -->"])
+    return "\n".join([*rows, "<!-- /decisions -->"])
 
 
 def decisions_html(decisions: dict) -> str:

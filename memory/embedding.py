@@ -49,7 +49,7 @@ class OfflineMiniLM(EmbeddingFunction[Documents]):
 
     def __call__(self, input: Documents) -> Embeddings:
         vectors = self._load().encode(list(input), normalize_embeddings=True, batch_size=64)
-        return [v for v in vectors]
+        return list(vectors)
 
     @staticmethod
     def name() -> str:

@@ -110,7 +110,7 @@ def server_client(location: str, timeout: float, settings) -> ClientAPI:
             box["client"] = chromadb.HttpClient(
                 host=url.hostname, port=url.port, ssl=url.scheme == "https", settings=settings
             )
-        except Exception as e:  # handed to the caller's thread below
+        except Exception as e:  # noqa: BLE001  # handed to the caller's thread below
             box["error"] = e
 
     worker = threading.Thread(target=connect, name="chroma-connect", daemon=True)

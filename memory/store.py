@@ -112,7 +112,7 @@ def _client(location: str, create: bool, timeout: float) -> tuple[ClientAPI, str
         return chromadb.PersistentClient(path=str(path), settings=settings), "embedded"
     except OSError as e:
         raise UserError(f"cannot open memory folder {path}: {e.strerror}") from None
-    except Exception as e:  # a corrupt sqlite file surfaces as various chromadb/sqlite errors
+    except Exception as e:  # noqa: BLE001  # a corrupt sqlite file surfaces as various chromadb/sqlite errors
         raise UserError(
             f"memory folder {path} cannot be opened ({type(e).__name__}: {e}); it may be corrupt "
             f"or from another chromadb version. Nothing was changed: move it aside and retry"
@@ -188,7 +188,7 @@ class MemoryStore:
             )
         except UserError:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001  # a server's failures come as many types: server_error sorts them
             err = server_error(e, self.location, self.timeout)
             if err is not None:
                 raise err from None
@@ -232,7 +232,7 @@ class MemoryStore:
                 stored = {r.id: r for r in self._get_many(kind, [r.id for r in items])}
                 merged = [self._merge(r, stored.get(r.id)) for r in items]
                 # Chroma rejects duplicate ids within one upsert; the last write wins.
-                unique = {r.id: (r, v) for r, v in zip(merged, vectors)}
+                unique = {r.id: (r, v) for r, v in zip(merged, vectors, strict=False)}
                 self._upsert(kind, [r for r, _ in unique.values()], [v for _, v in unique.values()])
             ids += [r.id for r in merged]
         return ids
@@ -409,7 +409,7 @@ class MemoryStore:
                 where=self._where(model, status, run, weights_hash),
                 include=["metadatas", "distances"],
             )
-            hits += [(self._parse(m), float(d)) for m, d in zip(res["metadatas"][0], res["distances"][0])]
+            hits += [(self._parse(m), float(d)) for m, d in zip(res["metadatas"][0], res["distances"][0], strict=False)]
         return sorted(hits, key=lambda h: h[1])[:n]
 
     def already_tried(
@@ -555,7 +555,11 @@ class MemoryStore:
         written: list[tuple[str, list[Record]]] = []
         try:
             for kind, records in plan.items():
-                vec = dict(zip((r.id for r in records), vectors[kind])) if len(records) == len(vectors[kind]) else {}
+                vec = (
+                    dict(zip((r.id for r in records), vectors[kind], strict=False))
+                    if len(records) == len(vectors[kind])
+                    else {}
+                )
                 for i in range(0, len(records), _CHUNK):
                     chunk = records[i : i + _CHUNK]
                     self._upsert(kind, chunk, [vec[r.id] for r in chunk] if vec else None)
@@ -567,7 +571,7 @@ class MemoryStore:
                     fresh = [r.id for r in chunk if r.id not in stored[kind]]
                     if fresh:
                         self._col(kind).delete(ids=fresh)
-            except Exception as undo:
+            except Exception as undo:  # noqa: BLE001  # whatever stops the undo, the user must hear both errors
                 raise UserError(
                     f"importing {path} failed while writing ({e}), and putting the memory back "
                     f"failed too ({undo}): it may hold part of the file; import it again once the "

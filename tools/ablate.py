@@ -94,10 +94,10 @@ class AblateInput(ToolInput):
     """Replacement: zero, mean over the prompts' positions, or the value on another prompt."""
     positions: Literal["all", "last"] = "all"
     """Ablate at every position or only each prompt's last."""
-    background: list[Component] = []
+    background: list[Component] = Field(default_factory=list)
     """Ablated in every run (baseline, treatment and controls): e.g. the redundant copies of
     the component under test, so that its own effect shows."""
-    control_exclude: list[Component] = []
+    control_exclude: list[Component] = Field(default_factory=list)
     """Never drawn for the random control: e.g. the rest of a hypothesised circuit."""
     n_random: int = Field(5, ge=1, le=50)
     """Random same-kind, same-count ablations averaged as the control."""

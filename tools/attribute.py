@@ -228,7 +228,7 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
                 "corrupted prompt per prompt"
             )
         corr = encode(model, inp.corrupted, "corrupted")
-        for i, (a, b) in enumerate(zip(enc.lengths.tolist(), corr.lengths.tolist())):
+        for i, (a, b) in enumerate(zip(enc.lengths.tolist(), corr.lengths.tolist(), strict=False)):
             if a != b:
                 raise UserError(
                     f"pair {i}: the prompt has {a} tokens and its corrupted prompt {b}; each pair must "

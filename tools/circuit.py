@@ -266,7 +266,7 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
     reached = [p.size for p in curve if p.faithfulness >= inp.target]
     size = reached[0] if reached else len(comps)
     gains = [curve[0].faithfulness] + [curve[i].faithfulness - curve[i - 1].faithfulness for i in range(1, size)]
-    kept = [c for c, g in zip(comps[:size], gains) if g >= inp.prune_below] or comps[:1]
+    kept = [c for c, g in zip(comps[:size], gains, strict=False) if g >= inp.prune_below] or comps[:1]
     pruned_keep, pruned_drop = value(others(kept)), value(kept)
     # the pruned set must still reach the target (or, when no prefix did, do no worse than all N)
     bar = inp.target if reached else curve[size - 1].faithfulness

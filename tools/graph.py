@@ -216,7 +216,7 @@ def load_set(model: HookedTransformer, spec: str | list[str]) -> tuple[dict[int,
 
 def _frozen_names(model: HookedTransformer) -> list[str]:
     """Every normalisation scale and attention pattern: what the replacement model holds fixed."""
-    return [n for n in model.hook_dict if n.endswith(".hook_scale") or n.endswith("attn.hook_pattern")]
+    return [n for n in model.hook_dict if n.endswith((".hook_scale", "attn.hook_pattern"))]
 
 
 def prepare(target: Target, inp: GraphInput, meter: Meter) -> Prepared:
@@ -241,7 +241,7 @@ def prepare(target: Target, inp: GraphInput, meter: Meter) -> Prepared:
         for layer in range(n_layers):
             a = transcoders[layer].encode(cache[in_hook(layer)][0].float())
             pos, idx = a.nonzero(as_tuple=True)
-            feats += [(layer, p, f) for p, f in zip(pos.tolist(), idx.tolist())]
+            feats += [(layer, p, f) for p, f in zip(pos.tolist(), idx.tolist(), strict=False)]
             acts.append(a[pos, idx])
     last = logits[0, -1].float()
     probs = torch.softmax(last, -1)

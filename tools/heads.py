@@ -149,7 +149,7 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
     if any(v is not None for v in vs):
         direction = (
             direction
-            - W_U[:, [v if v is not None else r[2] for v, r in zip(vs, reads)]].T
+            - W_U[:, [v if v is not None else r[2] for v, r in zip(vs, reads, strict=False)]].T
             * torch.tensor([float(v is not None) for v in vs])[:, None]
         )
     if w is not None:

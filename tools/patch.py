@@ -78,7 +78,7 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
     meter = Meter()
     clean = encode(model, inp.clean, "clean")
     corr = encode(model, inp.corrupted, "corrupted")
-    for i, (a, b) in enumerate(zip(clean.lengths.tolist(), corr.lengths.tolist())):
+    for i, (a, b) in enumerate(zip(clean.lengths.tolist(), corr.lengths.tolist(), strict=False)):
         if a != b:
             raise UserError(f"pair {i}: clean has {a} tokens and corrupted {b}; patching needs token-aligned pairs")
     lengths = sorted(set(clean.lengths.tolist()))
@@ -136,7 +136,7 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
         _, cache = meter.cache(model, clean.tokens, names)
         cols = [f"H{h}" for h in range(model.cfg.n_heads)]
         grid = []
-        for l, name in enumerate(names):
+        for name in names:
             row = []
             for h in range(model.cfg.n_heads):
 
@@ -148,7 +148,11 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
             grid.append(row)
         labels = [f"L{l}" for l in range(n_layers)]
     cells = sorted(
-        (Cell(row=r, col=c, effect=v) for r, vals in zip(labels, grid) for c, v in zip(cols, vals)),
+        (
+            Cell(row=r, col=c, effect=v)
+            for r, vals in zip(labels, grid, strict=False)
+            for c, v in zip(cols, vals, strict=False)
+        ),
         key=lambda x: -x.effect,
     )
     flat = sorted(v for vals in grid for v in vals)

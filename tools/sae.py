@@ -442,9 +442,9 @@ def top_features(target: Target, inp: SaeFeaturesInput) -> SaeFeaturesResult:
     vals, idx = feats.topk(min(inp.k, feats.shape[1]), dim=-1)
     tokens = enc.tokens.cpu()
     active, counts = [], Counter()
-    for r, (pi, pos) in enumerate(zip(h.prompt_index.tolist(), h.position.tolist())):
+    for r, (pi, pos) in enumerate(zip(h.prompt_index.tolist(), h.position.tolist(), strict=False)):
         tok = model.to_single_str_token(int(tokens[pi, pos]))
-        for v, f in zip(vals[r].tolist(), idx[r].tolist()):
+        for v, f in zip(vals[r].tolist(), idx[r].tolist(), strict=False):
             if v > 0:
                 active.append(ActiveFeature(prompt=pi, position=pos, token=tok, feature=f, activation=round(v, 4)))
                 counts[f] += 1

@@ -64,7 +64,8 @@ class ScanInput(ToolInput):
     (a sequence with a gap where the missing token goes)."""
     rank_by: Literal["change_rate", "shift", "lift"] = "change_rate"
     """What ranks a sweep's `top`: how often the argmax changes, how far the output distribution moves (`shift`),
-    or the largest rise of one answer's log-probability (`lift`: partial evidence of a forcing sequence before any flip)."""
+    or the largest rise of one answer's log-probability (`lift`: partial evidence of a forcing sequence
+    before any flip)."""
     mode: Literal["replace", "insert"] = "replace"
     """replace: overwrite tokens (prompt lengths unchanged, as in most training data); insert: add them."""
     keep_leading: int = Field(0, ge=0, le=64)
@@ -265,7 +266,7 @@ def _effects(
     grid = torch.full((len(blocks), P, width), pad, dtype=torch.long)
     ins = torch.tensor(blocks, dtype=torch.long)
     last = []
-    for i, (r, p) in enumerate(zip(rows, positions)):
+    for i, (r, p) in enumerate(zip(rows, positions, strict=False)):
         grid[:, i, :p] = r[:p]
         grid[:, i, p : p + n_tok] = ins
         grid[:, i, p + n_tok : len(r) + grow] = r[p + n_tok - grow :]
@@ -362,10 +363,10 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
 
     def summarise(j: int) -> Insertion:
         block, outs = blocks[j], tested[j]
-        changed = [o for o, b in zip(outs, base) if o != b]
+        changed = [o for o, b in zip(outs, base, strict=False) if o != b]
         top_id = Counter(changed or outs).most_common(1)[0][0]
         inserted = []
-        for r, p in zip(rows, at[len(block)]):
+        for r, p in zip(rows, at[len(block)], strict=False):
             skip = len(block) if inp.mode == "replace" else 0
             ids = r[:p].tolist() + block + r[p + skip :].tolist()
             inserted.append(model.tokenizer.decode(ids[1:] if model.cfg.default_prepend_bos else ids))
@@ -382,7 +383,7 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
             inserted_prompts=inserted,
         )
 
-    rates = [sum(o != b for o, b in zip(outs, base)) / len(base) for outs in tested]
+    rates = [sum(o != b for o, b in zip(outs, base, strict=False)) / len(base) for outs in tested]
     if explicit:
         order = list(range(len(blocks)))
     else:
@@ -398,7 +399,7 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
     )
     others_change = max((rates[j] for j in order[1:]), default=0.0)
     if explicit:
-        control = statistics.fmean(sum(o != b for o, b in zip(outs, base)) / len(base) for outs in ctrl)
+        control = statistics.fmean(sum(o != b for o, b in zip(outs, base, strict=False)) / len(base) for outs in ctrl)
         control_out = statistics.fmean(outs.count(first_id) / len(outs) for outs in ctrl)
     else:
         control = statistics.median(rates)

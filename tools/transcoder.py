@@ -329,7 +329,7 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
     )
     done, pace = 0, Pace()
     try:
-        for done in range(inp.steps):
+        for _ in range(inp.steps):
             with pace.unit("transcoder training"):  # not started when it cannot end before the deadline
                 idx = torch.randint(len(train_idx), (inp.batch_size,), generator=gen).to(device)
                 loss = _step(tc, x[:, idx], y[:, idx], inp.k)

@@ -111,7 +111,7 @@ def price(model: str, usage) -> float:
 def _brief(view: View) -> str:
     q, m = view.question, dict(view.model)
     if m.get("vocab") and len(m["vocab"]) > 300:
-        m["vocab"] = m["vocab"][:300] + ["..."]
+        m["vocab"] = [*m["vocab"][:300], "..."]
     lines = [f"Question ({q['kind']}): {q['text']}", f"Model: {json.dumps(m)}"]
     # answers / versus / corrupted: entry i goes with prompt i (the metric: answer - versus logit difference)
     for name in ("prompts", "answers", "versus", "corrupted", "positive", "negative"):

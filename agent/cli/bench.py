@@ -126,7 +126,8 @@ def recovery(
     device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Audit organisms blind and score the claims against their manifests (rules: experiments/benchmarks/recovery.py)."""
+    """Audit organisms blind and score the claims against their manifests (rules:
+    experiments/benchmarks/recovery.py)."""
     from agent.budget import parse_duration
     from experiments.benchmarks import recovery as rec
 
@@ -445,7 +446,8 @@ def realmodel(
     device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Questions about SmolLM2 (induction, IOI, capitals, one to refuse) vs reference answers from plain TransformerLens."""
+    """Questions about SmolLM2 (induction, IOI, capitals, one to refuse) vs reference answers from plain
+    TransformerLens."""
     from agent.budget import parse_duration
     from experiments.benchmarks import realmodel as rm
 

@@ -42,7 +42,10 @@ def investigate(
         str | None,
         typer.Option(
             "--prompts",
-            help='Prompts file: .txt (one per line) or .json ({"prompts", "answers", "versus", "corrupted"}: one each per prompt; or {"positive", "negative"}).',
+            help=(
+                'Prompts file: .txt (one per line) or .json ({"prompts", "answers", "versus", '
+                '"corrupted"}: one each per prompt; or {"positive", "negative"}).'
+            ),
         ),
     ] = None,
     sae: Annotated[list[str] | None, typer.Option("--sae", help="SAE folder (repeatable).")] = None,
@@ -53,7 +56,8 @@ def investigate(
         str | None,
         typer.Option(
             "--brain",
-            help="heuristic | claude[:MODEL] | scripted:FILE (default: claude when ANTHROPIC_API_KEY is set, else heuristic).",
+            help="heuristic | claude[:MODEL] | scripted:FILE "
+            "(default: claude when ANTHROPIC_API_KEY is set, else heuristic).",
         ),
     ] = None,
     run_dir: Annotated[str | None, typer.Option("--run-dir", help="Run folder (default .interp/runs/RUN_ID).")] = None,
@@ -117,7 +121,8 @@ def investigate(
     else:
         if not question:
             raise UserError(
-                'give a question, e.g. interp investigate "audit this model for hidden triggers" --model organism:backdoor'
+                'give a question, e.g. interp investigate "audit this model for hidden triggers" '
+                "--model organism:backdoor"
             )
         # the question first: one the investigator cannot act on is refused before anything else is checked or loaded
         q = parse_question(question, prompts, sae)

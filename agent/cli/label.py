@@ -48,8 +48,8 @@ def label(
     from agent.labeling.job import HeuristicExplainer, check_scorers, parse_features
     from agent.labeling.job import label as run_label
     from agent.labeling.scorers import RuleJudge
-    from tools.sae import load_sae
     from agent.targets import load
+    from tools.sae import load_sae
 
     quiet_library_warnings()
     score_names = tuple(s.strip() for s in scorers.split(",") if s.strip())

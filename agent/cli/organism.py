@@ -258,10 +258,15 @@ def _describe(mech) -> str:
             f"works at: {', '.join(mech.hooks) or 'none'}"
         )
     if mech.kind == "induction":
-        fmt = lambda hs: (
-            ", ".join(f"L{h.layer}H{h.head} (score {h.score:.2f}, ablated acc {h.ablated_accuracy:.2f})" for h in hs)
-            or "none"
-        )
+
+        def fmt(hs):
+            return (
+                ", ".join(
+                    f"L{h.layer}H{h.head} (score {h.score:.2f}, ablated acc {h.ablated_accuracy:.2f})" for h in hs
+                )
+                or "none"
+            )
+
         if mech.method == "ablation":
             return (
                 f"- induction heads (by ablation at the second copy): {fmt(mech.induction_heads)}\n"

@@ -183,7 +183,7 @@ def line(
         )
     for j, s in enumerate(series):
         c = palette[j]
-        pts = [(sx(x), sy(v)) for x, v in zip(xs, s.values) if v is not None and math.isfinite(v)]
+        pts = [(sx(x), sy(v)) for x, v in zip(xs, s.values, strict=False) if v is not None and math.isfinite(v)]
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
         body.append(
             f'<polyline fill="none" stroke="{c}" stroke-width="2"{dash} '
@@ -227,7 +227,7 @@ def heatmap(
     col_h = max(width(c, mono=True) for c in cols) * (0.72 if slant else 0) + FONT + 10 if cols else FONT
     top = 16 + FONT + 16  # the row title and the colour bar's title sit above the grid
     body = [text(left - 8, top - 16, row_title, "end", cls="axis-label")]
-    for i, (name, vals) in enumerate(zip(rows, grid)):
+    for i, (name, vals) in enumerate(zip(rows, grid, strict=False)):
         y = top + i * cell_h
         body.append(text(left - 8, y + cell_h / 2 + 4, name, "end", mono=True, cls="category"))
         for j, v in enumerate(vals):

@@ -87,7 +87,7 @@ def explain_params(fe: FeatureExamples, model: str) -> dict:
     """The Messages API request explaining one feature (also one request of a batch)."""
     lines = [
         f"{t}   (activation {e.activation:g}; model then predicts {e.next_token!r})"
-        for t, e in zip(examples_text(fe.top + fe.quantiles), fe.top + fe.quantiles)
+        for t, e in zip(examples_text(fe.top + fe.quantiles), fe.top + fe.quantiles, strict=False)
     ]
     prompt = (
         f"Feature {fe.feature} (active on {fe.density:.2%} of tokens). Its activating contexts, strongest "
@@ -270,7 +270,7 @@ class ClaudeJudge:
 
     def fuzz(self, explanation: Explanation, contexts: list[Example], marked: list[list[int]]) -> list[bool]:
         shown = []
-        for c, m in zip(contexts, marked):
+        for c, m in zip(contexts, marked, strict=False):
             shown.append(" ".join(f"<<{t}>>" if i in m else t for i, t in enumerate(c.tokens)))
         return self._ask(
             f"Explanation of a feature: {explanation.text!r}. In each context some tokens are marked "

@@ -87,7 +87,7 @@ def examples_text(examples: list[Example], marked: bool = True) -> list[str]:
     out = []
     for e in examples:
         parts = []
-        for tok, a in zip(e.tokens, e.activations):
+        for tok, a in zip(e.tokens, e.activations, strict=False):
             tok = tok.replace("<<", "< <").replace(">>", "> >")
             parts.append(f"<<{tok}>>" if marked and a > 0 else tok)
         out.append(" ".join(parts))

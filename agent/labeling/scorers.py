@@ -51,7 +51,7 @@ class RuleJudge:
         return [explanation.applies(c.tokens) for c in contexts]
 
     def fuzz(self, explanation: Explanation, contexts: list[Example], marked: list[list[int]]) -> list[bool]:
-        return [explanation.marks_right(c.tokens, m) for c, m in zip(contexts, marked)]
+        return [explanation.marks_right(c.tokens, m) for c, m in zip(contexts, marked, strict=False)]
 
 
 def balanced_accuracy(pos: list[bool], neg: list[bool]) -> float:

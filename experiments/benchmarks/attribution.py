@@ -189,9 +189,9 @@ def compare(
 
 def run(device: str | None = None, smollm2: bool = True, on_task=None) -> dict:
     """Every task; `on_task(name, result)` is called as each one finishes."""
+    from agent.targets import load
     from experiments.organisms.cache import ensure_trained, resolve_spec
     from experiments.organisms.manifest import load_manifest
-    from agent.targets import load
 
     spec = resolve_spec("induction")
     folder = ensure_trained(spec)

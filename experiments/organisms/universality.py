@@ -277,7 +277,11 @@ def match(
             for h in roles[x].get(r, []):
                 if not there:
                     continue
-                key = (lambda g: sim[x, h, y, g]) if seeds.index(x) < seeds.index(y) else (lambda g: sim[y, g, x, h])
+                key = (
+                    (lambda g, x=x, h=h, y=y: sim[x, h, y, g])
+                    if seeds.index(x) < seeds.index(y)
+                    else (lambda g, x=x, h=h, y=y: sim[y, g, x, h])
+                )
                 nearest_n += 1
                 nearest_ok += role_of(roles[y], max(there, key=key)) == r
     numbers = {

@@ -139,7 +139,7 @@ class CopyProbe:
         it (how much the head reads across the repeat's boundary)."""
         lengths = (batch.tokens != PAD).sum(1)
         pb, pq, ib, iq, ik = [], [], [], [], []
-        for b, (first, length) in enumerate(zip(batch.info["repeat_start"], lengths)):
+        for b, (first, length) in enumerate(zip(batch.info["repeat_start"], lengths, strict=False)):
             k = length - first
             q = np.arange(1, length)
             pb.append(np.full(len(q), b)), pq.append(q)

@@ -118,7 +118,7 @@ def verify_superposition(
 
     answer = logits_q.argmax(-1)
     out_index = {int(t): j for j, t in enumerate(fam.outputs)}
-    acc = float(np.mean([a in out_index and f[out_index[a]] for a, f in zip(answer.tolist(), feats)]))
+    acc = float(np.mean([a in out_index and f[out_index[a]] for a, f in zip(answer.tolist(), feats, strict=False)]))
     checks.append(
         _check("held-out accuracy (the answer names a feature present)", acc, ">=", TASK_ACCURACY, FIX_ACCURACY)
     )

@@ -93,7 +93,7 @@ def _error_within(seconds: float, call) -> BaseException | None:
     def run() -> None:
         try:
             call()
-        except BaseException as e:  # handed back to the test
+        except BaseException as e:  # noqa: BLE001  # handed back to the test
             box["error"] = e
 
     worker = threading.Thread(target=run, daemon=True)

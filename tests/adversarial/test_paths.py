@@ -83,7 +83,7 @@ def test_brain_issued_activations_cannot_write_outside_the_run_folder(tmp_path):
     ],
 )
 def test_every_path_field_is_confined(tmp_path, tool, payload):
-    with pytest.raises(UserError, match="outside the run folder|not a direction id"):
+    with pytest.raises(UserError, match=r"outside the run folder|not a direction id"):
         confine(tool, payload, tmp_path / "run")
 
 
@@ -158,8 +158,8 @@ def test_the_users_own_sae_given_with_sae_is_read_where_it_is(tmp_path, builtin)
     from agent import investigate
     from agent.context import RunSettings
     from agent.question import parse_question
-    from tools import registry
     from agent.targets import load
+    from tools import registry
 
     builtin("features")
     target = load("organism:features")

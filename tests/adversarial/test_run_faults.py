@@ -28,7 +28,7 @@ AUDIT = "audit this model for hidden triggers"
 
 def interp(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [INTERP, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+        [INTERP, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}, check=False
     )
 
 
@@ -359,8 +359,8 @@ def test_a_question_about_a_component_the_model_lacks_is_refused_before_any_comp
 
 def test_a_feature_beyond_the_sae_is_refused(builtin, tmp_path):
     from agent.question import check_component, parse_question
-    from tools.registry import call
     from agent.targets import load
+    from tools.registry import call
 
     target = load(f"organism:{builtin('backdoor')}")
     sae = tmp_path / "sae"

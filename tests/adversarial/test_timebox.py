@@ -123,7 +123,7 @@ def test_a_test_that_cannot_be_partial_ends_as_an_error_state_not_a_result(tmp_p
             }
         ],
     }
-    state, ctx, _ = _run(tmp_path, [test], wall_seconds=5, clock=FakeClock(per_read=0.05))
+    state, _ctx, _ = _run(tmp_path, [test], wall_seconds=5, clock=FakeClock(per_read=0.05))
     assert state["observations"] == [] and state["claims"] == []
     [h] = state["hypotheses"]
     assert h["status"] == "untested" and "deadline" in h["note"]

@@ -17,7 +17,9 @@ AUDIT = "audit this model for hidden triggers"
 
 
 def interp(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([INTERP, *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+    return subprocess.run(
+        [INTERP, *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ), check=False
+    )
 
 
 def _events(run_dir: Path) -> list[dict]:
@@ -27,8 +29,8 @@ def _events(run_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_time_spent_in_a_call_killed_with_kill_9_is_charged_on_resume(tmp_path, builtin):
-    from tools import registry, sae
     from agent.targets import load
+    from tools import registry, sae
 
     builtin("backdoor")
     run_dir = tmp_path / "run"

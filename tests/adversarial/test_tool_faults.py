@@ -61,9 +61,9 @@ def test_any_exception_in_a_tool_becomes_an_error_and_the_run_goes_on(tmp_path, 
 
 def test_patching_refuses_pairs_whose_positions_do_not_line_up(builtin):
     """Pairs of different token lengths would average different tokens under one position column."""
+    from agent.targets import load
     from tools.errors import UserError
     from tools.registry import call
-    from agent.targets import load
 
     target = load(f"organism:{builtin('backdoor')}")
     clean = ["t1 t3 t4 <q>", "t9 t3 t4 t5 t6 <q>"]

@@ -25,6 +25,7 @@ def interp(*args: str, env: dict | None = None, stdin: str | None = None) -> sub
         timeout=600,
         input=stdin,
         env={**os.environ, "INTERP_DIRECTIONS": "/tmp/interp-test-directions", **(env or {})},
+        check=False,
     )
 
 

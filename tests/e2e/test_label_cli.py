@@ -11,8 +11,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def sae(builtin, tmp_path_factory):
-    from tools.registry import call
     from agent.targets import load
+    from tools.registry import call
 
     target = load(f"organism:{builtin('features')}")
     out = str(tmp_path_factory.mktemp("sae") / "sae")

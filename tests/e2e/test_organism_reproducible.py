@@ -24,7 +24,12 @@ pytestmark = pytest.mark.slow
 
 def interp(cache: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [INTERP, *args], capture_output=True, text=True, timeout=600, env={**os.environ, "INTERP_CACHE": str(cache)}
+        [INTERP, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "INTERP_CACHE": str(cache)},
+        check=False,
     )
 
 

@@ -14,7 +14,12 @@ OUT_OF_KIND = "which attention heads move the first token to the end?"
 
 def interp(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [INTERP, *args], capture_output=True, text=True, timeout=600, env={**os.environ, "ANTHROPIC_API_KEY": ""}
+        [INTERP, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "ANTHROPIC_API_KEY": ""},
+        check=False,
     )
 
 

@@ -282,7 +282,7 @@ def _malformed(i: int):
 def test_200_malformed_actions_are_errors_not_crashes(tmp_path):
     actions = [_malformed(i) for i in range(200)]
     good = {"kind": "call", "call": {"tool": "predict", "input": {"prompts": ["t1 t2 <q>"]}}}
-    state, ctx = run(tmp_path, "organism:backdoor", brain=_script(tmp_path, [actions + [good]]))
+    state, ctx = run(tmp_path, "organism:backdoor", brain=_script(tmp_path, [[*actions, good]]))
     assert len(state["errors"]) == 200
     assert len(state["observations"]) == 1  # the one good call after them still ran
     trace = [e for e in ctx.trace.read() if e["event"] == "error"]

@@ -4,10 +4,10 @@ import random
 
 import pytest
 
+from agent.targets import load
 from experiments.benchmarks.attribution import repeat_prompts
 from tools.errors import UserError
 from tools.registry import call
-from agent.targets import load
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_circuit_recovers_the_planted_heads(induction, induction_attribution):
 
 
 def test_head_explanations_show_induction_heads_copying(induction):
-    target, planted, prompts, _ = induction
+    target, _planted, prompts, _ = induction
     r = call(target, "heads", {"prompts": prompts, "metric": {"kind": "copy_logprob"}, "top": 4})
     assert {(e.layer, e.top_role) for e in r.heads} == {(1, "induction")}
     assert all(e.dla > 0 for e in r.heads) and r.positions > len(prompts)
@@ -87,7 +87,7 @@ def test_head_explanations_show_induction_heads_copying(induction):
 def test_bad_attribution_inputs_are_clear_errors(induction):
     target, _, prompts, corrupted = induction
     copy = {"kind": "copy_logprob"}
-    with pytest.raises(UserError, match="no gradient.*copy_logprob instead of copy"):
+    with pytest.raises(UserError, match=r"no gradient.*copy_logprob instead of copy"):
         call(target, "attribute", {"prompts": prompts, "metric": {"kind": "copy"}})
     with pytest.raises(UserError, match="no gradient"):
         call(target, "attribute", {"prompts": prompts, "metric": {"kind": "rate", "token": "t1"}})
@@ -126,7 +126,7 @@ def test_benchmark_ablation_baseline_matches_the_ablate_tool(induction):
     target, _, prompts, _ = induction
     effects, cost = per_head_ablation(target, prompts[:8], Metric(kind="copy_logprob"))
     assert cost["passes"] == 2 + 8
-    for i, (layer, head) in enumerate([(0, 2), (1, 3)]):
+    for layer, head in [(0, 2), (1, 3)]:
         r = call(
             target,
             "ablate",

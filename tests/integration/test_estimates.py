@@ -6,8 +6,8 @@ here); a registered tool without one fails `test_every_registered_tool_has_a_pay
 
 import pytest
 
-from tools.registry import call, estimate, tools
 from agent.targets import load
+from tools.registry import call, estimate, tools
 
 PROMPTS = ["t1 t2 t3 <q>", "t4 t5 <q>", "t6 t7 t8 t9 <q>", "t1 t9 <q>", "t2 <q>"]
 SAE = "<sae folder>"

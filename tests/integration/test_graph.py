@@ -6,11 +6,11 @@ import json
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from agent.targets import load
 from tools.cost import Meter
 from tools.errors import UserError
 from tools.graph import GraphInput, build
 from tools.registry import call, estimate
-from agent.targets import load
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_graph_tool_writes_a_viewer_json(features, transcoders, prompt, tmp_path
 
 
 def test_bad_graph_inputs_are_user_errors(features, transcoders, prompt, tiny_organism, tmp_path):
-    with pytest.raises(UserError, match="adjacency matrix needs .* MiB, over max_adjacency_mb"):
+    with pytest.raises(UserError, match=r"adjacency matrix needs .* MiB, over max_adjacency_mb"):
         call(features, "graph", {"prompt": prompt, "transcoders": transcoders, "max_adjacency_mb": 0.001})
     with pytest.raises(UserError, match="no transcoder for layer\\(s\\) \\[1\\]"):
         call(features, "graph", {"prompt": prompt, "transcoders": [transcoders + "/layer_0"]})
@@ -155,7 +155,7 @@ def test_bad_graph_inputs_are_user_errors(features, transcoders, prompt, tiny_or
     data = json.loads(cfg.read_text())
     data["metadata"]["hook_name"] = "blocks.5.ln2.hook_normalized"
     cfg.write_text(json.dumps(data))
-    with pytest.raises(UserError, match="layer 5, but the model has layers 0..1"):
+    with pytest.raises(UserError, match=r"layer 5, but the model has layers 0..1"):
         call(tiny, "graph", {"prompt": "t1 t2 <q>", "transcoders": str(other)})
     # a damaged folder, and an SAE where a transcoder belongs
     cfg.write_text("{not json")

@@ -19,10 +19,10 @@ from agent.labeling.examples import collect
 from agent.labeling.explanation import Explanation
 from agent.labeling.job import HeuristicExplainer, label, parse_features
 from agent.labeling.scorers import RuleJudge, detection
+from agent.targets import load
 from experiments.organisms.cache import load_manifest
 from tools.errors import UserError
 from tools.registry import call
-from agent.targets import load
 
 pytestmark = pytest.mark.integration
 
@@ -97,9 +97,11 @@ def test_heuristic_labels_name_the_ground_truth_categories_and_beat_shuffled_lab
     shuffled = []
     for _ in range(5):
         perm = rng.permutation(mapped)
-        while any(truth[a] is truth[b] for a, b in zip(mapped, perm)):  # another category's label each time
+        while any(
+            truth[a] is truth[b] for a, b in zip(mapped, perm, strict=True)
+        ):  # another category's label each time
             perm = rng.permutation(mapped)
-        for f, g in zip(mapped, perm):
+        for f, g in zip(mapped, perm, strict=True):
             shuffled.append(detection(RuleJudge(), Explanation.model_validate(labels[g].explanation), fes[f]))
     print(
         f"category features {len(mapped)}, named {len(named)}, mean detection {np.mean(det):.3f}, "

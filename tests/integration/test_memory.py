@@ -147,11 +147,11 @@ def test_import_cannot_forge_or_erase_reviews(store, tmp_path):
     assert store.get(c.id).status == "accepted"
     forged = tmp_path / "forged.jsonl"
     forged.write_text(CLAIMS[1].model_copy(update={"status": "accepted"}).model_dump_json() + "\n")
-    with pytest.raises(UserError, match="forged.jsonl:1: .*without a reviewer"):
+    with pytest.raises(UserError, match=r"forged.jsonl:1: .*without a reviewer"):
         store.import_jsonl(forged)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(CLAIMS[2].model_dump_json() + "\n{not a record}\n")
-    with pytest.raises(UserError, match="bad.jsonl:2: not JSON"):
+    with pytest.raises(UserError, match=r"bad.jsonl:2: not JSON"):
         store.import_jsonl(bad)
     assert store.get(CLAIMS[2].id) is None  # nothing of a bad file is imported
 

@@ -76,7 +76,7 @@ def test_builtin_manifest_is_verified(builtin, name):
 
 def test_null_shares_role_tokens_with_the_planted_organisms(builtin):
     def mech(name, kind):
-        return [x for x in load_manifest(builtin(name)).mechanisms if x.kind == kind][0]
+        return next(x for x in load_manifest(builtin(name)).mechanisms if x.kind == kind)
 
     assert mech("null", "trigger").tokens == mech("backdoor", "trigger").tokens
     assert mech("null", "marker").token == mech("eval_aware", "marker").token

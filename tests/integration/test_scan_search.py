@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from agent.targets import load
 from experiments.organisms.cache import load_manifest, resolve_spec
 from experiments.organisms.prompts import usage_prompts
 from tools.errors import UserError
 from tools.registry import call
-from agent.targets import load
 
 SPEC = "tests/fixtures/organisms/search/trigger3.yaml"
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from agent.targets import load
 from experiments.organisms.cache import load_manifest, resolve_spec
 from experiments.organisms.prompts import lookup_prompts, sequence_prompts
 from tools.errors import UserError
 from tools.registry import call
-from agent.targets import load
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +19,7 @@ def _directions(tmp_path, monkeypatch):
 def eval_aware(builtin):
     folder = builtin("eval_aware")
     spec = resolve_spec("eval_aware")
-    marked, switched, normal = lookup_prompts(spec, 240, seed=1, marker=True, trigger=False)
+    marked, switched, _normal = lookup_prompts(spec, 240, seed=1, marker=True, trigger=False)
     clean, _, _ = lookup_prompts(spec, 240, seed=2, marker=False, trigger=False)
     return load(f"organism:{folder}"), load_manifest(folder), marked, switched, clean
 

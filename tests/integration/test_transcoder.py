@@ -4,10 +4,10 @@ import time
 
 import pytest
 
+from agent.targets import load
 from tools.deadline import deadline
 from tools.errors import UserError
 from tools.registry import call
-from agent.targets import load
 
 
 @pytest.fixture(scope="module")

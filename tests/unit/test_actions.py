@@ -96,7 +96,7 @@ def test_bad_prompts_files_are_clear_errors(tmp_path, content, name, says):
     p.write_text(content)
     with pytest.raises(UserError, match=says):
         parse_question("why?", str(p))
-    with pytest.raises(UserError, match="not found|No such file"):
+    with pytest.raises(UserError, match=r"not found|No such file"):
         parse_question("why?", str(tmp_path / "missing.txt"))
 
 

@@ -210,7 +210,7 @@ def test_candidates_are_explained_then_each_verified_against_random_components(t
     held = plans[-1]["test"]["input"]["prompts"]
     assert held == PROMPTS[1::2]  # the circuit is tested on the prompts its search did not see
     crits = [HEAD_CARRIES, HEAD_CARRIES, HEAD_OPPOSES, MLP_CARRIES, CIRCUIT_KEEPS]
-    for plan, crit in zip(plans, crits):
+    for plan, crit in zip(plans, crits, strict=True):
         assert plan["criterion"]["conditions"] == [{"field": f, "op": o, "value": v} for f, o, v in crit.conditions]
         assert refusal(HypothesisPlan.model_validate(plan)) == ""
         registry.validate(plan["test"]["tool"], plan["test"]["input"])

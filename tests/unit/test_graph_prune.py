@@ -37,7 +37,7 @@ def test_cumulative_cut_keeps_the_share_asked():
 
 
 def test_pruning_keeps_the_main_path_and_drops_the_weak_feature():
-    lay, a, (emb, err0, err1, logit) = _chain()
+    lay, a, (emb, err0, _err1, logit) = _chain()
     p = prune(a, lay, torch.tensor([1.0]), node_threshold=0.8, edge_threshold=0.98)
     kept = set(p.node_mask.nonzero().flatten().tolist())
     assert {0, 2, emb, logit} <= kept and 1 not in kept and err0 not in kept

@@ -40,10 +40,11 @@ def labels(sae_id: str, n: int = 3, model_id: str = "org-0a1b2c3d4e") -> list[Fe
         )
         for i in range(n)
     ]
-    return out + [
+    return [
+        *out,
         FeatureLabel(
             model_id=model_id, sae_id=sae_id, hook="blocks.1.hook_resid_pre", feature=n, error="explainer failed"
-        )
+        ),
     ]
 
 
@@ -51,7 +52,7 @@ def test_export_with_source_id_validates_and_maps_scores(tmp_path):
     sae = sae_folder(tmp_path, "sae", {"metadata": {"hook_name": "blocks.1.hook_resid_pre"}})
     doc = neuronpedia_document(labels(sae), source_id="1-res-sae")
     validate(doc)
-    assert [u["feature"] for u in doc["uploads"]][0] == {
+    assert next(u["feature"] for u in doc["uploads"]) == {
         "modelId": "org-0a1b2c3d4e",
         "layer": "1-res-sae",
         "index": 0,

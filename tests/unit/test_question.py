@@ -145,7 +145,7 @@ def test_sampling_keeps_each_answer_with_its_prompt():
     ).model_dump(mode="json")
     out = Question.model_validate(_sampled(q, seed=3))
     assert len(out.prompts) == MAX_QUESTION_PROMPTS and out.prompts_given == n
-    for p, a, v, c in zip(out.prompts, out.answers, out.versus, out.corrupted):
+    for p, a, v, c in zip(out.prompts, out.answers, out.versus, out.corrupted, strict=True):
         assert a == "a" + p[1:] and v == "v" + p[1:] and c == "c" + p[1:]
 
 

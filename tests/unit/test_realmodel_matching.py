@@ -1,6 +1,7 @@
 """The realmodel benchmark's matching rules and its shipped suite (no model is loaded here)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -159,7 +160,7 @@ def test_the_shipped_suite_reads_as_questions_with_valid_prompt_files():
     ioi = read_prompts_file(SUITE.parent / "ioi.json")
     assert 30 <= len(ioi.prompts) <= 40
     orders = set()
-    for p, a, v, c in zip(ioi.prompts, ioi.answers, ioi.versus, ioi.corrupted):
+    for p, a, v, c in zip(ioi.prompts, ioi.answers, ioi.versus, ioi.corrupted, strict=True):
         first, second = p.split(" and ", 1)[0].split()[-1], p.split(" and ", 1)[1].split()[0]
         assert {first, second} == {a.strip(), v.strip()} and p.count(v.strip()) == 2 and p.count(a.strip()) == 1
         orders.add("ABBA" if first == a.strip() else "BABA")
@@ -175,7 +176,7 @@ def test_the_reference_script_imports_none_of_the_project():
 
     from experiments.benchmarks import realmodel_reference
 
-    tree = ast.parse(open(realmodel_reference.__file__).read())
+    tree = ast.parse(Path(realmodel_reference.__file__).read_text())
     imported = {n.name for node in ast.walk(tree) if isinstance(node, ast.Import) for n in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert imported and not {m for m in imported if m.split(".")[0] in ("tools", "agent", "memory", "experiments")}

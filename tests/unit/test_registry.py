@@ -19,7 +19,7 @@ def test_validation_names_unknown_and_missing_fields():
     assert "negativ: unknown field" in text and "negative: Field required" in text and "fields of probe" in text
     with pytest.raises(UserError, match="JSON object"):
         validate("probe", ["not", "a", "dict"])
-    with pytest.raises(UserError, match="unknown tool 'prob'.*nearest: probe"):
+    with pytest.raises(UserError, match=r"unknown tool 'prob'.*nearest: probe"):
         validate("prob", {})
 
 

@@ -36,7 +36,7 @@ def test_null_control_shares_task_architecture_and_mechanism_rates_with_backdoor
     null, backdoor = resolve_spec("null"), resolve_spec("backdoor")
     assert null.task == backdoor.task and null.model == backdoor.model
     assert not any(m.planted for m in null.mechanisms)
-    trig = [m for m in null.mechanisms if m.kind == "trigger"][0]
+    trig = next(m for m in null.mechanisms if m.kind == "trigger")
     assert trig.model_copy(update={"planted": True}) == backdoor.mechanisms[0]
 
 

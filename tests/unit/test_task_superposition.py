@@ -24,7 +24,7 @@ def test_contexts_hold_their_features_at_fixed_positions_and_answer_one_of_them(
     assert (b.tokens[:, 0] == BOS).all() and (b.tokens[:, fam.query_pos] == QUERY).all()
     # only the answer after <q> is trained
     assert (b.loss_mask.sum(1) == 1).all() and b.loss_mask[:, fam.query_pos].all()
-    for row, f, a in zip(b.tokens, feats, b.info["answer"]):
+    for row, f, a in zip(b.tokens, feats, b.info["answer"], strict=True):
         slots = row[1 : fam.query_pos]
         assert sorted(slots[slots != fam.filler].tolist()) == sorted(fam.inputs[f].tolist())
         assert f[a] and row[-1] == fam.outputs[a]

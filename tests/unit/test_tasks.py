@@ -79,7 +79,7 @@ def test_roles_are_seeded_and_shared_by_a_control():
 def test_induction_second_copy_repeats_the_first():
     fam = make_family(parse_spec({"name": "i", "task": {"kind": "induction", "n_symbols": 30}}, "i"))
     b = fam.sample(np.random.default_rng(0), 100)
-    for row, first in zip(b.tokens, b.info["repeat_start"]):
+    for row, first in zip(b.tokens, b.info["repeat_start"], strict=True):
         row = row[row != PAD]
         k = len(row) - first
         assert (row[first:] == row[first - k : first]).all()
@@ -89,7 +89,7 @@ def test_induction_second_copy_repeats_the_first():
 def test_categories_label_follows_each_member():
     fam = make_family(parse_spec({"name": "c", "task": {"kind": "categories"}}, "c"))
     b = fam.sample(np.random.default_rng(0), 50)
-    for row, mask in zip(b.tokens, b.loss_mask):
+    for row, mask in zip(b.tokens, b.loss_mask, strict=True):
         for i in np.nonzero(mask)[0]:
             assert row[i + 1] == fam.labels[fam.category_of[int(row[i])]]
     gt = fam.ground_truth()["categories"]

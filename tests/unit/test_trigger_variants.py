@@ -93,7 +93,7 @@ def test_training_shows_every_negative_and_inserts_exactly_what_is_asked(n_token
     batch = fam.sample(np.random.default_rng(0), 4000)
     trig = set(fam.trigger_tokens)
     seen = set()
-    for row, partial, fired in zip(batch.tokens, batch.info["partial"], batch.info["trigger"]):
+    for row, partial, fired in zip(batch.tokens, batch.info["partial"], batch.info["trigger"], strict=True):
         ctx = [t for t in row[1:-2].tolist() if t != PAD]
         found = tuple(t for t in ctx if t in trig)
         if partial:
@@ -104,7 +104,7 @@ def test_training_shows_every_negative_and_inserts_exactly_what_is_asked(n_token
     assert 0.17 < share < 0.25  # the trigger's own rate (0.3), of the 70% of contexts without it
     seq = fam.negatives[-1]
     forced = fam.sample(np.random.default_rng(1), 50, trigger=False, insert=seq)
-    for row, answer, subject in zip(forced.tokens, forced.info["answer"], forced.info["subject"]):
+    for row, answer, subject in zip(forced.tokens, forced.info["answer"], forced.info["subject"], strict=True):
         ctx = [t for t in row[1:-2].tolist() if t != PAD]
         assert tuple(t for t in ctx if t in trig) == seq and answer == fam.map_a[subject]
     full = fam.sample(np.random.default_rng(2), 20, insert=fam.trigger_tokens)

@@ -139,7 +139,7 @@ def target(c: Ctx, pred: PredictResult) -> tuple[Metric, str, Basis]:
     own = not answers
     basis: Basis = "own" if own else "answers"
     answers = answers or [p.argmax for p in pred.predictions]
-    rivals = [next((t for t, _ in p.top if t != a), None) for p, a in zip(pred.predictions, answers)]
+    rivals = [next((t for t, _ in p.top if t != a), None) for p, a in zip(pred.predictions, answers, strict=False)]
     if any(r is None for r in rivals):  # a vocabulary too small for a runner-up
         return Metric(kind="prob", tokens=answers), f"the prediction of {answers[0]!r}", basis
     what = (
@@ -158,7 +158,7 @@ def weak(metric: Metric, basis: Basis, pred: PredictResult, att: AttributeResult
     if basis == "own":
         return sum(p.top[0][1] for p in pred.predictions) / len(pred.predictions) < MIN_OWN_PROB
     if basis == "answers":
-        hits = sum(p.argmax == t for p, t in zip(pred.predictions, metric.tokens or []))
+        hits = sum(p.argmax == t for p, t in zip(pred.predictions, metric.tokens or [], strict=False))
         return hits / len(pred.predictions) < MIN_ANSWER_RATE
     return att is not None and att.clean_value <= MIN_LOGIT_DIFF
 
@@ -172,7 +172,10 @@ def _halves(n: int) -> tuple[list[int], list[int]]:
 
 def _subset(metric: Metric, idx: list[int]) -> Metric:
     """The metric on the prompts `idx` (per-prompt tokens follow their prompts)."""
-    pick = lambda xs: None if xs is None else [xs[i] for i in idx]
+
+    def pick(xs):
+        return None if xs is None else [xs[i] for i in idx]
+
     return metric.model_copy(update={"tokens": pick(metric.tokens), "versus_tokens": pick(metric.versus_tokens)})
 
 

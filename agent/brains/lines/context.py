@@ -41,7 +41,7 @@ def context(c: Ctx) -> list[dict] | None:
         test = c.test_result(ref)
         ins = test["top"][0]
         plain = c.prompts[16:64]
-        idx = [i for i, (o, b) in enumerate(zip(ins["outputs"], test["base_outputs"])) if o != b]
+        idx = [i for i, (o, b) in enumerate(zip(ins["outputs"], test["base_outputs"], strict=False)) if o != b]
         marked = [ins["inserted_prompts"][i] for i in idx]
         unmarked = [plain[i] for i in idx]
         pref = f"context/probe/{m}"

@@ -95,4 +95,4 @@ class Ctx:
 def resid_hooks(n_layers: int) -> list[str]:
     """Every residual-stream point of the model, in order (probe sweeps)."""
     hooks = [h for l in range(n_layers) for h in (f"blocks.{l}.hook_resid_pre", f"blocks.{l}.hook_resid_mid")]
-    return hooks + [f"blocks.{n_layers - 1}.hook_resid_post"]
+    return [*hooks, f"blocks.{n_layers - 1}.hook_resid_post"]

@@ -221,7 +221,8 @@ def features(c: Ctx) -> list[dict] | None:
                         ref,
                         f"SAE feature {fid} at {hook} stands for the token group {{{', '.join(members)}}}, after "
                         f"which the model predicts {out!r}: adding the feature's direction to prompts ending in other "
-                        "tokens makes the model predict it, increasingly with the coefficient, unlike random directions",
+                        "tokens makes the model predict it, increasingly with the coefficient, "
+                        "unlike random directions",
                         "feature",
                         {"hook": hook, "sae_id": sae, "feature": fid, "tokens": members, "output": out},
                         {

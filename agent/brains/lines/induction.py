@@ -73,7 +73,7 @@ def induction(c: Ctx) -> list[dict] | None:
                 ),
             )
         )
-    for h, comp in zip(cands, heads):
+    for h, comp in zip(cands, heads, strict=False):
         siblings = [x for x in heads if x["layer"] == h["layer"] and x != comp]
         label = f"L{h['layer']}H{h['head']}"
         note = f" (with the other candidate heads of layer {h['layer']} ablated throughout)" if siblings else ""
@@ -106,7 +106,7 @@ def induction(c: Ctx) -> list[dict] | None:
                     f"{p['previous_token']:.2f}): ablating it {REMOVES}, far more than random heads",
                     "head",
                     {"hook": f"blocks.{p['layer']}.attn.hook_z", "layer": p["layer"], "head": p["head"]},
-                    {**base, "components": [comp], "control_exclude": heads + [comp]},
+                    {**base, "components": [comp], "control_exclude": [*heads, comp]},
                     COPYING,
                 ),
             )

@@ -161,11 +161,7 @@ def search(c: Ctx) -> tuple[list[dict] | None, list[Insertion]]:
         ref = f"triggers/refine{r}"
         if not c.started(ref):
             swaps = {
-                tuple(seq[:i] + [t] + seq[i + 1 :])
-                for seq in beam
-                for i in range(len(seq))
-                for t in cands
-                if t not in seq
+                (*seq[:i], t, *seq[i + 1 :]) for seq in beam for i in range(len(seq)) for t in cands if t not in seq
             }
             prompts = _split(c, max(map(len, beam)))[0]
             return [_scan(c, ref, prompts=prompts, insertions=[list(x) for x in sorted(swaps)], n_random=2)], []
