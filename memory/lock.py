@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tools.errors import UserError
 
@@ -103,7 +104,7 @@ def file_lock(folder: Path, wait: float = WAIT_SECONDS) -> ReviewLock:
     return ReviewLock(acquire)
 
 
-def server_lock(collection, url: str, wait: float = WAIT_SECONDS, lease: float = LEASE_SECONDS) -> ReviewLock:
+def server_lock(collection: Any, url: str, wait: float = WAIT_SECONDS, lease: float = LEASE_SECONDS) -> ReviewLock:
     """The server's lock: a lock record added if absent, read back, deleted by its own token.
 
     `collection` is the (guarded) `interp_locks` collection; its records carry a

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,7 +112,7 @@ class _Finding(_Record):
     """Key experiment's effect."""
     control: float | None = None
     """Key experiment's control."""
-    criterion: dict | None = None
+    criterion: dict[str, Any] | None = None
     """The pre-registered success criterion its experiment met ({conditions: [{field, op, value}]}):
     what `interp reproduce` checks again."""
     run_id: str = ""
@@ -124,7 +124,7 @@ class _Finding(_Record):
     updated_at: str = Field(default_factory=now)
     """Last written."""
 
-    def model_post_init(self, _) -> None:
+    def model_post_init(self, _: Any) -> None:
         if not self.id:
             # The same statement about other weights under the same model id (a retrained organism, another
             # revision) is another finding: its own record, never an update of this one.
@@ -203,7 +203,7 @@ class Hypothesis(_Record):
     updated_at: str = Field(default_factory=now)
     """Last written."""
 
-    def model_post_init(self, _) -> None:
+    def model_post_init(self, _: Any) -> None:
         if not self.id:
             weights = (self.weights_hash,) if self.weights_hash else ()  # as for a claim: other weights, other record
             self.id = content_id("hyp", self.model_id, _norm(self.statement), *weights)
@@ -230,7 +230,7 @@ class FeatureLabel(_Record):
     """The explanation (empty for an error record)."""
     explainer: str = ""
     """Who explained it (heuristic, a Claude model id)."""
-    explanation: dict | None = None
+    explanation: dict[str, Any] | None = None
     """The structured explanation (tokens, previous, output) the scorers applied."""
     scores: dict[str, float] = {}
     """Scorer name -> score (only scorers that ran; see score_errors)."""
@@ -247,7 +247,7 @@ class FeatureLabel(_Record):
     updated_at: str = Field(default_factory=now)
     """Last written."""
 
-    def model_post_init(self, _) -> None:
+    def model_post_init(self, _: Any) -> None:
         if not self.id:
             self.id = content_id("label", self.model_id, self.sae_id, self.feature, self.explainer)
 
@@ -265,7 +265,7 @@ class ExperimentRecord(_Record):
     """Tool name."""
     model_id: str
     """Which model."""
-    input: dict = {}
+    input: dict[str, Any] = Field(default_factory=dict)
     """The tool's input."""
     summary: str
     """The result in a line."""
@@ -286,7 +286,7 @@ class ExperimentRecord(_Record):
     updated_at: str = Field(default_factory=now)
     """Last written."""
 
-    def model_post_init(self, _) -> None:
+    def model_post_init(self, _: Any) -> None:
         if not self.id:
             self.id = content_id("exp", self.run_id, self.tool, self.model_id, self.input)
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,11 +18,12 @@ from tools.errors import UserError
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @contextmanager
-def local_server(path: Path, port: int | None = None, timeout: float = 30.0):
+def local_server(path: Path, port: int | None = None, timeout: float = 30.0) -> Iterator[str]:
     """Start `chroma run --path PATH` on 127.0.0.1, yield its URL, stop it on exit."""
     exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     if exe is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from tools.errors import UserError
@@ -45,10 +45,10 @@ def server_error(e: BaseException, location: str, timeout: float) -> UserError |
 class Guarded:
     """A Chroma collection whose server failures (a stalled server, a dropped connection) become messages."""
 
-    def __init__(self, col, location: str, timeout: float):
+    def __init__(self, col: Any, location: str, timeout: float) -> None:
         self._col, self._location, self._timeout = col, location, timeout
 
-    def _call(self, method: str, **kw):
+    def _call(self, method: str, **kw: Any) -> Any:
         try:
             return getattr(self._col, method)(**kw)
         except Exception as e:
@@ -57,35 +57,36 @@ class Guarded:
                 raise
             raise err from None
 
-    def add(self, **kw):
+    def add(self, **kw: Any) -> Any:
         return self._call("add", **kw)
 
-    def upsert(self, **kw):
+    def upsert(self, **kw: Any) -> Any:
         return self._call("upsert", **kw)
 
-    def get(self, **kw):
+    def get(self, **kw: Any) -> Any:
         return self._call("get", **kw)
 
-    def query(self, **kw):
+    def query(self, **kw: Any) -> Any:
         return self._call("query", **kw)
 
-    def update(self, **kw):
+    def update(self, **kw: Any) -> Any:
         return self._call("update", **kw)
 
-    def delete(self, **kw):
+    def delete(self, **kw: Any) -> Any:
         return self._call("delete", **kw)
 
     def count(self) -> int:
-        return self._call("count")
+        return int(self._call("count"))
 
 
-def server_client(location: str, timeout: float, settings) -> ClientAPI:
+def server_client(location: str, timeout: float, settings: Any) -> ClientAPI:
     """chromadb.HttpClient with a timeout on every call, its own start-up requests included."""
     import chromadb
     import httpx
 
     url = urlparse(location)
-    if not url.hostname or not url.port:
+    host, port = url.hostname, url.port
+    if not host or not port:
         raise UserError(f"memory server {location!r}: expected http://HOST:PORT")
     start_hint = f"start one with `chroma run --path DIR --port {url.port}`"
     limit = httpx.Timeout(timeout, connect=min(timeout, 5.0))
@@ -103,13 +104,11 @@ def server_client(location: str, timeout: float, settings) -> ClientAPI:
         )
     # chromadb makes its own requests while it connects, with no timeout (httpx.Client(timeout=None)):
     # build the client in a thread we stop waiting for, then bound every later call on its session.
-    box: dict = {}
+    box: dict[str, Any] = {}
 
     def connect() -> None:
         try:
-            box["client"] = chromadb.HttpClient(
-                host=url.hostname, port=url.port, ssl=url.scheme == "https", settings=settings
-            )
+            box["client"] = chromadb.HttpClient(host=host, port=port, ssl=url.scheme == "https", settings=settings)
         except Exception as e:  # noqa: BLE001  # handed to the caller's thread below
             box["error"] = e
 
@@ -124,7 +123,7 @@ def server_client(location: str, timeout: float, settings) -> ClientAPI:
             f"cannot connect to the memory server at {location} "
             f"({type(box['error']).__name__}: {box['error']}); {start_hint}"
         ) from None
-    client = box["client"]
+    client: ClientAPI = box["client"]
     session = getattr(getattr(client, "_server", None), "_session", None)
     if not isinstance(session, httpx.Client):
         raise RuntimeError("chromadb's HTTP client has no httpx session to bound: update memory/store.py")

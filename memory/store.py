@@ -20,13 +20,14 @@ decision is compare-and-set. Every call to a server has a timeout.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import TypeAdapter
 
@@ -168,8 +169,12 @@ class MemoryStore:
     """Claims, hypotheses, feature labels and experiments in Chroma."""
 
     def __init__(
-        self, location: str | Path | None = None, embedder=None, create: bool = True, timeout: float | None = None
-    ):
+        self,
+        location: str | Path | None = None,
+        embedder: Any = None,
+        create: bool = True,
+        timeout: float | None = None,
+    ) -> None:
         """`create=False` (read-only commands): a missing embedded store is an error, not a new empty one.
         `timeout`: seconds a Chroma server may take per call (default $INTERP_MEMORY_TIMEOUT or 30)."""
         from memory.embedding import OfflineMiniLM
@@ -181,7 +186,7 @@ class MemoryStore:
         self._cols: dict[str, Guarded] = {}
         self._lock: ReviewLock | None = None
 
-    def _open(self, name: str, embedding_function) -> Guarded:
+    def _open(self, name: str, embedding_function: Any) -> Guarded:
         try:
             col = self.client.get_or_create_collection(
                 name, embedding_function=embedding_function, metadata={"hnsw:space": "cosine"}
@@ -219,9 +224,9 @@ class MemoryStore:
         """Insert or update by id. Never sets a review status; keeps one already set."""
         return self.put_many([record])[0]
 
-    def put_many(self, records: Iterable[Record]) -> list[str]:
+    def put_many(self, records: Iterable[Record]) -> builtins.list[str]:
         """Upsert records (grouped by kind)."""
-        by_kind: dict[str, list] = {}
+        by_kind: dict[str, builtins.list[Record]] = {}
         for r in records:
             by_kind.setdefault(r.kind, []).append(r)
         ids = []
@@ -237,10 +242,10 @@ class MemoryStore:
             ids += [r.id for r in merged]
         return ids
 
-    def _embed(self, records: list[Record]) -> list:
+    def _embed(self, records: builtins.list[Record]) -> builtins.list[Any]:
         return list(self.embedder([r.document() for r in records])) if records else []
 
-    def _upsert(self, kind: str, records: list[Record], vectors: list | None = None) -> None:
+    def _upsert(self, kind: str, records: builtins.list[Record], vectors: builtins.list[Any] | None = None) -> None:
         if not records:
             return
         self._col(kind).upsert(
@@ -284,8 +289,8 @@ class MemoryStore:
         return new
 
     @staticmethod
-    def _meta(r: Record) -> dict:
-        meta = {"kind": r.kind, "model_id": r.model_id, "json": r.model_dump_json()}
+    def _meta(r: Record) -> dict[str, str | int]:
+        meta: dict[str, str | int] = {"kind": r.kind, "model_id": r.model_id, "json": r.model_dump_json()}
         for field in ("status", "run_id", "tool", "sae_id", "weights_hash"):
             value = getattr(r, field, None)
             if value:
@@ -331,10 +336,10 @@ class MemoryStore:
     # -- reading -------------------------------------------------------------
 
     @staticmethod
-    def _parse(meta: dict) -> Record:
+    def _parse(meta: dict[str, Any]) -> Record:
         return _ADAPTER.validate_python(json.loads(meta["json"]))
 
-    def _get_many(self, kind: str, ids: list[str]) -> list[Record]:
+    def _get_many(self, kind: str, ids: builtins.list[str]) -> builtins.list[Record]:
         if not ids:
             return []
         got = self._col(kind).get(ids=ids, include=["metadatas"])
@@ -349,7 +354,9 @@ class MemoryStore:
         return found[0] if found else None
 
     @staticmethod
-    def _where(model: str | None, status: str | None, run: str | None, weights: str | None = None) -> dict | None:
+    def _where(
+        model: str | None, status: str | None, run: str | None, weights: str | None = None
+    ) -> dict[str, Any] | None:
         clauses = [
             {k: v}
             for k, v in (("model_id", model), ("status", status), ("run_id", run), ("weights_hash", weights))
@@ -359,7 +366,7 @@ class MemoryStore:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
-    def _kinds(self, kind: str | None) -> list[str]:
+    def _kinds(self, kind: str | None) -> builtins.list[str]:
         if kind is None:
             return list(_COLLECTIONS)
         if kind not in _COLLECTIONS:
@@ -374,7 +381,7 @@ class MemoryStore:
         run: str | None = None,
         limit: int | None = None,
         weights_hash: str | None = None,
-    ) -> list[Record]:
+    ) -> builtins.list[Record]:
         """Records matching the filters, oldest first (`weights_hash`: only records indexed with these weights)."""
         out = []
         for k in self._kinds(kind):
@@ -393,7 +400,7 @@ class MemoryStore:
         run: str | None = None,
         n: int = 10,
         weights_hash: str | None = None,
-    ) -> list[tuple[Record, float]]:
+    ) -> builtins.list[tuple[Record, float]]:
         """Records nearest in meaning to `text` (cosine distance, smallest first; `weights_hash`: only
         records indexed with these weights)."""
         if not text.strip():
@@ -414,13 +421,13 @@ class MemoryStore:
 
     def already_tried(
         self, statement: str, model_id: str, max_distance: float = 0.5, n: int = 5, weights_hash: str | None = None
-    ) -> list[tuple[Hypothesis, float]]:
+    ) -> builtins.list[tuple[Hypothesis, float]]:
         """Hypotheses on this model (and these weights, when given) similar to `statement` that some run
         has already tested."""
         hits = self.search(statement, kind="hypothesis", model=model_id, n=n, weights_hash=weights_hash)
         return [(h, d) for h, d in hits if d <= max_distance and isinstance(h, Hypothesis) and h.attempts]
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Counts per kind and, for claims, per status."""
         counts = {k: self._col(k).count() for k in _COLLECTIONS}
         claims = self._col("claim").get(include=["metadatas"])["metadatas"]
@@ -443,7 +450,11 @@ class MemoryStore:
         return len(records)
 
     def import_jsonl(
-        self, path: Path, force: bool = False, by: str | None = None, lines: list[tuple[int, Record]] | None = None
+        self,
+        path: Path,
+        force: bool = False,
+        by: str | None = None,
+        lines: builtins.list[tuple[int, Record]] | None = None,
     ) -> Imported:
         """Records from an export, all or nothing: every line is checked before anything is written.
 
@@ -459,15 +470,15 @@ class MemoryStore:
         if lines is None:
             lines = read_export(path)
         source = str(Path(path).resolve())
-        by_kind: dict[str, list[tuple[int, Record]]] = {}
+        by_kind: dict[str, builtins.list[tuple[int, Record]]] = {}
         for n, r in lines:
             by_kind.setdefault(r.kind, []).append((n, r))
         vectors = {kind: self._embed([r for _, r in items]) for kind, items in by_kind.items()}
         done = Imported(records=len(lines), new=0, reviews_kept=0, reviews_forced=0)
         with self.lock.held():
-            plan: dict[str, list[Record]] = {}
+            plan: dict[str, builtins.list[Record]] = {}
             stored: dict[str, dict[str, Record]] = {}
-            bad: list[tuple[int, str]] = []
+            bad: builtins.list[tuple[int, str]] = []
             for kind, items in by_kind.items():
                 stored[kind] = {r.id: r for r in self._get_many(kind, [r.id for _, r in items])}
                 plan[kind] = []
@@ -475,15 +486,15 @@ class MemoryStore:
                     old = stored[kind].get(r.id)
                     done.new += old is None
                     if isinstance(r, Claim):
-                        merged, why = self._import_claim(
+                        claim, why = self._import_claim(
                             r, old if isinstance(old, Claim) else None, force, by or "", source, done
                         )
-                        if merged is None:
+                        if claim is None:
                             bad.append((n, why))
                             continue
+                        plan[kind].append(claim)
                     else:
-                        merged = self._merge(r, old, restore=True)
-                    plan[kind].append(merged)
+                        plan[kind].append(self._merge(r, old, restore=True))
             if bad:
                 raise UserError(refusal(path, sorted(bad)))
             self._write_or_undo(path, plan, stored, vectors)
@@ -549,13 +560,17 @@ class MemoryStore:
         return new, ""
 
     def _write_or_undo(
-        self, path: Path, plan: dict[str, list[Record]], stored: dict[str, dict[str, Record]], vectors: dict[str, list]
+        self,
+        path: Path,
+        plan: dict[str, builtins.list[Record]],
+        stored: dict[str, dict[str, Record]],
+        vectors: dict[str, builtins.list[Any]],
     ) -> None:
         """Write the planned records; if a write fails, put back what was there before."""
-        written: list[tuple[str, list[Record]]] = []
+        written: builtins.list[tuple[str, builtins.list[Record]]] = []
         try:
             for kind, records in plan.items():
-                vec = (
+                vec: dict[str, Any] = (
                     dict(zip((r.id for r in records), vectors[kind], strict=False))
                     if len(records) == len(vectors[kind])
                     else {}
@@ -585,7 +600,7 @@ class MemoryStore:
             raise
 
 
-def refuse_reviews_for_a_new_memory(path: Path, lines: list[tuple[int, Record]]) -> None:
+def refuse_reviews_for_a_new_memory(path: Path, lines: builtins.list[tuple[int, Record]]) -> None:
     """The import's review rule for a memory that does not exist yet (every claim is new there),
     so a refused file does not leave an empty memory behind."""
     done = Imported(records=0, new=0, reviews_kept=0, reviews_forced=0)

@@ -8,7 +8,7 @@ the same kind and count, several times: an effect matters only against it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -22,8 +22,11 @@ from tools.prompts import Encoded, encode
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
+    from tools.hooks import HookFn
+    import numpy as np
     from torch import Tensor
     from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
     from tools.target import Target
 
@@ -80,6 +83,10 @@ class Direction(Record):
 
 Component = Annotated[Head | Neuron | SaeFeature | Direction, Field(discriminator="kind")]
 
+How = tuple[str, Any]
+"""How to address one component in its hook's activation: ("index", an index tuple), ("sae", (SAE,
+feature)) or ("direction", a unit vector)."""
+
 
 class AblateInput(ToolInput):
     """Ablate components together and compare with ablating random ones."""
@@ -130,12 +137,12 @@ class AblateResult(ToolResult):
     """The random components of each control draw."""
 
 
-def _slices(model: HookedTransformer, comps: list) -> list[tuple[str, object]]:
+def _slices(model: HookedTransformer, comps: list[Component]) -> list[tuple[str, How]]:
     """(hook, how to address the component in that hook's activation) per component."""
     from tools.directions import load_direction
     from tools.sae import load_sae
 
-    out = []
+    out: list[tuple[str, How]] = []
     for c in comps:
         if c.kind == "head":
             check_head(model, c.layer, c.head)
@@ -154,7 +161,7 @@ def _slices(model: HookedTransformer, comps: list) -> list[tuple[str, object]]:
     return out
 
 
-def _read(act: Tensor, how) -> Tensor:
+def _read(act: Tensor, how: How) -> Tensor:
     """The component's value in an activation tensor: [batch, pos, ...]."""
     kind, what = how
     if kind == "index":
@@ -165,7 +172,7 @@ def _read(act: Tensor, how) -> Tensor:
     return sae.encode(act)[..., f]
 
 
-def _write(act: Tensor, how, new: Tensor, where: Tensor) -> Tensor:
+def _write(act: Tensor, how: How, new: Tensor, where: Tensor) -> Tensor:
     """Replace the component's value by `new` at positions `where` ([batch, pos] bool)."""
     kind, what = how
     if kind == "index":
@@ -180,7 +187,9 @@ def _write(act: Tensor, how, new: Tensor, where: Tensor) -> Tensor:
     return act - delta[..., None] * sae.W_dec[f]
 
 
-def _hooks(enc: Encoded, slices, method: str, positions: str, clean, seed: int):
+def _hooks(
+    enc: Encoded, slices: list[tuple[str, How]], method: str, positions: str, clean: Any, seed: int
+) -> list[tuple[str, HookFn]]:
     """Forward hooks replacing each slice with zero, its mean or another prompt's value;
     `clean` holds the un-ablated activations those values come from (None for zero)."""
     import torch
@@ -200,10 +209,10 @@ def _hooks(enc: Encoded, slices, method: str, positions: str, clean, seed: int):
                 replacement[i] = mean.expand_as(values)
             else:
                 replacement[i] = values[perm]
-    fwd = []
+    fwd: list[tuple[str, HookFn]] = []
     for i, (h, how) in enumerate(slices):
 
-        def hook(act, hook, i=i, how=how):
+        def hook(act: Tensor, hook: HookPoint, i: int = i, how: How = how) -> Tensor:
             cur = _read(act, how)
             new = replacement.get(i, torch.zeros_like(cur))
             return _write(act, how, new, where)
@@ -212,36 +221,38 @@ def _hooks(enc: Encoded, slices, method: str, positions: str, clean, seed: int):
     return fwd
 
 
-def _random_like(model, comps, rng, exclude: set[str]) -> list:
+def _random_like(
+    model: HookedTransformer, comps: list[Component], rng: np.random.Generator, exclude: set[str]
+) -> list[Component]:
     """Same kind and count as `comps`, drawn at random, avoiding the originals."""
     import numpy as np
     import torch
 
-    kind = comps[0].kind
-    n = len(comps)
-    if kind == "head":
+    first, n = comps[0], len(comps)
+    pool: list[Head] | list[Neuron] | list[SaeFeature]
+    if isinstance(first, Head):
         pool = [Head(layer=l, head=h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
-    elif kind == "neuron":
-        layers = sorted({c.layer for c in comps})
+    elif isinstance(first, Neuron):
+        layers = sorted({c.layer for c in comps if isinstance(c, Neuron)})
         pool = [Neuron(layer=l, neuron=j) for l in layers for j in range(model.cfg.d_mlp)]
-    elif kind == "sae_feature":
+    elif isinstance(first, SaeFeature):
         from tools.sae import load_sae
 
-        d_sae = load_sae(comps[0].sae, model).cfg.d_sae
-        pool = [SaeFeature(sae=comps[0].sae, feature=j) for j in range(d_sae)]
+        d_sae = load_sae(first.sae, model).cfg.d_sae
+        pool = [SaeFeature(sae=first.sae, feature=j) for j in range(d_sae)]
     else:
         from tools.directions import load_direction, save_direction
 
-        v, meta = load_direction(comps[0].direction_id)
-        out = []
+        v, meta = load_direction(first.direction_id)
+        out: list[Component] = []
         for _ in range(n):
             r = torch.from_numpy(rng.standard_normal(v.shape).astype("float32"))
             out.append(Direction(direction_id=save_direction(r, meta["hook"], meta["model_id"], "random control")))
         return out
-    pool = [c for c in pool if c.label() not in exclude]
-    if len(pool) < n:
-        raise UserError(f"not enough other {kind}s to draw a random control of {n}")
-    return [pool[i] for i in np.random.default_rng(rng.integers(1 << 31)).choice(len(pool), n, replace=False)]
+    allowed: list[Component] = [c for c in pool if c.label() not in exclude]
+    if len(allowed) < n:
+        raise UserError(f"not enough other {first.kind}s to draw a random control of {n}")
+    return [allowed[i] for i in np.random.default_rng(rng.integers(1 << 31)).choice(len(allowed), n, replace=False)]
 
 
 def run(target: Target, inp: AblateInput) -> AblateResult:
@@ -268,7 +279,7 @@ def run(target: Target, inp: AblateInput) -> AblateResult:
         if not inp.background:
             base = metric.value(logits).mean
 
-    def ablated_value(comps) -> float:
+    def ablated_value(comps: list[Component]) -> float:
         comps = list(inp.background) + list(comps)
         if not comps:
             return metric.value(meter.run(model, enc.tokens)).mean

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -24,6 +24,7 @@ from tools.spec import ToolSpec
 if TYPE_CHECKING:
     from torch import Tensor
     from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
     from tools.target import Target
 
@@ -42,7 +43,8 @@ class Harvest:
     """[rows] which position in that prompt."""
 
 
-def _rows(enc: Encoded, positions: Positions):
+def _rows(enc: Encoded, positions: Positions) -> tuple[Tensor, Tensor]:
+    """(prompt index, position) of every row the harvest keeps."""
     import torch
 
     if positions == "last":
@@ -71,7 +73,7 @@ def harvest(
     prompt_index, position = _rows(enc, positions)
     n_rows = len(prompt_index)
     stop = stop_layer(hooks, model.cfg.n_layers)
-    store: dict[str, Tensor | np.ndarray] = {}
+    store: dict[str, Any] = {}  # a torch tensor, or a numpy memmap when streaming to `out`
     row0 = 0
     for start in range(0, len(enc.prompts), batch_size):
         tok = enc.tokens[start : start + batch_size]
@@ -84,7 +86,7 @@ def harvest(
             bi, pi = mask.nonzero(as_tuple=True)
         got: dict[str, Tensor] = {}
 
-        def keep(act, hook, bi=bi, pi=pi, got=got):
+        def keep(act: Tensor, hook: HookPoint, bi: Tensor = bi, pi: Tensor = pi, got: dict[str, Tensor] = got) -> None:
             got[hook.name] = act[bi, pi].detach().float().cpu()
 
         meter.run(model, tok, [(h, keep) for h in hooks], stop_at_layer=stop)

@@ -24,7 +24,7 @@ These are estimates (observational evidence): `circuit` and `ablate` verify the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -39,6 +39,8 @@ from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from torch import Tensor
+    from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
     from tools.target import Target
 
@@ -151,21 +153,22 @@ class AttributeResult(ToolResult):
     """Median |estimated effect| over all heads: what a typical head does."""
 
 
-def _kinds(model, inp: AttributeInput, equal_lengths: bool) -> tuple[list[str], list[str]]:
+def _kinds(model: HookedTransformer, inp: AttributeInput, equal_lengths: bool) -> tuple[list[Kind], list[str]]:
     has_mlp = not model.cfg.attn_only and model.cfg.d_mlp is not None
     if inp.kinds is not None:
-        kinds = list(dict.fromkeys(inp.kinds))
-        if "mlp" in kinds and not has_mlp:
+        asked: list[Kind] = list(dict.fromkeys(inp.kinds))
+        if "mlp" in asked and not has_mlp:
             raise UserError("kinds: this model has no MLPs (attention-only); drop `mlp`")
-        if "features" in kinds and inp.sae is None:
+        if "features" in asked and inp.sae is None:
             raise UserError("kinds: `features` needs `sae`, the SAE folder whose features to score")
-        if "resid" in kinds and not equal_lengths:
+        if "resid" in asked and not equal_lengths:
             raise UserError(
                 "kinds: the residual grid is by position, so every prompt must have the same token "
                 "length (check with `interp tool predict`), or drop `resid`"
             )
-        return kinds, []
-    kinds, skipped = ["heads"], []
+        return asked, []
+    kinds: list[Kind] = ["heads"]
+    skipped: list[str] = []
     if has_mlp:
         kinds.append("mlp")
     if equal_lengths:
@@ -177,7 +180,7 @@ def _kinds(model, inp: AttributeInput, equal_lengths: bool) -> tuple[list[str], 
     return kinds, skipped
 
 
-def hook_names(model, kinds: list[str], sae) -> list[str]:
+def hook_names(model: HookedTransformer, kinds: list[Kind], sae: Any) -> list[str]:
     """The hook points read for `kinds` (what the estimate counts for the per-layer path)."""
     L = model.cfg.n_layers
     names: list[str] = []
@@ -249,7 +252,7 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
         ref = {n: cache[n] for n in names}
         ref_value = float(metric.per_prompt(logits).mean())
 
-    def objective(logits):
+    def objective(logits: Tensor) -> Tensor:
         return metric.per_prompt(logits).mean()
 
     # alpha = 1 (the clean run) first: its activations give the mean reference for the other steps.
@@ -263,7 +266,7 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
         alpha = k / inp.steps
         if inp.path == "input":
 
-            def interpolate(act, hook, alpha=alpha):
+            def interpolate(act: Tensor, hook: HookPoint, alpha: float = alpha) -> Tensor:
                 return ref_input + alpha * (act - ref_input)
 
             _, _, g = meter.gradients(model, enc.tokens, names, objective, fwd_hooks=[(first, interpolate)])
@@ -272,7 +275,7 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
             continue
         for n in names:
 
-            def interpolate_one(act, hook, alpha=alpha, r=ref[n]):
+            def interpolate_one(act: Tensor, hook: HookPoint, alpha: float = alpha, r: Tensor = ref[n]) -> Tensor:
                 return r + alpha * (act - r)
 
             _, _, g = meter.gradients(model, enc.tokens, [n], objective, fwd_hooks=[(n, interpolate_one)])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import UserError
 
@@ -39,7 +39,9 @@ def is_checkpoint(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
 
 
-def save_checkpoint(model: HookedTransformer, config: dict, tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
+def save_checkpoint(
+    model: HookedTransformer, config: dict[str, Any], tokenizer: PreTrainedTokenizerFast, out: Path
+) -> None:
     """Write the three parts of a checkpoint into `out` (created if missing)."""
     from safetensors.torch import save_file
 

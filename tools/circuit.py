@@ -19,7 +19,7 @@ the same two ways.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -36,8 +36,10 @@ from tools.prompts import Encoded, encode
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
+    from tools.hooks import HookFn
     from torch import Tensor
     from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
     from tools.target import Target
 
@@ -121,7 +123,11 @@ class CircuitResult(ToolResult):
     """The random sets' mean faithfulness."""
 
 
-def _hook(c) -> str:
+Part = Head | Mlp | SaeFeature
+"""A component a circuit is built from."""
+
+
+def _hook(c: Part) -> str:
     if c.kind == "head":
         return f"blocks.{c.layer}.attn.hook_z"
     if c.kind == "mlp":
@@ -133,12 +139,12 @@ class MeanAblator:
     """Mean-ablates any set of heads, MLP layers and SAE features in one forward pass, one hook per
     hook point (ablating 270 heads costs 30 hooks, not 270)."""
 
-    def __init__(self, model: HookedTransformer, comps: list, meter: Meter, enc: Encoded):
+    def __init__(self, model: HookedTransformer, comps: list[Part], meter: Meter, enc: Encoded) -> None:
         """Validates `comps` and runs the clean pass that gives every mean (and the full model's logits)."""
         from tools.sae import load_sae
 
         self.model, self.enc = model, enc
-        self.saes = {}
+        self.saes: dict[str, Any] = {}  # SAE folder -> the loaded SAE
         for c in comps:
             if c.kind == "head":
                 check_head(model, c.layer, c.head)
@@ -170,9 +176,9 @@ class MeanAblator:
             acts = cache[sae.cfg.metadata.hook_name][real]
             self.means[ref] = sae.encode(acts.float()).mean(0)
 
-    def pool(self) -> list:
+    def pool(self) -> list[Part]:
         """Every component of the kinds in play."""
-        out: list = []
+        out: list[Part] = []
         cfg = self.model.cfg
         for kind, sae in self.kinds:
             if kind == "head":
@@ -183,39 +189,43 @@ class MeanAblator:
                 out += [SaeFeature(sae=sae, feature=j) for j in range(self.saes[sae].cfg.d_sae)]
         return out
 
-    def hooks(self, ablated: list) -> list:
+    def hooks(self, ablated: list[Part]) -> list[tuple[str, HookFn]]:
         """Forward hooks that replace every component in `ablated` by its mean."""
         import torch
 
-        groups: dict[str, list] = {}
+        groups: dict[str, list[Part]] = {}
         for c in ablated:
             groups.setdefault(_hook(c), []).append(c)
-        fwd = []
+        fwd: list[tuple[str, HookFn]] = []
         for key, cs in groups.items():
             if cs[0].kind == "head":
-                heads = torch.tensor(sorted({c.head for c in cs}), device=self.enc.tokens.device)
+                heads = torch.tensor(sorted({c.head for c in cs if isinstance(c, Head)}), device=self.enc.tokens.device)
                 mean = self.means[key]
 
-                def hook(act, hook, heads=heads, mean=mean):
+                def ablate_heads(act: Tensor, hook: HookPoint, heads: Tensor = heads, mean: Tensor = mean) -> Tensor:
                     act[:, :, heads] = mean[heads].to(act.dtype)
                     return act
 
-                fwd.append((key, hook))
+                fwd.append((key, ablate_heads))
             elif cs[0].kind == "mlp":
 
-                def hook(act, hook, mean=self.means[key]):
+                def ablate_mlp(act: Tensor, hook: HookPoint, mean: Tensor = self.means[key]) -> Tensor:
                     return mean.to(act.dtype).expand_as(act).clone()
 
-                fwd.append((key, hook))
+                fwd.append((key, ablate_mlp))
             else:
                 sae = self.saes[key]
-                feats = torch.tensor(sorted({c.feature for c in cs}), device=sae.W_dec.device)
+                feats = torch.tensor(
+                    sorted({c.feature for c in cs if isinstance(c, SaeFeature)}), device=sae.W_dec.device
+                )
 
-                def hook(act, hook, sae=sae, feats=feats, mean=self.means[key]):
+                def ablate_features(
+                    act: Tensor, hook: HookPoint, sae: Any = sae, feats: Tensor = feats, mean: Tensor = self.means[key]
+                ) -> Tensor:
                     f = sae.encode(act.float())[..., feats]
                     return act - ((f - mean[feats]) @ sae.W_dec[feats]).to(act.dtype)
 
-                fwd.append((sae.cfg.metadata.hook_name, hook))
+                fwd.append((sae.cfg.metadata.hook_name, ablate_features))
         return fwd
 
 
@@ -234,11 +244,11 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
     ab = MeanAblator(model, comps, meter, enc)
     pool = ab.pool()
 
-    def value(ablated: list) -> float:
+    def value(ablated: list[Part]) -> float:
         check("a circuit measurement")
         return metric.value(meter.run(model, enc.tokens, ab.hooks(ablated))).mean
 
-    def others(keep: list) -> list:
+    def others(keep: list[Part]) -> list[Part]:
         kept = {c.label() for c in keep}
         return [c for c in pool if c.label() not in kept]
 
@@ -278,10 +288,10 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
     pruned = [c.label() for c in comps[:size] if c.label() not in set(names)]
 
     rng = np.random.default_rng(inp.seed)
-    by_kind: dict[tuple, list] = {}
+    by_kind: dict[tuple[str, ...], list[Part]] = {}
     for c in pool:
         by_kind.setdefault((c.kind, getattr(c, "sae", "")), []).append(c)
-    want: dict[tuple, int] = {}
+    want: dict[tuple[str, ...], int] = {}
     for c in circuit:
         key = (c.kind, getattr(c, "sae", ""))
         want[key] = want.get(key, 0) + 1

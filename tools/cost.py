@@ -7,9 +7,9 @@ it costs about twice a forward's FLOPs, and the budget counts one currency, forw
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,8 +17,10 @@ from tools.deadline import Pace, check
 from tools.errors import UserError
 
 if TYPE_CHECKING:
+    from tools.hooks import HookFn
     import torch
     from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
 
 BACKWARD_FACTOR = 2
@@ -55,7 +57,13 @@ class Meter:
         self.pace = Pace()
         self._start = time.perf_counter()
 
-    def run(self, model: HookedTransformer, tokens: torch.Tensor, fwd_hooks=(), **kwargs) -> torch.Tensor:
+    def run(
+        self,
+        model: HookedTransformer,
+        tokens: torch.Tensor,
+        fwd_hooks: Sequence[tuple[str, HookFn]] = (),
+        **kwargs: Any,
+    ) -> torch.Tensor:
         """Logits (or what `return_type` asks for) with optional hooks, under inference mode."""
         import torch
 
@@ -66,14 +74,17 @@ class Meter:
                 return model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks), **kwargs)
             return model(tokens, **kwargs)
 
-    def cache(self, model: HookedTransformer, tokens: torch.Tensor, names: list[str], **kwargs):
+    def cache(
+        self, model: HookedTransformer, tokens: torch.Tensor, names: list[str], **kwargs: Any
+    ) -> tuple[torch.Tensor, Any]:
         """(output, ActivationCache) holding only `names`."""
         import torch
 
         with self.pace.unit("a forward pass", tokens.numel()), torch.inference_mode():
             self.forward_tokens += tokens.numel()
             self.forward_passes += 1
-            return model.run_with_cache(tokens, names_filter=list(names), **kwargs)
+            out: tuple[torch.Tensor, Any] = model.run_with_cache(tokens, names_filter=list(names), **kwargs)
+            return out
 
     def gradients(
         self,
@@ -81,8 +92,8 @@ class Meter:
         tokens: torch.Tensor,
         names: list[str],
         objective: Callable[[torch.Tensor], torch.Tensor],
-        fwd_hooks=(),
-    ):
+        fwd_hooks: Sequence[tuple[str, HookFn]] = (),
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """One forward and one backward pass: (objective value, {name: activation}, {name: gradient of
         the objective}) for the hooks in `names`. `objective` maps the logits to a scalar; `fwd_hooks`
         run before the activations are read (e.g. to interpolate the input). The residual stream
@@ -97,12 +108,12 @@ class Meter:
         self.backward_passes += 1
         acts: dict[str, torch.Tensor] = {}
 
-        def leaf(act, hook):
+        def leaf(act: torch.Tensor, hook: HookPoint) -> torch.Tensor:
             act = act.detach().requires_grad_(True)
             acts[hook.name] = act
             return act
 
-        def keep(act, hook):
+        def keep(act: torch.Tensor, hook: HookPoint) -> None:
             acts[hook.name] = act
 
         first = "blocks.0.hook_resid_pre"

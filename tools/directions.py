@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import UserError
 
@@ -41,7 +41,7 @@ def save_direction(vector: Tensor, hook: str, model_id: str, source: str) -> str
     return did
 
 
-def load_direction(did: str) -> tuple[Tensor, dict]:
+def load_direction(did: str) -> tuple[Tensor, dict[str, Any]]:
     """(vector, {hook, model_id, source}) of a saved direction."""
     from safetensors import safe_open
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class UserError(Exception):
@@ -21,7 +25,7 @@ def near(name: str, valid: Iterable[str], n: int = 5) -> str:
     return ", ".join(close if close else valid[:n])
 
 
-def validation_lines(error, hints: dict[str, str] | None = None) -> list[str]:
+def validation_lines(error: ValidationError, hints: dict[str, str] | None = None) -> list[str]:
     """One `  field.path: message` line per error of a pydantic ValidationError.
 
     `hints` maps an error type to the message to show instead (e.g. for

@@ -32,7 +32,7 @@ HINTS: dict[str, Any] = {
 `versus` also fill optional fields of nested objects, so a metric example names what it measures."""
 
 
-def example(model: type[BaseModel]) -> dict:
+def example(model: type[BaseModel]) -> dict[str, Any]:
     """A payload for `model` that validates (raises pydantic's ValidationError if the builder falls short)."""
     schema = model.model_json_schema()
     defs = schema.get("$defs", {})
@@ -45,7 +45,7 @@ def example(model: type[BaseModel]) -> dict:
     return model.model_validate(payload).model_dump(mode="json", by_alias=True)
 
 
-def _value(s: dict, defs: dict, name: str, i: int = 0) -> Any:
+def _value(s: dict[str, Any], defs: dict[str, Any], name: str, i: int = 0) -> Any:
     if "$ref" in s:
         return _value(defs[s["$ref"].rsplit("/", 1)[-1]], defs, name, i)
     if "const" in s:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sae_lens.saes.transcoder import Transcoder
     from torch import Tensor
     from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
     from tools.target import Target
 
@@ -302,16 +303,16 @@ def _frozen_forward(model: HookedTransformer, p: Prepared, embed: Tensor, mlp_ou
     seen: dict[int, Tensor] = {}
     n_layers = model.cfg.n_layers
 
-    def fix(act, hook):
+    def fix(act: Tensor, hook: HookPoint) -> Tensor:
         return frozen[hook.name]
 
-    def put_embed(act, hook):
+    def put_embed(act: Tensor, hook: HookPoint) -> Tensor:
         return embed
 
-    def put_mlp(act, hook, layer: int):
+    def put_mlp(act: Tensor, hook: HookPoint, layer: int) -> Tensor:
         return mlp_out[layer]
 
-    def keep(act, hook, layer: int):
+    def keep(act: Tensor, hook: HookPoint, layer: int) -> None:
         seen[layer] = act
 
     hooks = [(n, fix) for n in frozen] + [(FIRST, put_embed)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import UserError
 
@@ -172,7 +172,7 @@ def viewer_json(
     layout: Layout,
     pruned: Pruned,
     node_threshold: float,
-) -> dict:
+) -> dict[str, Any]:
     """The graph as circuit-tracer's `create_graph_files` writes it (metadata, qParams, nodes, links).
 
     One departure: error nodes are `err_{layer}_{pos}` instead of circuit-tracer's `0_{layer}_{pos}`,
@@ -180,7 +180,7 @@ def viewer_json(
     number; viewers key nodes by id, and only need it unique.
     """
     n_layers, n_pos = layout.n_layers, layout.n_pos
-    ids: dict[int, dict] = {}
+    ids: dict[int, dict[str, Any]] = {}
     for i in pruned.node_mask.nonzero().flatten().tolist():
         infl = round(float(pruned.cumulative[i]), 6)
         if i < layout.n_features:
@@ -265,7 +265,7 @@ def viewer_json(
     }
 
 
-def write_viewer_files(data: dict, path: Path) -> None:
+def write_viewer_files(data: dict[str, Any], path: Path) -> None:
     """The graph JSON, and graph-metadata.json beside it listing every graph in that folder by slug (what
     circuit-tracer's local server reads to offer them)."""
     try:

@@ -34,6 +34,7 @@ from tools.prompts import encode
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
+    from tools.prompts import Encoded
     from tools.target import Target
 
 ROLES = ("bos", "self", "previous", "induction", "duplicate", "answer", "distractor", "other")
@@ -82,10 +83,10 @@ class HeadsResult(ToolResult):
     """Median |dla| over the heads asked."""
 
 
-def _reads(metric: BoundMetric, enc) -> list[tuple[int, int, int, int | None]]:
+def _reads(metric: BoundMetric, enc: Encoded) -> list[tuple[int, int, int, int | None]]:
     """(prompt, position, token id, versus id or None) the metric reads."""
     kind = metric.metric.kind
-    out = []
+    out: list[tuple[int, int, int, int | None]] = []
     for b, n in enumerate(enc.lengths.tolist()):
         if kind in ("copy", "copy_logprob"):
             out += [(b, i, t, None) for i, _, t in metric.copies[b]]
@@ -93,6 +94,7 @@ def _reads(metric: BoundMetric, enc) -> list[tuple[int, int, int, int | None]]:
             out += [(b, i, int(enc.tokens[b, i + 1]), None) for i in range(n - 1)]
         else:
             v = None if metric.versus is None or kind != "logit_diff" else int(metric.versus[b])
+            assert metric.target is not None  # every metric but copy and loss reads a target token
             out.append((b, n - 1, int(metric.target[b]), v))
     return out
 
@@ -173,7 +175,11 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
         mass = {k: round(x / len(reads), 4) for k, x in mass.items()}
         explanations.append(
             HeadExplanation(
-                layer=l, head=h, dla=round(float(dla[l, h]), 5), attention=mass, top_role=max(mass, key=mass.get)
+                layer=l,
+                head=h,
+                dla=round(float(dla[l, h]), 5),
+                attention=mass,
+                top_role=max(mass, key=lambda role: mass[role]),
             )
         )
     explanations.sort(key=lambda e: -abs(e.dla))

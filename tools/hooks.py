@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import UserError, near
 
 if TYPE_CHECKING:
+    from torch import Tensor
     from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
 _LIST_ALL = "list all of them with `interp model info SPEC --json`"
 
@@ -84,10 +87,15 @@ def hook_width(model: HookedTransformer, name: str) -> int:
     check_hook(model, name)
     seen: dict[str, int] = {}
 
-    def keep(act, hook):
+    def keep(act: Tensor, hook: HookPoint) -> None:
         seen["width"] = int(torch.tensor(act.shape[2:]).prod())
 
     tok = torch.zeros((1, 2), dtype=torch.long, device=model.cfg.device)
     with torch.inference_mode():
         model.run_with_hooks(tok, fwd_hooks=[(name, keep)], stop_at_layer=stop_layer([name], model.cfg.n_layers))
     return seen["width"]
+
+
+HookFn = Callable[..., Any]
+"""A TransformerLens forward hook: (activation, hook point) -> the activation to use instead, or None to
+keep it. Typed loosely because hooks bind their extra arguments as defaults (`def hook(act, hook, h=h)`)."""

@@ -93,7 +93,9 @@ def copy_targets(tokens: list[int]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _ids(model, one: str | None, many: list[str] | None, n: int, name: str, many_name: str) -> Tensor | None:
+def _ids(
+    model: HookedTransformer, one: str | None, many: list[str] | None, n: int, name: str, many_name: str
+) -> Tensor | None:
     import torch
 
     if one is not None and many is not None:

@@ -19,6 +19,10 @@ from tools.prompts import encode
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
+    from torch import Tensor
+    from transformer_lens.hook_points import HookPoint
+
+    from tools.hooks import HookFn
     from tools.target import Target
 
 
@@ -109,7 +113,7 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
     if abs(clean_v - corr_v) < 1e-6:
         raise UserError("clean and corrupted runs give the same metric: there is nothing to patch")
 
-    def normalised(fwd) -> float:
+    def normalised(fwd: list[tuple[str, HookFn]]) -> float:
         return round((bound.value(meter.run(model, corr.tokens, fwd)).mean - corr_v) / (clean_v - corr_v), 4)
 
     n_layers = model.cfg.n_layers
@@ -120,15 +124,15 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
         first = model.to_str_tokens(clean.tokens[0, : int(clean.lengths[0])])
         cols = [f"{p}:{first[p]}" if p < len(first) else str(p) for p in range(width)]
         grid = []
-        for h in hooks:
+        for hook_name in hooks:
             row = []
             for p in range(width):
 
-                def paste(act, hook, p=p, h=h):
-                    act[:, p] = cache[h][:, p]
+                def paste_cell(act: Tensor, hook: HookPoint, p: int = p, hook_name: str = hook_name) -> Tensor:
+                    act[:, p] = cache[hook_name][:, p]
                     return act
 
-                row.append(normalised([(h, paste)]))
+                row.append(normalised([(hook_name, paste_cell)]))
             grid.append(row)
         labels = hooks
     else:
@@ -140,7 +144,7 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
             row = []
             for h in range(model.cfg.n_heads):
 
-                def paste(act, hook, h=h, name=name):
+                def paste(act: Tensor, hook: HookPoint, h: int = h, name: str = name) -> Tensor:
                     act[:, :, h] = cache[name][:, :, h]
                     return act
 
@@ -182,7 +186,7 @@ def estimate(t: Target, inp: PatchInput) -> int:
     n = padded(m, inp.clean)
     width = max(lengths(m, inp.clean), default=0)
     cells = (m.cfg.n_layers + 1) * width if inp.over == "resid" else m.cfg.n_layers * m.cfg.n_heads
-    return 3 * n + cells * n  # clean, corrupted, the clean cache, then one pass per cell
+    return int(3 * n + cells * n)  # clean, corrupted, the clean cache, then one pass per cell
 
 
 SPEC = ToolSpec(

@@ -23,6 +23,7 @@ from tools.prompts import encode
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
+    import numpy as np
     from tools.target import Target
 
 MIN_PER_CLASS = 4
@@ -90,7 +91,7 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
 
 
-def _split(n_pos: int, n_neg: int, frac: float, seed: int):
+def _split(n_pos: int, n_neg: int, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
     rng = np.random.default_rng(seed)

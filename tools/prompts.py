@@ -34,7 +34,7 @@ class Encoded:
         """Index of each prompt's last real token."""
         return self.lengths - 1
 
-    def real_mask(self):
+    def real_mask(self) -> Tensor:
         """bool [batch, pos]: True on real (non-pad) positions."""
         import torch
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -28,6 +29,7 @@ from tools.spec import ToolSpec, always
 from tools.steps import seconds_per_step
 
 if TYPE_CHECKING:
+    import torch
     from sae_lens import SAE
     from torch import Tensor
     from transformer_lens import HookedTransformer
@@ -38,7 +40,7 @@ TRAINING_FILE = "interp_training.json"
 
 
 @lru_cache(maxsize=16)
-def _load_from_disk(path: str, mtime: float, device: str):
+def _load_from_disk(path: str, mtime: float, device: str) -> SAE:
     from sae_lens import SAE
 
     sae = SAE.load_from_disk(path, device=device)
@@ -205,7 +207,9 @@ class SaeTrainResult(ToolResult):
 MAX_TRAINING_BYTES = 8 << 30
 
 
-def _trainer(inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen):
+def _trainer(
+    inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen: torch.Generator
+) -> tuple[Any, Callable[[Tensor, int], None]]:
     """(training SAE, step(rows, step_index)): one optimiser step on a random batch of `rows`."""
     import torch
 
@@ -234,7 +238,7 @@ def _trainer(inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen):
     since_fired = torch.zeros(d_sae, device=device)
     sae.train()
 
-    def step(rows, i: int) -> None:
+    def step(rows: Tensor, i: int) -> None:
         nonlocal since_fired
         idx = torch.randint(len(rows), (inp.batch_size,), generator=gen)
         out = sae.training_forward_pass(
@@ -266,7 +270,7 @@ def train_step_seconds(target: Target, inp: SaeTrainInput) -> float:
     d_sae = inp.d_sae or 4 * d_in
     device = str(target.model.cfg.device)
     key = ("sae", d_in, d_sae, inp.batch_size, inp.architecture, inp.k, device, torch.get_num_threads())
-    state: dict = {}
+    state: dict[str, Any] = {}
 
     def one() -> None:
         if not state:  # built on the first call only: a cached shape costs nothing
@@ -441,7 +445,8 @@ def top_features(target: Target, inp: SaeFeaturesInput) -> SaeFeaturesResult:
         feats = sae_encode(sae, h.acts[hook].flatten(1)).cpu()
     vals, idx = feats.topk(min(inp.k, feats.shape[1]), dim=-1)
     tokens = enc.tokens.cpu()
-    active, counts = [], Counter()
+    active: list[ActiveFeature] = []
+    counts: Counter[int] = Counter()
     for r, (pi, pos) in enumerate(zip(h.prompt_index.tolist(), h.position.tolist(), strict=False)):
         tok = model.to_single_str_token(int(tokens[pi, pos]))
         for v, f in zip(vals[r].tolist(), idx[r].tolist(), strict=False):

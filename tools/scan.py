@@ -193,13 +193,14 @@ def _grown(model: HookedTransformer, inp: ScanInput, pool: list[int]) -> list[li
             )
     ids = [[token_id(model, t, f"prefixes[{i}]") for t in p] for i, p in enumerate(prefixes)]
     blocks: dict[tuple[int, ...], None] = {}
-    for p in ids:
-        places = {"append": [len(p)], "both": [len(p), 0], "anywhere": range(len(p), -1, -1)}[inp.extend]
+    for prefix in ids:
+        n = len(prefix)
+        places = {"append": [n], "both": [n, 0], "anywhere": range(n, -1, -1)}[inp.extend]
         for c in pool:
-            if c in p:
+            if c in prefix:
                 continue
             for i in places:
-                blocks[(*p[:i], c, *p[i:])] = None
+                blocks[(*prefix[:i], c, *prefix[i:])] = None
     return [list(b) for b in blocks]
 
 
@@ -244,9 +245,9 @@ class _Effects:
 
 
 def _effects(
-    model,
+    model: HookedTransformer,
     meter: Meter,
-    rows: list,
+    rows: list[Tensor],
     positions: list[int],
     blocks: list[list[int]],
     width: int,

@@ -27,6 +27,7 @@ from tools.spec import ToolSpec
 if TYPE_CHECKING:
     from torch import Tensor
     from transformer_lens import HookedTransformer
+    from transformer_lens.hook_points import HookPoint
 
     from tools.target import Target
 
@@ -123,7 +124,7 @@ def _direction(target: Target, inp: SteerInput, enc: Encoded, meter: Meter) -> t
             model, inp.hook, encode(model, inp.positive, "positive"), encode(model, inp.negative, "negative"), meter
         )
         return v, "difference of means"
-    if given[1]:
+    if inp.direction_id is not None:
         v, meta = load_direction(inp.direction_id)
         if meta["hook"] != inp.hook:
             raise UserError(f"direction {inp.direction_id} was made at {meta['hook']}, not {inp.hook}")
@@ -144,7 +145,7 @@ def _direction(target: Target, inp: SteerInput, enc: Encoded, meter: Meter) -> t
 def _spearman(xs: list[float], ys: list[float]) -> float:
     import numpy as np
 
-    def rank(a):
+    def rank(a: np.ndarray) -> np.ndarray:
         return np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(float)
 
     rx, ry = rank(np.array(xs)), rank(np.array(ys))
@@ -177,7 +178,7 @@ def run(target: Target, inp: SteerInput) -> SteerResult:
     rows = torch.arange(len(enc.prompts), device=enc.tokens.device)
 
     def measure(v: Tensor, coef: float) -> tuple[float, float]:
-        def add(act, hook):
+        def add(act: Tensor, hook: HookPoint) -> Tensor:
             if inp.apply_at == "last":
                 act[rows, enc.last] += coef * v
             else:

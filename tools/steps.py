@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-_SECONDS: dict[tuple, float] = {}
+_SECONDS: dict[tuple[object, ...], float] = {}
 
 
-def seconds_per_step(key: tuple, step: Callable[[], None], device: str, n: int = 3) -> float:
+def seconds_per_step(key: tuple[object, ...], step: Callable[[], None], device: str, n: int = 3) -> float:
     """The quickest of `n` timed calls of `step` (after one warm-up), cached under `key` (the shape, device
     and thread count that decide it)."""
     if key not in _SECONDS:

@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tools.errors import UserError, near
 
@@ -71,7 +71,7 @@ class Target:
         None otherwise (give prompts instead)."""
         return self.usage(n, seed) if self.usage is not None else None
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         """Shape and hooks, JSON-serialisable (for `interp model info`)."""
         cfg = self.model.cfg
         return {
@@ -211,7 +211,7 @@ def _converted_dir(stem: str, digest: str) -> Path:
     return cache_root() / "converted" / f"{stem}-{digest}-v{CONVERTED_VERSION}"
 
 
-def _save_converted(model: HookedTransformer, fields: dict, tokenizer, out: Path) -> None:
+def _save_converted(model: HookedTransformer, fields: dict[str, Any], tokenizer: Any, out: Path) -> None:
     """Write the converted model as a checkpoint, atomically; a cache that cannot be written only
     costs the next load its conversion, so that is a warning, not an error."""
     import shutil
@@ -280,7 +280,7 @@ def _load_tl_name(spec: str, device: str) -> Target:
     return Target(model, spec, official, sd_hash, "transformer-lens")
 
 
-def _llama_config(c) -> dict:
+def _llama_config(c: Any) -> dict[str, Any]:
     n_kv = c.num_key_value_heads
     rope = getattr(c, "rope_parameters", None) or {}
     return {
@@ -305,7 +305,7 @@ def _llama_config(c) -> dict:
     }
 
 
-def _gpt2_config(c) -> dict:
+def _gpt2_config(c: Any) -> dict[str, Any]:
     return {
         "d_model": c.n_embd,
         "d_head": c.n_embd // c.n_head,
@@ -328,16 +328,16 @@ _ARCHITECTURES = {  # HF architecture -> (config builder, TransformerLens weight
 }
 
 
-def _architecture(hf_model) -> str:
+def _architecture(hf_model: Any) -> str:
     arch = (hf_model.config.architectures or [type(hf_model).__name__])[0]
     if arch not in _ARCHITECTURES:
         raise UserError(
             f"architecture {arch} is not supported for local loading; supported: {', '.join(_ARCHITECTURES)}"
         )
-    return arch
+    return str(arch)
 
 
-def hooked_config_fields(hf_model, tokenizer, name: str) -> dict:
+def hooked_config_fields(hf_model: Any, tokenizer: Any, name: str) -> dict[str, Any]:
     """The HookedTransformerConfig fields that describe `hf_model` (device and dtype aside)."""
     make_cfg, _ = _ARCHITECTURES[_architecture(hf_model)]
     # Tokenizers that do not add BOS themselves (SmolLM2) must not get one from TL either.
@@ -345,7 +345,7 @@ def hooked_config_fields(hf_model, tokenizer, name: str) -> dict:
     return {**make_cfg(hf_model.config), "model_name": name, "default_prepend_bos": bool(prepends)}
 
 
-def hooked_from_hf(hf_model, tokenizer, name: str, device: str) -> HookedTransformer:
+def hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, device: str) -> HookedTransformer:
     """A HookedTransformer with a hand-built config and TransformerLens's weight converters.
 
     Weights are loaded with LayerNorm folding only: logits equal the source model's.

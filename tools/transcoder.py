@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -36,6 +36,7 @@ from tools.spec import ToolSpec, always
 from tools.steps import seconds_per_step
 
 if TYPE_CHECKING:
+    import torch
     from sae_lens.saes.transcoder import Transcoder
     from torch import Tensor
     from transformer_lens import HookedTransformer
@@ -175,7 +176,7 @@ class _Trainer:
         return [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
 
 
-def _init(x: Tensor, y: Tensor, d_tc: int, gen) -> _Trainer:
+def _init(x: Tensor, y: Tensor, d_tc: int, gen: torch.Generator) -> _Trainer:
     """x, y: [layers, rows, d]. Encoder columns and decoder rows start at centred training rows (a
     data-driven init leaves far fewer features dead than a random one); the decoder bias at the mean."""
     import torch
@@ -417,7 +418,7 @@ def train_step_seconds(target: Target, inp: TranscoderTrainInput) -> float:
     d_tc = inp.d_transcoder or 4 * d_model
     device = str(model.cfg.device)
     key = (n_layers, d_model, d_tc, inp.batch_size, min(inp.k, d_tc), device, torch.get_num_threads())
-    state: dict = {}
+    state: dict[str, Any] = {}
 
     def one() -> None:
         if not state:  # built on the first call only: a cached shape costs nothing
