@@ -41,7 +41,7 @@ format: venv
 # Two workers, one per core, stealing tests from each other so neither idles at the end (organisms and the
 # converted SmolLM2 are trained / converted once, under file locks). The time-box tests hold beside the
 # other worker: the deadline, not an idle CPU, keeps them in.
-test: venv
+test: venv lint
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 # The slow tier (SmolLM2 end to end, kill -9 loops, four writer processes): CI runs it after `make test`.

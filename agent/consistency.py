@@ -188,6 +188,7 @@ def _patch(comp: Component, result: dict) -> list[str]:
     if not top:
         return []
     row, col, out = str(top["row"]), str(top["col"]), []
+    layer: int | None
     if result.get("over") == "heads":
         layer, head = int(row.lstrip("L")), int(col.lstrip("H"))
         if comp.head is not None and (comp.layer, comp.head) != (layer, head):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from tools.errors import UserError
@@ -59,7 +60,7 @@ def _is_user(ref: str, users: list[str]) -> bool:
         return False
 
 
-def resolve(ref: str, run_dir: Path, users: list[str] = (), writes: bool = False, where: str = "path") -> str:
+def resolve(ref: str, run_dir: Path, users: Sequence[str] = (), writes: bool = False, where: str = "path") -> str:
     """`ref` as the path a tool may use: a user's own path unchanged (for reading), otherwise the
     absolute path it names inside the run's artifacts folder; UserError when it leads outside."""
     root = (Path(run_dir) / ARTIFACTS).resolve()
@@ -113,7 +114,7 @@ def _walk(node: object, parts: list[str], label: str):
             yield from _walk(child, rest, name)
 
 
-def confine(tool: str, payload: object, run_dir: Path, users: list[str] = ()) -> object:
+def confine(tool: str, payload: object, run_dir: Path, users: Sequence[str] = ()) -> object:
     """The call's input with every path it names resolved inside the run folder (a copy), or a
     UserError naming the field that leads outside. Inputs of other shapes pass through for the
     tool's own validation to report."""

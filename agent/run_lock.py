@@ -12,6 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
 from tools.errors import UserError
 
@@ -23,7 +24,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK_FILE
-        self._file = None
+        self._file: TextIO | None = None
 
     def __enter__(self) -> RunLock:
         try:

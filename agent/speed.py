@@ -141,7 +141,7 @@ def calibrate(model: HookedTransformer) -> Speed:
         for n in choices:
             torch.set_num_threads(n)
             times[n] = timed(big, 1)
-        torch.set_num_threads(min(times, key=times.get))
+        torch.set_num_threads(min(times, key=lambda k: times[k]))
     small_s, big_s = timed(small, 3), timed(big, 2)
     # The rate includes the big pass's own overhead: on a loaded machine the difference of two noisy
     # timings can be near zero, and an absurd rate would admit calls that cannot finish.

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from agent.state import InvestigationState
+from agent.state import HypothesisState, InvestigationState, Observation
 
 
 class BrainError(RuntimeError):
@@ -58,18 +58,19 @@ class View:
     def model(self) -> dict:
         return self.state["model"]
 
-    def result(self, experiment_id: str) -> dict:
+    def result(self, experiment_id: str) -> dict[str, Any]:
         """The full result of an experiment of this run."""
-        return json.loads((self.run_dir / "results" / f"{experiment_id}.json").read_text())
+        result: dict[str, Any] = json.loads((self.run_dir / "results" / f"{experiment_id}.json").read_text())
+        return result
 
-    def observations(self, line: str | None = None) -> list[dict]:
+    def observations(self, line: str | None = None) -> list[Observation]:
         return [o for o in self.state.get("observations", []) if line is None or o["line"] == line]
 
-    def hypotheses(self, line: str | None = None) -> list[dict]:
+    def hypotheses(self, line: str | None = None) -> list[HypothesisState]:
         return [h for h in self.state.get("hypotheses", []) if line is None or h["line"] == line]
 
     def abandoned(self, line: str) -> bool:
-        return self.state.get("lines", {}).get(line, {}).get("status") == "abandoned"
+        return bool(self.state.get("lines", {}).get(line, {}).get("status") == "abandoned")
 
 
 class Brain(Protocol):

@@ -40,7 +40,7 @@ def _store(memory: str | None, create: bool = False):
 
 
 def _line(r) -> str:
-    text = getattr(r, "statement", None) or getattr(r, "label", None) or getattr(r, "summary", "")
+    text = str(getattr(r, "statement", None) or getattr(r, "label", None) or getattr(r, "summary", ""))
     return text if len(text) <= 100 else text[:97] + "..."
 
 

@@ -114,7 +114,9 @@ def _make(name: str):
             print_json(result.model_dump(mode="json"))
         else:
             console.print(result.summary, highlight=False)
-            if name == "probe":
+            from tools.probe import ProbeResult
+
+            if isinstance(result, ProbeResult):
                 from agent.cli.tool_tables import probe_table
 
                 console.print(probe_table(result))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -47,7 +48,7 @@ def _finite(vals) -> list[float]:
     return [v for v in vals if v is not None and math.isfinite(v)]
 
 
-def _extent(series: list[Series], extra: list[float] = ()) -> tuple[float, float]:
+def _extent(series: list[Series], extra: Sequence[float] = ()) -> tuple[float, float]:
     vals = [0.0, *extra]
     for s in series:
         vals += _finite(s.values) + _finite(s.low or []) + _finite(s.high or [])
@@ -125,7 +126,7 @@ def line(
     x_label: str,
     y_label: str,
     label: str,
-    bands: list[Band] = (),
+    bands: Sequence[Band] = (),
     integer_x: bool = False,
 ) -> str:
     """Lines with point markers over shared x values, error whiskers where a series has bounds,
@@ -280,11 +281,11 @@ def heatmap(
         f'<rect class="colourbar" x="{bx}" y="{top}" width="14" height="{bh}" fill="url(#{gid})" '
         f'stroke="#999"/>'
     )
-    cb_ticks = [vmax, vmax / 2, 0.0, -vmax / 2, -vmax]
+    cb_ticks: list[float] = [vmax, vmax / 2, 0.0, -vmax / 2, -vmax]
     for t in cb_ticks:
-        y = top + (vmax - t) / (2 * vmax) * bh
-        body.append(f'<line x1="{bx + 14}" y1="{y:.1f}" x2="{bx + 18}" y2="{y:.1f}" stroke="#333"/>')
-        body.append(text(bx + 21, y + 4, fmt(t)))
+        tick_y = top + (vmax - t) / (2 * vmax) * bh
+        body.append(f'<line x1="{bx + 14}" y1="{tick_y:.1f}" x2="{bx + 18}" y2="{tick_y:.1f}" stroke="#333"/>')
+        body.append(text(bx + 21, tick_y + 4, fmt(t)))
     body.append(text(bx, top - 16, value_label, cls="axis-label"))
     w = max(
         bx + 21 + max(width(fmt(t)) for t in cb_ticks) + 8,

@@ -55,7 +55,8 @@ def ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(lo / step + 1e-9) * step
-    out, v = [], start
+    out: list[float] = []
+    v = start
     while v < hi + step * 0.5 and len(out) < 50:
         out.append(round(v, 12))
         v += step

@@ -81,7 +81,7 @@ class FeatureExamples:
 def _quantile_sample(rows: np.ndarray, acts: np.ndarray, n: int, rng: np.random.Generator, bins: int = 4) -> list[int]:
     """n rows spread evenly over `bins` activation quantiles."""
     if len(rows) <= n:
-        return rows.tolist()
+        return [int(r) for r in rows]
     order = rows[np.argsort(acts[rows])]
     out: list[int] = []
     for chunk in np.array_split(order, bins):

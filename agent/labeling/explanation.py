@@ -47,7 +47,8 @@ def heuristic_explanation(fe: FeatureExamples, coverage: float = 0.9, max_tokens
         return None
     counts = {t: fired for t, (fired, _) in fe.token_rates.items()} or {e.token: 1 for e in examples}
     total = sum(counts.values())
-    chosen, acc = [], 0
+    chosen: list[str] = []
+    acc = 0
     for tok, m in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         if acc >= coverage * total or len(chosen) >= max_tokens:
             break

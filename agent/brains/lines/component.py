@@ -65,6 +65,6 @@ def component(c: Ctx) -> list[dict] | None:
         ctxs = c.result("component/contexts")
         if ctxs is None:
             return None
-        hook = c.view.state.get("sae_hook", "")
+        hook = str(c.view.state.get("sae_hook", ""))
         return feature_steps(c, "component", sae, hook, prompts, ctxs["features"])
     return None
