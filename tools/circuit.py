@@ -36,11 +36,11 @@ from tools.prompts import Encoded, encode
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
-    from tools.hooks import HookFn
     from torch import Tensor
     from transformer_lens import HookedTransformer
     from transformer_lens.hook_points import HookPoint
 
+    from tools.hooks import HookFn
     from tools.target import Target
 
 

@@ -17,10 +17,11 @@ from tools.deadline import Pace, check
 from tools.errors import UserError
 
 if TYPE_CHECKING:
-    from tools.hooks import HookFn
     import torch
     from transformer_lens import HookedTransformer
     from transformer_lens.hook_points import HookPoint
+
+    from tools.hooks import HookFn
 
 
 BACKWARD_FACTOR = 2

@@ -24,6 +24,7 @@ from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     import numpy as np
+
     from tools.target import Target
 
 MIN_PER_CLASS = 4
