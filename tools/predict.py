@@ -1,6 +1,6 @@
 """Next-token predictions: what the model says at the end of each prompt.
 
-The cheapest characterisation of a behaviour (seed 000: look at what the model
+The cheapest characterisation of a behaviour (pragmatic interpretability: look at what the model
 does before explaining it), and where a brain reads off the tokens its later
 metrics should measure.
 """

@@ -3,7 +3,7 @@
 Training uses SAELens's own TopK / JumpReLU training classes on activations
 harvested here, and saves with SAELens's inference format, so the folder loads
 with `sae_lens.SAE.load_from_disk` anywhere. Stats report what the SAE fails to
-explain ("dark matter", seed 001) next to what it explains.
+explain ("dark matter": the variance it leaves unexplained) next to what it explains.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Steering: add a direction at a hook and measure the behaviour as a dose-response curve.
 
 The direction is a difference of means between two contrastive prompt sets
-(seed 000: the simple method that worked on evaluation awareness), a saved
+(the simple method that worked on evaluation awareness in the pragmatic-interpretability talk), a saved
 direction, or an SAE feature's decoder row. The control is random directions
 of the same norm at the same coefficients: a steering effect counts only when
 it beats them.

@@ -340,7 +340,7 @@ def train(target: Target, inp: TranscoderTrainInput) -> TranscoderTrainResult:
                 sched.step()
                 with torch.no_grad():
                     tc.W_dec /= tc.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        done = inp.steps
+            done += 1  # steps finished: what a deadline mid-training leaves
     except DeadlineReached:
         if done == 0:
             raise

@@ -1,4 +1,5 @@
-"""The offline brain: a systematic investigator written as code (seed 000).
+"""The offline brain: a systematic investigator written as code (pragmatic interpretability: simple
+methods first, time-boxed, fail fast).
 
 It works through lines of attack in order, each a small step function that
 reads what has been observed so far and returns the next actions (or nothing

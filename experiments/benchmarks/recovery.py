@@ -1,6 +1,6 @@
 """Mechanism recovery: audit each organism blind, score the claims against its manifest.
 
-The proxy task of seed 000: an objective score against ground truth, false
+The proxy task (pragmatic interpretability): an objective score against ground truth, false
 positives included. Each organism is trained (or loaded from the cache), then
 investigated with the audit question and no hint; the agent never sees the
 manifest. Only the run's claims are scored, and only by their structure.

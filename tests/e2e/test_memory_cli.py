@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from memory.records import Claim, Component
 from tests.e2e.test_cli import assert_clean_error, interp
 
@@ -21,6 +23,7 @@ def _seed(folder):
     return c
 
 
+@pytest.mark.slow  # ~22 s: five `interp memory` processes, each loading the embedder
 def test_search_show_stats_export_import(tmp_path):
     folder = tmp_path / "mem"
     c = _seed(folder)

@@ -104,6 +104,7 @@ def test_audit_finds_the_context_marker_and_the_layer_of_its_direction(tmp_path,
     assert not _causal(state, "trigger")
 
 
+@pytest.mark.slow  # ~45 s: a whole audit of the induction organism
 def test_audit_finds_the_induction_heads(tmp_path, builtin):
     truth = _mechanism(load_manifest(builtin("induction")), "induction")
     named = {(h.layer, h.head) for h in truth.induction_heads}

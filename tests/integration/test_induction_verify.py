@@ -20,6 +20,7 @@ def _heads(hs) -> set[tuple[int, int]]:
     return {(h.layer, h.head) for h in hs}
 
 
+@pytest.mark.slow  # ~20 s: ablation over every head set of the two-layer organism
 def test_the_two_layer_organism_keeps_its_heads_when_measured_by_ablation(builtin):
     """The cached built-in, re-verified: the same induction heads in layer 1, and the layer-0 previous-token
     head its pattern scores named among the heads whose ablation before the second copy removes copying."""

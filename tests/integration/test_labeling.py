@@ -72,6 +72,7 @@ def _names(explanation: dict, category) -> bool:
     return inside / len(toks) >= 0.75 and inside >= len(category.tokens) / 2
 
 
+@pytest.mark.slow  # ~55 s with its SAE: bulk labeling scored against the organism's categories
 def test_heuristic_labels_name_the_ground_truth_categories_and_beat_shuffled_labels(organism, tmp_path):
     from memory.store import MemoryStore
 
