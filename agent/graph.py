@@ -10,11 +10,12 @@ run concludes with what it knows (fail fast).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent import nodes
 from agent.context import RunContext
@@ -27,19 +28,36 @@ if TYPE_CHECKING:
 
 # One superstep per node visit; a long investigation takes thousands.
 RECURSION_LIMIT = 100_000
+# The nodes that decide where the graph goes next (by returning a Command).
+ROUTERS = ("hypothesize", "judge")
+
+
+def with_budget(node: Callable[..., Any]) -> Callable[..., Any]:
+    """The node, with the budget as it stands added to its update: every checkpoint carries the time and
+    tokens spent so far, and no node writes it by hand."""
+    from langgraph.types import Command
+
+    @functools.wraps(node)  # LangGraph reads the signature (the `runtime` parameter) through __wrapped__
+    def run(state: InvestigationState, runtime: Any) -> Any:
+        out = node(state, runtime)
+        budget = runtime.context.budget.to_state()
+        if isinstance(out, Command):
+            return Command(goto=out.goto, update={**(out.update or {}), "budget": budget})
+        return {**out, "budget": budget}
+
+    return run
 
 
 def build(checkpointer) -> CompiledStateGraph:
     from langgraph.graph import END, START, StateGraph
 
     g = StateGraph(InvestigationState, context_schema=RunContext)
+    routes = ("experiment", "conclude", "hypothesize")  # hypothesize and judge return Command(goto=one of these)
     for name in ("orient", "hypothesize", "experiment", "judge", "conclude", "review", "report"):
-        g.add_node(name, getattr(nodes, name))
+        g.add_node(name, with_budget(getattr(nodes, name)), destinations=routes if name in ROUTERS else None)
     g.add_edge(START, "orient")
     g.add_edge("orient", "hypothesize")
-    g.add_conditional_edges("hypothesize", nodes.after_hypothesize, ["experiment", "conclude", "hypothesize"])
     g.add_edge("experiment", "judge")
-    g.add_conditional_edges("judge", nodes.after_judge, ["experiment", "conclude", "hypothesize"])
     g.add_edge("conclude", "review")
     g.add_edge("review", "report")
     g.add_edge("report", END)

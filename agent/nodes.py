@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from agent import criteria
 from agent.actions import ActionError, Call, Conclude, capped_tier, parse_action
@@ -21,13 +21,14 @@ from agent.brains.base import BrainError, View
 from agent.consistency import mismatches, overrule
 from agent.context import RunContext
 from agent.paths import confine, resolve, user_refs
-from agent.state import InvestigationState
+from agent.state import ErrorEntry, InvestigationState
 from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis, IncidentalFinding
 from tools.deadline import DeadlineReached, deadline
 from tools.errors import UserError
 
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime
+    from langgraph.types import Command
 
 
 def _ctx(runtime: Runtime[RunContext]) -> RunContext:
@@ -45,8 +46,9 @@ def _budget_view(ctx: RunContext) -> dict:
     }
 
 
-def _error(state: InvestigationState, what: str, message: str, ref: str = "") -> list[dict]:
-    return [*state.get("errors", []), {"step": state.get("step", 0), "what": what, "message": message, "ref": ref}]
+def _error(state: InvestigationState, what: str, message: str, ref: str = "") -> list[ErrorEntry]:
+    """A new error entry, as the update that appends it (the state's reducer appends)."""
+    return [{"step": state.get("step", 0), "what": what, "message": message, "ref": ref}]
 
 
 def _show(ctx: RunContext, state: InvestigationState, current: str = "") -> None:
@@ -156,7 +158,6 @@ def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         "stop_reason": "",
         "summary": "",
         "reviews": [],
-        "budget": ctx.budget.to_state(),
     }
 
 
@@ -224,7 +225,7 @@ REFUSED = "refused at registration"
 
 def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -> tuple[list, list, list, dict]:
     """Validate a decision's actions: hypotheses are registered, calls queued, bad ones become errors."""
-    hyps, queue, errors = list(state.get("hypotheses", [])), [], list(state.get("errors", []))
+    hyps, queue, errors = list(state.get("hypotheses", [])), [], []  # errors: only the new ones (appended)
     lines = {k: dict(v) for k, v in state.get("lines", {}).items()}
     known = {h["id"] for h in hyps if not h["note"].startswith(REFUSED)}
     for raw in actions:
@@ -345,37 +346,51 @@ def _route_queue(queue: list[dict]) -> tuple[dict | None, str]:
     return (None, "conclude") if head["kind"] == "conclude" else (head, "experiment")
 
 
-def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+Next = Literal["experiment", "conclude", "hypothesize"]
+
+
+def _go(update: dict) -> Command[Next]:
+    """The update and where the graph goes next: conclude once there is a stop reason, else the queue's head
+    decides (a test or call -> experiment, a conclusion -> conclude, nothing queued -> ask the brain)."""
+    from langgraph.types import Command
+
+    goto = "conclude" if update.get("stop_reason") else _route_queue(update["queue"])[1]
+    return Command(goto=goto, update=update)
+
+
+def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> Command[Next]:
     """Ask the brain for the next actions when nothing is queued; register hypotheses; route."""
     ctx = _ctx(runtime)
     step = state.get("step", 0) + 1
     lines, queue = _pivot(state, ctx)
     out: dict = {"step": step, "lines": lines, "queue": queue}
     if ctx.budget.exhausted():
-        return {**out, "stop_reason": "budget spent", "pending": None, "budget": ctx.budget.to_state()}
+        return _go({**out, "stop_reason": "budget spent", "pending": None})
     if queue:
         pending, _ = _route_queue(queue)
-        return {**out, "pending": pending, "budget": ctx.budget.to_state()}
+        return _go({**out, "pending": pending})
     if state.get("decisions", 0) >= ctx.settings.max_decisions:
-        return {
-            **out,
-            "stop_reason": f"{ctx.settings.max_decisions} brain decisions without concluding",
-            "pending": None,
-            "budget": ctx.budget.to_state(),
-        }
+        return _go(
+            {
+                **out,
+                "stop_reason": f"{ctx.settings.max_decisions} brain decisions without concluding",
+                "pending": None,
+            }
+        )
     view = View({**state, **out}, ctx.run_dir, _budget_view(ctx), ctx.settings.pivot_share)
     _show(ctx, state, "brain deciding")
     try:
         decision = ctx.brain.decide(view, state.get("brain", {}))
     except BrainError as e:
         ctx.trace.write("error", what="brain", message=str(e))
-        return {
-            **out,
-            "errors": _error(state, "brain", str(e)),
-            "stop_reason": f"brain failed: {e}",
-            "pending": None,
-            "budget": ctx.budget.to_state(),
-        }
+        return _go(
+            {
+                **out,
+                "errors": _error(state, "brain", str(e)),
+                "stop_reason": f"brain failed: {e}",
+                "pending": None,
+            }
+        )
     ctx.budget.charge(usd=decision.usd)
     ctx.trace.write(
         "decision",
@@ -390,23 +405,18 @@ def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> dict
     if not decision.actions:
         queue = [{"kind": "conclude", "summary": "the brain had nothing more to try", "ref": "", "line": ""}]
     pending, _ = _route_queue(queue)
-    return {
-        **out,
-        "hypotheses": hyps,
-        "queue": queue,
-        "errors": errors,
-        "lines": lines,
-        "pending": pending,
-        "brain": decision.memory,
-        "decisions": state.get("decisions", 0) + 1,
-        "budget": ctx.budget.to_state(),
-    }
-
-
-def after_hypothesize(state: InvestigationState) -> str:
-    if state.get("stop_reason"):
-        return "conclude"
-    return _route_queue(state.get("queue", []))[1]
+    return _go(
+        {
+            **out,
+            "hypotheses": hyps,
+            "queue": queue,
+            "errors": errors,
+            "lines": lines,
+            "pending": pending,
+            "brain": decision.memory,
+            "decisions": state.get("decisions", 0) + 1,
+        }
+    )
 
 
 # -- experiment ----------------------------------------------------------------
@@ -518,11 +528,10 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         "ref": item.get("ref", ""),
     }
     return {
-        "observations": [*state.get("observations", []), obs],
+        "observations": [obs],
         "queue": queue,
         "pending": None,
         "last": {"experiment_id": record.id, "hypothesis_id": hid},
-        "budget": ctx.budget.to_state(),
     }
 
 
@@ -585,7 +594,6 @@ def _failed(state: InvestigationState, ctx: RunContext, item: dict, what: str, m
         "hypotheses": hyps,
         "last": None,
         "errors": _error(state, what, message, item.get("ref", "")),
-        "budget": ctx.budget.to_state(),
     }
 
 
@@ -646,14 +654,14 @@ def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim | Inciden
     return Claim(**evidence, status="supported")
 
 
-def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> Command[Next]:
     """Judge a hypothesis's test by its pre-registered criterion; a supported one becomes a claim."""
     from agent.actions import Criterion
 
     ctx = _ctx(runtime)
     last = state.get("last") or {}
     hid = last.get("hypothesis_id")
-    out: dict = {"budget": ctx.budget.to_state()}
+    out: dict = {}
     if hid:
         h = next(x for x in state["hypotheses"] if x["id"] == hid)
         obs = next(o for o in reversed(state["observations"]) if o["id"] == last["experiment_id"])
@@ -691,7 +699,7 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
                 tier=claim.evidence_tier,
             )
             out[key] = [*[c for c in state.get(key, []) if c["id"] != claim.id], claim.model_dump(mode="json")]
-    merged = {**state, **out}
+    merged = {**state, **out, "errors": [*state.get("errors", []), *out.get("errors", [])]}
     # fail fast between queued tests too, not only when the brain is asked again
     out["lines"], out["queue"] = _pivot(merged, ctx)
     _show(ctx, {**merged, **out})
@@ -699,13 +707,7 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         out["stop_reason"] = "budget spent"
     out["pending"], _ = _route_queue(out["queue"])
     out["last"] = None
-    return out
-
-
-def after_judge(state: InvestigationState) -> str:
-    if state.get("stop_reason"):
-        return "conclude"
-    return _route_queue(state.get("queue", []))[1]
+    return _go(out)
 
 
 # -- conclude, review, report ----------------------------------------------------
@@ -735,7 +737,6 @@ def conclude(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         "pending": None,
         "stop_reason": reason,
         "summary": summary,
-        "budget": ctx.budget.to_state(),
     }
 
 
@@ -746,7 +747,7 @@ def review(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     ctx = _ctx(runtime)
     claims = state.get("claims", [])
     if ctx.settings.review != "live" or not claims:
-        return {"budget": ctx.budget.to_state()}
+        return {}
     # Nothing with a side effect before interrupt(): this node re-runs from the top on resume.
     answers = interrupt(
         {
@@ -765,7 +766,7 @@ def review(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     from agent.review_live import apply_decisions
 
     reviews = apply_decisions(answers, claims, ctx)
-    return {"reviews": reviews, "budget": ctx.budget.to_state()}
+    return {"reviews": reviews}
 
 
 def report(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
@@ -775,4 +776,4 @@ def report(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     ctx = _ctx(runtime)
     write_report(state, ctx)
     ctx.trace.write("report", folder=str(ctx.run_dir))
-    return {"done": True, "budget": ctx.budget.to_state()}
+    return {"done": True}

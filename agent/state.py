@@ -8,7 +8,8 @@ folder; the state keeps their ids, summaries and key numbers.
 
 from __future__ import annotations
 
-from typing import TypedDict
+import operator
+from typing import Annotated, TypedDict
 
 
 class HypothesisState(TypedDict):
@@ -80,13 +81,13 @@ class InvestigationState(TypedDict, total=False):
     model: dict
     """What the brain may know of the model: id, shapes, n_ctx, small vocabularies (never its spec or path)."""
     budget: dict
-    """Budget.to_state()."""
+    """Budget.to_state(), after every node (the graph adds it to each node's update)."""
     recall: dict
     """From memory at orient: accepted and rejected claims, hypotheses tried by other runs."""
     hypotheses: list[HypothesisState]
     """Registered hypotheses, in order."""
-    observations: list[Observation]
-    """Tool calls that ran, in order."""
+    observations: Annotated[list[Observation], operator.add]
+    """Tool calls that ran, in order (a node's update holds only its new ones: they are appended)."""
     claims: list[dict]
     """Claims made (memory Claim records as dicts)."""
     incidental: list[dict]
@@ -98,8 +99,8 @@ class InvestigationState(TypedDict, total=False):
     """The tool call the experiment node runs next."""
     last: dict | None
     """The experiment just run and the hypothesis it tested, for the judge."""
-    errors: list[ErrorEntry]
-    """Everything that failed."""
+    errors: Annotated[list[ErrorEntry], operator.add]
+    """Everything that failed (a node's update holds only its new ones: they are appended)."""
     brain: dict
     """The brain's own memory (e.g. the Claude conversation); opaque to the graph."""
     lines: dict
