@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from agent.budget import Budget
+from agent.run_folder import RunFolder
 from agent.trace import Trace
 from tools.clock import Clock, monotonic
 from tools.errors import UserError
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from memory.store import MemoryStore
     from tools.target import Target
 
-SETTINGS_FILE = "run.json"
+SETTINGS_FILE = RunFolder.SETTINGS
 # numpy's SeedSequence takes any non-negative int, but torch.manual_seed and the legacy RandomState
 # stop at 2**32 - 1; one range for every seed consumer.
 MAX_SEED = 2**32 - 1

@@ -12,6 +12,7 @@ from agent.budget import Budget, Heartbeat
 from agent.context import RunContext, RunSettings, new_run_id
 from agent.question import check_component
 from agent.resume_check import check_checkpoint, restart_hint
+from agent.run_folder import RunFolder
 from agent.run_lock import RunLock
 from agent.trace import Trace
 from tools.clock import Clock, monotonic
@@ -49,7 +50,7 @@ def _context(settings: RunSettings, run_dir: Path, budget: Budget, client=None, 
         brain=brain,
         run_dir=run_dir,
         budget=budget,
-        trace=Trace(run_dir / "trace.jsonl"),
+        trace=Trace(RunFolder(run_dir).trace),
         memory=memory,
         display=display,
         reviewer=reviewer,
@@ -78,7 +79,7 @@ def start(
     from agent import graph
 
     run_dir = Path(run_dir or default_run_dir(settings.run_id))
-    if (run_dir / "run.json").exists():
+    if RunFolder(run_dir).settings.exists():
         raise UserError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir")
     budget = settings.new_budget(clock)  # validates the limits before anything is created
     try:
@@ -86,7 +87,7 @@ def start(
     except OSError as e:
         raise UserError(f"cannot create run folder {run_dir}: {e.strerror}") from None
     with RunLock(run_dir):
-        if (run_dir / "run.json").exists():  # another process started a run here since the check above
+        if RunFolder(run_dir).settings.exists():  # another process started a run here since the check above
             raise UserError(
                 f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-dir"
             )

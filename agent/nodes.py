@@ -21,6 +21,7 @@ from agent.brains.base import BrainError, View
 from agent.consistency import mismatches, overrule
 from agent.context import RunContext
 from agent.paths import confine, resolve, user_refs
+from agent.run_folder import RunFolder
 from agent.state import ErrorEntry, InvestigationState
 from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis, IncidentalFinding
 from tools.deadline import DeadlineReached, deadline
@@ -502,8 +503,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         run_id=ctx.settings.run_id,
         model_spec=ctx.settings.model,
     )
-    (ctx.run_dir / "results").mkdir(exist_ok=True)
-    (ctx.run_dir / "results" / f"{record.id}.json").write_text(json.dumps(data))
+    RunFolder(ctx.run_dir).write_result(record.id, data)
     if ctx.memory is not None:
         ctx.memory.put(record)
     ctx.trace.write(
@@ -665,7 +665,7 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> Command[Ne
     if hid:
         h = next(x for x in state["hypotheses"] if x["id"] == hid)
         obs = next(o for o in reversed(state["observations"]) if o["id"] == last["experiment_id"])
-        result = json.loads((ctx.run_dir / "results" / f"{obs['id']}.json").read_text())
+        result = RunFolder(ctx.run_dir).read_result(obs["id"])
         outcome, why = judge_result(Criterion.model_validate(h["plan"]["criterion"]), result)
         # the numbers may pass while the component names the wrong thing
         outcome, why = overrule(outcome, why, _contradictions(h, result, ctx))

@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING
 
 from agent.question import Question
+from agent.run_folder import RunFolder, atomic_write
 
 if TYPE_CHECKING:
     from agent.context import RunContext
@@ -169,14 +170,19 @@ def write_report(state: InvestigationState, ctx: RunContext) -> None:
     from agent.html import page
     from agent.review import decisions_html, decisions_markdown, load_decisions
 
-    decisions = load_decisions(ctx.run_dir)
+    folder = RunFolder(ctx.run_dir)
     md = markdown(state, ctx)
-    claims = [dict(c) for c in state.get("claims", [])]
-    for c in claims:
-        if c["id"] in decisions:
-            d = decisions[c["id"]]
-            c.update(status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"])
-    (ctx.run_dir / "claims.json").write_text(json.dumps(claims, indent=2))
-    (ctx.run_dir / "report.md").write_text(md + "\n" + decisions_markdown(decisions) + "\n")
-    # the decisions block is marked, so `interp review` can update it in place
-    (ctx.run_dir / "report.html").write_text(page.render(state, ctx, md, decisions_html(decisions), decisions))
+    # under the review lock: a reviewer deciding a claim of this run meanwhile is read here, not overwritten
+    with folder.review_lock():
+        decisions = load_decisions(ctx.run_dir)
+        claims = [dict(c) for c in state.get("claims", [])]
+        for c in claims:
+            if c["id"] in decisions:
+                d = decisions[c["id"]]
+                c.update(
+                    status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"]
+                )
+        atomic_write(folder.claims, json.dumps(claims, indent=2))
+        atomic_write(folder.report_md, md + "\n" + decisions_markdown(decisions) + "\n")
+        # the decisions block is marked, so `interp review` can update it in place
+        atomic_write(folder.report_html, page.render(state, ctx, md, decisions_html(decisions), decisions))

@@ -23,10 +23,11 @@ import struct
 from contextlib import closing
 from pathlib import Path
 
+from agent.run_folder import RunFolder
 from tools.errors import UserError
 
-CHECKPOINT_FILE = "checkpoints.sqlite"
-TRACE_FILE = "trace.jsonl"
+CHECKPOINT_FILE = RunFolder.CHECKPOINTS
+TRACE_FILE = RunFolder.TRACE
 TABLES = ("checkpoints", "writes")
 _WAL_MAGIC = (0x377F0682, 0x377F0683)
 # events of the nodes that run after a hypothesize step

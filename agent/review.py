@@ -16,13 +16,12 @@ import getpass
 import json
 import os
 import re
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.run_folder import RunFolder, atomic_write
 from tools.errors import UserError
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ DECISIONS = {"accept": "accepted", "reject": "rejected", "more-evidence": "needs
 STATUSES = ("proposed", "supported", "refuted", "accepted", "rejected", "needs_more_evidence")
 
 _MD = re.compile(r"<!-- decisions -->.*?<!-- /decisions -->", re.DOTALL)
-DECISIONS_FILE = "decisions.json"
+DECISIONS_FILE = RunFolder.DECISIONS
 
 
 def reviewer_name(given: str | None) -> str:
@@ -90,7 +89,7 @@ def card(store: MemoryStore, claim: Claim) -> dict:
     run_dir, folder_note = run_folder(claim)
     links = {}
     if run_dir is not None:
-        for name in ("report.html", "report.md", "trace.jsonl"):
+        for name in (RunFolder.REPORT_HTML, RunFolder.REPORT_MD, RunFolder.TRACE):
             if (run_dir / name).is_file():
                 links[name] = str(run_dir / name)
     criterion = " and ".join(
@@ -139,7 +138,7 @@ def run_folder(claim: Claim) -> tuple[Path | None, str]:
         return None, f"{where} goes through a symlink or '..' (it resolves to {real})"
     if not real.is_dir():
         return None, f"{where} is not a folder"
-    settings = real / "run.json"
+    settings = RunFolder(real).settings
     if settings.is_symlink() or not settings.is_file():
         return None, f"{where} holds no run.json: it is not a run folder"
     try:
@@ -150,7 +149,7 @@ def run_folder(claim: Claim) -> tuple[Path | None, str]:
         return None, f"{where} belongs to run {run_id!r}, not to this claim's run {claim.run_id or '(none)'!r}"
     # A record can copy another run's id; only the run that made the claim has it in its trace (written as
     # the claim is made, before claims.json exists, so a live review passes too).
-    if not _traced(real / "trace.jsonl", claim.id):
+    if not _traced(RunFolder(real).trace, claim.id):
         return None, f"{where} is run {run_id!r}, but that run's trace never made claim {claim.id}"
     return real, ""
 
@@ -205,23 +204,11 @@ def decide(
     return Decided(claim, run_dir, "")
 
 
-@contextmanager
-def _folder_lock(run_dir: Path):
-    """Two reviewers deciding claims of one run at once: each read-modify-write of its files in turn."""
-    import fcntl
-
-    fd = os.open(run_dir / ".decisions.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def record_in_run(run_dir: Path, claim: Claim) -> None:
     """Write the decision into the run's decisions.json, claims.json and reports."""
-    with _folder_lock(run_dir):
-        path = run_dir / DECISIONS_FILE
+    folder = RunFolder(run_dir)
+    with folder.review_lock():
+        path = folder.decisions
         decisions = load_decisions(run_dir)
         decisions[claim.id] = {
             "status": claim.status,
@@ -229,8 +216,8 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
             "note": claim.review_note or "",
             "reviewed_at": claim.reviewed_at,
         }
-        _atomic_write(path, json.dumps(decisions, indent=2))
-        claims_file = run_dir / "claims.json"
+        atomic_write(path, json.dumps(decisions, indent=2))
+        claims_file = folder.claims
         if claims_file.is_file():
             claims = json.loads(claims_file.read_text())
             for c in claims:
@@ -239,17 +226,19 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
                     c.update(
                         status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"]
                     )
-            _atomic_write(claims_file, json.dumps(claims, indent=2))
-        for name, block in (("report.md", decisions_markdown(decisions)), ("report.html", decisions_html(decisions))):
-            report = run_dir / name
+            atomic_write(claims_file, json.dumps(claims, indent=2))
+        for report, block in (
+            (folder.report_md, decisions_markdown(decisions)),
+            (folder.report_html, decisions_html(decisions)),
+        ):
             if report.is_file():
                 text = report.read_text()
                 if _MD.search(text):
-                    _atomic_write(report, _MD.sub(lambda _, b=block: b, text, count=1))
+                    atomic_write(report, _MD.sub(lambda _, b=block: b, text, count=1))
 
 
 def load_decisions(run_dir: Path) -> dict:
-    path = run_dir / DECISIONS_FILE
+    path = RunFolder(run_dir).decisions
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -281,16 +270,3 @@ def decisions_html(decisions: dict) -> str:
             + "</table>"
         )
     return f"<!-- decisions --><section id='decisions'><h2>Review decisions</h2>{body}</section><!-- /decisions -->"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # A fresh temporary file (never an existing name that could be a planted symlink), then a rename
-    # that replaces `path` itself, not what a link there points to.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

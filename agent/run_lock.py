@@ -14,9 +14,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+from agent.run_folder import RunFolder
 from tools.errors import UserError
 
-LOCK_FILE = ".lock"
+LOCK_FILE = RunFolder.LOCK
 
 
 class RunLock:

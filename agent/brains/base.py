@@ -9,7 +9,6 @@ reports never know which brain decided.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,8 +59,9 @@ class View:
 
     def result(self, experiment_id: str) -> dict[str, Any]:
         """The full result of an experiment of this run."""
-        result: dict[str, Any] = json.loads((self.run_dir / "results" / f"{experiment_id}.json").read_text())
-        return result
+        from agent.run_folder import RunFolder
+
+        return RunFolder(self.run_dir).read_result(experiment_id)
 
     def observations(self, line: str | None = None) -> list[Observation]:
         return [o for o in self.state.get("observations", []) if line is None or o["line"] == line]

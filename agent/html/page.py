@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.html.figures import Figure, draw, effect_vs_control
+from agent.run_folder import RunFolder
 
 if TYPE_CHECKING:
     from agent.context import RunContext
@@ -63,7 +64,7 @@ def experiment_inputs(run_dir: Path) -> dict[str, dict]:
     from agent.trace import Trace
 
     inputs, last = {}, {}
-    for e in Trace(run_dir / "trace.jsonl").read():
+    for e in Trace(RunFolder(run_dir).trace).read():
         if e.get("event") == "call":
             last[e.get("tool")] = e.get("input") or {}
         elif e.get("event") == "result" and e.get("experiment"):
@@ -76,7 +77,7 @@ def all_figures(state: InvestigationState, run_dir: Path) -> dict[str, list[Figu
     inputs = experiment_inputs(run_dir)
     out = {}
     for o in state.get("observations", []):
-        path = run_dir / "results" / f"{o['id']}.json"
+        path = RunFolder(run_dir).result(o["id"])
         if path.is_file():
             out[o["id"]] = draw(
                 o["id"], o["tool"], json.loads(path.read_text()), inputs.get(o["id"], {}), state["question"]
