@@ -120,6 +120,7 @@ def _run(s: Settings) -> Result:
     from agent.budget import parse_duration
     from agent.context import RunSettings
     from agent.question import parse_question
+    from agent.run_folder import RunFolder
 
     q = parse_question(s.question, s.prompts, s.sae or None)
     run = RunSettings(
@@ -143,7 +144,7 @@ def _run(s: Settings) -> Result:
     return Result(
         run_id=state.get("run_id") or run.run_id,
         run_dir=ctx.run_dir,
-        report=ctx.run_dir / "report.md",
+        report=RunFolder(ctx.run_dir).report_md,
         claims=[Claim.model_validate(c) for c in state.get("claims", [])],
         hypotheses=[
             HypothesisOutcome(statement=h["plan"]["statement"], status=h["status"], note=h["note"])

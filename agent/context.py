@@ -96,16 +96,11 @@ class RunSettings:
             raise UserError(f"--review {self.review!r}: use live or queue")
 
     def save(self, run_dir: Path) -> None:
-        (run_dir / SETTINGS_FILE).write_text(json.dumps(asdict(self), indent=2))
+        RunFolder(run_dir).write_settings(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, run_dir: Path) -> RunSettings:
-        path = run_dir / SETTINGS_FILE
-        if not path.is_file():
-            raise UserError(
-                f"{run_dir} is not a run folder (no {SETTINGS_FILE}); give the folder an "
-                "earlier `interp investigate` printed"
-            )
+        path = RunFolder(run_dir).require_settings()
         text = read_text_file(path, "run settings", "the JSON that `interp investigate` wrote")
         try:
             return cls(**json.loads(text))

@@ -18,7 +18,7 @@ from agent.trace import Trace
 from tools.clock import Clock, monotonic
 from tools.errors import UserError
 
-PREVIOUS_DIR = "previous"
+PREVIOUS_DIR = RunFolder.PREVIOUS
 """Where `--restart` keeps the files of the runs it set aside, inside the run folder."""
 
 

@@ -25,6 +25,7 @@ from agent.run_folder import RunFolder
 from agent.state import ErrorEntry, InvestigationState
 from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis, IncidentalFinding
 from tools.deadline import DeadlineReached, deadline
+from tools.directions import saving_in
 from tools.errors import UserError
 
 if TYPE_CHECKING:
@@ -468,7 +469,11 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
             deadline_seconds=round(ctx.budget.call_seconds(), 2),
             input=payload,
         )
-        with deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat, clock=ctx.budget.clock):
+        # Directions the tool saves belong to this run (its folder), not to the working directory.
+        with (
+            deadline(ctx.budget.call_seconds(), on_check=ctx.heartbeat, clock=ctx.budget.clock),
+            saving_in(RunFolder(ctx.run_dir).directions),
+        ):
             result = registry.call(ctx.target, tool, payload)
     except (UserError, _Refused, DeadlineReached) as e:
         what = {_Refused: "refused", DeadlineReached: "deadline"}.get(type(e), "tool")

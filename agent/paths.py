@@ -12,14 +12,14 @@ Direction ids name files too, so they must have the form steer gives them.
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from agent.run_folder import RunFolder, confined
 from tools.errors import UserError
 
-ARTIFACTS = "artifacts"
+ARTIFACTS = RunFolder.ARTIFACTS
 
 # tool -> (dotted field path, `*` for each item of a list; True when the tool writes there)
 PATH_FIELDS: dict[str, list[tuple[str, bool]]] = {
@@ -63,7 +63,7 @@ def _is_user(ref: str, users: list[str]) -> bool:
 def resolve(ref: str, run_dir: Path, users: Sequence[str] = (), writes: bool = False, where: str = "path") -> str:
     """`ref` as the path a tool may use: a user's own path unchanged (for reading), otherwise the
     absolute path it names inside the run's artifacts folder; UserError when it leads outside."""
-    root = (Path(run_dir) / ARTIFACTS).resolve()
+    root = RunFolder(run_dir).artifacts.resolve()
     if not ref.strip() or "\x00" in ref:
         raise UserError(
             f"{where}: {ref!r} is not a path; give a relative path such as 'sae/blocks.0' "
@@ -71,28 +71,8 @@ def resolve(ref: str, run_dir: Path, users: Sequence[str] = (), writes: bool = F
         )
     if not writes and _is_user(ref, list(users)):
         return ref
-    given = Path(ref)
-    candidate = given if given.is_absolute() else root / given
-    try:
-        resolved = candidate.resolve()
-    except (OSError, RuntimeError) as e:  # a symbolic-link loop
-        raise UserError(f"{where}: {ref!r} cannot be resolved ({e}); give a plain relative path") from None
-    if not resolved.is_relative_to(root):
-        lexical = Path(os.path.normpath(candidate))
-        how = (
-            "leads outside the run folder through a symbolic link"
-            if lexical.is_relative_to(root)
-            else (
-                "is an absolute path outside the run folder" if given.is_absolute() else "leads outside the run folder"
-            )
-        )
-        user = "; the user's own paths are read-only" if writes and _is_user(ref, list(users)) else ""
-        raise UserError(
-            f"{where}: {ref!r} {how} (it resolves to {resolved}{user}); paths in tool calls must "
-            f"stay inside {root}: give a relative path such as '{given.name or 'out'}', which is "
-            "placed there"
-        )
-    return str(resolved)
+    user = "; the user's own paths are read-only" if writes and _is_user(ref, list(users)) else ""
+    return str(confined(root, ref, where, user))
 
 
 def _walk(node: object, parts: list[str], label: str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -93,9 +94,11 @@ def reproduce(
     """Run the claim's key experiment again and judge it by the claim's registered criterion."""
     from agent.actions import Criterion, judge
     from agent.consistency import mismatches, overrule
+    from agent.run_folder import RunFolder
     from agent.targets import load
     from memory.records import Claim, ExperimentRecord
     from tools import registry
+    from tools.directions import saving_in
 
     claim = store.get(claim_id)
     if not isinstance(claim, Claim):
@@ -124,7 +127,9 @@ def reproduce(
             f"{claim.weights_hash[:12]}: reproduce on the same model (--model)"
         )
     payload, note = with_component(exp.tool, exp.input, claim)
-    result = registry.call(target, exp.tool, payload)
+    # A direction the claim names was saved in its run's folder (tools/directions.py looks there first).
+    with saving_in(RunFolder(claim.run_dir).directions) if claim.run_dir else nullcontext():
+        result = registry.call(target, exp.tool, payload)
     data = result.model_dump(mode="json")
     outcome, why = judge(Criterion.model_validate(claim.criterion), data)
     # the same check the judge applies: the numbers may pass while the component names the wrong thing

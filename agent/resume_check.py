@@ -46,7 +46,7 @@ def got_past_orient(run_dir: Path) -> bool:
     each checkpoint before the next node starts (durability "sync"); the decision alone is logged inside
     the node whose checkpoint a kill may still have cut, so it is not proof, a node after it is. Torn or
     undecodable lines, as a kill leaves, are skipped."""
-    path = Path(run_dir) / TRACE_FILE
+    path = RunFolder(run_dir).trace
     if not path.is_file():
         return False
     decided = False
@@ -110,7 +110,7 @@ def _checksum(data: bytes, order: str, s0: int, s1: int) -> tuple[int, int]:
 def check_checkpoint(run_dir: Path, run_id: str) -> None:
     """Raise a UserError saying what is wrong (and how to start over) unless the run can resume."""
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT_FILE
+    path = RunFolder(run_dir).checkpoints
     progressed = got_past_orient(run_dir)
     where = f"cannot resume {run_dir}"
     if not path.exists():

@@ -90,8 +90,8 @@ def card(store: MemoryStore, claim: Claim) -> dict:
     links = {}
     if run_dir is not None:
         for name in (RunFolder.REPORT_HTML, RunFolder.REPORT_MD, RunFolder.TRACE):
-            if (run_dir / name).is_file():
-                links[name] = str(run_dir / name)
+            if (RunFolder(run_dir) / name).is_file():
+                links[name] = str(RunFolder(run_dir) / name)
     criterion = " and ".join(
         f"{c['field']} {c['op']} {c['value']:g}" for c in (claim.criterion or {}).get("conditions", [])
     )
@@ -195,6 +195,8 @@ def decide(
         record_in_run(run_dir, claim)
     except OSError as e:
         return Decided(claim, None, f"the run folder {run_dir} was not updated: {e.strerror or e}")
+    except UserError as e:  # a review file there is a link that leads out of the folder
+        return Decided(claim, None, f"the run folder {run_dir} was not updated: {e}")
     except ValueError as e:  # a decisions.json / claims.json that is not JSON text (json and UTF-8 errors)
         return Decided(
             claim,
@@ -208,7 +210,6 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
     """Write the decision into the run's decisions.json, claims.json and reports."""
     folder = RunFolder(run_dir)
     with folder.review_lock():
-        path = folder.decisions
         decisions = load_decisions(run_dir)
         decisions[claim.id] = {
             "status": claim.status,
@@ -216,17 +217,16 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
             "note": claim.review_note or "",
             "reviewed_at": claim.reviewed_at,
         }
-        atomic_write(path, json.dumps(decisions, indent=2))
-        claims_file = folder.claims
-        if claims_file.is_file():
-            claims = json.loads(claims_file.read_text())
+        folder.write_json(folder.DECISIONS, decisions)
+        claims = folder.read_json(folder.CLAIMS)
+        if claims is not None:
             for c in claims:
                 if c["id"] in decisions:
                     d = decisions[c["id"]]
                     c.update(
                         status=d["status"], reviewer=d["reviewer"], review_note=d["note"], reviewed_at=d["reviewed_at"]
                     )
-            atomic_write(claims_file, json.dumps(claims, indent=2))
+            folder.write_json(folder.CLAIMS, claims)
         for report, block in (
             (folder.report_md, decisions_markdown(decisions)),
             (folder.report_html, decisions_html(decisions)),
@@ -238,8 +238,8 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
 
 
 def load_decisions(run_dir: Path) -> dict:
-    path = RunFolder(run_dir).decisions
-    return json.loads(path.read_text()) if path.is_file() else {}
+    decisions = RunFolder(run_dir).read_json(RunFolder.DECISIONS)
+    return {} if decisions is None else decisions
 
 
 def decisions_markdown(decisions: dict) -> str:

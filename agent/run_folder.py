@@ -35,6 +35,12 @@ class RunFolder:
     DECISIONS = "decisions.json"
     REPORT_MD = "report.md"
     REPORT_HTML = "report.html"
+    PREVIOUS = "previous"
+    """Earlier runs set aside to start over in the same folder (`interp investigate --restart`)."""
+    ARTIFACTS = "artifacts"
+    """What tools write during the run (activations, SAEs, transcoders, graphs; agent/paths.py)."""
+    DIRECTIONS = "directions"
+    """Steering directions the run's tools saved (tools/directions.py), named by id."""
     LOCK = ".lock"
     """Held by the process running or resuming the run (agent/run_lock.py)."""
     REVIEW_LOCK = ".decisions.lock"
@@ -75,6 +81,42 @@ class RunFolder:
     def report_html(self) -> Path:
         return self.path / self.REPORT_HTML
 
+    @property
+    def artifacts(self) -> Path:
+        return self.path / self.ARTIFACTS
+
+    @property
+    def directions(self) -> Path:
+        return self.path / self.DIRECTIONS
+
+    def inside(self, ref: str | Path, where: str = "path") -> Path:
+        """`ref` (relative to the folder, or absolute) as a path inside the folder; UserError when it
+        leads out (`..`, an absolute path elsewhere, a symbolic link that points out)."""
+        return confined(self.path, str(ref), where)
+
+    def require_settings(self) -> Path:
+        """run.json, or the error every command that takes a run folder gives for a folder without one."""
+        if not self.settings.is_file():
+            raise UserError(
+                f"{self.path} is not a run folder (no {self.SETTINGS}); give the folder an "
+                "earlier `interp investigate` printed"
+            )
+        return self.settings
+
+    def write_settings(self, text: str) -> None:
+        atomic_write(self.settings, text)
+
+    def read_json(self, name: str) -> Any:
+        """A JSON file of the folder (claims.json, decisions.json); None when it does not exist."""
+        path = self.inside(name)
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text())
+
+    def write_json(self, name: str, data: Any) -> None:
+        """Write a JSON file of the folder atomically (a reader sees the old file or the new one)."""
+        atomic_write(self.inside(name), json.dumps(data, indent=2))
+
     def result(self, experiment_id: str) -> Path:
         """Where an experiment's full result is kept; an id that could name a path elsewhere is refused."""
         if not _EXPERIMENT_ID.fullmatch(experiment_id):
@@ -101,6 +143,32 @@ class RunFolder:
             yield
         finally:
             os.close(fd)
+
+
+def confined(root: Path, ref: str, where: str, note: str = "") -> Path:
+    """`ref` resolved under `root` (relative to it, or absolute and already in it); UserError saying how it
+    leads out otherwise (`note` is added to that message)."""
+    root = root.resolve()
+    if not ref.strip() or "\x00" in ref:
+        raise UserError(f"{where}: {ref!r} is not a path; give a relative path (it is placed in {root})")
+    given = Path(ref)
+    candidate = given if given.is_absolute() else root / given
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError) as e:  # a symbolic-link loop
+        raise UserError(f"{where}: {ref!r} cannot be resolved ({e}); give a plain relative path") from None
+    if resolved.is_relative_to(root):
+        return resolved
+    if Path(os.path.normpath(candidate)).is_relative_to(root):
+        how = "leads outside the run folder through a symbolic link"
+    elif given.is_absolute():
+        how = "is an absolute path outside the run folder"
+    else:
+        how = "leads outside the run folder"
+    raise UserError(
+        f"{where}: {ref!r} {how} (it resolves to {resolved}{note}); paths must stay inside {root}: "
+        f"give a relative path such as '{given.name or 'out'}', which is placed there"
+    )
 
 
 def atomic_write(path: Path, text: str) -> None:

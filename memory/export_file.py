@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from memory.records import KINDS, Claim, Record
+from memory.records import KINDS, Claim, MemoryRecord
 from tools.errors import UserError
 
 ID_PREFIX = {
@@ -22,7 +22,7 @@ ID_PREFIX = {
     "experiment": "exp-",
     "incidental": "incidental-",
 }
-_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
+_ADAPTER: TypeAdapter[MemoryRecord] = TypeAdapter(MemoryRecord)
 
 
 def read_text(path: Path) -> str:
@@ -47,7 +47,7 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-def _problem(line: str) -> tuple[Record | None, str]:
+def _problem(line: str) -> tuple[MemoryRecord | None, str]:
     """(the record, '') or (None, why the line is not one)."""
     try:
         obj = json.loads(line)
@@ -82,10 +82,10 @@ def _problem(line: str) -> tuple[Record | None, str]:
     return record, ""
 
 
-def read_export(path: Path) -> list[tuple[int, Record]]:
+def read_export(path: Path) -> list[tuple[int, MemoryRecord]]:
     """(line number, record) for every non-blank line; a UserError naming the first bad line."""
     text = read_text(path)
-    records: list[tuple[int, Record]] = []
+    records: list[tuple[int, MemoryRecord]] = []
     bad: list[tuple[int, str]] = []
     first_line: dict[str, int] = {}
     for n, line in enumerate(text.splitlines(), 1):

@@ -294,9 +294,10 @@ class ExperimentRecord(_Record):
         return f"{self.tool}: {self.summary}"
 
 
-Record = Annotated[
+MemoryRecord = Annotated[
     Claim | Hypothesis | FeatureLabel | ExperimentRecord | IncidentalFinding, Field(discriminator="kind")
 ]
+"""Anything memory stores (not tools.base.Record, the base of every typed tool record)."""
 KINDS = {
     "claim": Claim,
     "hypothesis": Hypothesis,

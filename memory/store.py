@@ -33,7 +33,7 @@ from pydantic import TypeAdapter
 
 from memory.export_file import read_export, refusal
 from memory.lock import LOCK_COLLECTION, ReviewLock, file_lock, server_lock
-from memory.records import KINDS, Claim, FeatureLabel, Hypothesis, Record, ReviewEvent, now
+from memory.records import KINDS, Claim, FeatureLabel, Hypothesis, MemoryRecord, ReviewEvent, now
 from memory.server_client import Guarded, server_client, server_error
 from tools.errors import UserError
 
@@ -57,7 +57,7 @@ _PREFIX = {
     "exp": "experiment",
     "incidental": "incidental",
 }
-_ADAPTER = TypeAdapter(Record)
+_ADAPTER = TypeAdapter(MemoryRecord)
 _MERGED = ("claim", "hypothesis")
 """Kinds whose write reads the stored record first (reviews, attempts): written under the review lock."""
 DEFAULT_TIMEOUT = 30.0
@@ -220,13 +220,13 @@ class MemoryStore:
 
     # -- writing -------------------------------------------------------------
 
-    def put(self, record: Record) -> str:
+    def put(self, record: MemoryRecord) -> str:
         """Insert or update by id. Never sets a review status; keeps one already set."""
         return self.put_many([record])[0]
 
-    def put_many(self, records: Iterable[Record]) -> builtins.list[str]:
+    def put_many(self, records: Iterable[MemoryRecord]) -> builtins.list[str]:
         """Upsert records (grouped by kind)."""
-        by_kind: dict[str, builtins.list[Record]] = {}
+        by_kind: dict[str, builtins.list[MemoryRecord]] = {}
         for r in records:
             by_kind.setdefault(r.kind, []).append(r)
         ids = []
@@ -242,10 +242,12 @@ class MemoryStore:
             ids += [r.id for r in merged]
         return ids
 
-    def _embed(self, records: builtins.list[Record]) -> builtins.list[Any]:
+    def _embed(self, records: builtins.list[MemoryRecord]) -> builtins.list[Any]:
         return list(self.embedder([r.document() for r in records])) if records else []
 
-    def _upsert(self, kind: str, records: builtins.list[Record], vectors: builtins.list[Any] | None = None) -> None:
+    def _upsert(
+        self, kind: str, records: builtins.list[MemoryRecord], vectors: builtins.list[Any] | None = None
+    ) -> None:
         if not records:
             return
         self._col(kind).upsert(
@@ -255,7 +257,7 @@ class MemoryStore:
             embeddings=vectors if vectors is not None else self._embed(records),
         )
 
-    def _merge(self, new: Record, old: Record | None, restore: bool = False) -> Record:
+    def _merge(self, new: MemoryRecord, old: MemoryRecord | None, restore: bool = False) -> MemoryRecord:
         """What to store when an agent (or, `restore`, an import) writes `new` over `old` (None: a new id).
 
         A write never sets, changes or erases a review: a stored one always survives, and
@@ -289,7 +291,7 @@ class MemoryStore:
         return new
 
     @staticmethod
-    def _meta(r: Record) -> dict[str, str | int]:
+    def _meta(r: MemoryRecord) -> dict[str, str | int]:
         meta: dict[str, str | int] = {"kind": r.kind, "model_id": r.model_id, "json": r.model_dump_json()}
         for field in ("status", "run_id", "tool", "sae_id", "weights_hash"):
             value = getattr(r, field, None)
@@ -336,16 +338,16 @@ class MemoryStore:
     # -- reading -------------------------------------------------------------
 
     @staticmethod
-    def _parse(meta: dict[str, Any]) -> Record:
+    def _parse(meta: dict[str, Any]) -> MemoryRecord:
         return _ADAPTER.validate_python(json.loads(meta["json"]))
 
-    def _get_many(self, kind: str, ids: builtins.list[str]) -> builtins.list[Record]:
+    def _get_many(self, kind: str, ids: builtins.list[str]) -> builtins.list[MemoryRecord]:
         if not ids:
             return []
         got = self._col(kind).get(ids=ids, include=["metadatas"])
         return [self._parse(m) for m in got["metadatas"]]
 
-    def get(self, record_id: str) -> Record | None:
+    def get(self, record_id: str) -> MemoryRecord | None:
         """A record by id (the prefix says which collection)."""
         kind = _PREFIX.get(record_id.split("-", 1)[0])
         if kind is None:
@@ -381,7 +383,7 @@ class MemoryStore:
         run: str | None = None,
         limit: int | None = None,
         weights_hash: str | None = None,
-    ) -> builtins.list[Record]:
+    ) -> builtins.list[MemoryRecord]:
         """Records matching the filters, oldest first (`weights_hash`: only records indexed with these weights)."""
         out = []
         for k in self._kinds(kind):
@@ -400,7 +402,7 @@ class MemoryStore:
         run: str | None = None,
         n: int = 10,
         weights_hash: str | None = None,
-    ) -> builtins.list[tuple[Record, float]]:
+    ) -> builtins.list[tuple[MemoryRecord, float]]:
         """Records nearest in meaning to `text` (cosine distance, smallest first; `weights_hash`: only
         records indexed with these weights)."""
         if not text.strip():
@@ -454,7 +456,7 @@ class MemoryStore:
         path: Path,
         force: bool = False,
         by: str | None = None,
-        lines: builtins.list[tuple[int, Record]] | None = None,
+        lines: builtins.list[tuple[int, MemoryRecord]] | None = None,
     ) -> Imported:
         """Records from an export, all or nothing: every line is checked before anything is written.
 
@@ -470,14 +472,14 @@ class MemoryStore:
         if lines is None:
             lines = read_export(path)
         source = str(Path(path).resolve())
-        by_kind: dict[str, builtins.list[tuple[int, Record]]] = {}
+        by_kind: dict[str, builtins.list[tuple[int, MemoryRecord]]] = {}
         for n, r in lines:
             by_kind.setdefault(r.kind, []).append((n, r))
         vectors = {kind: self._embed([r for _, r in items]) for kind, items in by_kind.items()}
         done = Imported(records=len(lines), new=0, reviews_kept=0, reviews_forced=0)
         with self.lock.held():
-            plan: dict[str, builtins.list[Record]] = {}
-            stored: dict[str, dict[str, Record]] = {}
+            plan: dict[str, builtins.list[MemoryRecord]] = {}
+            stored: dict[str, dict[str, MemoryRecord]] = {}
             bad: builtins.list[tuple[int, str]] = []
             for kind, items in by_kind.items():
                 stored[kind] = {r.id: r for r in self._get_many(kind, [r.id for _, r in items])}
@@ -562,12 +564,12 @@ class MemoryStore:
     def _write_or_undo(
         self,
         path: Path,
-        plan: dict[str, builtins.list[Record]],
-        stored: dict[str, dict[str, Record]],
+        plan: dict[str, builtins.list[MemoryRecord]],
+        stored: dict[str, dict[str, MemoryRecord]],
         vectors: dict[str, builtins.list[Any]],
     ) -> None:
         """Write the planned records; if a write fails, put back what was there before."""
-        written: builtins.list[tuple[str, builtins.list[Record]]] = []
+        written: builtins.list[tuple[str, builtins.list[MemoryRecord]]] = []
         try:
             for kind, records in plan.items():
                 vec: dict[str, Any] = (
@@ -600,7 +602,7 @@ class MemoryStore:
             raise
 
 
-def refuse_reviews_for_a_new_memory(path: Path, lines: builtins.list[tuple[int, Record]]) -> None:
+def refuse_reviews_for_a_new_memory(path: Path, lines: builtins.list[tuple[int, MemoryRecord]]) -> None:
     """The import's review rule for a memory that does not exist yet (every claim is new there),
     so a refused file does not leave an empty memory behind."""
     done = Imported(records=0, new=0, reviews_kept=0, reviews_forced=0)

@@ -81,7 +81,8 @@ class Direction(Record):
         return self.direction_id
 
 
-Component = Annotated[Head | Neuron | SaeFeature | Direction, Field(discriminator="kind")]
+Ablatable = Annotated[Head | Neuron | SaeFeature | Direction, Field(discriminator="kind")]
+"""What `ablate` can knock out (not memory.records.Component, which names what a claim is about)."""
 
 How = tuple[str, Any]
 """How to address one component in its hook's activation: ("index", an index tuple), ("sae", (SAE,
@@ -95,16 +96,16 @@ class AblateInput(ToolInput):
     """Prompts to measure on."""
     metric: Metric
     """Behaviour to measure."""
-    components: list[Component] = Field(min_length=1)
+    components: list[Ablatable] = Field(min_length=1)
     """What to ablate (all at once); all of one kind."""
     method: Literal["zero", "mean", "resample"] = "mean"
     """Replacement: zero, mean over the prompts' positions, or the value on another prompt."""
     positions: Literal["all", "last"] = "all"
     """Ablate at every position or only each prompt's last."""
-    background: list[Component] = Field(default_factory=list)
+    background: list[Ablatable] = Field(default_factory=list)
     """Ablated in every run (baseline, treatment and controls): e.g. the redundant copies of
     the component under test, so that its own effect shows."""
-    control_exclude: list[Component] = Field(default_factory=list)
+    control_exclude: list[Ablatable] = Field(default_factory=list)
     """Never drawn for the random control: e.g. the rest of a hypothesised circuit."""
     n_random: int = Field(5, ge=1, le=50)
     """Random same-kind, same-count ablations averaged as the control."""
@@ -137,7 +138,7 @@ class AblateResult(ToolResult):
     """The random components of each control draw."""
 
 
-def _slices(model: HookedTransformer, comps: list[Component]) -> list[tuple[str, How]]:
+def _slices(model: HookedTransformer, comps: list[Ablatable]) -> list[tuple[str, How]]:
     """(hook, how to address the component in that hook's activation) per component."""
     from tools.directions import load_direction
     from tools.sae import load_sae
@@ -222,8 +223,8 @@ def _hooks(
 
 
 def _random_like(
-    model: HookedTransformer, comps: list[Component], rng: np.random.Generator, exclude: set[str]
-) -> list[Component]:
+    model: HookedTransformer, comps: list[Ablatable], rng: np.random.Generator, exclude: set[str]
+) -> list[Ablatable]:
     """Same kind and count as `comps`, drawn at random, avoiding the originals."""
     import numpy as np
     import torch
@@ -244,12 +245,12 @@ def _random_like(
         from tools.directions import load_direction, save_direction
 
         v, meta = load_direction(first.direction_id)
-        out: list[Component] = []
+        out: list[Ablatable] = []
         for _ in range(n):
             r = torch.from_numpy(rng.standard_normal(v.shape).astype("float32"))
             out.append(Direction(direction_id=save_direction(r, meta["hook"], meta["model_id"], "random control")))
         return out
-    allowed: list[Component] = [c for c in pool if c.label() not in exclude]
+    allowed: list[Ablatable] = [c for c in pool if c.label() not in exclude]
     if len(allowed) < n:
         raise UserError(f"not enough other {first.kind}s to draw a random control of {n}")
     return [allowed[i] for i in np.random.default_rng(rng.integers(1 << 31)).choice(len(allowed), n, replace=False)]
@@ -279,7 +280,7 @@ def run(target: Target, inp: AblateInput) -> AblateResult:
         if not inp.background:
             base = metric.value(logits).mean
 
-    def ablated_value(comps: list[Component]) -> float:
+    def ablated_value(comps: list[Ablatable]) -> float:
         comps = list(inp.background) + list(comps)
         if not comps:
             return metric.value(meter.run(model, enc.tokens)).mean

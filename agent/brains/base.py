@@ -21,8 +21,8 @@ class BrainError(RuntimeError):
 
 
 @dataclass
-class Decision:
-    """A brain's answer."""
+class BrainDecision:
+    """A brain's answer: the next actions (not a review decision, which accepts or rejects a claim)."""
 
     actions: list[dict]
     """Raw actions (see agent.actions), in order."""
@@ -79,6 +79,6 @@ class Brain(Protocol):
     name: str
     """heuristic, claude:MODEL or scripted:FILE (goes in the trace and report)."""
 
-    def decide(self, view: View, memory: dict) -> Decision:
+    def decide(self, view: View, memory: dict) -> BrainDecision:
         """The next actions. An empty list or a conclude action ends the investigation."""
         ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from agent.brains.base import BrainError, Decision, View
+from agent.brains.base import BrainDecision, BrainError, View
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 # $ per million tokens (input, output), Sonnet list prices; cache writes cost 1.25x input, reads 0.1x.
@@ -165,7 +165,7 @@ class ClaudeBrain:
         self.name = f"claude:{model}"
         self.client = client or anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
 
-    def decide(self, view: View, memory: dict) -> Decision:
+    def decide(self, view: View, memory: dict) -> BrainDecision:
         import anthropic
 
         messages = list(memory.get("messages", []))
@@ -210,7 +210,7 @@ class ClaudeBrain:
             "cache_write": u.cache_creation_input_tokens or 0,
             "cache_read": u.cache_read_input_tokens or 0,
         }
-        return Decision(
+        return BrainDecision(
             actions,
             {"messages": messages, "pending": [b.id for b in uses]},
             usd=price(self.model, u),

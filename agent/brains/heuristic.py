@@ -30,7 +30,7 @@ against a control by the tool that tests it.
 from __future__ import annotations
 
 from agent.brains import lines
-from agent.brains.base import Decision, View
+from agent.brains.base import BrainDecision, View
 
 LINES = {
     # context before triggers: a marker found by the first single-token sweep is tested at once, while the
@@ -49,11 +49,11 @@ class HeuristicBrain:
         self.seed = seed
         self.name = "heuristic"
 
-    def decide(self, view: View, memory: dict) -> Decision:
+    def decide(self, view: View, memory: dict) -> BrainDecision:
         for name in LINES[view.question["kind"]]:
             if view.abandoned(name):
                 continue
             actions = lines.STEPS[name](lines.Ctx(view, self.seed, name))
             if actions:
-                return Decision(actions, {}, note=f"{name}: {len(actions)} action(s)")
-        return Decision([{"kind": "conclude", "summary": lines.summary(view)}], {}, note="all lines finished")
+                return BrainDecision(actions, {}, note=f"{name}: {len(actions)} action(s)")
+        return BrainDecision([{"kind": "conclude", "summary": lines.summary(view)}], {}, note="all lines finished")

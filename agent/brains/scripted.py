@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.brains.base import Decision, View
+from agent.brains.base import BrainDecision, View
 from tools.errors import UserError
 from tools.files import read_text_file
 
@@ -30,8 +30,8 @@ class ScriptedBrain:
             raise UserError(f"scripted brain file {self.path}: expected a JSON list of actions")
         self.batches = [b if isinstance(b, list) else [b] for b in data]
 
-    def decide(self, view: View, memory: dict) -> Decision:
+    def decide(self, view: View, memory: dict) -> BrainDecision:
         i = int(memory.get("next", 0))
         if i >= len(self.batches):
-            return Decision([{"kind": "conclude", "summary": "script finished"}], {"next": i})
-        return Decision(self.batches[i], {"next": i + 1}, note=f"batch {i + 1} of {len(self.batches)}")
+            return BrainDecision([{"kind": "conclude", "summary": "script finished"}], {"next": i})
+        return BrainDecision(self.batches[i], {"next": i + 1}, note=f"batch {i + 1} of {len(self.batches)}")

@@ -160,6 +160,8 @@ class _Null:
 
 
 def _finish(state: dict, ctx, json_out: bool) -> None:
+    from agent.run_folder import RunFolder
+
     claims = state.get("claims", [])
     if json_out:
         print_json(
@@ -176,7 +178,7 @@ def _finish(state: dict, ctx, json_out: bool) -> None:
                 "budget": ctx.budget.to_state(),
                 "budget_seconds_used": round(ctx.budget.elapsed(), 3),
                 "load_seconds": round(ctx.budget.load_seconds, 3),  # start-up, not counted in the budget
-                "report": str(ctx.run_dir / "report.md"),
+                "report": str(RunFolder(ctx.run_dir).report_md),
             }
         )
         return
@@ -194,5 +196,6 @@ def _finish(state: dict, ctx, json_out: bool) -> None:
         f"{len(state.get('hypotheses', []))} hypotheses ({refuted} refuted or inconclusive), "
         f"{len(state.get('errors', []))} errors"
     )
-    console.print(f"report: [bold]{ctx.run_dir / 'report.md'}[/] (plots: report.html; trace: trace.jsonl)")
+    folder = RunFolder(ctx.run_dir)
+    console.print(f"report: [bold]{folder.report_md}[/] (plots: {folder.REPORT_HTML}; trace: {folder.TRACE})")
     err_console.print(f"resume or inspect later with --resume {ctx.run_dir}", style="dim")

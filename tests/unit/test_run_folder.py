@@ -66,3 +66,48 @@ def test_names_are_the_ones_the_rest_of_the_code_uses(tmp_path):
     )
     folder.claims.write_text(json.dumps([]))
     assert (folder / "claims.json").is_file()
+
+
+def test_a_name_inside_the_folder_resolves_there(tmp_path):
+    folder = RunFolder(tmp_path)
+    assert folder.inside("results/x.json") == (tmp_path / "results" / "x.json").resolve()
+    assert folder.inside(tmp_path / "claims.json") == (tmp_path / "claims.json").resolve()
+
+
+def test_json_files_round_trip_and_a_missing_one_reads_as_none(tmp_path):
+    folder = RunFolder(tmp_path)
+    assert folder.read_json(folder.DECISIONS) is None
+    folder.write_json(folder.DECISIONS, {"clm-1": {"status": "accepted"}})
+    assert folder.read_json(folder.DECISIONS) == {"clm-1": {"status": "accepted"}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions.json"]
+
+
+def test_settings_are_written_whole_and_read_back_by_run_settings(tmp_path):
+    from agent.context import RunSettings
+
+    settings = RunSettings(question={"text": "why?"}, model="organism:backdoor", wall_seconds=60.0)
+    settings.save(tmp_path)
+    assert RunFolder(tmp_path).settings.is_file()
+    assert RunSettings.load(tmp_path) == settings
+
+
+def test_directions_saved_during_a_run_go_to_its_folder_and_load_from_there(tmp_path, monkeypatch):
+    import torch
+
+    from tools.directions import load_direction, save_direction, saving_in
+
+    monkeypatch.setenv("INTERP_DIRECTIONS", str(tmp_path / "shared"))
+    folder = RunFolder(tmp_path / "run")
+    with saving_in(folder.directions):
+        did = save_direction(torch.ones(4), "blocks.0.hook_resid_post", "m", "test")
+        vector, meta = load_direction(did)
+    assert [p.name for p in folder.directions.iterdir()] == [f"{did}.safetensors"]
+    assert not (tmp_path / "shared").exists()
+    assert torch.equal(vector, torch.ones(4)) and meta["hook"] == "blocks.0.hook_resid_post"
+    # outside that run the id is unknown: the run's folder is not the shared one
+    with pytest.raises(UserError, match="unknown direction"):
+        load_direction(did)
+    # a direction saved in the shared folder is still found from inside a run (same id, same vector)
+    shared = save_direction(torch.zeros(3), "blocks.0.hook_resid_post", "m", "test")
+    with saving_in(folder.directions):
+        assert torch.equal(load_direction(shared)[0], torch.zeros(3))
