@@ -47,6 +47,11 @@ def result_model(tool: str) -> type[ToolResult]:
     return registry.get(tool).result_model
 
 
+def _number(value: object) -> float | None:
+    """A bound written by tools.base.measure: a number, or None for no bound."""
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _numeric(annotation: object) -> bool:
     args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
     kinds = [a for a in args if a is not type(None)] if args else [annotation]
@@ -70,8 +75,9 @@ def fields(tool: str) -> dict[str, FieldFacts]:
         if not _numeric(info.annotation):
             continue
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        lo, hi = extra.get("range") or (None, None)
-        out[name] = FieldFacts(lo, hi, bool(extra.get("versus_control")))
+        span = extra.get("range")
+        lo, hi = (span[0], span[1]) if isinstance(span, list) and len(span) == 2 else (None, None)
+        out[name] = FieldFacts(_number(lo), _number(hi), bool(extra.get("versus_control")))
     if "effect" in out:
         e = out["effect"]
         out["abs_effect"] = FieldFacts(*_abs_range(e.lo, e.hi))

@@ -208,12 +208,11 @@ class Question(Record):
             return m.describe()
         # Metric.describe() says "per-prompt tokens" for either side; name the sides and the first pair instead
         answer = "answer" if m.tokens else repr(m.token)
+        first = (m.tokens or [m.token or ""])[0]
         if m.kind == "logit_diff":
-            return (
-                f"logit[{answer}] - logit[versus], one pair per prompt "
-                f"(prompt 1: {(m.tokens or [m.token])[0]!r} vs {m.versus_tokens[0]!r})"
-            )
-        return f"P(answer), one answer per prompt (prompt 1: {m.tokens[0]!r})"
+            versus = (m.versus_tokens or [m.versus or ""])[0]
+            return f"logit[{answer}] - logit[versus], one pair per prompt (prompt 1: {first!r} vs {versus!r})"
+        return f"P(answer), one answer per prompt (prompt 1: {first!r})"
 
 
 def _validation_message(path: Path, e: ValidationError, limit: int = 8) -> str:

@@ -16,17 +16,18 @@ import getpass
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from agent.run_folder import RunFolder, atomic_write
 from tools.errors import UserError
 
 if TYPE_CHECKING:
     from memory.records import Claim
-    from memory.store import MemoryStore
+    from memory.store import Decision, MemoryStore
 
 AWAITING = ("supported", "proposed")
 """Statuses a reviewer still has to decide on."""
@@ -52,8 +53,15 @@ def reviewer_name(given: str | None) -> str:
 
 def queue(store: MemoryStore, model: str | None = None, run: str | None = None) -> list[Claim]:
     """Claims awaiting a decision, across runs: causal first, then strongest effect over control."""
+    from memory.records import Claim
+
     tier = {"causal": 0, "representational": 1, "observational": 2}
-    out = [c for status in AWAITING for c in store.list("claim", model=model, status=status, run=run)]
+    out = [
+        c
+        for status in AWAITING
+        for c in store.list("claim", model=model, status=status, run=run)
+        if isinstance(c, Claim)
+    ]
     return sorted(
         out,
         key=lambda c: (tier.get(c.evidence_tier, 3), -(abs(c.effect or 0) - abs(c.control or 0)), c.created_at, c.id),
@@ -64,7 +72,9 @@ def listing(store: MemoryStore, status: str | None = None, model: str | None = N
     """Claims with a status (all when None), newest first."""
     if status is not None and status not in STATUSES:
         raise UserError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
-    claims = store.list("claim", model=model, status=status)
+    from memory.records import Claim
+
+    claims = [c for c in store.list("claim", model=model, status=status) if isinstance(c, Claim)]
     return sorted(claims, key=lambda c: (c.created_at, c.id), reverse=True)
 
 
@@ -185,9 +195,9 @@ def decide(
 ) -> Decided:
     """Record a person's decision in memory (compare-and-set: AlreadyReviewed unless `force`),
     then in the claim's run folder when it verifiably is one."""
-    if decision not in DECISIONS:
+    if decision not in ("accept", "reject", "more-evidence"):
         raise UserError(f"decision {decision!r}: use accept, reject or more-evidence")
-    claim = store.review(claim_id, decision, reviewer, note, force=force)
+    claim = store.review(claim_id, cast("Decision", decision), reviewer, note, force=force)
     run_dir, why = run_folder(claim)
     if run_dir is None:
         return Decided(claim, None, f"the run folder was not updated: {why}" if why else "")
@@ -234,7 +244,12 @@ def record_in_run(run_dir: Path, claim: Claim) -> None:
             if report.is_file():
                 text = report.read_text()
                 if _MD.search(text):
-                    atomic_write(report, _MD.sub(lambda _, b=block: b, text, count=1))
+                    atomic_write(report, _MD.sub(_literally(block), text, count=1))
+
+
+def _literally(text: str) -> Callable[[re.Match[str]], str]:
+    """A replacement for re.sub that inserts `text` as it is (a backslash in it is not an escape)."""
+    return lambda _match: text
 
 
 def load_decisions(run_dir: Path) -> dict:

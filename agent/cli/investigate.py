@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal, cast
 
 import typer
 
@@ -109,15 +110,15 @@ def investigate(
     if resume and restart:
         if question or model:
             raise UserError("--restart starts the run over as it was launched: give only the run folder")
-        settings, aside = runner.restart(resume)
+        settings, aside = runner.restart(Path(resume))
         err_console.print(f"the old run's files are kept in {aside}", style="dim")
         with display or _Null():
-            state, ctx = runner.start(settings, resume, display=display, ask=ask)
+            state, ctx = runner.start(settings, Path(resume), display=display, ask=ask)
     elif resume:
         if question or model:
             raise UserError("--resume continues a run as it was launched: give only the run folder")
         with display or _Null():
-            state, ctx = runner.resume(resume, display=display, ask=ask)
+            state, ctx = runner.resume(Path(resume), display=display, ask=ask)
     else:
         if not question:
             raise UserError(
@@ -136,7 +137,7 @@ def investigate(
             max_forward_tokens=max_forward_tokens,
             max_usd=max_cost,
             memory=None if no_memory else (memory or default_location()),
-            review=review,
+            review=cast(Literal["live", "queue"], review),  # RunSettings refuses any other value, with its message
             seed=seed,
             pivot_share=pivot,
             max_decisions=max_decisions,
@@ -147,7 +148,7 @@ def investigate(
 
         make_brain(settings.brain, seed)  # a bad brain spec or a missing API key fails before any loading
         with display or _Null():
-            state, ctx = runner.start(settings, run_dir, display=display, ask=ask)
+            state, ctx = runner.start(settings, Path(run_dir) if run_dir else None, display=display, ask=ask)
     _finish(state, ctx, json_out)
 
 

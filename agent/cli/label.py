@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,6 +11,9 @@ from rich.table import Table
 from agent.cli.memory import MemoryOpt, _store
 from agent.cli.output import console, print_json, quiet_library_warnings
 from tools.errors import UserError
+
+if TYPE_CHECKING:
+    from tools.target import Target
 
 app = typer.Typer(
     help="Label SAE features in bulk with scored explanations (offline by default).", invoke_without_command=True
@@ -125,7 +128,7 @@ def label(
     console.print(
         f"{len(ok)} labelled, {len(errors)} errors ({len(run.dead)} dead), {len(run.skipped)} already "
         f"labelled and skipped; {summary['features_per_minute']} features/min; mean scores "
-        + ", ".join(f"{k} {v:.3f}" for k, v in summary["mean_scores"].items())
+        + ", ".join(f"{k} {v:.3f}" for k, v in _means(ok).items())
     )
 
 
@@ -148,7 +151,7 @@ def _brains(brain: str, judge: str, batch: bool, claude_model: str | None, sae: 
     if batch and brain != "claude":
         raise UserError("--batch needs --brain claude")
     m = claude_model or claude.DEFAULT_MODEL
-    explainer = None
+    explainer: claude.BatchExplainer | claude.ClaudeExplainer | None = None
     if brain == "claude":
         if batch:
             import hashlib
@@ -161,11 +164,11 @@ def _brains(brain: str, judge: str, batch: bool, claude_model: str | None, sae: 
     return explainer, (claude.ClaudeJudge(model=m) if judge == "claude" else None)
 
 
-def _corpus(target, corpus: Path | None, n: int, seed: int) -> list[str]:
+def _corpus(target: Target, corpus: Path | None, n: int, seed: int) -> list[str]:
     from tools.corpus import CorpusSpec, resolve_corpus
 
     if corpus is not None:
-        return resolve_corpus(target.model, CorpusSpec(file=str(corpus)))[:n]
+        return list(resolve_corpus(target.model, CorpusSpec(file=str(corpus)))[:n])
     usage = target.usage_prompts(n, seed)
     if usage is None:
         raise UserError("this model ships no usage sample: give --corpus FILE (one context per line)")

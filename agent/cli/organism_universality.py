@@ -17,6 +17,8 @@ def list_rows() -> list[dict]:
     rows = []
     for name in universality_names():
         spec = resolve_universality(name)
+        if spec is None:  # a listed name always resolves; a None here is a bug in the listing
+            raise RuntimeError(f"universality set {name!r} is listed but does not resolve")
         folder = matching_dir(spec)
         rows.append(
             {

@@ -117,4 +117,8 @@ def intervention(
             "seed": seed,
         },
     )
+    from tools.steer import SteerResult
+
+    if not isinstance(r, SteerResult):
+        raise TypeError(f"steer returned {type(r).__name__}, not a SteerResult")
     return round(float(np.clip(r.effect - max(r.control, 0.0), 0.0, 1.0)), 4)
