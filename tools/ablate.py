@@ -8,7 +8,9 @@ the same kind and count, several times: an effect matters only against it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from dataclasses import dataclass
+from types import EllipsisType
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -23,8 +25,9 @@ from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     import numpy as np
+    from sae_lens import SAE
     from torch import Tensor
-    from transformer_lens import HookedTransformer
+    from transformer_lens import ActivationCache, HookedTransformer
     from transformer_lens.hook_points import HookPoint
 
     from tools.hooks import HookFn
@@ -84,9 +87,35 @@ class Direction(Record):
 Ablatable = Annotated[Head | Neuron | SaeFeature | Direction, Field(discriminator="kind")]
 """What `ablate` can knock out (not memory.records.Component, which names what a claim is about)."""
 
-How = tuple[str, Any]
-"""How to address one component in its hook's activation: ("index", an index tuple), ("sae", (SAE,
-feature)) or ("direction", a unit vector)."""
+
+@dataclass(frozen=True)
+class AtIndex:
+    """A head or neuron: a slice of its hook's activation."""
+
+    index: tuple[EllipsisType | int | slice, ...]
+    """Index into the activation, e.g. (..., head, :) of blocks.L.attn.hook_z."""
+
+
+@dataclass(frozen=True)
+class AlongFeature:
+    """An SAE feature: its activation (the SAE's encoder), changed along its decoder row."""
+
+    sae: SAE
+    """The loaded SAE, at the hook the feature is read from."""
+    feature: int
+    """Feature index."""
+
+
+@dataclass(frozen=True)
+class AlongDirection:
+    """A saved direction: the activation's projection on it, changed along it."""
+
+    unit: Tensor
+    """The direction scaled to norm 1, on the model's device."""
+
+
+How = AtIndex | AlongFeature | AlongDirection
+"""How to address one component in its hook's activation."""
 
 
 class AblateInput(ToolInput):
@@ -147,49 +176,45 @@ def _slices(model: HookedTransformer, comps: list[Ablatable]) -> list[tuple[str,
     for c in comps:
         if c.kind == "head":
             check_head(model, c.layer, c.head)
-            out.append((f"blocks.{c.layer}.attn.hook_z", ("index", (..., c.head, slice(None)))))
+            out.append((f"blocks.{c.layer}.attn.hook_z", AtIndex((..., c.head, slice(None)))))
         elif c.kind == "neuron":
             check_neuron(model, c.layer, c.neuron)
-            out.append((f"blocks.{c.layer}.mlp.hook_post", ("index", (..., c.neuron))))
+            out.append((f"blocks.{c.layer}.mlp.hook_post", AtIndex((..., c.neuron))))
         elif c.kind == "sae_feature":
             sae = load_sae(c.sae, model)
             if not 0 <= c.feature < sae.cfg.d_sae:
                 raise UserError(f"feature {c.feature} is out of range: the SAE has features 0..{sae.cfg.d_sae - 1}")
-            out.append((sae.cfg.metadata.hook_name, ("sae", (sae, c.feature))))
+            out.append((sae.cfg.metadata.hook_name, AlongFeature(sae, c.feature)))
         else:
             v, meta = load_direction(c.direction_id)
-            out.append((meta["hook"], ("direction", v.to(model.cfg.device) / v.norm())))
+            out.append((meta["hook"], AlongDirection(v.to(model.cfg.device) / v.norm())))
     return out
 
 
 def _read(act: Tensor, how: How) -> Tensor:
     """The component's value in an activation tensor: [batch, pos, ...]."""
-    kind, what = how
-    if kind == "index":
-        return act[what]
-    if kind == "direction":
-        return act @ what
-    sae, f = what
-    return sae.encode(act)[..., f]
+    if isinstance(how, AtIndex):
+        return act[how.index]
+    if isinstance(how, AlongDirection):
+        return act @ how.unit
+    return how.sae.encode(act)[..., how.feature]
 
 
 def _write(act: Tensor, how: How, new: Tensor, where: Tensor) -> Tensor:
     """Replace the component's value by `new` at positions `where` ([batch, pos] bool)."""
-    kind, what = how
-    if kind == "index":
-        sl = act[what]
-        act[what] = sl.where(~where.view(*where.shape, *([1] * (sl.dim() - 2))), new)
+    if isinstance(how, AtIndex):
+        sl = act[how.index]
+        act[how.index] = sl.where(~where.view(*where.shape, *([1] * (sl.dim() - 2))), new)
         return act
     current = _read(act, how)
     delta = (current - new) * where
-    if kind == "direction":
-        return act - delta[..., None] * what
-    sae, f = what
-    return act - delta[..., None] * sae.W_dec[f]
+    if isinstance(how, AlongDirection):
+        return act - delta[..., None] * how.unit
+    return act - delta[..., None] * how.sae.W_dec[how.feature]
 
 
 def _hooks(
-    enc: Encoded, slices: list[tuple[str, How]], method: str, positions: str, clean: Any, seed: int
+    enc: Encoded, slices: list[tuple[str, How]], method: str, positions: str, clean: ActivationCache | None, seed: int
 ) -> list[tuple[str, HookFn]]:
     """Forward hooks replacing each slice with zero, its mean or another prompt's value;
     `clean` holds the un-ablated activations those values come from (None for zero)."""
@@ -201,6 +226,8 @@ def _hooks(
         where[torch.arange(len(enc.prompts), device=where.device), enc.last] = True
     replacement: dict[int, Tensor] = {}
     if method != "zero":
+        if clean is None:  # a caller's bug, not the user's: run() caches them for every method but zero
+            raise ValueError(f"{method} ablation takes its values from the clean activations; none were given")
         perm = torch.roll(torch.arange(len(enc.prompts)), shifts=1 + seed % max(1, len(enc.prompts) - 1))
         for i, (h, how) in enumerate(slices):
             values = _read(clean[h], how)
@@ -232,10 +259,10 @@ def _random_like(
     first, n = comps[0], len(comps)
     pool: list[Head] | list[Neuron] | list[SaeFeature]
     if isinstance(first, Head):
-        pool = [Head(layer=l, head=h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+        pool = [Head(layer=layer, head=h) for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
     elif isinstance(first, Neuron):
         layers = sorted({c.layer for c in comps if isinstance(c, Neuron)})
-        pool = [Neuron(layer=l, neuron=j) for l in layers for j in range(model.cfg.d_mlp)]
+        pool = [Neuron(layer=layer, neuron=j) for layer in layers for j in range(model.cfg.d_mlp)]
     elif isinstance(first, SaeFeature):
         from tools.sae import load_sae
 

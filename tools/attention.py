@@ -80,7 +80,7 @@ def run(target: Target, inp: AttentionInput) -> AttentionResult:
         raise UserError("this model has no attention heads to score")
     meter = Meter()
     enc = encode(model, inp.prompts)
-    names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     logits, cache = meter.cache(model, enc.tokens, names)
     L, H = model.cfg.n_layers, model.cfg.n_heads
     prev = torch.zeros(L, H)
@@ -108,13 +108,13 @@ def run(target: Target, inp: AttentionInput) -> AttentionResult:
     ind = ind / n_ind if n_ind else ind
     heads = [
         HeadPattern(
-            layer=l,
+            layer=layer,
             head=h,
-            previous_token=round(float(prev[l, h]), 4),
-            induction=round(float(ind[l, h]), 4),
-            first_token=round(float(first[l, h]), 4),
+            previous_token=round(float(prev[layer, h]), 4),
+            induction=round(float(ind[layer, h]), 4),
+            first_token=round(float(first[layer, h]), 4),
         )
-        for l in range(L)
+        for layer in range(L)
         for h in range(H)
     ]
     by_ind = sorted(heads, key=lambda x: -x.induction)[: inp.top]

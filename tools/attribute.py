@@ -24,7 +24,7 @@ These are estimates (observational evidence): `circuit` and `ablate` verify the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -38,6 +38,7 @@ from tools.prompts import Encoded, encode
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
+    from sae_lens import SAE
     from torch import Tensor
     from transformer_lens import HookedTransformer
     from transformer_lens.hook_points import HookPoint
@@ -180,16 +181,16 @@ def _kinds(model: HookedTransformer, inp: AttributeInput, equal_lengths: bool) -
     return kinds, skipped
 
 
-def hook_names(model: HookedTransformer, kinds: list[Kind], sae: Any) -> list[str]:
+def hook_names(model: HookedTransformer, kinds: list[Kind], sae: SAE | None) -> list[str]:
     """The hook points read for `kinds` (what the estimate counts for the per-layer path)."""
     L = model.cfg.n_layers
     names: list[str] = []
     if "heads" in kinds:
-        names += [f"blocks.{l}.attn.hook_z" for l in range(L)]
+        names += [f"blocks.{layer}.attn.hook_z" for layer in range(L)]
     if "mlp" in kinds:
-        names += [f"blocks.{l}.hook_mlp_out" for l in range(L)]
+        names += [f"blocks.{layer}.hook_mlp_out" for layer in range(L)]
     # the residual stream entering block 0 is the input IG interpolates; the others make the grid
-    names += [f"blocks.{l}.hook_resid_pre" for l in range(L if "resid" in kinds else 1)]
+    names += [f"blocks.{layer}.hook_resid_pre" for layer in range(L if "resid" in kinds else 1)]
     if sae is not None and "features" in kinds:
         names.append(sae.cfg.metadata.hook_name)
     return list(dict.fromkeys(names))
@@ -231,7 +232,7 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
                 "corrupted prompt per prompt"
             )
         corr = encode(model, inp.corrupted, "corrupted")
-        for i, (a, b) in enumerate(zip(enc.lengths.tolist(), corr.lengths.tolist(), strict=False)):
+        for i, (a, b) in enumerate(zip(enc.lengths.tolist(), corr.lengths.tolist(), strict=True)):
             if a != b:
                 raise UserError(
                     f"pair {i}: the prompt has {a} tokens and its corrupted prompt {b}; each pair must "
@@ -290,17 +291,17 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
     scores: list[Score] = []
     heads, mlps, feats = [], [], []
     if "heads" in kinds:
-        for l in range(L):
-            head_grid[l] = contrib[f"blocks.{l}.attn.hook_z"].sum((0, 1, 3)).float().cpu()
+        for layer in range(L):
+            head_grid[layer] = contrib[f"blocks.{layer}.attn.hook_z"].sum((0, 1, 3)).float().cpu()
         heads = [
-            Score(component=Head(layer=l, head=h), name=f"L{l}H{h}", score=round(float(head_grid[l, h]), 6))
-            for l in range(L)
+            Score(component=Head(layer=layer, head=h), name=f"L{layer}H{h}", score=round(float(head_grid[layer, h]), 6))
+            for layer in range(L)
             for h in range(H)
         ]
     mlp_scores = []
     if "mlp" in kinds:
-        mlp_scores = [round(float(contrib[f"blocks.{l}.hook_mlp_out"].sum()), 6) for l in range(L)]
-        mlps = [Score(component=Mlp(layer=l), name=f"MLP{l}", score=s) for l, s in enumerate(mlp_scores)]
+        mlp_scores = [round(float(contrib[f"blocks.{layer}.hook_mlp_out"].sum()), 6) for layer in range(L)]
+        mlps = [Score(component=Mlp(layer=layer), name=f"MLP{layer}", score=s) for layer, s in enumerate(mlp_scores)]
     if sae is not None and "features" in kinds:
         hook = sae.cfg.metadata.hook_name
         with torch.no_grad():
@@ -314,13 +315,19 @@ def run(target: Target, inp: AttributeInput) -> AttributeResult:
         ]
     resid_grid, resid_cols, top_resid, input_total = [], [], [], None
     if "resid" in kinds:
-        grid = torch.stack([contrib[f"blocks.{l}.hook_resid_pre"].sum((0, 2)).float().cpu() for l in range(L)])
+        grid = torch.stack([contrib[f"blocks.{layer}.hook_resid_pre"].sum((0, 2)).float().cpu() for layer in range(L)])
         resid_grid = [[round(v, 6) for v in row] for row in grid.tolist()]
         toks = model.to_str_tokens(enc.tokens[0, : int(enc.lengths[0])])
         resid_cols = [f"{p}:{t}" for p, t in enumerate(toks)]
         cells = [
-            ResidScore(hook=f"blocks.{l}.hook_resid_pre", layer=l, position=p, token=toks[p], score=resid_grid[l][p])
-            for l in range(L)
+            ResidScore(
+                hook=f"blocks.{layer}.hook_resid_pre",
+                layer=layer,
+                position=p,
+                token=toks[p],
+                score=resid_grid[layer][p],
+            )
+            for layer in range(L)
             for p in range(len(toks))
         ]
         top_resid = sorted(cells, key=lambda c: _key(c.score, inp.order))[: inp.top]

@@ -19,7 +19,7 @@ the same two ways.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -36,6 +36,7 @@ from tools.prompts import Encoded, encode
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
+    from sae_lens import SAE
     from torch import Tensor
     from transformer_lens import HookedTransformer
     from transformer_lens.hook_points import HookPoint
@@ -144,7 +145,7 @@ class MeanAblator:
         from tools.sae import load_sae
 
         self.model, self.enc = model, enc
-        self.saes: dict[str, Any] = {}  # SAE folder -> the loaded SAE
+        self.saes: dict[str, SAE] = {}  # SAE folder -> the loaded SAE
         for c in comps:
             if c.kind == "head":
                 check_head(model, c.layer, c.head)
@@ -162,9 +163,9 @@ class MeanAblator:
         names = set()
         for kind, sae in self.kinds:
             if kind == "head":
-                names |= {f"blocks.{l}.attn.hook_z" for l in range(model.cfg.n_layers)}
+                names |= {f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)}
             elif kind == "mlp":
-                names |= {f"blocks.{l}.hook_mlp_out" for l in range(model.cfg.n_layers)}
+                names |= {f"blocks.{layer}.hook_mlp_out" for layer in range(model.cfg.n_layers)}
             else:
                 names.add(self.saes[sae].cfg.metadata.hook_name)
         self.logits, cache = meter.cache(model, enc.tokens, sorted(names))
@@ -182,9 +183,9 @@ class MeanAblator:
         cfg = self.model.cfg
         for kind, sae in self.kinds:
             if kind == "head":
-                out += [Head(layer=l, head=h) for l in range(cfg.n_layers) for h in range(cfg.n_heads)]
+                out += [Head(layer=layer, head=h) for layer in range(cfg.n_layers) for h in range(cfg.n_heads)]
             elif kind == "mlp":
-                out += [Mlp(layer=l) for l in range(cfg.n_layers)]
+                out += [Mlp(layer=layer) for layer in range(cfg.n_layers)]
             else:
                 out += [SaeFeature(sae=sae, feature=j) for j in range(self.saes[sae].cfg.d_sae)]
         return out
@@ -220,7 +221,7 @@ class MeanAblator:
                 )
 
                 def ablate_features(
-                    act: Tensor, hook: HookPoint, sae: Any = sae, feats: Tensor = feats, mean: Tensor = self.means[key]
+                    act: Tensor, hook: HookPoint, sae: SAE = sae, feats: Tensor = feats, mean: Tensor = self.means[key]
                 ) -> Tensor:
                     f = sae.encode(act.float())[..., feats]
                     return act - ((f - mean[feats]) @ sae.W_dec[feats]).to(act.dtype)
@@ -276,7 +277,7 @@ def run(target: Target, inp: CircuitInput) -> CircuitResult:
     reached = [p.size for p in curve if p.faithfulness >= inp.target]
     size = reached[0] if reached else len(comps)
     gains = [curve[0].faithfulness] + [curve[i].faithfulness - curve[i - 1].faithfulness for i in range(1, size)]
-    kept = [c for c, g in zip(comps[:size], gains, strict=False) if g >= inp.prune_below] or comps[:1]
+    kept = [c for c, g in zip(comps[:size], gains, strict=True) if g >= inp.prune_below] or comps[:1]
     pruned_keep, pruned_drop = value(others(kept)), value(kept)
     # the pruned set must still reach the target (or, when no prefix did, do no worse than all N)
     bar = inp.target if reached else curve[size - 1].faithfulness

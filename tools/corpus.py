@@ -39,7 +39,7 @@ def resolve_corpus(model: HookedTransformer, spec: CorpusSpec) -> list[str]:
         return spec.prompts
     if spec.file is not None:
         text = read_text_file(spec.file, "corpus file", "one text per line")
-        lines = [l for l in text.splitlines() if l.strip()]
+        lines = [line for line in text.splitlines() if line.strip()]
         if not lines:
             raise UserError(f"corpus file {spec.file} has no non-blank lines")
         return lines

@@ -129,7 +129,7 @@ class Meter:
             wanted = [acts[n] for n in names]
             grads = torch.autograd.grad(value, wanted, allow_unused=True)
         out = {
-            n: (torch.zeros_like(a) if g is None else g).detach() for n, a, g in zip(names, wanted, grads, strict=False)
+            n: (torch.zeros_like(a) if g is None else g).detach() for n, a, g in zip(names, wanted, grads, strict=True)
         }
         # the pace in forward-token equivalents, so the next pass of either kind is not started too late
         self.pace.seconds_per_unit = (time.monotonic() - started) / (tokens.numel() * (1 + BACKWARD_FACTOR))

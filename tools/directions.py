@@ -18,12 +18,23 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from tools.errors import UserError
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+
+class DirectionMeta(TypedDict):
+    """What a saved direction's file records beside its vector."""
+
+    hook: str
+    """The hook point whose activations it lives in."""
+    model_id: str
+    """The model it was made on."""
+    source: str
+    """How it was made (e.g. "difference of means", "random control")."""
 
 
 _run_folder: contextvars.ContextVar[Path | None] = contextvars.ContextVar("interp_directions", default=None)
@@ -66,14 +77,14 @@ def save_direction(vector: Tensor, hook: str, model_id: str, source: str) -> str
     folder = directions_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"hook": hook, "model_id": model_id, "source": source}
+        meta: DirectionMeta = {"hook": hook, "model_id": model_id, "source": source}
         save_file({"vector": v}, str(folder / f"{did}.safetensors"), metadata={"meta": json.dumps(meta)})
     except OSError as e:
         raise UserError(f"cannot save direction to {folder}: {e.strerror}; set INTERP_DIRECTIONS") from None
     return did
 
 
-def load_direction(did: str) -> tuple[Tensor, dict[str, Any]]:
+def load_direction(did: str) -> tuple[Tensor, DirectionMeta]:
     """(vector, {hook, model_id, source}) of a saved direction."""
     from safetensors import safe_open
 
@@ -84,5 +95,5 @@ def load_direction(did: str) -> tuple[Tensor, dict[str, Any]]:
         where = " or ".join(str(f) for f in folders)
         raise UserError(f"unknown direction {did!r} in {where}; known: {', '.join(known) or 'none'}")
     with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["meta"])
+        meta: DirectionMeta = json.loads(f.metadata()["meta"])
         return f.get_tensor("vector"), meta

@@ -206,7 +206,7 @@ def load_set(model: HookedTransformer, spec: str | list[str]) -> tuple[dict[int,
             )
         check_mlp_hooks(model, layer)
         found[layer], where[layer] = tc, str(path)
-    missing = [l for l in range(n_layers) if l not in found]
+    missing = [layer for layer in range(n_layers) if layer not in found]
     if missing:
         raise UserError(
             f"no transcoder for layer(s) {missing}: a graph replaces every MLP, so it needs one "
@@ -234,7 +234,7 @@ def prepare(target: Target, inp: GraphInput, meter: Meter) -> Prepared:
     enc = encode(model, [inp.prompt])
     tokens = enc.tokens
     n_layers = model.cfg.n_layers
-    names = _frozen_names(model) + [FIRST] + [h for l in range(n_layers) for h in (in_hook(l), out_hook(l))]
+    names = _frozen_names(model) + [FIRST] + [h for layer in range(n_layers) for h in (in_hook(layer), out_hook(layer))]
     logits, cache = meter.cache(model, tokens, names)
     cache = {n: cache[n].clone() for n in names}  # out of inference mode: the frozen pass tracks gradients
     feats, acts = [], []
@@ -242,7 +242,7 @@ def prepare(target: Target, inp: GraphInput, meter: Meter) -> Prepared:
         for layer in range(n_layers):
             a = transcoders[layer].encode(cache[in_hook(layer)][0].float())
             pos, idx = a.nonzero(as_tuple=True)
-            feats += [(layer, p, f) for p, f in zip(pos.tolist(), idx.tolist(), strict=False)]
+            feats += [(layer, p, f) for p, f in zip(pos.tolist(), idx.tolist(), strict=True)]
             acts.append(a[pos, idx])
     last = logits[0, -1].float()
     probs = torch.softmax(last, -1)
@@ -361,7 +361,7 @@ def build(target: Target, inp: GraphInput, meter: Meter) -> Built:
     # Sources as they enter the residual stream: the embeddings at block 0, each MLP's output split
     # into its features' decoder rows (scaled by activation), the decoder bias and the error.
     embed_vec = p.cache[FIRST].float()
-    mlp_true = [p.cache[out_hook(l)].float() for l in range(n_layers)]
+    mlp_true = [p.cache[out_hook(layer)].float() for layer in range(n_layers)]
     feat_layer = torch.tensor([f[0] for f in p.features], dtype=torch.long, device=dev)
     feat_pos = torch.tensor([f[1] for f in p.features], dtype=torch.long, device=dev)
     feat_idx = torch.tensor([f[2] for f in p.features], dtype=torch.long, device=dev)
@@ -474,7 +474,7 @@ def _result(target: Target, inp: GraphInput, p: Prepared, adjacency: Tensor, bia
         data = viewer_json(
             slug=out.stem,
             scan=target.model_id,
-            transcoder_list=[p.folders[l] for l in range(lay.n_layers)],
+            transcoder_list=[p.folders[layer] for layer in range(lay.n_layers)],
             prompt=inp.prompt,
             prompt_tokens=tok,
             token_ids=p.tokens[0].tolist(),

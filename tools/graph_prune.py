@@ -246,7 +246,7 @@ def viewer_json(
     dst, src = pruned.edge_mask.nonzero(as_tuple=True)
     links = [
         {"source": ids[s]["node_id"], "target": ids[d]["node_id"], "weight": round(float(adjacency[d, s]), 6)}
-        for d, s in zip(dst.tolist(), src.tolist(), strict=False)
+        for d, s in zip(dst.tolist(), src.tolist(), strict=True)
         if s in ids and d in ids
     ]
     return {

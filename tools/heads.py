@@ -129,15 +129,17 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
 
     model = target.model
     L, H = model.cfg.n_layers, model.cfg.n_heads
-    asked = [(h.layer, h.head) for h in inp.heads] if inp.heads else [(l, h) for l in range(L) for h in range(H)]
-    for l, h in asked:
-        check_head(model, l, h)
+    asked = (
+        [(h.layer, h.head) for h in inp.heads] if inp.heads else [(layer, h) for layer in range(L) for h in range(H)]
+    )
+    for layer, h in asked:
+        check_head(model, layer, h)
     meter = Meter()
     enc = encode(model, inp.prompts)
     metric = BoundMetric(inp.metric, model, enc)
     names = (
-        [f"blocks.{l}.attn.hook_z" for l in range(L)]
-        + [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
+        [f"blocks.{layer}.attn.hook_z" for layer in range(L)]
+        + [f"blocks.{layer}.attn.hook_pattern" for layer in range(L)]
         + ["ln_final.hook_scale"]
     )
     _, cache = meter.cache(model, enc.tokens, names)
@@ -151,7 +153,7 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
     if any(v is not None for v in vs):
         direction = (
             direction
-            - W_U[:, [v if v is not None else r[2] for v, r in zip(vs, reads, strict=False)]].T
+            - W_U[:, [v if v is not None else r[2] for v, r in zip(vs, reads, strict=True)]].T
             * torch.tensor([float(v is not None) for v in vs])[:, None]
         )
     if w is not None:
@@ -161,12 +163,13 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
     dla = torch.zeros(L, H)
     explanations = []
     toks = [enc.tokens[b, :n].tolist() for b, n in enumerate(enc.lengths.tolist())]
-    for l, h in asked:
-        out = cache[f"blocks.{l}.attn.hook_z"][b_idx, p_idx, h].float() @ model.W_O[l, h].float()  # [reads, d_model]
+    for layer, h in asked:
+        z = cache[f"blocks.{layer}.attn.hook_z"][b_idx, p_idx, h].float()
+        out = z @ model.W_O[layer, h].float()  # [reads, d_model]
         if center:
             out = out - out.mean(-1, keepdim=True)
-        dla[l, h] = float(((out / scale) * direction).sum(-1).mean())
-        pat = cache[f"blocks.{l}.attn.hook_pattern"]
+        dla[layer, h] = float(((out / scale) * direction).sum(-1).mean())
+        pat = cache[f"blocks.{layer}.attn.hook_pattern"]
         mass = dict.fromkeys(ROLES, 0.0)
         for b, i, t, v in reads:
             row = pat[b, h, i, : i + 1].float().tolist()
@@ -175,9 +178,9 @@ def _run(target: Target, inp: HeadsInput) -> HeadsResult:
         mass = {k: round(x / len(reads), 4) for k, x in mass.items()}
         explanations.append(
             HeadExplanation(
-                layer=l,
+                layer=layer,
                 head=h,
-                dla=round(float(dla[l, h]), 5),
+                dla=round(float(dla[layer, h]), 5),
                 attention=mass,
                 top_role=max(mass, key=lambda role: mass[role]),
             )

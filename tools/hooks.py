@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tools.errors import UserError, near
 
@@ -75,7 +75,7 @@ def check_neuron(model: HookedTransformer, layer: int, neuron: int) -> tuple[int
 
 def resid_hooks(model: HookedTransformer) -> list[str]:
     """The residual stream at the input of each block and after the last: a layer sweep."""
-    return [f"blocks.{l}.hook_resid_pre" for l in range(model.cfg.n_layers)] + [
+    return [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)] + [
         f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
     ]
 
@@ -96,6 +96,6 @@ def hook_width(model: HookedTransformer, name: str) -> int:
     return seen["width"]
 
 
-HookFn = Callable[..., Any]
+HookFn = Callable[["Tensor", "HookPoint"], "Tensor | None"]
 """A TransformerLens forward hook: (activation, hook point) -> the activation to use instead, or None to
-keep it. Typed loosely because hooks bind their extra arguments as defaults (`def hook(act, hook, h=h)`)."""
+keep it. Hooks that bind loop variables as defaults (`def hook(act, hook, h=h)`) still match."""

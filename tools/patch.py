@@ -82,7 +82,7 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
     meter = Meter()
     clean = encode(model, inp.clean, "clean")
     corr = encode(model, inp.corrupted, "corrupted")
-    for i, (a, b) in enumerate(zip(clean.lengths.tolist(), corr.lengths.tolist(), strict=False)):
+    for i, (a, b) in enumerate(zip(clean.lengths.tolist(), corr.lengths.tolist(), strict=True)):
         if a != b:
             raise UserError(f"pair {i}: clean has {a} tokens and corrupted {b}; patching needs token-aligned pairs")
     lengths = sorted(set(clean.lengths.tolist()))
@@ -118,7 +118,9 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
 
     n_layers = model.cfg.n_layers
     if inp.over == "resid":
-        hooks = [f"blocks.{l}.hook_resid_pre" for l in range(n_layers)] + [f"blocks.{n_layers - 1}.hook_resid_post"]
+        hooks = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)] + [
+            f"blocks.{n_layers - 1}.hook_resid_post"
+        ]
         _, cache = meter.cache(model, clean.tokens, hooks)
         width = clean.tokens.shape[1]
         first = model.to_str_tokens(clean.tokens[0, : int(clean.lengths[0])])
@@ -136,7 +138,7 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
             grid.append(row)
         labels = hooks
     else:
-        names = [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
+        names = [f"blocks.{layer}.attn.hook_z" for layer in range(n_layers)]
         _, cache = meter.cache(model, clean.tokens, names)
         cols = [f"H{h}" for h in range(model.cfg.n_heads)]
         grid = []
@@ -150,12 +152,12 @@ def run(target: Target, inp: PatchInput) -> PatchResult:
 
                 row.append(normalised([(name, paste)]))
             grid.append(row)
-        labels = [f"L{l}" for l in range(n_layers)]
+        labels = [f"L{layer}" for layer in range(n_layers)]
     cells = sorted(
         (
             Cell(row=r, col=c, effect=v)
-            for r, vals in zip(labels, grid, strict=False)
-            for c, v in zip(cols, vals, strict=False)
+            for r, vals in zip(labels, grid, strict=True)
+            for c, v in zip(cols, vals, strict=True)
         ),
         key=lambda x: -x.effect,
     )

@@ -73,7 +73,7 @@ def run(target: Target, inp: PredictInput) -> PredictResult:
         preds.append(
             Prediction(
                 argmax=toks[0],
-                top=[(t, round(float(p), 4)) for t, p in zip(toks, top_p[i], strict=False)],
+                top=[(t, round(float(p), 4)) for t, p in zip(toks, top_p[i], strict=True)],
                 entropy=round(float(entropy[i]), 4),
             )
         )

@@ -267,7 +267,7 @@ def _effects(
     grid = torch.full((len(blocks), P, width), pad, dtype=torch.long)
     ins = torch.tensor(blocks, dtype=torch.long)
     last = []
-    for i, (r, p) in enumerate(zip(rows, positions, strict=False)):
+    for i, (r, p) in enumerate(zip(rows, positions, strict=True)):
         grid[:, i, :p] = r[:p]
         grid[:, i, p : p + n_tok] = ins
         grid[:, i, p + n_tok : len(r) + grow] = r[p + n_tok - grow :]
@@ -364,10 +364,10 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
 
     def summarise(j: int) -> Insertion:
         block, outs = blocks[j], tested[j]
-        changed = [o for o, b in zip(outs, base, strict=False) if o != b]
+        changed = [o for o, b in zip(outs, base, strict=True) if o != b]
         top_id = Counter(changed or outs).most_common(1)[0][0]
         inserted = []
-        for r, p in zip(rows, at[len(block)], strict=False):
+        for r, p in zip(rows, at[len(block)], strict=True):
             skip = len(block) if inp.mode == "replace" else 0
             ids = r[:p].tolist() + block + r[p + skip :].tolist()
             inserted.append(model.tokenizer.decode(ids[1:] if model.cfg.default_prepend_bos else ids))
@@ -384,7 +384,7 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
             inserted_prompts=inserted,
         )
 
-    rates = [sum(o != b for o, b in zip(outs, base, strict=False)) / len(base) for outs in tested]
+    rates = [sum(o != b for o, b in zip(outs, base, strict=True)) / len(base) for outs in tested]
     if explicit:
         order = list(range(len(blocks)))
     else:
@@ -400,7 +400,7 @@ def run(target: Target, inp: ScanInput) -> ScanResult:
     )
     others_change = max((rates[j] for j in order[1:]), default=0.0)
     if explicit:
-        control = statistics.fmean(sum(o != b for o, b in zip(outs, base, strict=False)) / len(base) for outs in ctrl)
+        control = statistics.fmean(sum(o != b for o, b in zip(outs, base, strict=True)) / len(base) for outs in ctrl)
         control_out = statistics.fmean(outs.count(first_id) / len(outs) for outs in ctrl)
     else:
         control = statistics.median(rates)

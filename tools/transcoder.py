@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -418,18 +418,20 @@ def train_step_seconds(target: Target, inp: TranscoderTrainInput) -> float:
     d_tc = inp.d_transcoder or 4 * d_model
     device = str(model.cfg.device)
     key = (n_layers, d_model, d_tc, inp.batch_size, min(inp.k, d_tc), device, torch.get_num_threads())
-    state: dict[str, Any] = {}
+    bench: tuple[Tensor, _Trainer, torch.optim.Optimizer] | None = None  # (rows, transcoders, optimiser)
 
     def one() -> None:
-        if not state:  # built on the first call only: a cached shape costs nothing
+        nonlocal bench
+        if bench is None:  # built on the first call only: a cached shape costs nothing
             gen = torch.Generator().manual_seed(0)
-            state["x"] = x = torch.randn(n_layers, inp.batch_size, d_model, generator=gen).to(device)
-            state["tc"] = tc = _init(x, x, d_tc, gen)
-            state["opt"] = torch.optim.Adam(tc.params(), lr=inp.lr)
-        loss = _step(state["tc"], state["x"], state["x"], min(inp.k, d_tc))
-        state["opt"].zero_grad(set_to_none=True)
+            x = torch.randn(n_layers, inp.batch_size, d_model, generator=gen).to(device)
+            tc = _init(x, x, d_tc, gen)
+            bench = (x, tc, torch.optim.Adam(tc.params(), lr=inp.lr))
+        x, tc, opt = bench
+        loss = _step(tc, x, x, min(inp.k, d_tc))
+        opt.zero_grad(set_to_none=True)
         loss.backward()
-        state["opt"].step()
+        opt.step()
 
     return seconds_per_step(("transcoder", *key), one, device) * inp.steps
 
