@@ -1,15 +1,15 @@
 """Sparse autoencoders: train (SAELens format, offline), load, measure, look up features.
 
-Training uses SAELens's own TopK / JumpReLU training classes on activations
-harvested here, and saves with SAELens's inference format, so the folder loads
-with `sae_lens.SAE.load_from_disk` anywhere. Stats report what the SAE fails to
+Training runs SAELens's own trainer and training SAEs (TopK, BatchTopK, JumpReLU) on
+activations harvested here (tools/sae_training.py), and saves SAELens's inference format, so
+the folder loads with `sae_lens.SAE.load_from_disk` anywhere. Stats report what the SAE fails to
 explain ("dark matter": the variance it leaves unexplained) next to what it explains.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,12 +25,14 @@ from tools.errors import UserError, near
 from tools.estimate import padded
 from tools.hooks import check_hook
 from tools.prompts import encode
+from tools.sae_training import SaeTraining, SaeTrainLog, row_batches
 from tools.spec import ToolSpec, always
 from tools.steps import seconds_per_step
 
 if TYPE_CHECKING:
     import torch
     from sae_lens import SAE
+    from sae_lens.saes.sae import TrainingSAE
     from torch import Tensor
     from transformer_lens import HookedTransformer
 
@@ -166,12 +168,13 @@ class SaeTrainInput(ToolInput):
     """Prompts to harvest activations from (all real positions)."""
     out: str
     """Folder to write the SAE to (SAELens format)."""
-    architecture: Literal["topk", "jumprelu"] = "topk"
-    """SAELens architecture."""
+    architecture: Literal["topk", "batchtopk", "jumprelu"] = "topk"
+    """SAELens training architecture: topk (k features per token), batchtopk (k per token on average over
+    a batch; saved as JumpReLU with the threshold it learned) or jumprelu (L0 penalty)."""
     d_sae: int | None = Field(None, ge=1, le=1 << 20)
     """Number of features; default 4 x the hook width."""
     k: int = Field(8, ge=1)
-    """TopK: active features per token."""
+    """TopK / BatchTopK: active features per token."""
     l0_coefficient: float = Field(0.01, gt=0)
     """JumpReLU: sparsity penalty."""
     steps: int = Field(2000, ge=1)
@@ -179,7 +182,18 @@ class SaeTrainInput(ToolInput):
     batch_size: int = Field(512, ge=8, le=1 << 16)
     """Activation rows per step."""
     lr: float = Field(3e-3, gt=0)
-    """Adam learning rate."""
+    """Adam learning rate (SAELens's trainer: gradients clipped to norm 1)."""
+    lr_warm_up: float = Field(0.0, ge=0, le=1)
+    """Share of the steps over which the learning rate rises linearly to `lr` (SAELens's lr_warm_up_steps)."""
+    lr_decay: float = Field(0.2, ge=0, le=1)
+    """Share of the steps at the end over which the learning rate falls linearly to 0 (SAELens's
+    lr_decay_steps)."""
+    dead_feature_window: int = Field(200, ge=1)
+    """Steps a feature may go without firing before it counts as dead; TopK and BatchTopK then train dead
+    features on what the live ones fail to reconstruct (SAELens's auxiliary loss)."""
+    normalize: bool = False
+    """Scale activations to mean norm sqrt(width) while training (SAELens's expected_average_only_in), so
+    `lr` means the same on any model; folded into the saved weights."""
     seed: Seed = 0
     """Seeds initialisation and batching."""
 
@@ -197,71 +211,33 @@ class SaeTrainResult(ToolResult):
     """Optimiser steps taken (fewer than asked when the call stopped at its deadline)."""
     stats: SaeStats
     """On the held-out tenth of the harvested rows."""
+    log: list[SaeTrainLog]
+    """SAELens's training metrics at about 20 evenly spaced steps and the last one taken."""
     effect: float = measure(None, 1)
     """Held-out variance explained."""
     control: float = measure(0, 0, versus_control=True)
     """Variance explained by the mean alone (0 by definition): the baseline to beat."""
 
 
-# Weights, gradients and Adam's two moments of W_enc and W_dec, plus a batch's feature activations.
-MAX_TRAINING_BYTES = 8 << 30
-
-
 def _trainer(
     inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen: torch.Generator
-) -> tuple[Any, Callable[[Tensor, int], None]]:
-    """(training SAE, step(rows, step_index)): one optimiser step on a random batch of `rows`."""
+) -> tuple[TrainingSAE[Any], Callable[[Tensor, int], None]]:
+    """(training SAE, step(rows, step_index)): one SAELens trainer step on a random batch of `rows` (drawn
+    with replacement); for callers that hold their own rows (experiments/benchmarks/recovery_superposition.py).
+    `train_sae` is the tool's path."""
     import torch
 
-    need = 4 * (2 * d_in * d_sae * 4 + 3 * inp.batch_size * d_sae)
-    if need > MAX_TRAINING_BYTES:
-        raise UserError(
-            f"an SAE of {d_sae} features on {d_in}-wide activations with batch_size {inp.batch_size} "
-            f"needs ~{need / 2**30:.1f} GiB to train (limit {MAX_TRAINING_BYTES / 2**30:.0f} GiB); "
-            "lower d_sae or batch_size"
-        )
-    from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
-    from sae_lens.saes.sae import TrainStepInput
-    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
-
-    if inp.architecture == "topk":
-        if inp.k > d_sae:
-            raise UserError(f"k ({inp.k}) must be <= d_sae ({d_sae})")
-        sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=inp.k, device=device))
-        coefficients: dict[str, float] = {}
-    else:
-        sae = JumpReLUTrainingSAE(
-            JumpReLUTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l0_coefficient=inp.l0_coefficient, device=device)
-        )
-        coefficients = {"l0": inp.l0_coefficient}
-    opt = torch.optim.Adam(sae.parameters(), lr=inp.lr, betas=(0.9, 0.999))
-    since_fired = torch.zeros(d_sae, device=device)
-    sae.train()
+    fit = SaeTraining(inp, d_in, d_sae, device)
 
     def step(rows: Tensor, i: int) -> None:
-        nonlocal since_fired
-        idx = torch.randint(len(rows), (inp.batch_size,), generator=gen)
-        out = sae.training_forward_pass(
-            TrainStepInput(
-                sae_in=rows[idx.to(rows.device)],
-                coefficients=coefficients,
-                dead_neuron_mask=since_fired > 200,
-                n_training_steps=i,
-                is_logging_step=False,
-            )
-        )
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
-        fired = (out.feature_acts > 0).any(0)
-        since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + 1)
+        fit.step(rows[torch.randint(len(rows), (inp.batch_size,), generator=gen).to(rows.device)])
 
-    return sae, step
+    return fit.sae, step
 
 
 def train_step_seconds(target: Target, inp: SaeTrainInput) -> float:
-    """Seconds of `inp.steps` optimiser steps, timed on a few real steps of a same-shaped SAE on random rows
-    (cached per shape): what forward-token counts cannot see."""
+    """Seconds of `inp.steps` optimiser steps, timed on a few real steps (the same SAELens trainer, the same
+    batching) of a same-shaped SAE on random rows (cached per shape): what forward-token counts cannot see."""
     import torch
 
     from tools.hooks import hook_width
@@ -270,21 +246,28 @@ def train_step_seconds(target: Target, inp: SaeTrainInput) -> float:
     d_sae = inp.d_sae or 4 * d_in
     device = str(target.model.cfg.device)
     key = ("sae", d_in, d_sae, inp.batch_size, inp.architecture, inp.k, device, torch.get_num_threads())
-    state: dict[str, Any] = {}
+    bench: tuple[SaeTraining, Iterator[Tensor]] | None = None  # (trainer, batches)
 
     def one() -> None:
-        if not state:  # built on the first call only: a cached shape costs nothing
+        nonlocal bench
+        if bench is None:  # built on the first call only: a cached shape costs nothing
             gen = torch.Generator().manual_seed(0)
-            state["rows"] = torch.randn(max(inp.batch_size, 64), d_in, generator=gen).to(device)
-            _, state["step"] = _trainer(inp, d_in, d_sae, device, gen)
-            state["i"] = 0
-        state["step"](state["rows"], state["i"])
-        state["i"] += 1
+            rows = torch.randn(2 * inp.batch_size, d_in, generator=gen).to(device)
+            # a long run's steps: a short one (steps < 20) would log every step, which no real run does
+            steady = inp.model_copy(update={"steps": 1 << 20})
+            bench = (SaeTraining(steady, d_in, d_sae, device), row_batches(rows, inp.batch_size, gen))
+            for _ in range(3):  # SAELens's first steps run slow (0.2-0.5 s measured on CPU): not the rate
+                bench[0].step(next(bench[1]))
+        fit, batches = bench
+        fit.step(next(batches))
 
     return seconds_per_step(key, one, device) * inp.steps
 
 
 def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
+    """Harvest the hook's activations here (charged by the Meter), train on nine tenths of the rows with
+    SAELens's trainer (tools/sae_training.py says why not its runner), stop at the deadline with what is
+    trained, save in SAELens's format and measure the saved SAE on the held-out tenth."""
     import torch
 
     model = target.model
@@ -304,25 +287,26 @@ def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
     device = str(model.cfg.device)  # train where the model runs (on a GPU: there)
     train = train.to(device)
     torch.manual_seed(inp.seed)
-    sae, step = _trainer(inp, d_in, d_sae, device, gen)
-    sae.cfg.metadata.hook_name = inp.hook
-    sae.cfg.metadata.model_name = target.model_id
-    with torch.no_grad():
-        sae.b_dec.copy_(train.mean(0))  # geometric-median-style init: start at the data's centre
+    fit = SaeTraining(inp, d_in, d_sae, device)
+    fit.sae.cfg.metadata.hook_name = inp.hook
+    fit.sae.cfg.metadata.model_name = target.model_id
+    fit.prepare(train)
+    batches = row_batches(train, inp.batch_size, gen)
     steps_done, pace = 0, Pace()
     try:
-        for steps_done in range(inp.steps):
+        while steps_done < inp.steps:  # the deadline is checked before every step
             with pace.unit("SAE training"):
-                step(train, steps_done)
-        steps_done = inp.steps
+                fit.step(next(batches))
+            steps_done += 1
     except DeadlineReached:
         if steps_done == 0:
             raise
     partial = steps_done < inp.steps
-    sae.eval()
+    sae = fit.finish()
     folder = Path(inp.out)
     try:
         sae.save_inference_model(folder)
+        _save_sparsity(folder, fit.log_feature_sparsity())
     except OSError as e:
         raise UserError(f"cannot write the SAE to {folder}: {e.strerror}") from None
     _load_from_disk.cache_clear()
@@ -335,7 +319,9 @@ def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
                 "hook": inp.hook,
                 "rows": len(acts),
                 "input": inp.model_dump(mode="json"),
+                "steps": steps_done,
                 "heldout": stats.model_dump(exclude={"density"}),
+                "log": [e.model_dump() for e in fit.log],
             },
             indent=2,
         )
@@ -355,9 +341,18 @@ def train_sae(target: Target, inp: SaeTrainInput) -> SaeTrainResult:
         hook=inp.hook,
         d_sae=d_sae,
         stats=stats,
+        log=fit.log,
         effect=stats.variance_explained,
         control=0.0,
     )
+
+
+def _save_sparsity(folder: Path, log_sparsity: Tensor) -> None:
+    """log10 feature densities over training, in the file SAELens's runner writes beside a final SAE."""
+    from sae_lens.constants import SPARSITY_FILENAME
+    from safetensors.torch import save_file
+
+    save_file({"sparsity": log_sparsity.contiguous()}, folder / SPARSITY_FILENAME)
 
 
 class SaeStatsInput(ToolInput):
@@ -447,9 +442,9 @@ def top_features(target: Target, inp: SaeFeaturesInput) -> SaeFeaturesResult:
     tokens = enc.tokens.cpu()
     active: list[ActiveFeature] = []
     counts: Counter[int] = Counter()
-    for r, (pi, pos) in enumerate(zip(h.prompt_index.tolist(), h.position.tolist(), strict=False)):
+    for r, (pi, pos) in enumerate(zip(h.prompt_index.tolist(), h.position.tolist(), strict=True)):
         tok = model.to_single_str_token(int(tokens[pi, pos]))
-        for v, f in zip(vals[r].tolist(), idx[r].tolist(), strict=False):
+        for v, f in zip(vals[r].tolist(), idx[r].tolist(), strict=True):
             if v > 0:
                 active.append(ActiveFeature(prompt=pi, position=pos, token=tok, feature=f, activation=round(v, 4)))
                 counts[f] += 1

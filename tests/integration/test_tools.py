@@ -383,8 +383,10 @@ def test_steering_along_an_sae_feature_and_ablating_it(builtin, tmp_path):
     assert ab.components == [f"feature {feature}"] and len(ab.control_components) == 2
 
 
-@pytest.mark.parametrize("architecture", ["jumprelu", "topk"])
-def test_sae_folders_load_with_saelens_itself(tiny_organism, tmp_path, architecture):
+@pytest.mark.parametrize(
+    "architecture, saved_as", [("jumprelu", "jumprelu"), ("topk", "topk"), ("batchtopk", "jumprelu")]
+)
+def test_sae_folders_load_with_saelens_itself(tiny_organism, tmp_path, architecture, saved_as):
     from sae_lens import SAE
 
     target = load(f"organism:{tiny_organism}")
@@ -402,8 +404,11 @@ def test_sae_folders_load_with_saelens_itself(tiny_organism, tmp_path, architect
         },
     )
     sae = SAE.load_from_disk(r.path)
-    assert sae.cfg.architecture() == architecture and sae.cfg.d_sae == 32
+    assert sae.cfg.architecture() == saved_as and sae.cfg.d_sae == 32
     assert sae.cfg.metadata.hook_name == "blocks.0.hook_resid_post"
     assert sae.cfg.metadata.model_name == target.model_id
+    assert sae.cfg.metadata.training_architecture == architecture and sae.cfg.metadata.l0 > 0
     assert 0 < r.stats.l0 <= 32 and r.stats.variance_explained > 0.2
+    assert r.log[-1].step == 300 and r.log[-1].lr == 0.0  # SAELens's schedule: decayed to 0 at the end
     assert (tmp_path / "sae" / "interp_training.json").is_file()
+    assert (tmp_path / "sae" / "sparsity.safetensors").is_file()  # as SAELens's runner saves a final SAE
