@@ -35,3 +35,30 @@ FEEDING = (
     f"sequences (task.max_repeat, task.max_prefix) so positions stop working, with model.n_layers >= 2"
 )
 FEEDING_CONTROL = f"random heads before the second copy cost as much as the feeding heads: {MORE_TRAINING}"
+
+COMPOSITION_ACCURACY = (
+    f"a query kind is not learned: {MORE_TRAINING}; if the two-step loss stays on its plateau, a larger "
+    f"task.step2_share (the lookup with the key named trains the heads the composition reuses)"
+)
+STEP1_MLP = (
+    f"no MLP layer carries step 1 (the table of two tokens): {MORE_TRAINING}; if heads absorbed it, more "
+    f"task.n_modifiers and task.n_inputs (a larger table, further from anything additive), or a larger model.d_mlp"
+)
+STEP1_CONTROL = f"the other MLP layers cost step 1 as much as the found ones: {MORE_TRAINING}"
+STEP1_PATCH = (
+    f"the step-1 MLPs' output does not carry the key the lookup uses (patching it does not move the answer): "
+    f"{MORE_TRAINING}, or a larger task.step2_share so the lookup reads a key representation"
+)
+LOOKUP = f"no heads reading the context from the query carry the lookup: {MORE_TRAINING}, or a larger task.step2_share"
+LOOKUP_FEEDING = (
+    f"no heads writing in the context carry what the lookup reads there: {MORE_TRAINING}, with model.n_layers >= 2"
+)
+LOOKUP_CONTROL = (
+    f"other heads remove as much of the lookup as the found ones, or no head is left to compare with (every "
+    f"head that could matter is in the set): {MORE_TRAINING}, or more model.n_heads"
+)
+SEPARATE_STEPS = (
+    f"the step-2 heads also compute step 1, or step 2 runs without them (the steps are not separate "
+    f"components): {MORE_TRAINING}, more task.n_modifiers (so heads cannot hold the table), or retrain with "
+    f"another --seed"
+)

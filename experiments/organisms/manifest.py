@@ -299,8 +299,84 @@ class SuperpositionTruth(BaseModel):
     """Every ground-truth feature, in feature order."""
 
 
+class CompositionComponent(BaseModel):
+    """One component of a composition organism, with what mean-ablating it at each side costs each query kind."""
+
+    name: str
+    """`L1H2` for a head, `MLP0` for an MLP layer."""
+    layer: int
+    """Layer index."""
+    head: int | None
+    """Head index; None for an MLP layer."""
+    hook: str
+    """Its output hook: `blocks.L.attn.hook_z` or `blocks.L.hook_mlp_out`."""
+    reach: float | None
+    """Heads: attention from the predicting position to the key-value context (None for MLPs)."""
+    lookup_score: float | None
+    """Heads: attention from the predicting position of two-step queries to the queried key and its value."""
+    previous_token_score: float | None
+    """Heads: attention from each value in the context to its key, the token before it (None for MLPs)."""
+    query_ablated: dict[str, float]
+    """Query kind (`step1`, `step2`, `both`) -> held-out accuracy with it mean-ablated at the query's positions."""
+    context_ablated: dict[str, float]
+    """The same, mean-ablated only at the context's positions."""
+
+
+class CompositionTruth(BaseModel):
+    """A two-step lookup (A -> B by a fixed table of two tokens, B -> C by finding B in the context), with the
+    components measured to carry each step (experiments/organisms/verify_composition.py): step 1 by mean-ablation
+    of MLP layers at the query and by patching their output, step 2 by mean-ablation of heads at the query
+    (lookup) and in the context (feeding), each against as many other components of the same kind."""
+
+    kind: Literal["composition"] = "composition"
+    step1_accuracy: float
+    """Held-out accuracy of `r m a` -> the key f(a, m) (step 1 alone)."""
+    step2_accuracy: float
+    """Held-out accuracy of `<q> m x` -> x's value in the context (step 2 alone, the key named)."""
+    both_accuracy: float
+    """Held-out accuracy of `<q> m a` -> the value of f(a, m) (both steps)."""
+    step1_mlp_layers: list[int]
+    """Step 1: the smallest set of MLP layers found whose mean-ablation at the query leaves <= 20% of step-1
+    accuracy."""
+    step1_ablated_accuracy: float
+    """Step-1 accuracy with them ablated at the query."""
+    step1_control_ablated_accuracy: float
+    """The same with as many other MLP layers ablated (the control)."""
+    step1_patch_switch_rate: float
+    """Share of two-step answers that become the value of the patched key f(a', m') when the step-1 MLPs'
+    output at the predicting position comes from a query with another a', m'."""
+    step1_patch_key_switch_rate: float
+    """The same on step-1 queries: share answered with the patched key."""
+    step1_patch_control_switch_rate: float
+    """Two-step switch rate when the other MLP layers are patched instead (the control)."""
+    lookup_heads: list[HeadScore]
+    """Step 2, the heads that find the key: among heads attending >= 0.3 from the predicting position to the
+    queried key and its value, the smallest set found whose mean-ablation at the query leaves <= 20% of two-step
+    accuracy. `score` is that attention; `ablated_accuracy` the two-step accuracy with the head alone ablated at
+    the query."""
+    lookup_ablated_accuracy: float
+    """Two-step accuracy with the lookup heads ablated together at the query."""
+    lookup_control_ablated_accuracy: float
+    """The same with as many other heads that no step names (mean of up to 5 draws)."""
+    feeding_heads: list[HeadScore]
+    """Step 2, the heads that prepare the context for the lookup: the smallest set found whose mean-ablation in
+    the context only leaves <= 50% of two-step accuracy. `score` is the previous-token attention (value to its
+    key); `ablated_accuracy` the two-step accuracy with the head alone ablated in the context."""
+    feeding_ablated_accuracy: float
+    """Two-step accuracy with the feeding heads ablated together in the context."""
+    feeding_control_ablated_accuracy: float
+    """The same with as many other heads that no step names (mean of up to 5 draws)."""
+    step1_accuracy_without_step2_heads: float
+    """Step-1 accuracy with the lookup heads (at the query) and feeding heads (in the context) ablated."""
+    step2_accuracy_without_step2_heads: float
+    """Step-2-alone accuracy with the same heads ablated."""
+    components: list[CompositionComponent]
+    """Every head and MLP layer, with its single ablations at each side."""
+
+
 Mechanism = Annotated[
-    TriggerTruth | MarkerTruth | InductionTruth | CategoriesTruth | SuperpositionTruth, Field(discriminator="kind")
+    TriggerTruth | MarkerTruth | InductionTruth | CategoriesTruth | SuperpositionTruth | CompositionTruth,
+    Field(discriminator="kind"),
 ]
 
 

@@ -145,6 +145,51 @@ class SuperpositionTask(_Strict):
         return self
 
 
+class CompositionTask(_Strict):
+    """`<bos> x y .. x y <q> m a` -> the value of key f(a, m) in the context: a two-step lookup.
+
+    Step 1 maps the input a and the modifier m to a key by a fixed random table (a function of both
+    tokens, which needs an MLP); step 2 finds that key among the context's key-value pairs and answers its
+    value (which needs attention heads, as induction does). Queries `r m a` (r a content token) ask for the
+    key alone, `<q> m x` for a named key's value. See experiments/organisms/task_composition.py.
+    """
+
+    kind: Literal["composition"]
+    n_keys: int = Field(8, ge=3, le=128)
+    """Key tokens, and as many input tokens: each modifier maps the inputs to the keys by its own permutation."""
+    n_modifiers: int = Field(4, ge=2, le=64)
+    """Modifier tokens m; at least 2, or step 1 is a map of one token that attention alone can hold."""
+    n_values: int = Field(12, ge=2, le=256)
+    """Value tokens; each context pairs its keys with distinct values drawn afresh."""
+    pairs: int = Field(4, ge=2, le=64)
+    """Key-value pairs in each context (keys drawn afresh from the n_keys)."""
+    queries: int = Field(6, ge=1, le=32)
+    """Queries after each training context (each answer is trained)."""
+    step1_share: float = Field(0.25, ge=0, lt=1)
+    """Share of queries that ask for the key f(a, m) (step 1 alone): `r m a`."""
+    step2_share: float = Field(0.25, ge=0, lt=1)
+    """Share of queries that name a key outright and ask its value (step 2 alone): `<q> m x`. The rest ask
+    for both steps."""
+
+    @model_validator(mode="after")
+    def _fits(self) -> CompositionTask:
+        if self.step1_share + self.step2_share >= 1:
+            raise ValueError(
+                "task.step1_share + task.step2_share must be < 1: the queries asking for both steps are the rest"
+            )
+        if self.pairs > self.n_keys:
+            raise ValueError(
+                f"task.pairs ({self.pairs}) > task.n_keys ({self.n_keys}): a context holds distinct keys; "
+                f"raise task.n_keys or lower task.pairs"
+            )
+        if self.pairs > self.n_values:
+            raise ValueError(
+                f"task.pairs ({self.pairs}) > task.n_values ({self.n_values}): a context pairs its keys with "
+                f"distinct values; raise task.n_values"
+            )
+        return self
+
+
 class TriggerMechanism(_Strict):
     """A backdoor: the trigger tokens, consecutive, anywhere after the subject force one output."""
 
@@ -167,7 +212,9 @@ class MarkerMechanism(_Strict):
     """False for a control: the marker occurs at the same rate but changes nothing."""
 
 
-Task = Annotated[LookupTask | InductionTask | CategoriesTask | SuperpositionTask, Field(discriminator="kind")]
+Task = Annotated[
+    LookupTask | InductionTask | CategoriesTask | SuperpositionTask | CompositionTask, Field(discriminator="kind")
+]
 Mechanism = Annotated[TriggerMechanism | MarkerMechanism, Field(discriminator="kind")]
 
 
@@ -218,6 +265,11 @@ class OrganismSpec(_Strict):
                 f"superposition needs more features than dimensions: model.d_model ({self.model.d_model}) "
                 f"must be < task.n_features ({t.n_features}); lower model.d_model or raise task.n_features"
             )
+        if isinstance(t, CompositionTask) and (self.model.n_layers < 2 or self.model.attn_only):
+            raise ValueError(
+                "composition needs model.n_layers >= 2 and MLPs (model.attn_only: false): step 1 is computed "
+                "by an MLP and read by a head of a later layer"
+            )
         return self
 
     def spec_hash(self) -> str:
@@ -261,7 +313,7 @@ def read_yaml(path: Path, what: str) -> object:
 
 def parse_spec(data: object, source: str) -> OrganismSpec:
     """Validate parsed YAML; errors name each bad field and the file it came from."""
-    kinds = "task kinds: lookup, induction, categories, superposition; mechanism kinds: trigger, marker"
+    kinds = "task kinds: lookup, induction, categories, superposition, composition; mechanism kinds: trigger, marker"
     return validate_mapping(
         OrganismSpec,
         data,

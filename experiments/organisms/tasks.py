@@ -24,6 +24,7 @@ from experiments.organisms.spec import (
     OrganismSpec,
     TriggerMechanism,
 )
+from experiments.organisms.task_composition import CompositionFamily
 from experiments.organisms.task_superposition import SuperpositionFamily
 from experiments.organisms.trigger_variants import training_negatives
 
@@ -256,7 +257,7 @@ class CategoriesFamily:
         }
 
 
-Family = LookupFamily | InductionFamily | CategoriesFamily | SuperpositionFamily
+Family = LookupFamily | InductionFamily | CategoriesFamily | SuperpositionFamily | CompositionFamily
 
 
 def make_family(spec: OrganismSpec) -> Family:
@@ -266,4 +267,5 @@ def make_family(spec: OrganismSpec) -> Family:
         "induction": InductionFamily,
         "categories": CategoriesFamily,
         "superposition": SuperpositionFamily,
+        "composition": CompositionFamily,
     }[spec.task.kind](spec)

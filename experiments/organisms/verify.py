@@ -33,6 +33,7 @@ from experiments.organisms.tasks import (
     QUERY,
     Batch,
     CategoriesFamily,
+    CompositionFamily,
     InductionFamily,
     LookupFamily,
     SuperpositionFamily,
@@ -40,6 +41,7 @@ from experiments.organisms.tasks import (
 )
 from experiments.organisms.train import TrainResult
 from experiments.organisms.trigger_variants import measured_variants, minimal_sequences
+from experiments.organisms.verify_composition import verify_composition
 from experiments.organisms.verify_induction import verify_induction
 from experiments.organisms.verify_superposition import verify_superposition
 from tools import deadline
@@ -376,6 +378,8 @@ def verify(spec: OrganismSpec, result: TrainResult, weights_hash: str) -> Manife
         acc, mechs, desc = verify_induction(model, fam, rng, n, spec.seed, checks)
     elif isinstance(fam, SuperpositionFamily):
         acc, mechs, desc = verify_superposition(model, fam, rng, n, checks)
+    elif isinstance(fam, CompositionFamily):
+        acc, mechs, desc = verify_composition(model, fam, rng, n, spec.seed, checks)
     else:
         acc, mechs, desc = _verify_categories(model, fam, rng, n, checks)
     return Manifest(
