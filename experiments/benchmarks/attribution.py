@@ -13,7 +13,8 @@ equivalents (what the budget charges; a backward pass is charged as two forwards
 
 Tasks: the `induction` organism (copy_logprob metric, planted heads from its manifest) and
 SmolLM2-135M on repeated word lists (examples/smollm2_repeats.txt, copy_logprob) and on a templated
-IOI set (logit of the indirect object minus the subject).
+IOI set (logit of the indirect object minus the subject). Also `circuit` on `induction` (8 heads) and
+`induction_deep` (18 heads) from the attribution ranking, against random head sets of the same size.
 """
 
 from __future__ import annotations
@@ -187,6 +188,55 @@ def compare(
     return out
 
 
+# Random head sets `circuit` compares each circuit with (of its size): enough for a mean and a spread.
+CIRCUIT_RANDOM_SETS = 20
+
+
+def circuit_check(name: str, device: str | None = None) -> dict:
+    """`circuit` on an induction organism, from the heads ranked by attribution (corrupted reference, 3 IG steps):
+    the smallest set keeping >= 0.8 of the copying (faithfulness), what is left with it ablated (completeness),
+    both against CIRCUIT_RANDOM_SETS random head sets of the same size, and how many of the manifest's heads
+    (copying and previous-token / feeding) the circuit holds."""
+    from agent.targets import load
+    from experiments.organisms.cache import ensure_trained, resolve_spec
+    from experiments.organisms.manifest import load_manifest
+    from tools.registry import call
+
+    folder = ensure_trained(resolve_spec(name))
+    org = load(f"organism:{folder}", device=device)
+    mech = next(m for m in load_manifest(folder).mechanisms if m.kind == "induction")
+    planted = sorted({f"L{h.layer}H{h.head}" for h in [*mech.induction_heads, *mech.previous_token_heads]})
+    prompts, corr = repeat_prompts(org.usage_prompts(32, 0), org.model)
+    metric = {"kind": "copy_logprob"}
+    t0 = time.perf_counter()
+    ranking = call(
+        org, "attribute", {"prompts": prompts, "metric": metric, "corrupted": corr, "steps": 3, "kinds": ["heads"]}
+    )
+    n_heads = org.model.cfg.n_layers * org.model.cfg.n_heads
+    heads = sorted(
+        ((layer, head, v) for layer, row in enumerate(ranking.head_grid) for head, v in enumerate(row)),
+        key=lambda x: -abs(x[2]),
+    )
+    comps = [{"kind": "head", "layer": layer, "head": head} for layer, head, _ in heads]
+    c = call(
+        org, "circuit", {"prompts": prompts, "metric": metric, "components": comps, "n_random": CIRCUIT_RANDOM_SETS}
+    )
+    return {
+        "heads": n_heads,
+        "planted": planted,
+        "circuit": c.names,
+        "planted_in_circuit": len(set(planted) & set(c.names)),
+        "faithfulness": round(c.faithfulness, 3),
+        "random_faithfulness": round(c.random_faithfulness, 3),
+        "random_faithfulness_std": round(c.random_faithfulness_std, 3),
+        "completeness": round(c.completeness, 3),
+        "random_completeness": round(c.random_completeness, 3),
+        "random_completeness_std": round(c.random_completeness_std, 3),
+        "rule": c.rule,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
 def run(device: str | None = None, smollm2: bool = True, on_task=None) -> dict:
     """Every task; `on_task(name, result)` is called as each one finishes."""
     from agent.targets import load
@@ -214,6 +264,8 @@ def run(device: str | None = None, smollm2: bool = True, on_task=None) -> dict:
             **compare(org, prompts, {"kind": "copy_logprob"}, corr, 5, planted, VARIANTS + SMALL_MODEL_VARIANTS),
         },
     )
+    for name in ("induction", "induction_deep"):
+        done(f"circuit_{name}", circuit_check(name, device))
     if smollm2:
         sm = load("smollm2", device=device)
         lines = (REPO / "examples" / "smollm2_repeats.txt").read_text().splitlines()

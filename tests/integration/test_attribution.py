@@ -138,3 +138,17 @@ def test_benchmark_ablation_baseline_matches_the_ablate_tool(induction):
             },
         )
         assert effects[layer * 4 + head] == pytest.approx(r.effect, abs=2e-3)
+
+
+@pytest.mark.slow  # trains induction_deep when not cached (about 80 s), then a minute of ablations
+def test_circuit_on_a_wider_model_separates_from_random_sets():
+    """On 8 heads random sets of the circuit's size (6) keep nearly as much copying as the circuit (they hold the
+    redundant heads too); on induction_deep's 18 they cannot: the circuit holds every head its manifest measured,
+    keeps the copying, and leaves none when ablated, far from random sets of its size."""
+    from experiments.benchmarks.attribution import circuit_check
+
+    c = circuit_check("induction_deep")
+    assert c["planted_in_circuit"] == len(c["planted"])
+    assert c["faithfulness"] >= 0.8 and c["completeness"] <= 0.2
+    assert c["faithfulness"] >= c["random_faithfulness"] + 2 * c["random_faithfulness_std"]
+    assert c["completeness"] < c["random_completeness"]
