@@ -11,7 +11,7 @@ field for it, and unknown fields are rejected.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -31,7 +31,7 @@ class ToolCall(_Strict):
 
     tool: str
     """Tool name (see `interp tool list`)."""
-    input: dict
+    input: dict[str, Any]
     """The tool's JSON input."""
 
 
@@ -176,7 +176,7 @@ def parse_action(raw: object) -> Hypothesize | Call | Conclude:
         raise ActionError("invalid action: " + "; ".join(l.strip() for l in validation_lines(e))) from None
 
 
-def result_fields(result: dict) -> dict[str, float]:
+def result_fields(result: dict[str, Any]) -> dict[str, float]:
     """The numeric fields a criterion can name, plus abs_effect and margin."""
     out = {
         k: float(v)
@@ -190,7 +190,7 @@ def result_fields(result: dict) -> dict[str, float]:
     return out
 
 
-def judge(criterion: Criterion, result: dict) -> tuple[str, str]:
+def judge(criterion: Criterion, result: dict[str, Any]) -> tuple[str, str]:
     """(outcome, why): supported when every condition holds, refuted when none does,
     inconclusive otherwise; error when a condition names a field the result lacks."""
     fields = result_fields(result)

@@ -182,10 +182,10 @@ class Heartbeat:
     and the heartbeat's spent time counts.
     """
 
-    FILE = "budget.heartbeat.json"
-
     def __init__(self, run_dir: Path, budget: Budget, every: float = 0.5) -> None:
-        self.path = Path(run_dir) / self.FILE
+        from agent.run_folder import RunFolder
+
+        self.path = RunFolder(run_dir).heartbeat
         self.budget = budget
         self.every = every
         self._last = 0.0
@@ -203,6 +203,8 @@ class Heartbeat:
     def spent(cls, run_dir: Path) -> float | None:
         """The last spent time written in `run_dir`, None when there is none or it is unreadable."""
         try:
-            return float(json.loads((Path(run_dir) / cls.FILE).read_text())["spent_seconds"])
+            from agent.run_folder import RunFolder
+
+            return float(json.loads(RunFolder(run_dir).heartbeat.read_text())["spent_seconds"])
         except (OSError, ValueError, KeyError, TypeError):
             return None

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from memory.records import Component
@@ -39,7 +39,7 @@ def _sae_hook(ref: str) -> str | None:
     return hook if isinstance(hook, str) else None
 
 
-def _metric_output(metric: dict | None) -> tuple[str | None, str]:
+def _metric_output(metric: dict[str, Any] | None) -> tuple[str | None, str]:
     """(the single token the metric measures, or None with why it has none)."""
     if not isinstance(metric, dict):
         return None, "the test measures no metric token"
@@ -63,7 +63,7 @@ def _check_output(comp: Component, measured: str | None, why: str, what: str) ->
     return []
 
 
-def _scan(comp: Component, result: dict) -> list[str]:
+def _scan(comp: Component, result: dict[str, Any]) -> list[str]:
     top = (result.get("top") or [None])[0]
     if not top:
         return []
@@ -77,9 +77,25 @@ def _scan(comp: Component, result: dict) -> list[str]:
     return out
 
 
-def _touched(payload: dict) -> dict:
+class _Touched(TypedDict):
+    """What an ablate call ablated, by kind; the values are as its JSON input gave them (unchecked)."""
+
+    heads: set[tuple[Any, Any]]
+    """(layer, head) of each head."""
+    neurons: set[tuple[Any, Any]]
+    """(layer, neuron) of each neuron."""
+    features: list[tuple[Any, Any]]
+    """(sae, feature) of each SAE feature."""
+    directions: set[Any]
+    """Each direction id."""
+
+
+def _touched(payload: dict[str, Any]) -> _Touched:
     """What an ablate call ablated, by kind."""
-    heads, neurons, feats, dirs = set(), set(), [], set()
+    heads: set[tuple[Any, Any]] = set()
+    neurons: set[tuple[Any, Any]] = set()
+    feats: list[tuple[Any, Any]] = []
+    dirs: set[Any] = set()
     for c in payload.get("components") or []:
         if not isinstance(c, dict):
             continue
@@ -95,11 +111,11 @@ def _touched(payload: dict) -> dict:
     return {"heads": heads, "neurons": neurons, "features": feats, "directions": dirs}
 
 
-def _labels(pairs: set, fmt: str) -> str:
+def _labels(pairs: Iterable[tuple[object, ...]], fmt: str) -> str:
     return ", ".join(fmt.format(*p) for p in sorted(pairs, key=str)) or "none"
 
 
-def _ablate(comp: Component, payload: dict, same_ref: Callable[[str, str], bool]) -> list[str]:
+def _ablate(comp: Component, payload: dict[str, Any], same_ref: Callable[[str, str], bool]) -> list[str]:
     t = _touched(payload)
     out = []
     if comp.heads is not None:
@@ -160,7 +176,9 @@ def _ablate(comp: Component, payload: dict, same_ref: Callable[[str, str], bool]
     return out
 
 
-def _steer(comp: Component, payload: dict, result: dict, same_ref: Callable[[str, str], bool]) -> list[str]:
+def _steer(
+    comp: Component, payload: dict[str, Any], result: dict[str, Any], same_ref: Callable[[str, str], bool]
+) -> list[str]:
     hook = payload.get("hook") or ""
     out = []
     if comp.hook and comp.hook != hook:
@@ -183,7 +201,7 @@ def _steer(comp: Component, payload: dict, result: dict, same_ref: Callable[[str
     return out
 
 
-def _patch(comp: Component, result: dict) -> list[str]:
+def _patch(comp: Component, result: dict[str, Any]) -> list[str]:
     top = (result.get("top") or [None])[0]
     if not top:
         return []
@@ -206,7 +224,7 @@ def _patch(comp: Component, result: dict) -> list[str]:
     return out
 
 
-def _probe(comp: Component, result: dict) -> list[str]:
+def _probe(comp: Component, result: dict[str, Any]) -> list[str]:
     best = result.get("best_hook") or ""
     out = []
     if comp.hook and comp.hook != best:
@@ -216,7 +234,7 @@ def _probe(comp: Component, result: dict) -> list[str]:
     return out
 
 
-def _attention(comp: Component, result: dict) -> list[str]:
+def _attention(comp: Component, result: dict[str, Any]) -> list[str]:
     top = (result.get("top_induction") or [None])[0]
     if top and comp.head is not None and (comp.layer, comp.head) != (top["layer"], top["head"]):
         return [
@@ -240,7 +258,11 @@ def _same(a: str, b: str) -> bool:
 
 
 def mismatches(
-    component: Component, tool: str, payload: dict, result: dict, same_ref: Callable[[str, str], bool] = _same
+    component: Component,
+    tool: str,
+    payload: dict[str, Any],
+    result: dict[str, Any],
+    same_ref: Callable[[str, str], bool] = _same,
 ) -> list[str]:
     """Each way the component contradicts what its test measured ([] when it agrees).
 

@@ -12,7 +12,7 @@ import math
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent.budget import Budget
 from agent.run_folder import RunFolder
@@ -47,7 +47,7 @@ def _finite(x: object) -> bool:
 class RunSettings:
     """How a run was launched; enough to resume it."""
 
-    question: dict
+    question: dict[str, Any]
     """The parsed Question."""
     model: str
     """Target spec, e.g. organism:backdoor."""

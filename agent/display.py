@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
+    from rich.console import Console
+
     from agent.budget import Budget
+    from agent.state import InvestigationState
 
 _STYLE = {
     "supported": "green",
@@ -21,7 +26,7 @@ _STYLE = {
 class Display:
     """A rich Live panel, redrawn by the nodes as the run moves."""
 
-    def __init__(self, console):
+    def __init__(self, console: Console):
         from rich.live import Live
 
         self.live = Live(console=console, refresh_per_second=4, transient=False)
@@ -30,10 +35,12 @@ class Display:
         self.live.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.live.__exit__(*exc)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.live.__exit__(exc_type, exc, tb)
 
-    def update(self, state: dict, budget: Budget, current: str = "") -> None:
+    def update(self, state: InvestigationState, budget: Budget, current: str = "") -> None:
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text

@@ -15,16 +15,21 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from agent import nodes
 from agent.context import RunContext
 from agent.resume_check import CHECKPOINT_FILE, restart_hint
+from agent.run_folder import RunFolder
 from agent.state import InvestigationState
 from tools.errors import UserError
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.checkpoint.base import BaseCheckpointSaver
     from langgraph.graph.state import CompiledStateGraph
+
+    Graph = CompiledStateGraph[InvestigationState, RunContext, InvestigationState, InvestigationState]
 
 # One superstep per node visit; a long investigation takes thousands.
 RECURSION_LIMIT = 100_000
@@ -48,7 +53,7 @@ def with_budget(node: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def build(checkpointer) -> CompiledStateGraph:
+def build(checkpointer: BaseCheckpointSaver[Any]) -> Graph:
     from langgraph.graph import END, START, StateGraph
 
     g = StateGraph(InvestigationState, context_schema=RunContext)
@@ -64,17 +69,22 @@ def build(checkpointer) -> CompiledStateGraph:
     return g.compile(checkpointer=checkpointer)
 
 
-def run(ctx: RunContext, resume: bool = False, ask: Callable[[dict], object] | None = None) -> InvestigationState:
+def run(
+    ctx: RunContext, resume: bool = False, ask: Callable[[dict[str, Any]], object] | None = None
+) -> InvestigationState:
     """Run to the end (or resume from the last checkpoint). A live review calls `ask` with the
     interrupt's payload and resumes the graph with its answer."""
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.types import Command
 
-    path = Path(ctx.run_dir) / CHECKPOINT_FILE
+    path = RunFolder(ctx.run_dir).checkpoints
     with closing(sqlite3.connect(str(path), check_same_thread=False)) as conn:
         graph = build(SqliteSaver(conn))
-        config = {"configurable": {"thread_id": ctx.settings.run_id}, "recursion_limit": RECURSION_LIMIT}
-        payload: object = None if resume else {}
+        config: RunnableConfig = {
+            "configurable": {"thread_id": ctx.settings.run_id},
+            "recursion_limit": RECURSION_LIMIT,
+        }
+        payload: InvestigationState | Command[Any] | None = None if resume else {}
         while True:
             # "sync": a node's checkpoint is on disk before the next node starts, so a run killed at any
             # point resumes from its last finished node (and a missing checkpoint is damage, not a race).
@@ -83,7 +93,7 @@ def run(ctx: RunContext, resume: bool = False, ask: Callable[[dict], object] | N
             snap = graph.get_state(config)
             interrupts = [i for t in snap.tasks for i in t.interrupts]
             if not interrupts:
-                return snap.values
+                return cast(InvestigationState, snap.values)
             if ask is None:
                 raise RuntimeError("the graph paused for a live review but no one is there to answer")
             payload = Command(resume=ask(interrupts[0].value))
@@ -93,7 +103,7 @@ def checkpointed_state(run_dir: Path, run_id: str) -> InvestigationState | None:
     """The last checkpointed state of a run, or None when it never checkpointed."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    path = Path(run_dir) / CHECKPOINT_FILE
+    path = RunFolder(run_dir).checkpoints
     if not path.is_file():
         return None
     with closing(sqlite3.connect(str(path), check_same_thread=False)) as conn:
@@ -106,4 +116,4 @@ def checkpointed_state(run_dir: Path, run_id: str) -> InvestigationState | None:
                 f"cannot resume {run_dir}: the last checkpoint in {CHECKPOINT_FILE} cannot be read "
                 f"({type(e).__name__}: {e}); {restart_hint(Path(run_dir))}"
             ) from None
-        return snap.values or None
+        return cast(InvestigationState, snap.values) or None

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from agent.budget import Budget, Heartbeat
 from agent.context import RunContext, RunSettings, new_run_id
@@ -18,6 +19,16 @@ from agent.trace import Trace
 from tools.clock import Clock, monotonic
 from tools.errors import UserError
 
+if TYPE_CHECKING:
+    from anthropic import Anthropic
+
+    from agent.display import Display
+    from agent.state import InvestigationState
+
+Ask = Callable[[dict[str, Any]], object]
+"""Answers a live review: called with the review node's interrupt payload ({"claims": [...]}), returns
+the decisions to resume the graph with."""
+
 PREVIOUS_DIR = RunFolder.PREVIOUS
 """Where `--restart` keeps the files of the runs it set aside, inside the run folder."""
 
@@ -26,7 +37,13 @@ def default_run_dir(run_id: str) -> Path:
     return Path(os.environ.get("INTERP_RUNS", ".interp/runs")) / run_id
 
 
-def _context(settings: RunSettings, run_dir: Path, budget: Budget, client=None, display=None) -> RunContext:
+def _context(
+    settings: RunSettings,
+    run_dir: Path,
+    budget: Budget,
+    client: Anthropic | None = None,
+    display: Display | None = None,
+) -> RunContext:
     """Everything a run needs: the model loaded, its speed measured, the brain and memory opened."""
     from agent.brains import make_brain
     from agent.speed import calibrate
@@ -69,11 +86,11 @@ def _context(settings: RunSettings, run_dir: Path, budget: Budget, client=None, 
 def start(
     settings: RunSettings,
     run_dir: Path | None = None,
-    client=None,
-    display=None,
-    ask: Callable | None = None,
+    client: Anthropic | None = None,
+    display: Display | None = None,
+    ask: Ask | None = None,
     clock: Clock = monotonic,
-):
+) -> tuple[InvestigationState, RunContext]:
     """A new run. The budget clock starts once the model is loaded: loading is not investigating.
     `clock`: what the budget and every call's deadline read (tests drive a tools.clock.FakeClock)."""
     from agent import graph
@@ -100,7 +117,13 @@ def start(
         return graph.run(ctx, resume=False, ask=ask), ctx
 
 
-def resume(run_dir: Path, client=None, display=None, ask: Callable | None = None, clock: Clock = monotonic):
+def resume(
+    run_dir: Path,
+    client: Anthropic | None = None,
+    display: Display | None = None,
+    ask: Ask | None = None,
+    clock: Clock = monotonic,
+) -> tuple[InvestigationState, RunContext]:
     """Continue a killed or crashed run from its last checkpoint; budget spent so far stays spent.
     A damaged checkpoint, a folder another process is running, or changed weights are refused."""
     run_dir = Path(run_dir)
@@ -110,7 +133,14 @@ def resume(run_dir: Path, client=None, display=None, ask: Callable | None = None
         return _resume(settings, run_dir, client, display, ask, clock)
 
 
-def _resume(settings: RunSettings, run_dir: Path, client, display, ask, clock: Clock):
+def _resume(
+    settings: RunSettings,
+    run_dir: Path,
+    client: Anthropic | None,
+    display: Display | None,
+    ask: Ask | None,
+    clock: Clock,
+) -> tuple[InvestigationState, RunContext]:
     from agent import graph
 
     started = time.monotonic()
@@ -130,7 +160,7 @@ def _resume(settings: RunSettings, run_dir: Path, client, display, ask, clock: C
         heartbeat_seconds=beat,
         **(
             {"heartbeat": "missing or unreadable: only the checkpoint's time is charged"}
-            if beat is None and (run_dir / Heartbeat.FILE).exists()
+            if beat is None and RunFolder(run_dir).heartbeat.exists()
             else {}
         ),
     )

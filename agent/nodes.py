@@ -12,32 +12,46 @@ from __future__ import annotations
 
 import json
 import traceback
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from agent import criteria
 from agent.actions import ActionError, Call, Conclude, capped_tier, parse_action
 from agent.actions import judge as judge_result
-from agent.brains.base import BrainError, View
+from agent.brains.base import BrainError, BudgetLeft, View
 from agent.consistency import mismatches, overrule
 from agent.context import RunContext
 from agent.paths import confine, resolve, user_refs
 from agent.run_folder import RunFolder
-from agent.state import ErrorEntry, InvestigationState
+from agent.state import (
+    ErrorEntry,
+    HypothesisState,
+    InvestigationState,
+    LastRun,
+    LineState,
+    Observation,
+    QueueItem,
+    RunnableItem,
+)
 from memory.records import Attempt, Claim, ExperimentRecord, Hypothesis, IncidentalFinding
 from tools.deadline import DeadlineReached, deadline
 from tools.directions import saving_in
 from tools.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from langgraph.runtime import Runtime
     from langgraph.types import Command
+
+    from agent.actions import HypothesisPlan
+    from agent.budget import Estimate
 
 
 def _ctx(runtime: Runtime[RunContext]) -> RunContext:
     return runtime.context
 
 
-def _budget_view(ctx: RunContext) -> dict:
+def _budget_view(ctx: RunContext) -> BudgetLeft:
     b = ctx.budget
     left = None if b.max_forward_tokens is None else b.max_forward_tokens - b.spent_forward_tokens
     return {
@@ -61,7 +75,7 @@ def _show(ctx: RunContext, state: InvestigationState, current: str = "") -> None
 # -- orient ------------------------------------------------------------------
 
 
-def _model_view(ctx: RunContext) -> dict:
+def _model_view(ctx: RunContext) -> dict[str, Any]:
     """What a brain may know of the model: shapes and vocabulary, not its spec, path or name."""
     info = ctx.target.info()
     view = {
@@ -77,14 +91,14 @@ def _model_view(ctx: RunContext) -> dict:
     return view
 
 
-def _recall(ctx: RunContext) -> dict:
+def _recall(ctx: RunContext) -> dict[str, list[dict[str, str]]]:
     """What memory holds about exactly these weights: the same model id with other weights (a retrained
     organism, another revision) is another model, and records that name no weights are left out."""
     if ctx.memory is None:
         return {"accepted": [], "rejected": [], "tried": []}
     mid, run, weights = ctx.target.model_id, ctx.settings.run_id, ctx.target.weights_hash
-    claims = ctx.memory.list(kind="claim", model=mid, weights_hash=weights)
-    hyps = ctx.memory.list(kind="hypothesis", model=mid, weights_hash=weights)
+    claims = [c for c in ctx.memory.list(kind="claim", model=mid, weights_hash=weights) if isinstance(c, Claim)]
+    hyps = [h for h in ctx.memory.list(kind="hypothesis", model=mid, weights_hash=weights) if isinstance(h, Hypothesis)]
     return {
         "accepted": [{"id": c.id, "statement": c.statement} for c in claims if c.status == "accepted"][:50],
         "rejected": [{"id": c.id, "statement": c.statement} for c in claims if c.status == "rejected"][:50],
@@ -101,7 +115,7 @@ def _recall(ctx: RunContext) -> dict:
 MAX_QUESTION_PROMPTS = 2048
 
 
-def _sampled(question: dict, seed: int) -> dict:
+def _sampled(question: dict[str, Any], seed: int) -> dict[str, Any]:
     """The question with each prompt set larger than MAX_QUESTION_PROMPTS cut to a seeded random sample
     (order kept); `<set>_given` records how many there were. The per-prompt answers, versus tokens and
     corrupted prompts keep the prompts they belong to."""
@@ -121,7 +135,7 @@ def _sampled(question: dict, seed: int) -> dict:
     return out
 
 
-def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> InvestigationState:
     """Recall memory for this model, resolve the question's prompts, describe the model to the brain."""
     ctx = _ctx(runtime)
     question = dict(ctx.settings.question)
@@ -166,9 +180,9 @@ def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
 # -- hypothesize ---------------------------------------------------------------
 
 
-def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict, list[dict]]:
+def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict[str, LineState], list[QueueItem]]:
     """Fail fast: abandon lines of attack that used their share without a supported hypothesis."""
-    lines = {k: dict(v) for k, v in state.get("lines", {}).items()}
+    lines = {k: LineState(**v) for k, v in state.get("lines", {}).items()}
     queue = list(state.get("queue", []))
     used = ctx.budget.share_used()
     # A line whose exploratory call just finished may still register hypotheses from the result it paid
@@ -183,7 +197,7 @@ def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict, list[dict]
             info["grace"] = fresh[name]
             continue
         info["status"] = "abandoned"
-        queue = [a for a in queue if a.get("line") != name]
+        queue = [a for a in queue if a["line"] != name]
         ctx.trace.write(
             "pivot",
             line=name,
@@ -193,12 +207,12 @@ def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict, list[dict]
     return lines, queue
 
 
-def _cites(plan, state: InvestigationState) -> bool:
+def _cites(plan: HypothesisPlan, state: InvestigationState) -> bool:
     ids = {o["id"] for o in state.get("observations", [])}
     return any(i in plan.new_evidence for i in ids)
 
 
-def _skip_reason(plan, hyp_id: str, state: InvestigationState, ctx: RunContext) -> str:
+def _skip_reason(plan: HypothesisPlan, hyp_id: str, state: InvestigationState, ctx: RunContext) -> str:
     """Why memory says not to test this again ('' when it may be tested)."""
     if ctx.memory is None or _cites(plan, state):
         return ""
@@ -217,7 +231,7 @@ def _skip_reason(plan, hyp_id: str, state: InvestigationState, ctx: RunContext) 
         status="rejected",
         n=3,
     ):
-        if dist <= 0.02:
+        if dist <= 0.02 and isinstance(claim, Claim):
             return f"a reviewer rejected {claim.id} ({claim.statement!r}); cite new evidence to test it again"
     return ""
 
@@ -225,10 +239,14 @@ def _skip_reason(plan, hyp_id: str, state: InvestigationState, ctx: RunContext) 
 REFUSED = "refused at registration"
 
 
-def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -> tuple[list, list, list, dict]:
+def _register(
+    actions: list[dict[str, Any]], state: InvestigationState, ctx: RunContext
+) -> tuple[list[HypothesisState], list[QueueItem], list[ErrorEntry], dict[str, LineState]]:
     """Validate a decision's actions: hypotheses are registered, calls queued, bad ones become errors."""
-    hyps, queue, errors = list(state.get("hypotheses", [])), [], []  # errors: only the new ones (appended)
-    lines = {k: dict(v) for k, v in state.get("lines", {}).items()}
+    hyps = list(state.get("hypotheses", []))
+    queue: list[QueueItem] = []
+    errors: list[ErrorEntry] = []  # only the new ones (the state's reducer appends)
+    lines = {k: LineState(**v) for k, v in state.get("lines", {}).items()}
     known = {h["id"] for h in hyps if not h["note"].startswith(REFUSED)}
     for raw in actions:
         ref = raw.get("ref", "") if isinstance(raw, dict) else ""
@@ -239,7 +257,7 @@ def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -
             ctx.trace.write("error", what="action", message=str(e), action=raw)
             continue
         line = getattr(action, "line", "")
-        if line and lines.get(line, {}).get("status") == "abandoned":
+        if line and line in lines and lines[line]["status"] == "abandoned":
             errors.append(
                 {
                     "step": state["step"],
@@ -255,7 +273,13 @@ def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -
             queue.append({"kind": "conclude", "summary": action.summary, "ref": action.ref, "line": ""})
         elif isinstance(action, Call):
             queue.append(
-                {"kind": "call", "call": action.call.model_dump(), "hypothesis_id": "", "line": line, "ref": action.ref}
+                {
+                    "kind": "call",
+                    "call": {"tool": action.call.tool, "input": action.call.input},
+                    "hypothesis_id": "",
+                    "line": line,
+                    "ref": action.ref,
+                }
             )
         else:
             for plan in action.hypotheses:
@@ -332,7 +356,7 @@ def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -
                 queue.append(
                     {
                         "kind": "test",
-                        "call": plan.test.model_dump(),
+                        "call": {"tool": plan.test.tool, "input": plan.test.input},
                         "hypothesis_id": hid,
                         "line": line,
                         "ref": action.ref,
@@ -341,22 +365,22 @@ def _register(actions: list[dict], state: InvestigationState, ctx: RunContext) -
     return hyps, queue, errors, lines
 
 
-def _route_queue(queue: list[dict]) -> tuple[dict | None, str]:
+Next = Literal["experiment", "conclude", "hypothesize"]
+
+
+def _route_queue(queue: list[QueueItem]) -> tuple[RunnableItem | None, Next]:
     if not queue:
         return None, "hypothesize"
     head = queue[0]
     return (None, "conclude") if head["kind"] == "conclude" else (head, "experiment")
 
 
-Next = Literal["experiment", "conclude", "hypothesize"]
-
-
-def _go(update: dict) -> Command[Next]:
+def _go(update: InvestigationState) -> Command[Next]:
     """The update and where the graph goes next: conclude once there is a stop reason, else the queue's head
     decides (a test or call -> experiment, a conclusion -> conclude, nothing queued -> ask the brain)."""
     from langgraph.types import Command
 
-    goto = "conclude" if update.get("stop_reason") else _route_queue(update["queue"])[1]
+    goto: Next = "conclude" if update.get("stop_reason") else _route_queue(update.get("queue", []))[1]
     return Command(goto=goto, update=update)
 
 
@@ -365,7 +389,7 @@ def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> Comm
     ctx = _ctx(runtime)
     step = state.get("step", 0) + 1
     lines, queue = _pivot(state, ctx)
-    out: dict = {"step": step, "lines": lines, "queue": queue}
+    out: InvestigationState = {"step": step, "lines": lines, "queue": queue}
     if ctx.budget.exhausted():
         return _go({**out, "stop_reason": "budget spent", "pending": None})
     if queue:
@@ -379,7 +403,7 @@ def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> Comm
                 "pending": None,
             }
         )
-    view = View({**state, **out}, ctx.run_dir, _budget_view(ctx), ctx.settings.pivot_share)
+    view = View(_merged(state, out), ctx.run_dir, _budget_view(ctx), ctx.settings.pivot_share)
     _show(ctx, state, "brain deciding")
     try:
         decision = ctx.brain.decide(view, state.get("brain", {}))
@@ -403,7 +427,7 @@ def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> Comm
         tokens=decision.tokens,
         actions=decision.actions,
     )
-    hyps, queue, errors, lines = _register(decision.actions, {**state, **out}, ctx)
+    hyps, queue, errors, lines = _register(decision.actions, _merged(state, out), ctx)
     if not decision.actions:
         queue = [{"kind": "conclude", "summary": "the brain had nothing more to try", "ref": "", "line": ""}]
     pending, _ = _route_queue(queue)
@@ -424,7 +448,7 @@ def hypothesize(state: InvestigationState, runtime: Runtime[RunContext]) -> Comm
 # -- experiment ----------------------------------------------------------------
 
 
-def _estimate(ctx: RunContext, tool: str, payload: dict):
+def _estimate(ctx: RunContext, tool: str, payload: dict[str, Any]) -> tuple[Estimate, str, float]:
     """(Estimate, basis, extra seconds): forward tokens exactly, seconds from the measured speed."""
     from agent.budget import Estimate
     from tools import registry
@@ -437,16 +461,31 @@ def _estimate(ctx: RunContext, tool: str, payload: dict):
     return Estimate(seconds=seconds, forward_tokens=tokens), basis, extra
 
 
-def _mark(hyps: list[dict], hid: str, **changes) -> list[dict]:
-    return [{**h, **changes} if h["id"] == hid else h for h in hyps]
+def _mark(hyps: list[HypothesisState], hid: str, status: str, note: str, **changes: str) -> list[HypothesisState]:
+    """The hypotheses with `hid`'s status and note (and experiment id) changed."""
+    return [
+        cast(HypothesisState, {**h, "status": status, "note": note, **changes}) if h["id"] == hid else h for h in hyps
+    ]
 
 
-def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+def _merged(state: InvestigationState, update: InvestigationState) -> InvestigationState:
+    """The state as it will be once `update` is applied (appended lists appended), for code that reads it
+    before the graph does."""
+    merged = cast(InvestigationState, {**state, **update})
+    for key in ("observations", "errors"):  # the two keys with an append reducer
+        if key in update:
+            merged[key] = [*state.get(key, []), *update[key]]
+    return merged
+
+
+def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> InvestigationState:
     """Run the pending tool call under the budget and its deadline; store its result."""
     from tools import registry
 
     ctx = _ctx(runtime)
-    item = state["pending"]
+    item = state.get("pending")
+    if item is None:  # routing sends here only with a pending call: a checkpoint that says otherwise is damaged
+        raise RuntimeError("the experiment node ran with no pending call")
     tool, payload, hid = item["call"]["tool"], item["call"]["input"], item["hypothesis_id"]
     queue = state["queue"][1:]
     _show(ctx, state, f"{tool}" + (f" (testing {hid})" if hid else ""))
@@ -519,7 +558,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         forward_tokens=result.cost.forward_tokens,
         seconds=result.cost.seconds,
     )
-    obs = {
+    obs: Observation = {
         "id": record.id,
         "step": state["step"],
         "tool": tool,
@@ -529,8 +568,8 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
         "forward_tokens": result.cost.forward_tokens,
         "seconds": result.cost.seconds,
         "hypothesis_id": hid,
-        "line": item.get("line", ""),
-        "ref": item.get("ref", ""),
+        "line": item["line"],
+        "ref": item["ref"],
     }
     return {
         "observations": [obs],
@@ -544,7 +583,7 @@ def experiment(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
 PARTIAL_ADMIT_SHARE = 0.5
 
 
-def _admit(ctx: RunContext, tool: str, payload: dict, est) -> str | None:
+def _admit(ctx: RunContext, tool: str, payload: dict[str, Any], est: Estimate) -> str | None:
     """Why the budget refuses the call, or None. A call whose tool stops with partial results at its
     deadline is admitted when half its estimate fits: the budget is used rather than left idle, and
     the deadline still holds it."""
@@ -571,7 +610,9 @@ class _Refused(Exception):
     """A call the budget did not admit."""
 
 
-def _failed(state: InvestigationState, ctx: RunContext, item: dict, what: str, message: str, est) -> dict:
+def _failed(
+    state: InvestigationState, ctx: RunContext, item: RunnableItem, what: str, message: str, est: Estimate | None
+) -> InvestigationState:
     """The state after a call that was refused, stopped at its deadline, or failed."""
     tool, hid = item["call"]["tool"], item["hypothesis_id"]
     if what == "deadline":
@@ -598,14 +639,14 @@ def _failed(state: InvestigationState, ctx: RunContext, item: dict, what: str, m
         "pending": None,
         "hypotheses": hyps,
         "last": None,
-        "errors": _error(state, what, message, item.get("ref", "")),
+        "errors": _error(state, what, message, item["ref"]),
     }
 
 
 # -- judge ---------------------------------------------------------------------
 
 
-def _sae_ref(ctx: RunContext):
+def _sae_ref(ctx: RunContext) -> Callable[[str], str | None]:
     """An SAE reference as the tools got it (see agent.paths), None where no tool call could use it."""
     users = user_refs(ctx.settings.question)
 
@@ -618,7 +659,7 @@ def _sae_ref(ctx: RunContext):
     return norm
 
 
-def _contradictions(h: dict, result: dict, ctx: RunContext) -> list[str]:
+def _contradictions(h: HypothesisState, result: dict[str, Any], ctx: RunContext) -> list[str]:
     """How the hypothesis's component contradicts what its own test measured."""
     from agent.actions import HypothesisPlan
 
@@ -628,7 +669,7 @@ def _contradictions(h: dict, result: dict, ctx: RunContext) -> list[str]:
     )
 
 
-def _claim(h: dict, obs: dict, result: dict, ctx: RunContext) -> Claim | IncidentalFinding:
+def _claim(h: HypothesisState, obs: Observation, result: dict[str, Any], ctx: RunContext) -> Claim | IncidentalFinding:
     """What a supported hypothesis becomes: a claim, or, when it was registered as incidental to the
     question, an incidental finding (an observation: not reviewed, not in claims.json, not scored)."""
     from agent.actions import HypothesisPlan
@@ -664,10 +705,9 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> Command[Ne
     from agent.actions import Criterion
 
     ctx = _ctx(runtime)
-    last = state.get("last") or {}
-    hid = last.get("hypothesis_id")
-    out: dict = {}
-    if hid:
+    last: LastRun | None = state.get("last")
+    out: InvestigationState = {}
+    if last is not None and (hid := last["hypothesis_id"]):
         h = next(x for x in state["hypotheses"] if x["id"] == hid)
         obs = next(o for o in reversed(state["observations"]) if o["id"] == last["experiment_id"])
         result = RunFolder(ctx.run_dir).read_result(obs["id"])
@@ -696,18 +736,22 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> Command[Ne
             claim = _claim(h, obs, result, ctx)
             if ctx.memory is not None:
                 ctx.memory.put(claim)
-            key = "claims" if isinstance(claim, Claim) else "incidental"
             ctx.trace.write(
-                "claim" if key == "claims" else "incidental",
+                "claim" if isinstance(claim, Claim) else "incidental",
                 id=claim.id,
                 statement=claim.statement,
                 tier=claim.evidence_tier,
             )
-            out[key] = [*[c for c in state.get(key, []) if c["id"] != claim.id], claim.model_dump(mode="json")]
-    merged = {**state, **out, "errors": [*state.get("errors", []), *out.get("errors", [])]}
+            # a claim re-made after a resume replaces its earlier copy (ids are content hashes)
+            record = claim.model_dump(mode="json")
+            if isinstance(claim, Claim):
+                out["claims"] = [*[c for c in state.get("claims", []) if c["id"] != claim.id], record]
+            else:
+                out["incidental"] = [*[c for c in state.get("incidental", []) if c["id"] != claim.id], record]
+    merged = _merged(state, out)
     # fail fast between queued tests too, not only when the brain is asked again
     out["lines"], out["queue"] = _pivot(merged, ctx)
-    _show(ctx, {**merged, **out})
+    _show(ctx, _merged(merged, {"lines": out["lines"], "queue": out["queue"]}))
     if ctx.budget.exhausted():
         out["stop_reason"] = "budget spent"
     out["pending"], _ = _route_queue(out["queue"])
@@ -718,16 +762,16 @@ def judge(state: InvestigationState, runtime: Runtime[RunContext]) -> Command[Ne
 # -- conclude, review, report ----------------------------------------------------
 
 
-def conclude(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+def conclude(state: InvestigationState, runtime: Runtime[RunContext]) -> InvestigationState:
     """Stop: whatever was registered and not tested is listed as untested, with why."""
     ctx = _ctx(runtime)
     queue = state.get("queue", [])
     summary = next((a["summary"] for a in queue if a["kind"] == "conclude"), "") or state.get("summary", "")
     reason = state.get("stop_reason") or "the brain concluded"
-    hyps = [
-        {**h, "status": "untested", "note": f"not tested: {reason}"} if h["status"] == "open" else h
-        for h in state.get("hypotheses", [])
-    ]
+    hyps = state.get("hypotheses", [])
+    for h in hyps:
+        if h["status"] == "open":
+            hyps = _mark(hyps, h["id"], status="untested", note=f"not tested: {reason}")
     ctx.trace.write(
         "conclude",
         reason=reason,
@@ -745,7 +789,7 @@ def conclude(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     }
 
 
-def review(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+def review(state: InvestigationState, runtime: Runtime[RunContext]) -> InvestigationState:
     """Live review pauses here (LangGraph interrupt); queued review leaves claims for `interp review`."""
     from langgraph.types import interrupt
 
@@ -774,7 +818,7 @@ def review(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
     return {"reviews": reviews}
 
 
-def report(state: InvestigationState, runtime: Runtime[RunContext]) -> dict:
+def report(state: InvestigationState, runtime: Runtime[RunContext]) -> InvestigationState:
     """claims.json, report.md, report.html in the run folder."""
     from agent.report import write_report
 

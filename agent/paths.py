@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, overload
 
 from agent.run_folder import RunFolder, confined
 from tools.errors import UserError
@@ -42,7 +43,7 @@ ID_FIELDS: dict[str, list[str]] = {
 _DIRECTION_ID = re.compile(r"^dir-[0-9a-f]{1,64}$")
 
 
-def user_refs(question: dict) -> list[str]:
+def user_refs(question: dict[str, Any]) -> list[str]:
     """The paths the user gave for this run (--sae), which a brain may read as they are."""
     refs = [r for r in question.get("sae") or [] if isinstance(r, str)]
     comp = question.get("component") or {}
@@ -75,8 +76,9 @@ def resolve(ref: str, run_dir: Path, users: Sequence[str] = (), writes: bool = F
     return str(confined(root, ref, where, user))
 
 
-def _walk(node: object, parts: list[str], label: str):
-    """(container, key, label) for every string at `parts` under `node`."""
+def _walk(node: object, parts: list[str], label: str) -> Iterator[tuple[Any, int | str, str]]:
+    """(container, key, label) for every string at `parts` under `node` (the container is a JSON
+    list or object, indexed by `key`)."""
     if not parts:
         return
     head, rest = parts[0], parts[1:]
@@ -94,6 +96,10 @@ def _walk(node: object, parts: list[str], label: str):
             yield from _walk(child, rest, name)
 
 
+@overload
+def confine(tool: str, payload: dict[str, Any], run_dir: Path, users: Sequence[str] = ()) -> dict[str, Any]: ...
+@overload
+def confine(tool: str, payload: object, run_dir: Path, users: Sequence[str] = ()) -> object: ...
 def confine(tool: str, payload: object, run_dir: Path, users: Sequence[str] = ()) -> object:
     """The call's input with every path it names resolved inside the run folder (a copy), or a
     UserError naming the field that leads outside. Inputs of other shapes pass through for the

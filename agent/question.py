@@ -17,7 +17,7 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -28,6 +28,7 @@ from tools.files import read_text_file
 
 if TYPE_CHECKING:
     from tools.metrics import Metric
+    from tools.target import Target
 
 QuestionKind = Literal["behaviour", "concept", "component", "audit"]
 # The audit wording, an explicit list: a question with one of these (and no head or feature named, no
@@ -319,7 +320,7 @@ def parse_question(text: str, prompts_file: str | None = None, sae: list[str] | 
     )
 
 
-def check_component(question: dict | Question, target) -> None:
+def check_component(question: dict[str, Any] | Question, target: Target) -> None:
     """A component question must name a part the model has. Checked right after the model loads, before
     any compute of the investigation: a question about head 9.9 of a 2-layer model is an error, not a
     run that finds nothing and reports no errors."""

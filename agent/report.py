@@ -7,7 +7,7 @@ skipped hypotheses, refused and failed calls, and why the run stopped.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.question import Question
 from agent.run_folder import RunFolder, atomic_write
@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from agent.state import InvestigationState
 
 
-def _fmt(v) -> str:
+def _fmt(v: object) -> str:
     return "-" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _component(c: dict) -> str:
+def _component(c: dict[str, Any]) -> str:
     comp = {k: v for k, v in (c.get("component") or {}).items() if v is not None}
     return ", ".join(f"{k}={v}" for k, v in comp.items()) or "-"
 
@@ -142,7 +142,7 @@ def markdown(state: InvestigationState, ctx: RunContext) -> str:
     return "\n".join(out)
 
 
-def observations_section(found: list[dict]) -> list[str]:
+def observations_section(found: list[dict[str, Any]]) -> list[str]:
     """Incidental findings: supported by their tests, but about something the question did not ask.
     Apart from the claims: not reviewed, not in claims.json, not scored."""
     if not found:

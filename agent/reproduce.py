@@ -13,7 +13,7 @@ import copy
 import re
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import UserError
 
@@ -38,7 +38,7 @@ class Reproduction:
     """Each condition with the value measured now."""
     tool: str
     """The tool that ran."""
-    input: dict
+    input: dict[str, Any]
     """Its input, with the claim's component written in."""
     summary: str
     """The tool's one-line summary."""
@@ -55,7 +55,7 @@ class Reproduction:
     note: str
     """Anything the reviewer should know (e.g. a component that could not be substituted)."""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -63,7 +63,7 @@ def _hook_at_layer(hook: str, layer: int) -> str:
     return re.sub(r"^blocks\.\d+\.", f"blocks.{layer}.", hook)
 
 
-def with_component(tool: str, payload: dict, claim: Claim) -> tuple[dict, str]:
+def with_component(tool: str, payload: dict[str, Any], claim: Claim) -> tuple[dict[str, Any], str]:
     """(the experiment's input with the claim's component written in, a note when it could not be)."""
     p, comp, mech = copy.deepcopy(payload), claim.component, claim.mechanism
     if mech == "head" and comp.layer is not None and comp.head is not None and tool == "ablate":

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from agent.run_folder import RunFolder, atomic_write
 from tools.errors import UserError
 
 if TYPE_CHECKING:
-    from memory.records import Claim
+    from memory.records import Claim, ClaimStatus
     from memory.store import Decision, MemoryStore
 
 AWAITING = ("supported", "proposed")
@@ -82,7 +82,20 @@ def reproduce_command(claim: Claim) -> str:
     return f"interp reproduce {claim.id}"
 
 
-def card(store: MemoryStore, claim: Claim) -> dict:
+class RunDecision(TypedDict):
+    """A claim's review decision as a run's decisions.json holds it (claim id -> this)."""
+
+    status: ClaimStatus
+    """The claim's status after the review (accepted, rejected, needs_more_evidence)."""
+    reviewer: str | None
+    """Who decided."""
+    note: str
+    """The reviewer's note ('' for none)."""
+    reviewed_at: str | None
+    """When (ISO time)."""
+
+
+def card(store: MemoryStore, claim: Claim) -> dict[str, Any]:
     """Everything a reviewer needs about one claim, as plain data."""
     experiments = []
     for eid in claim.experiment_ids:
@@ -252,12 +265,12 @@ def _literally(text: str) -> Callable[[re.Match[str]], str]:
     return lambda _match: text
 
 
-def load_decisions(run_dir: Path) -> dict:
+def load_decisions(run_dir: Path) -> dict[str, RunDecision]:
     decisions = RunFolder(run_dir).read_json(RunFolder.DECISIONS)
     return {} if decisions is None else decisions
 
 
-def decisions_markdown(decisions: dict) -> str:
+def decisions_markdown(decisions: dict[str, RunDecision]) -> str:
     rows = ["<!-- decisions -->", "## Review decisions", ""]
     if not decisions:
         rows.append("None yet: `interp review` shows the queue.")
@@ -270,7 +283,7 @@ def decisions_markdown(decisions: dict) -> str:
     return "\n".join([*rows, "<!-- /decisions -->"])
 
 
-def decisions_html(decisions: dict) -> str:
+def decisions_html(decisions: dict[str, RunDecision]) -> str:
     if not decisions:
         body = "<p>None yet: <code>interp review</code> shows the queue.</p>"
     else:

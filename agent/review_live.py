@@ -7,7 +7,7 @@ whatever it says, is only ever displayed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.review import DECISIONS as STATUS_OF
 from agent.review import decide
@@ -16,16 +16,17 @@ from tools.errors import UserError
 
 if TYPE_CHECKING:
     from agent.context import RunContext
+    from agent.state import ReviewEntry
 
 DECISIONS = ("accept", "reject", "more-evidence", "skip")
 
 
-def apply_decisions(answers: object, claims: list[dict], ctx: RunContext) -> list[dict]:
+def apply_decisions(answers: object, claims: list[dict[str, Any]], ctx: RunContext) -> list[ReviewEntry]:
     """Record each decision in memory under the reviewer's name; 'skip' leaves the claim queued."""
     if not isinstance(answers, list):
         raise UserError("live review: expected a list of {claim_id, decision, note}")
     known = {c["id"] for c in claims}
-    done = []
+    done: list[ReviewEntry] = []
     for a in answers:
         if not isinstance(a, dict) or a.get("claim_id") not in known or a.get("decision") not in DECISIONS:
             raise UserError(f"live review: bad answer {a!r}; decisions: {', '.join(DECISIONS)}")

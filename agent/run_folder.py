@@ -41,6 +41,8 @@ class RunFolder:
     """What tools write during the run (activations, SAEs, transcoders, graphs; agent/paths.py)."""
     DIRECTIONS = "directions"
     """Steering directions the run's tools saved (tools/directions.py), named by id."""
+    HEARTBEAT = "budget.heartbeat.json"
+    """Spent seconds written during a call (agent.budget.Heartbeat), so a killed call is charged on resume."""
     LOCK = ".lock"
     """Held by the process running or resuming the run (agent/run_lock.py)."""
     REVIEW_LOCK = ".decisions.lock"
@@ -64,6 +66,10 @@ class RunFolder:
     @property
     def checkpoints(self) -> Path:
         return self.path / self.CHECKPOINTS
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.path / self.HEARTBEAT
 
     @property
     def claims(self) -> Path:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from torch import Tensor
     from transformer_lens import HookedTransformer
 
 # Seconds the larger calibration pass should take: long enough to measure, short next to any budget.
@@ -109,10 +110,10 @@ def calibrate(model: HookedTransformer) -> Speed:
     gen = torch.Generator().manual_seed(0)
     n_ctx = model.cfg.n_ctx
 
-    def tokens(batch: int, pos: int):
+    def tokens(batch: int, pos: int) -> Tensor:
         return torch.randint(model.cfg.d_vocab, (batch, min(pos, n_ctx)), generator=gen).to(device)
 
-    def timed(tok, reps: int = 2) -> float:
+    def timed(tok: Tensor, reps: int = 2) -> float:
         best = float("inf")
         for _ in range(reps):
             t0 = time.perf_counter()

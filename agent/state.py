@@ -9,7 +9,85 @@ folder; the state keeps their ids, summaries and key numbers.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+
+class ToolCallState(TypedDict):
+    """A tool call as an action names it (agent.actions.ToolCall, as JSON)."""
+
+    tool: str
+    """Registered tool name."""
+    input: dict[str, Any]
+    """The tool's input, as the brain gave it (validated against the tool's input model when it runs)."""
+
+
+class PlannedTest(TypedDict):
+    """A registered hypothesis's test, waiting to run."""
+
+    kind: Literal["test"]
+    """Tells the queue's items apart: a registered hypothesis's test."""
+    call: ToolCallState
+    """The pre-registered test."""
+    hypothesis_id: str
+    """The hypothesis it tests."""
+    line: str
+    """Line of attack."""
+    ref: str
+    """The brain's reference for the action that registered it."""
+
+
+class CallItem(TypedDict):
+    """An exploratory tool call (no hypothesis), waiting to run."""
+
+    kind: Literal["call"]
+    """Tells the queue's items apart: an exploratory call."""
+    call: ToolCallState
+    """The call."""
+    hypothesis_id: Literal[""]
+    """Always '': an exploratory call tests nothing (kept so every runnable item reads alike)."""
+    line: str
+    """Line of attack."""
+    ref: str
+    """The brain's reference for the action."""
+
+
+class ConcludeItem(TypedDict):
+    """The brain's decision to stop, with its summary."""
+
+    kind: Literal["conclude"]
+    """Tells the queue's items apart: a conclusion."""
+    summary: str
+    """The brain's closing summary."""
+    line: str
+    """Always '' (a conclusion belongs to no line)."""
+    ref: str
+    """The brain's reference for the action."""
+
+
+RunnableItem = PlannedTest | CallItem
+"""A queued item the experiment node runs."""
+QueueItem = PlannedTest | CallItem | ConcludeItem
+"""Anything a decision queues, told apart by `kind`."""
+
+
+class LastRun(TypedDict):
+    """The experiment just run, for the judge."""
+
+    experiment_id: str
+    """Its experiment id."""
+    hypothesis_id: str
+    """The hypothesis it tested ('' for an exploratory call: nothing to judge)."""
+
+
+class LineState(TypedDict):
+    """A line of attack's progress, for fail fast."""
+
+    started: float
+    """Share of the budget used when the line began."""
+    status: Literal["active", "abandoned"]
+    """Abandoned once it used its share without a supported hypothesis."""
+    grace: NotRequired[str]
+    """The exploratory experiment whose result the line was allowed to act on after its share ran out (once)."""
 
 
 class HypothesisState(TypedDict):
@@ -17,7 +95,7 @@ class HypothesisState(TypedDict):
 
     id: str
     """Memory id (content hash of model and statement)."""
-    plan: dict
+    plan: dict[str, Any]
     """The HypothesisPlan as registered (statement, component, test, criterion)."""
     line: str
     """Line of attack."""
@@ -71,40 +149,54 @@ class ErrorEntry(TypedDict):
     """The brain's reference for the action."""
 
 
+class ReviewEntry(TypedDict):
+    """A live review decision as it was applied (agent.review_live)."""
+
+    claim_id: str
+    """The claim reviewed."""
+    status: str
+    """The claim's status in memory afterwards."""
+    reviewer: str | None
+    """Who the status is recorded under."""
+    not_recorded: NotRequired[str]
+    """Why this reviewer's decision was not recorded (someone had already decided otherwise)."""
+
+
 class InvestigationState(TypedDict, total=False):
     """State of one investigation."""
 
     run_id: str
     """Run id (also the checkpoint thread id)."""
-    question: dict
+    question: dict[str, Any]
     """The Question, prompts resolved at orient."""
-    model: dict
+    model: dict[str, Any]
     """What the brain may know of the model: id, shapes, n_ctx, small vocabularies (never its spec or path)."""
-    budget: dict
+    budget: dict[str, float | int | None]
     """Budget.to_state(), after every node (the graph adds it to each node's update)."""
-    recall: dict
-    """From memory at orient: accepted and rejected claims, hypotheses tried by other runs."""
+    recall: dict[str, list[dict[str, str]]]
+    """From memory at orient: accepted and rejected claims ({id, statement}), hypotheses tried by other
+    runs ({id, statement, status})."""
     hypotheses: list[HypothesisState]
     """Registered hypotheses, in order."""
     observations: Annotated[list[Observation], operator.add]
     """Tool calls that ran, in order (a node's update holds only its new ones: they are appended)."""
-    claims: list[dict]
+    claims: list[dict[str, Any]]
     """Claims made (memory Claim records as dicts)."""
-    incidental: list[dict]
+    incidental: list[dict[str, Any]]
     """Supported hypotheses registered as incidental to the question (memory IncidentalFinding records as
     dicts): the report's observations, never claims."""
-    queue: list[dict]
+    queue: list[QueueItem]
     """Validated actions waiting to run (with their line and ref)."""
-    pending: dict | None
+    pending: RunnableItem | None
     """The tool call the experiment node runs next."""
-    last: dict | None
+    last: LastRun | None
     """The experiment just run and the hypothesis it tested, for the judge."""
     errors: Annotated[list[ErrorEntry], operator.add]
     """Everything that failed (a node's update holds only its new ones: they are appended)."""
-    brain: dict
+    brain: dict[str, Any]
     """The brain's own memory (e.g. the Claude conversation); opaque to the graph."""
-    lines: dict
-    """Line of attack -> {started: share of budget when it began, status: active / abandoned}."""
+    lines: dict[str, LineState]
+    """Line of attack -> its progress."""
     step: int
     """Graph steps taken."""
     decisions: int
@@ -113,7 +205,7 @@ class InvestigationState(TypedDict, total=False):
     """Why the investigation stopped."""
     summary: str
     """The brain's closing summary."""
-    reviews: list[dict]
+    reviews: list[ReviewEntry]
     """Live review decisions applied."""
     done: bool
     """The report is written."""

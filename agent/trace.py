@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 class Trace:
@@ -18,12 +19,12 @@ class Trace:
     def __init__(self, path: Path):
         self.path = path
 
-    def write(self, event: str, **data) -> None:
+    def write(self, event: str, **data: object) -> None:
         line = {"t": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event, **data}
         with open(self.path, "a") as f:
             f.write(json.dumps(line, default=str) + "\n")
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
         return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from tools.errors import UserError
+
+if TYPE_CHECKING:
+    from anthropic import Anthropic
+
+    from agent.brains.base import Brain
 
 BRAIN_FORMS = "heuristic, claude[:MODEL] or scripted:FILE"
 
 
-def make_brain(spec: str, seed: int = 0, client=None):
+def make_brain(spec: str, seed: int = 0, client: Anthropic | None = None) -> Brain:
     """A brain from its --brain spec. `client`: an anthropic client to use instead of a new one (tests)."""
     spec = (spec or "").strip()
     if spec == "heuristic":

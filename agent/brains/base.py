@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from agent.state import HypothesisState, InvestigationState, Observation
 
@@ -24,16 +24,29 @@ class BrainError(RuntimeError):
 class BrainDecision:
     """A brain's answer: the next actions (not a review decision, which accepts or rejects a claim)."""
 
-    actions: list[dict]
+    actions: list[dict[str, Any]]
     """Raw actions (see agent.actions), in order."""
-    memory: dict = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
     """The brain's memory to carry to its next decision (JSON-serialisable)."""
     usd: float = 0.0
     """What deciding cost in LLM dollars."""
-    tokens: dict = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)
     """LLM token usage by kind, when an LLM decided."""
     note: str = ""
     """The brain's reasoning in a line, for the trace."""
+
+
+class BudgetLeft(TypedDict):
+    """What is left of the budget, as a brain sees it."""
+
+    share_used: float
+    """Share of the budget used (the largest over its limits)."""
+    seconds_left: float
+    """Wall-clock seconds left."""
+    forward_tokens_left: int | None
+    """Forward tokens left (None: unlimited)."""
+    usd_spent: float
+    """LLM dollars spent."""
 
 
 @dataclass
@@ -44,17 +57,17 @@ class View:
     """Current state."""
     run_dir: Path
     """Run folder (results/ holds each experiment's full result)."""
-    budget_left: dict
-    """share_used, seconds_left, forward_tokens_left (None: unlimited)."""
+    budget_left: BudgetLeft
+    """share_used, seconds_left, forward_tokens_left (None: unlimited), usd_spent."""
     pivot_share: float
     """Share of the budget a line of attack may use without a supported hypothesis."""
 
     @property
-    def question(self) -> dict:
+    def question(self) -> dict[str, Any]:
         return self.state["question"]
 
     @property
-    def model(self) -> dict:
+    def model(self) -> dict[str, Any]:
         return self.state["model"]
 
     def result(self, experiment_id: str) -> dict[str, Any]:
@@ -70,7 +83,8 @@ class View:
         return [h for h in self.state.get("hypotheses", []) if line is None or h["line"] == line]
 
     def abandoned(self, line: str) -> bool:
-        return bool(self.state.get("lines", {}).get(line, {}).get("status") == "abandoned")
+        lines = self.state.get("lines", {})
+        return line in lines and lines[line]["status"] == "abandoned"
 
 
 class Brain(Protocol):
@@ -79,6 +93,6 @@ class Brain(Protocol):
     name: str
     """heuristic, claude:MODEL or scripted:FILE (goes in the trace and report)."""
 
-    def decide(self, view: View, memory: dict) -> BrainDecision:
+    def decide(self, view: View, memory: dict[str, Any]) -> BrainDecision:
         """The next actions. An empty list or a conclude action ends the investigation."""
         ...

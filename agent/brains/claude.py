@@ -15,8 +15,13 @@ priced and charged to the budget.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any, cast
 
 from agent.brains.base import BrainDecision, BrainError, View
+
+if TYPE_CHECKING:
+    from anthropic import Anthropic
+    from anthropic.types import ToolParam, Usage
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 # $ per million tokens (input, output), Sonnet list prices; cache writes cost 1.25x input, reads 0.1x.
@@ -47,7 +52,7 @@ Work as a pragmatic interpretability researcher would:
 - When you have tested what you can, call conclude with a short summary, including what you did not test."""
 
 
-def _meta_tools() -> list[dict]:
+def _meta_tools() -> list[dict[str, Any]]:
     from agent.actions import HypothesisPlan
 
     plan = HypothesisPlan.model_json_schema()
@@ -74,7 +79,7 @@ def _meta_tools() -> list[dict]:
     ]
 
 
-def tool_definitions() -> list[dict]:
+def tool_definitions() -> list[dict[str, Any]]:
     """Interpretability tools plus the two meta tools; the last carries the cache breakpoint."""
     from tools.registry import tools
 
@@ -100,12 +105,12 @@ def _rates(model: str) -> tuple[float, float]:
     return PRICES.get(model, PRICES[DEFAULT_MODEL])
 
 
-def price(model: str, usage) -> float:
+def price(model: str, usage: Usage) -> float:
     """Dollars for one response's usage (cache writes and reads at their multiples)."""
     inp, out = _rates(model)
     write = getattr(usage, "cache_creation_input_tokens", 0) or 0
     read = getattr(usage, "cache_read_input_tokens", 0) or 0
-    return (usage.input_tokens * inp + write * inp * 1.25 + read * inp * 0.1 + usage.output_tokens * out) / 1e6
+    return float(usage.input_tokens * inp + write * inp * 1.25 + read * inp * 0.1 + usage.output_tokens * out) / 1e6
 
 
 def _brief(view: View) -> str:
@@ -143,7 +148,7 @@ def _outcome(view: View, ref: str) -> tuple[str, bool]:
     return "\n".join(parts), bool(errs) and not hyps and not obs
 
 
-def _to_action(name: str, data: object, ref: str) -> dict:
+def _to_action(name: str, data: object, ref: str) -> dict[str, Any]:
     if name == "propose_hypotheses":
         body = data if isinstance(data, dict) else {"hypotheses": data}
         return {"kind": "hypothesize", **body, "ref": ref}
@@ -156,7 +161,9 @@ def _to_action(name: str, data: object, ref: str) -> dict:
 class ClaudeBrain:
     """Claude decides, through tool use."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, client=None, max_retries: int = 4, timeout: float = 120.0):
+    def __init__(
+        self, model: str = DEFAULT_MODEL, client: Anthropic | None = None, max_retries: int = 4, timeout: float = 120.0
+    ):
         import anthropic
 
         self.model = model
@@ -165,7 +172,7 @@ class ClaudeBrain:
         self.name = f"claude:{model}"
         self.client = client or anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
 
-    def decide(self, view: View, memory: dict) -> BrainDecision:
+    def decide(self, view: View, memory: dict[str, Any]) -> BrainDecision:
         import anthropic
 
         messages = list(memory.get("messages", []))
@@ -189,14 +196,17 @@ class ClaudeBrain:
                 model=self.model,
                 max_tokens=MAX_TOKENS,
                 messages=messages,
-                tools=tool_definitions(),
+                # the registry's JSON schemas are the SDK's tool params, as plain dicts
+                tools=cast("list[ToolParam]", tool_definitions()),
                 system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}],
             )
         except anthropic.APIError as e:
             raise BrainError(f"Claude API call failed after the SDK's retries: {type(e).__name__}: {e}") from None
         content = [b.model_dump(mode="json", exclude_none=True) for b in resp.content]
-        uses = [b for b in resp.content if b.type == "tool_use"]
-        text = " ".join(b.text for b in resp.content if b.type == "text").strip()
+        from anthropic.types import TextBlock, ToolUseBlock
+
+        uses = [b for b in resp.content if isinstance(b, ToolUseBlock)]
+        text = " ".join(b.text for b in resp.content if isinstance(b, TextBlock)).strip()
         actions = [_to_action(b.name, b.input, b.id) for b in uses]
         if not uses:
             if resp.stop_reason == "max_tokens":

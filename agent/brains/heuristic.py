@@ -29,6 +29,8 @@ against a control by the tool that tests it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent.brains import lines
 from agent.brains.base import BrainDecision, View
 
@@ -49,7 +51,7 @@ class HeuristicBrain:
         self.seed = seed
         self.name = "heuristic"
 
-    def decide(self, view: View, memory: dict) -> BrainDecision:
+    def decide(self, view: View, memory: dict[str, Any]) -> BrainDecision:
         for name in LINES[view.question["kind"]]:
             if view.abandoned(name):
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from agent.brains.base import BrainDecision, View
 from tools.errors import UserError
@@ -30,7 +31,7 @@ class ScriptedBrain:
             raise UserError(f"scripted brain file {self.path}: expected a JSON list of actions")
         self.batches = [b if isinstance(b, list) else [b] for b in data]
 
-    def decide(self, view: View, memory: dict) -> BrainDecision:
+    def decide(self, view: View, memory: dict[str, Any]) -> BrainDecision:
         i = int(memory.get("next", 0))
         if i >= len(self.batches):
             return BrainDecision([{"kind": "conclude", "summary": "script finished"}], {"next": i})

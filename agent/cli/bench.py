@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -217,7 +217,7 @@ def recovery(
     console.print(f"false positives on null organisms: {t['false_positives_on_null']}; run folders: {r['out']}")
 
 
-def _family_table(families: dict[str, dict]) -> None:
+def _family_table(families: dict[str, dict[str, Any]]) -> None:
     table = Table(title="by mechanism family (95% interval on recall: Wilson, over pooled items)")
     for col in (
         "family",
@@ -247,14 +247,14 @@ def _family_table(families: dict[str, dict]) -> None:
     console.print(table)
 
 
-def _key_values(title: str, r: dict) -> None:
+def _key_values(title: str, r: dict[str, Any]) -> None:
     table = Table(title=title, show_header=False)
     for k, v in r.items():
         table.add_row(k, str(v))
     console.print(table)
 
 
-def _num(x) -> str:
+def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:g}"
 
 
@@ -382,7 +382,7 @@ def budget(
             console.print(f"  refused in {x['organism']} {x['load']} {x['budget_s']:g}s: {msg}", markup=False)
 
 
-def _pct(x) -> str:
+def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
@@ -405,10 +405,13 @@ def attribution(
     if json_out:
         print_json(r)
         return
+    circuits = {task: t for task, t in r.items() if task.startswith("circuit_")}
     table = Table(title="attribution vs per-head mean ablation (ratios: attribution / ablation)")
     for col in ("task", "ref", "steps", "path", "rho", "rho |.|", "top-k", "passes", "tokens", "seconds"):
         table.add_column(col, overflow="fold")
     for task, t in r.items():
+        if task in circuits:
+            continue
         for v in t["variants"]:
             overlap = next(x for k, x in v.items() if k.endswith("_overlap"))
             table.add_row(
@@ -428,6 +431,21 @@ def attribution(
         "rho: Spearman over all heads of the estimate vs the effect of ablating the head alone; "
         "top-k: share of the k heads largest by |effect| among the k largest by |estimate|"
     )
+    table = Table(title="circuit from the attribution ranking vs random head sets of the same size")
+    for col in ("organism", "heads", "circuit", "manifest heads in it", "faithful", "random", "complete", "random"):
+        table.add_column(col, overflow="fold")
+    for task, c in circuits.items():
+        table.add_row(
+            task.removeprefix("circuit_"),
+            str(c["heads"]),
+            f"{len(c['circuit'])}: {', '.join(c['circuit'])}",
+            f"{c['planted_in_circuit']} of {len(c['planted'])}",
+            _num(c["faithfulness"]),
+            f"{_num(c['random_faithfulness'])} ± {_num(c['random_faithfulness_std'])}",
+            _num(c["completeness"]),
+            f"{_num(c['random_completeness'])} ± {_num(c['random_completeness_std'])}",
+        )
+    console.print(table)
 
 
 @app.command()
@@ -472,7 +490,7 @@ def realmodel(
     _print_realmodel(r)
 
 
-def _print_realmodel(r: dict) -> None:
+def _print_realmodel(r: dict[str, Any]) -> None:
     from rich.text import Text
 
     table = Table(title=f"real-model questions on {r['model']} ({r['brain']} brain, {r['budget_s']:g} s budget each)")

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 
 from agent.cli.output import console, err_console, print_json, quiet_library_warnings
 from tools.errors import UserError
 
+if TYPE_CHECKING:
+    from agent.context import RunContext
+    from agent.state import InvestigationState
 
-def _ask_in_terminal(payload: dict) -> list[dict]:
+
+def _ask_in_terminal(payload: dict[str, Any]) -> list[dict[str, str]]:
     """Live review: one decision per claim, typed by the person at the terminal."""
-    answers = []
+    answers: list[dict[str, str]] = []
     console.rule("live review")
     for c in payload["claims"]:
         console.print(f"[bold]{c['id']}[/] ({c['tier']}; effect {c['effect']}, control {c['control']})")
@@ -153,14 +157,14 @@ def investigate(
 
 
 class _Null:
-    def __enter__(self):
+    def __enter__(self) -> _Null:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         return None
 
 
-def _finish(state: dict, ctx, json_out: bool) -> None:
+def _finish(state: InvestigationState, ctx: RunContext, json_out: bool) -> None:
     from agent.run_folder import RunFolder
 
     claims = state.get("claims", [])

@@ -13,6 +13,10 @@ from agent.cli.output import console, print_json, quiet_library_warnings
 from tools.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from agent.labeling.claude import BatchExplainer, ClaudeExplainer, ClaudeJudge
+    from memory.records import FeatureLabel
     from tools.target import Target
 
 app = typer.Typer(
@@ -132,7 +136,7 @@ def label(
     )
 
 
-def _means(labels) -> dict[str, float]:
+def _means(labels: Iterable[FeatureLabel]) -> dict[str, float]:
     out: dict[str, list[float]] = {}
     for r in labels:
         for k, v in r.scores.items():
@@ -140,7 +144,9 @@ def _means(labels) -> dict[str, float]:
     return {k: round(sum(v) / len(v), 4) for k, v in out.items()}
 
 
-def _brains(brain: str, judge: str, batch: bool, claude_model: str | None, sae: str):
+def _brains(
+    brain: str, judge: str, batch: bool, claude_model: str | None, sae: str
+) -> tuple[BatchExplainer | ClaudeExplainer | None, ClaudeJudge | None]:
     """(explainer or None for heuristic, judge or None for rule); Claude ones need the API key."""
     from agent.labeling import claude
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from agent.cli.output import console, err_console, print_json
+
+if TYPE_CHECKING:
+    from memory.records import MemoryRecord
+    from memory.store import MemoryStore
 
 app = typer.Typer(
     help="The memory of claims, hypotheses, feature labels and experiments (ChromaDB).", no_args_is_help=True
@@ -33,13 +37,13 @@ WeightsOpt = Annotated[
 ]
 
 
-def _store(memory: str | None, create: bool = False):
+def _store(memory: str | None, create: bool = False) -> MemoryStore:
     from memory.store import MemoryStore
 
     return MemoryStore(memory, create=create)
 
 
-def _line(r) -> str:
+def _line(r: MemoryRecord) -> str:
     text = str(getattr(r, "statement", None) or getattr(r, "label", None) or getattr(r, "summary", ""))
     return text if len(text) <= 100 else text[:97] + "..."
 

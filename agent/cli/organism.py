@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,12 +11,16 @@ from rich.table import Table
 from agent.cli.output import console, err_console, print_json, quiet_library_warnings
 from tools.errors import UserError
 
+if TYPE_CHECKING:
+    from experiments.organisms.manifest import HeadScore, Manifest, Mechanism
+    from experiments.organisms.spec import OrganismSpec
+
 app = typer.Typer(help="Model organisms: small transformers with planted, verified mechanisms.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _mechanism_summary(spec) -> str:
+def _mechanism_summary(spec: OrganismSpec) -> str:
     parts = []
     for m in spec.mechanisms:
         tag = "" if m.planted else " (control, not planted)"
@@ -55,7 +59,9 @@ def list_(json_out: JsonOpt = False) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["name"], r["organism_id"], r["task"], r["mechanisms"], "yes" if r["trained"] else "no", r["description"]
+            *(str(r[k]) for k in ("name", "organism_id", "task", "mechanisms")),
+            "yes" if r["trained"] else "no",
+            str(r["description"]),
         )
     console.print(table)
     console.print(
@@ -122,7 +128,7 @@ def train(
         raise typer.Exit(1)
 
 
-def failure_lines(manifest) -> list[str]:
+def failure_lines(manifest: Manifest) -> list[str]:
     """One line per failed check: what was measured, the bound it missed, and what to change in the spec."""
     return [
         f"- {c.name}: measured {c.measured:g}, needs {c.op} {c.threshold:g}" + (f". To fix: {c.hint}" if c.hint else "")
@@ -218,7 +224,7 @@ def check_reproducible(
         console.print("[green]reproducible:[/] the weights are bit-identical")
 
 
-def _print_manifest(m, folder: Path) -> None:
+def _print_manifest(m: Manifest, folder: Path) -> None:
     ok = "[green]verified[/]" if m.verified else "[red]NOT verified[/]"
     console.print(f"[bold]{m.name}[/]  id {m.organism_id}  {ok}  ({folder})")
     console.print(
@@ -237,7 +243,7 @@ def _print_manifest(m, folder: Path) -> None:
     console.print(table)
 
 
-def _describe(mech) -> str:
+def _describe(mech: Mechanism) -> str:
     if mech.kind == "trigger":
         role = "backdoor" if mech.planted else "control (trigger tokens, not planted)"
         text = (
@@ -259,12 +265,12 @@ def _describe(mech) -> str:
         )
     if mech.kind == "induction":
 
-        def fmt(hs):
+        def fmt(hs: list[HeadScore]) -> str:
+            def score(h: HeadScore) -> str:
+                return "" if h.score is None else f"score {h.score:.2f}, "
+
             return (
-                ", ".join(
-                    f"L{h.layer}H{h.head} (score {h.score:.2f}, ablated acc {h.ablated_accuracy:.2f})" for h in hs
-                )
-                or "none"
+                ", ".join(f"L{h.layer}H{h.head} ({score(h)}ablated acc {h.ablated_accuracy:.2f})" for h in hs) or "none"
             )
 
         if mech.method == "ablation":
@@ -276,14 +282,6 @@ def _describe(mech) -> str:
                 f"{mech.control_group_ablated_accuracy:.2f}); previous-token heads ablated together "
                 f"{mech.previous_group_ablated_accuracy:.2f} (random {mech.previous_control_ablated_accuracy:.2f})"
             )
-        return (
-            f"- induction heads: {fmt(mech.induction_heads)}\n- previous-token heads: "
-            f"{fmt(mech.previous_token_heads)}\n- found by ablation: copying heads (at the second copy) "
-            f"{fmt(mech.copying_heads)}; ablated together {mech.induction_group_ablated_accuracy:.2f} "
-            f"(as many random heads {mech.control_group_ablated_accuracy:.2f}); feeding heads (before it) "
-            f"{fmt(mech.feeding_heads)}; ablated together {mech.feeding_group_ablated_accuracy:.2f} "
-            f"(random {mech.feeding_control_ablated_accuracy:.2f}); accuracy {mech.baseline_accuracy:.2f}"
-        )
         return (
             f"- induction heads: {fmt(mech.induction_heads)}\n- previous-token heads: "
             f"{fmt(mech.previous_token_heads)}\n- accuracy {mech.baseline_accuracy:.2f}; induction heads "
@@ -298,6 +296,25 @@ def _describe(mech) -> str:
             f"directions mean {mech.mean_abs_cos:.3f}, max {mech.max_abs_cos:.3f} (Welch bound "
             f"{mech.welch_bound:.3f}); steering along a direction names its feature {mech.insert_rate:.2f} "
             f"(random direction {mech.control_insert_rate:.2f}), subtracting it stops it {mech.remove_rate:.2f}"
+        )
+    if mech.kind == "composition":
+
+        def heads(hs: list[HeadScore]) -> str:
+            return ", ".join(f"L{h.layer}H{h.head}" for h in hs) or "none"
+
+        return (
+            f"- two-step lookup: accuracy step 1 alone {mech.step1_accuracy:.2f}, step 2 alone "
+            f"{mech.step2_accuracy:.2f}, both {mech.both_accuracy:.2f}\n"
+            f"- step 1 (the table) in MLP layer(s) {', '.join(map(str, mech.step1_mlp_layers)) or 'none'}: ablated "
+            f"at the query, step-1 accuracy {mech.step1_ablated_accuracy:.2f} (other MLPs "
+            f"{mech.step1_control_ablated_accuracy:.2f}); their output patched from another query moves "
+            f"{mech.step1_patch_switch_rate:.2f} of the answers to its key's value (other MLPs "
+            f"{mech.step1_patch_control_switch_rate:.2f})\n"
+            f"- step 2 (the lookup): heads {heads(mech.lookup_heads)} at the query, ablated together "
+            f"{mech.lookup_ablated_accuracy:.2f} (others {mech.lookup_control_ablated_accuracy:.2f}); fed by "
+            f"{heads(mech.feeding_heads)} in the context, ablated there {mech.feeding_ablated_accuracy:.2f} "
+            f"(others {mech.feeding_control_ablated_accuracy:.2f}); with both ablated, step 1 alone "
+            f"{mech.step1_accuracy_without_step2_heads:.2f}, step 2 alone {mech.step2_accuracy_without_step2_heads:.2f}"
         )
     cats = "; ".join(f"{c.name}: {' '.join(c.tokens)} -> {c.label_token}" for c in mech.categories)
     dec = ", ".join(f"{k} {v:.2f}" for k, v in mech.decodability.items())

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from agent.cli.output import console, err_console, print_json
 from tools.errors import UserError
 
+if TYPE_CHECKING:
+    from experiments.organisms.universality import UniversalitySpec
 
-def list_rows() -> list[dict]:
+
+def list_rows() -> list[dict[str, Any]]:
     """One row per built-in universality spec, shaped like the organism rows of `interp organism list`."""
     from experiments.organisms.universality import MATCHING_FILE, matching_dir, resolve_universality, universality_names
 
@@ -34,7 +38,7 @@ def list_rows() -> list[dict]:
     return rows
 
 
-def train(spec, out: Path | None, seed: int | None, force: bool, json_out: bool) -> None:
+def train(spec: UniversalitySpec, out: Path | None, seed: int | None, force: bool, json_out: bool) -> None:
     """Train every seed of `spec` (a UniversalitySpec), measure the matching, print it; exit 1 if unverified."""
     from experiments.organisms.universality import matching_dir, train_universality
 

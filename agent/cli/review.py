@@ -7,7 +7,7 @@ or a model wrote is displayed as text, never acted on.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -17,6 +17,11 @@ from rich.table import Table
 from agent.cli.memory import JsonOpt, MemoryOpt, _store
 from agent.cli.output import console, err_console, print_json, quiet_library_warnings
 from tools.errors import UserError
+
+if TYPE_CHECKING:
+    from agent.review import Decided
+    from memory.records import Claim
+    from memory.store import MemoryStore
 
 app = typer.Typer(
     help="Review what agents found: accept, reject or ask for more evidence. "
@@ -92,7 +97,7 @@ def interactive(
                 console.print(f"[yellow]memory only:[/] {escape(done.folder_note)}")
 
 
-def _show(store, claim, i: int, n: int, reviewer: str) -> None:
+def _show(store: MemoryStore, claim: Claim, i: int, n: int, reviewer: str) -> None:
     from agent.review import card
 
     c = card(store, claim)
@@ -123,11 +128,11 @@ def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _num(x) -> str:
+def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-def _decide(store, claim_id, decision, reviewer, note, force):
+def _decide(store: MemoryStore, claim_id: str, decision: str, reviewer: str, note: str, force: bool) -> Decided:
     from agent.review import decide
 
     return decide(store, claim_id, decision, reviewer, note, force=force)
@@ -217,7 +222,7 @@ def reproduce(
         raise typer.Exit(1)
 
 
-def _reproduce_and_print(store, claim_id: str, model: str | None, json_out: bool) -> bool:
+def _reproduce_and_print(store: MemoryStore, claim_id: str, model: str | None, json_out: bool) -> bool:
     from agent.reproduce import reproduce as run
 
     quiet_library_warnings()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -64,8 +65,8 @@ def schema(
     print_json(spec.schema())
 
 
-def _parse_args(items: list[str]) -> dict:
-    out = {}
+def _parse_args(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -77,7 +78,7 @@ def _parse_args(items: list[str]) -> dict:
     return out
 
 
-def _load_input(path: str | None) -> dict:
+def _load_input(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
     text = read_text_file(path, "--input", "a JSON object of the tool's fields")
@@ -90,7 +91,7 @@ def _load_input(path: str | None) -> dict:
     return data
 
 
-def _make(name: str):
+def _make(name: str) -> Callable[..., None]:
     def command(
         model: Annotated[str, typer.Option("--model", "-m", help="Target model spec, e.g. organism:eval_aware.")],
         input: Annotated[

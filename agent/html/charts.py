@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -44,7 +44,7 @@ class Band:
     spread: float
 
 
-def _finite(vals) -> list[float]:
+def _finite(vals: Iterable[float | None]) -> list[float]:
     return [v for v in vals if v is not None and math.isfinite(v)]
 
 

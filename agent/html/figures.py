@@ -9,6 +9,7 @@ experiment that decided it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from agent.html.charts import Band, Series, bars, heatmap, line
 
@@ -32,7 +33,7 @@ class Figure:
     """How to read it: the metric, the control, the numbers that matter."""
 
 
-def metric_name(inp: dict, question: dict) -> str:
+def metric_name(inp: dict[str, Any], question: dict[str, Any]) -> str:
     """The measured behaviour's name: the call's metric, else the question's."""
     from agent.question import Question
     from tools.metrics import Metric
@@ -46,7 +47,7 @@ def _heads_grid(grid: list[list[float]]) -> tuple[list[str], list[str]]:
     return [f"layer {i}" for i in range(len(grid))], [f"H{j}" for j in range(len(grid[0]) if grid else 0)]
 
 
-def _steer(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _steer(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     xs = [p["coefficient"] for p in r["curve"]]
     steered = Series(
         "steered along the direction (mean ± s.e.m.)",
@@ -76,7 +77,7 @@ def _steer(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     ]
 
 
-def _probe(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _probe(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     hooks = r["per_hook"]
     probe = Series(
         "linear probe (Wilson 95% interval)",
@@ -98,7 +99,7 @@ def _probe(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     ]
 
 
-def _patch(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _patch(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     resid = r["over"] == "resid"
     svg = heatmap(
         r["rows"],
@@ -122,7 +123,7 @@ def _patch(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     ]
 
 
-def _ablate(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _ablate(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     effect = Series("ablating these components", [r["effect"]])
     sd = r.get("control_std") or 0.0
     control = Series(
@@ -147,7 +148,7 @@ def _ablate(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     ]
 
 
-def _scan(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _scan(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     top = r["top"][:TOP]
     labels = [f"{' '.join(t['tokens'])} -> {t['top_output']}" for t in top]
     answered = Series("prompts answering its top output", [t["top_output_rate"] for t in top])
@@ -168,7 +169,7 @@ def _scan(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     ]
 
 
-def _attribute(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _attribute(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     ranked = r["ranking"][:TOP]
     labels = [s["name"] for s in ranked] + ["typical head (median |estimate|)"]
     est = Series(f"estimated change in {metric}", [s["score"] for s in ranked] + [r["control"]])
@@ -206,7 +207,7 @@ def _attribute(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     return figs
 
 
-def _circuit(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _circuit(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     curve = r["curve"]
     xs = [p["size"] for p in curve]
     series = [
@@ -241,7 +242,7 @@ def _circuit(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     ]
 
 
-def _heads(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _heads(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     rows, cols = _heads_grid(r["all_dla"])
     svg = heatmap(rows, cols, r["all_dla"], f"direct effect on {metric}", "layer", "head", f"head direct effect {eid}")
     return [
@@ -256,7 +257,7 @@ def _heads(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
     ]
 
 
-def _attention(eid: str, r: dict, inp: dict, metric: str) -> list[Figure]:
+def _attention(eid: str, r: dict[str, Any], inp: dict[str, Any], metric: str) -> list[Figure]:
     heads = r["heads"]
     n_layers = max(h["layer"] for h in heads) + 1
     n_heads = max(h["head"] for h in heads) + 1
@@ -308,7 +309,7 @@ def effect_vs_control(eid: str, tool: str, effect: float, control: float | None,
     )
 
 
-def draw(eid: str, tool: str, result: dict, inp: dict, question: dict) -> list[Figure]:
+def draw(eid: str, tool: str, result: dict[str, Any], inp: dict[str, Any], question: dict[str, Any]) -> list[Figure]:
     """The figures of one experiment (empty for a tool without figures: a claim it decided is drawn
     as its effect against its control, by the page)."""
     if tool in DRAW:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.html.figures import Figure, draw, effect_vs_control
 from agent.run_folder import RunFolder
 
 if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
     from agent.context import RunContext
-    from agent.state import InvestigationState
+    from agent.review import RunDecision
+    from agent.state import HypothesisState, InvestigationState, Observation
 
 LONG = 160
 """Characters past which a table cell is collapsed into <details>."""
@@ -43,7 +46,7 @@ details>summary{cursor:pointer}
 """
 
 
-def _md():
+def _md() -> MarkdownIt:
     from markdown_it import MarkdownIt
 
     # raw HTML off: statements and notes come from a brain and are shown, never run
@@ -59,7 +62,7 @@ def sections(md: str) -> dict[str, str]:
     return out
 
 
-def experiment_inputs(run_dir: Path) -> dict[str, dict]:
+def experiment_inputs(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Experiment id -> the input its tool ran with, from trace.jsonl (a call is followed by its result)."""
     from agent.trace import Trace
 
@@ -93,11 +96,11 @@ def _cell(text: str) -> str:
     return f"<details><summary>{escape(text[: cut if cut > 0 else LONG - 40])} …</summary>{escape(text)}</details>"
 
 
-def _fmt(v) -> str:
+def _fmt(v: object) -> str:
     return "-" if v is None else f"{v:.3g}" if isinstance(v, float) else escape(str(v))
 
 
-def _component(c: dict) -> str:
+def _component(c: dict[str, Any]) -> str:
     comp = {k: v for k, v in (c.get("component") or {}).items() if v is not None}
     return ", ".join(f"{k}={v}" for k, v in comp.items()) or "-"
 
@@ -110,16 +113,18 @@ def _figure(f: Figure) -> str:
     )
 
 
-def claim_card(c: dict, hyp: dict | None, figs: list[Figure], decision: dict | None, tool: str) -> str:
+def claim_card(
+    c: dict[str, Any], hyp: HypothesisState | None, figs: list[Figure], decision: RunDecision | None, tool: str
+) -> str:
     """One claim: statement, verdict, tier, effect vs control, the deciding experiment and its figures."""
     eid = (c.get("experiment_ids") or [""])[0]
-    verdict = (hyp or {}).get("status") or c.get("status") or "-"
+    verdict = (hyp["status"] if hyp else "") or c.get("status") or "-"
     review = (
         f"{escape(decision['status'])} by {escape(decision['reviewer'] or '?')}"
         if decision
         else "not yet reviewed (<a href='#decisions'>review decisions</a>)"
     )
-    test = (hyp or {}).get("note") or ""
+    test = hyp["note"] if hyp else ""
     facts = [
         ("verdict", f"<span class='verdict'>{escape(verdict)}</span> by its pre-registered test; review: {review}"),
         ("evidence tier", f"<span class='tier'>{escape(c['evidence_tier'])}</span>"),
@@ -144,7 +149,7 @@ def claim_card(c: dict, hyp: dict | None, figs: list[Figure], decision: dict | N
     )
 
 
-def _hypotheses(hyps: list[dict]) -> str:
+def _hypotheses(hyps: list[HypothesisState]) -> str:
     if not hyps:
         return "<p>None registered.</p>"
     rows = []
@@ -167,7 +172,7 @@ def _hypotheses(hyps: list[dict]) -> str:
     )
 
 
-def _experiments(obs: list[dict], figs: dict[str, list[Figure]], claim_of: dict[str, str]) -> str:
+def _experiments(obs: list[Observation], figs: dict[str, list[Figure]], claim_of: dict[str, str]) -> str:
     """One row per experiment, anchored `exp-ID`; its figure link goes to the claim it decided, if any."""
     if not obs:
         return "<p>None ran.</p>"
@@ -190,7 +195,9 @@ def _experiments(obs: list[dict], figs: dict[str, list[Figure]], claim_of: dict[
     )
 
 
-def render(state: InvestigationState, ctx: RunContext, md: str, decisions_block: str, decisions: dict) -> str:
+def render(
+    state: InvestigationState, ctx: RunContext, md: str, decisions_block: str, decisions: dict[str, RunDecision]
+) -> str:
     """The whole page; `decisions_block` is review.decisions_html's marked block (updated in place later)."""
     q, b = state["question"], ctx.budget
     sec = sections(md)

@@ -9,6 +9,7 @@ test (tests/e2e/test_report_html.py) checks in Chromium that every label fits it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from html import escape
 
 FONT = 12
@@ -65,7 +66,7 @@ def ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
-def scale(lo: float, hi: float, a: float, b: float):
+def scale(lo: float, hi: float, a: float, b: float) -> Callable[[float], float]:
     """Linear map from data [lo, hi] to pixels [a, b]."""
     span = (hi - lo) or 1.0
     return lambda v: a + (v - lo) / span * (b - a)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import UserError
 
@@ -118,7 +118,9 @@ def _where(labels: list[FeatureLabel], source_id: str | None, model: str | None)
     return out
 
 
-def neuronpedia_document(labels: list[FeatureLabel], source_id: str | None = None, model: str | None = None) -> dict:
+def neuronpedia_document(
+    labels: list[FeatureLabel], source_id: str | None = None, model: str | None = None
+) -> dict[str, Any]:
     """The export: one upload body per feature for POST /api/explanation/new, the same explanations as
     Explanation rows with their ExplanationScore rows, and notes on what was left out."""
     labels = sorted((r for r in labels if r.error is None and r.label), key=lambda r: (r.model_id, r.sae_id, r.feature))
@@ -182,9 +184,11 @@ def neuronpedia(
     sae: str | None = None,
     source_id: str | None = None,
     neuronpedia_model: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Write the export of the stored labels (of one model id / one SAE when given) to `path`."""
-    labels = store.list(kind="feature_label", model=model_id)
+    from memory.records import FeatureLabel
+
+    labels = [r for r in store.list(kind="feature_label", model=model_id) if isinstance(r, FeatureLabel)]
     if sae is not None:
         key = str(Path(sae).resolve()) if Path(sae).is_dir() else sae
         labels = [r for r in labels if r.sae_id == key]

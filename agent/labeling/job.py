@@ -9,6 +9,7 @@ an error with its reason, never as a score.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -19,6 +20,7 @@ from agent.labeling.scorers import SCORERS, JudgeError, RuleJudge, detection, fu
 from tools.errors import UserError
 
 if TYPE_CHECKING:
+    from agent.labeling.scorers import Judge
     from memory.records import FeatureLabel
     from memory.store import MemoryStore
     from tools.target import Target
@@ -70,7 +72,7 @@ def parse_features(spec: str, d_sae: int) -> list[int]:
     return sorted(set(out))
 
 
-def check_scorers(scorers) -> None:
+def check_scorers(scorers: Sequence[str]) -> None:
     unknown = [s for s in scorers if s not in SCORERS]
     if unknown or not scorers:
         raise UserError(f"unknown scorer {(unknown or [''])[0]!r}; scorers: {', '.join(SCORERS)}")
@@ -91,12 +93,14 @@ class LabelRun:
 
 
 def done_features(store: MemoryStore | None, model_id: str, sae: str, explainer: str) -> set[int]:
+    from memory.records import FeatureLabel
+
     if store is None:
         return set()
     return {
         r.feature
         for r in store.list(kind="feature_label", model=model_id)
-        if r.sae_id == sae and r.explainer == explainer and r.error is None
+        if isinstance(r, FeatureLabel) and r.sae_id == sae and r.explainer == explainer and r.error is None
     }
 
 
@@ -106,11 +110,11 @@ def label(
     features: list[int],
     corpus: list[str],
     explainer: Explainer,
-    judge=None,
+    judge: Judge | None = None,
     scorers: tuple[str, ...] = SCORERS,
     store: MemoryStore | None = None,
     seed: int = 0,
-    on_feature=None,
+    on_feature: Callable[[int], object] | None = None,
     chunk: int = 64,
 ) -> LabelRun:
     """Label `features`; `on_feature(n_done)` is called after each (for a progress bar)."""
@@ -145,7 +149,17 @@ def label(
     return run
 
 
-def _label_one(target, sae, sae_id, hook, fe: FeatureExamples, explainer, judge, scorers, seed) -> FeatureLabel:
+def _label_one(
+    target: Target,
+    sae: str,
+    sae_id: str,
+    hook: str,
+    fe: FeatureExamples,
+    explainer: Explainer,
+    judge: Judge,
+    scorers: Sequence[str],
+    seed: int,
+) -> FeatureLabel:
     from memory.records import FeatureLabel
 
     base = {

@@ -1,6 +1,7 @@
 """The features line forms token groups from the model's own predictions, then picks SAE features for each."""
 
 from agent.brains.lines.features import _features_for, _token_prefixes, token_groups
+from tools.sae import FeatureContexts
 
 
 def test_groups_are_the_tokens_after_which_the_model_predicts_one_output():
@@ -21,12 +22,16 @@ def test_a_token_the_model_answers_inconsistently_after_joins_no_group():
     assert token_groups(pairs, argmax) == {"L": ["a", "b"]}
 
 
+def _contexts(feature: int, *top_tokens: tuple[str, int]) -> FeatureContexts:
+    return FeatureContexts(feature=feature, density=0.1, top=[], top_tokens=list(top_tokens))
+
+
 def test_features_for_a_group_are_the_pure_ones_purest_first():
     feats = [
-        {"feature": 1, "top_tokens": [["a", 9], ["b", 8], ["x", 7], ["y", 6]]},  # half outside: too mixed
-        {"feature": 2, "top_tokens": [["a", 9], ["b", 8], ["c", 7]]},
-        {"feature": 3, "top_tokens": [["a", 9], ["b", 8], ["c", 7], ["x", 2]]},
-        {"feature": 4, "top_tokens": [["c", 9]]},
-    ]  # one member only
+        _contexts(1, ("a", 9), ("b", 8), ("x", 7), ("y", 6)),  # half outside: too mixed
+        _contexts(2, ("a", 9), ("b", 8), ("c", 7)),
+        _contexts(3, ("a", 9), ("b", 8), ("c", 7), ("x", 2)),
+        _contexts(4, ("c", 9)),  # one member only
+    ]
     picked = _features_for(feats, {"a", "b", "c"})
-    assert [(f["feature"], m) for f, m in picked] == [(2, ["a", "b", "c"]), (3, ["a", "b", "c"])]
+    assert [(f.feature, m) for f, m in picked] == [(2, ["a", "b", "c"]), (3, ["a", "b", "c"])]

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from agent.budget import Budget, Heartbeat
+from agent.run_folder import RunFolder
 from agent.speed import Speed
 from tools.deadline import DeadlineReached, check, deadline, seconds_left
 
@@ -67,7 +68,7 @@ def test_the_heartbeat_records_time_spent_inside_a_call(tmp_path):
     time.sleep(0.05)
     beat()
     assert Heartbeat.spent(tmp_path) >= 0.05
-    (tmp_path / Heartbeat.FILE).write_text("{not json")
+    (tmp_path / RunFolder.HEARTBEAT).write_text("{not json")
     assert Heartbeat.spent(tmp_path) is None
-    (tmp_path / Heartbeat.FILE).write_text(json.dumps({"spent_seconds": 12.5}))
+    (tmp_path / RunFolder.HEARTBEAT).write_text(json.dumps({"spent_seconds": 12.5}))
     assert Heartbeat.spent(tmp_path) == 12.5

@@ -3,7 +3,9 @@
 A step function gets a `Ctx` and returns the next actions of its line, or None when the line has
 nothing more to do. Progress is read from the state by reference (`ref`): an action issued earlier
 has, by the time the brain is asked again, either an observation, an error or a judged hypothesis
-under its ref. Each module keeps its thresholds as `Criterion` constants at its top.
+under its ref. Each module keeps its thresholds as `Criterion` constants at its top. A line builds its
+tool inputs with the tools' input models (`Ctx.build`) and reads results with their result models
+(`Ctx.result`, `Ctx.test_result`): see ctx.py.
 """
 
 from __future__ import annotations

@@ -23,15 +23,21 @@ when it has found supported induction heads, this line adds nothing.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
-from agent.brains.lines.ctx import Criterion, Ctx
+from agent.brains.lines.ctx import Action, Criterion, Ctx
 from tools.ablate import AblateInput, Head
-from tools.attribute import AttributeInput, AttributeResult, Mlp, Score
+from tools.attribute import AttributeInput, AttributeResult, Mlp, Ranked, Score
 from tools.circuit import CircuitInput, CircuitResult
 from tools.heads import HeadExplanation, HeadsInput, HeadsResult
 from tools.metrics import Metric
 from tools.predict import PredictResult
+
+C = TypeVar("C", Head, Mlp)
+
+Step = tuple[str, Callable[[], Action] | None]
+"""A verify step: its ref, and a function that builds its action (None: it cannot be taken)."""
 
 Basis = Literal["versus", "answers", "own"]
 """What the metric rests on: given answers and versus tokens, given answers alone, or the model's own answers."""
@@ -173,7 +179,7 @@ def _halves(n: int) -> tuple[list[int], list[int]]:
 def _subset(metric: Metric, idx: list[int]) -> Metric:
     """The metric on the prompts `idx` (per-prompt tokens follow their prompts)."""
 
-    def pick(xs):
+    def pick(xs: list[str] | None) -> list[str] | None:
         return None if xs is None else [xs[i] for i in idx]
 
     return metric.model_copy(update={"tokens": pick(metric.tokens), "versus_tokens": pick(metric.versus_tokens)})
@@ -203,7 +209,7 @@ def role(e: HeadExplanation | None, clean: float) -> str:
     )
 
 
-def localise(c: Ctx, metric: Metric) -> list[dict] | AttributeResult | None:
+def localise(c: Ctx, metric: Metric) -> list[Action] | AttributeResult | None:
     """The next attribution call, its result once one has succeeded, or None when none could run.
 
     Fallbacks, each tried only when the one before failed: a plain gradient when integrated gradients do
@@ -219,8 +225,8 @@ def localise(c: Ctx, metric: Metric) -> list[dict] | AttributeResult | None:
                 return [
                     c.call(
                         ref,
-                        "attribute",
-                        AttributeInput(
+                        c.build(
+                            AttributeInput,
                             prompts=c.prompts,
                             metric=metric,
                             corrupted=list(ref_prompts) if ref_prompts else None,
@@ -229,19 +235,18 @@ def localise(c: Ctx, metric: Metric) -> list[dict] | AttributeResult | None:
                             steps=steps,
                             path=path,
                             top=max(CIRCUIT_SIZE, MAX_HEADS),
-                        ).model_dump(mode="json"),
+                        ),
                     )
                 ]
-            if (raw := c.result(ref)) is not None:
-                return AttributeResult.model_validate(raw)
+            if (att := c.result(ref, AttributeResult)) is not None:
+                return att
     return None
 
 
-def behaviour(c: Ctx) -> list[dict] | None:
-    raw = c.result("characterise/predict")
-    if raw is None or not c.prompts:
+def behaviour(c: Ctx) -> list[Action] | None:
+    pred = c.result("characterise/predict", PredictResult)
+    if pred is None or not c.prompts:
         return None
-    pred = PredictResult.model_validate(raw)
     given = bool(_q(c, "answers") or c.view.question.get("token"))
     if not given and any(h["status"] == "supported" for h in c.view.hypotheses("induction")):
         return None  # the induction line's special case answered it
@@ -278,17 +283,17 @@ def behaviour(c: Ctx) -> list[dict] | None:
             return [
                 c.call(
                     "behaviour/heads",
-                    "heads",
-                    HeadsInput(
+                    c.build(
+                        HeadsInput,
                         prompts=c.prompts,
                         metric=metric,
                         heads=[s.component for s in heads + opposing],
                         top=len(heads + opposing),
-                    ).model_dump(mode="json"),
+                    ),
                 )
             ]
-        if (raw := c.result("behaviour/heads")) is not None:
-            expl = {(e.layer, e.head): e for e in HeadsResult.model_validate(raw).heads}
+        if (explained := c.result("behaviour/heads", HeadsResult)) is not None:
+            expl = {(e.layer, e.head): e for e in explained.heads}
 
     # verify: every statement a pre-registered test against random components, in order of value
     plan = Plan(c, metric, words, att)
@@ -305,17 +310,26 @@ def behaviour(c: Ctx) -> list[dict] | None:
     return None
 
 
+def _as(kind: type[C], s: Score) -> C:
+    """The component of an attribution score from a ranking of one kind (top_heads, top_mlps)."""
+    if not isinstance(s.component, kind):
+        raise TypeError(f"{s.name} is a {s.component.kind}, not a {kind.__name__}: rank it among its own kind")
+    return s.component
+
+
 class Plan:
     """The verify step's actions for one behaviour, each as (ref, a function that builds it)."""
 
-    def __init__(self, c: Ctx, metric: Metric, words: str, att: AttributeResult):
+    def __init__(self, c: Ctx, metric: Metric, words: str, att: AttributeResult) -> None:
         self.c, self.metric, self.words, self.att = c, metric, words, att
         self.desc = "the logit difference" if metric.kind == "logit_diff" else metric.describe()
 
-    def head(self, s: Score, cands: list, expl: dict[tuple[int, int], HeadExplanation], opposes: bool = False):
+    def head(
+        self, s: Score, cands: list[Ranked], expl: dict[tuple[int, int], HeadExplanation], opposes: bool = False
+    ) -> Step:
         """A head whose ablation lowers the metric (it carries the behaviour), or with `opposes`, raises it (it
         works against the behaviour, as IOI's negative name movers do)."""
-        c, h = self.c, s.component
+        c, h = self.c, _as(Head, s)
         ref = f"behaviour/h/{h.label()}"
         claim = (
             f"works against {self.words}: mean-ablating it raises {self.desc} by at least 10%"
@@ -328,7 +342,8 @@ class Plan:
             f"{role(expl.get((h.layer, h.head)), self.att.clean_value)}",
             "head",
             {"hook": f"blocks.{h.layer}.attn.hook_z", "layer": h.layer, "head": h.head},
-            AblateInput(
+            c.build(
+                AblateInput,
                 prompts=c.prompts,
                 metric=self.metric,
                 components=[Head(layer=h.layer, head=h.head)],
@@ -336,12 +351,12 @@ class Plan:
                 n_random=N_RANDOM,
                 seed=c.seed,
                 control_exclude=cands,
-            ).model_dump(mode="json"),
+            ),
             HEAD_OPPOSES if opposes else HEAD_CARRIES,
         )
 
-    def mlp(self, s: Score):
-        c, m = self.c, s.component
+    def mlp(self, s: Score) -> Step:
+        c, m = self.c, _as(Mlp, s)
         ref = f"behaviour/mlp/{m.layer}"
         return ref, lambda: c.hypothesize(
             ref,
@@ -350,18 +365,19 @@ class Plan:
             "it than ablating a random MLP layer",
             "mlp",
             {"hook": f"blocks.{m.layer}.hook_mlp_out", "layer": m.layer},
-            CircuitInput(
+            c.build(
+                CircuitInput,
                 prompts=c.prompts,
                 metric=self.metric,
                 components=[Mlp(layer=m.layer)],
                 target=CIRCUIT_TARGET,
                 n_random=max(1, N_RANDOM // 2),
                 seed=c.seed,
-            ).model_dump(mode="json"),
+            ),
             MLP_CARRIES,
         )
 
-    def circuit(self, ranked: list[Score]):
+    def circuit(self, ranked: list[Score]) -> Step:
         """The circuit is searched on half the prompts and the set it finds is tested on the other half, so
         the claim names exactly the heads its test measured, chosen without seeing that test."""
         c = self.c
@@ -369,20 +385,22 @@ class Plan:
         if not c.started("behaviour/circuit/search"):
             return "behaviour/circuit/search", lambda: c.call(
                 "behaviour/circuit/search",
-                "circuit",
-                CircuitInput(
+                c.build(
+                    CircuitInput,
                     prompts=[c.prompts[i] for i in search],
                     metric=_subset(self.metric, search),
                     components=[s.component for s in ranked],
                     target=CIRCUIT_TARGET,
                     n_random=1,
                     seed=c.seed,
-                ).model_dump(mode="json"),
+                ),
             )
-        raw = c.result("behaviour/circuit/search")
-        if raw is None:
+        searched = c.result("behaviour/circuit/search", CircuitResult)
+        if searched is None:
             return "behaviour/circuit", None
-        found = [x for x in CircuitResult.model_validate(raw).circuit if x.kind == "head"]
+        found = [x for x in searched.circuit if isinstance(x, Head)]
+        if not found:
+            return "behaviour/circuit", None  # the search kept no head: no circuit of heads to test
         names = ", ".join(x.label() for x in found)
         return "behaviour/circuit", lambda: c.hypothesize(
             "behaviour/circuit",
@@ -391,7 +409,8 @@ class Plan:
             "than random sets of as many heads (grown from the attribution ranking on the other half of the prompts)",
             "circuit",
             {"heads": [(x.layer, x.head) for x in found], "hook": f"blocks.{found[0].layer}.attn.hook_z"},
-            CircuitInput(
+            c.build(
+                CircuitInput,
                 prompts=[c.prompts[i] for i in held],
                 metric=_subset(self.metric, held),
                 components=found,
@@ -399,6 +418,6 @@ class Plan:
                 prune_below=0.0,
                 n_random=max(1, N_RANDOM // 2),
                 seed=c.seed,
-            ).model_dump(mode="json"),
+            ),
             CIRCUIT_KEEPS,
         )

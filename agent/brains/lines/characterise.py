@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from agent.brains.lines.ctx import Ctx
+from agent.brains.lines.ctx import Action, Ctx
+from tools.predict import PredictInput
 
 
-def characterise(c: Ctx) -> list[dict] | None:
+def characterise(c: Ctx) -> list[Action] | None:
     if not c.started("characterise/predict"):
-        return [c.call("characterise/predict", "predict", {"prompts": c.prompts})]
+        return [c.call("characterise/predict", c.build(PredictInput, prompts=c.prompts))]
     return None

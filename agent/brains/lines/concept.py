@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from agent.brains.lines.ctx import Criterion, Ctx, resid_hooks
+from collections import Counter
+
+from agent.brains.lines.ctx import Action, Criterion, Ctx, resid_hooks
+from tools.metrics import Metric
+from tools.predict import PredictInput, PredictResult
+from tools.probe import ProbeInput, ProbeResult
+from tools.steer import SteerInput
 
 CONCEPT_PROBE = Criterion("probe", (("effect", ">=", 0.9), ("margin", ">=", 0.25)), tier="representational")
 """A held-out probe separates the sets with >= 90% accuracy, 0.25 above shuffled labels."""
@@ -10,21 +16,22 @@ CONCEPT_STEERING = Criterion("steer", (("effect", ">=", 0.3), ("margin", ">=", 0
 """Adding the direction moves the answer rate by >= 0.3, monotonically, unlike random directions."""
 
 
-def concept(c: Ctx) -> list[dict] | None:
+def concept(c: Ctx) -> list[Action] | None:
     q = c.view.question
     pos, neg = q["positive"], q["negative"]
     if not c.started("concept/probe"):
         return [
             c.call(
                 "concept/probe",
-                "probe",
-                {"positive": pos, "negative": neg, "hooks": resid_hooks(c.view.model["n_layers"]), "seed": c.seed},
+                c.build(
+                    ProbeInput, positive=pos, negative=neg, hooks=resid_hooks(c.view.model["n_layers"]), seed=c.seed
+                ),
             )
         ]
-    probe = c.result("concept/probe")
+    probe = c.result("concept/probe", ProbeResult)
     if probe is None:
         return None
-    best = probe["best_hook"]
+    best = probe.best_hook
     layer = int(best.split(".")[1]) if best.startswith("blocks.") else 0
     if not c.started("concept/h/probe"):
         return [
@@ -33,18 +40,16 @@ def concept(c: Ctx) -> list[dict] | None:
                 f"The concept separating the two prompt sets is linearly represented at {best}",
                 "direction",
                 {"hook": best, "layer": layer},
-                {"positive": pos, "negative": neg, "hooks": [best], "seed": c.seed + 1},
+                c.build(ProbeInput, positive=pos, negative=neg, hooks=[best], seed=c.seed + 1),
                 CONCEPT_PROBE,
             )
         ]
     if not c.started("concept/predict"):
-        return [c.call("concept/predict", "predict", {"prompts": pos + neg})]
-    pred = c.result("concept/predict")
+        return [c.call("concept/predict", c.build(PredictInput, prompts=pos + neg))]
+    pred = c.result("concept/predict", PredictResult)
     if pred is None:
         return None
-    from collections import Counter
-
-    argmax = [p["argmax"] for p in pred["predictions"]]
+    argmax = [p.argmax for p in pred.predictions]
     top_pos, n_pos = Counter(argmax[: len(pos)]).most_common(1)[0]
     top_neg = Counter(argmax[len(pos) :]).most_common(1)[0][0]
     target = q.get("token") or top_pos
@@ -58,16 +63,17 @@ def concept(c: Ctx) -> list[dict] | None:
                 f"makes the model answer {target!r}, increasingly with the coefficient",
                 "direction",
                 {"hook": best, "layer": layer, "output": target},
-                {
-                    "hook": best,
-                    "prompts": neg,
-                    "positive": pos,
-                    "negative": neg,
-                    "metric": {"kind": "rate", "token": target},
-                    "coefficients": [0.0, 0.5, 1.0, 1.5, 2.0],
-                    "n_random": 3,
-                    "seed": c.seed,
-                },
+                c.build(
+                    SteerInput,
+                    hook=best,
+                    prompts=neg,
+                    positive=pos,
+                    negative=neg,
+                    metric=Metric(kind="rate", token=target),
+                    coefficients=[0.0, 0.5, 1.0, 1.5, 2.0],
+                    n_random=3,
+                    seed=c.seed,
+                ),
                 CONCEPT_STEERING,
             )
         ]

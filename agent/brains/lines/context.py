@@ -3,9 +3,12 @@ represented (probe sweep) and whether subtracting that direction undoes it (stee
 
 from __future__ import annotations
 
-from agent.brains.lines.ctx import Criterion, Ctx, resid_hooks
+from agent.brains.lines.ctx import Action, Criterion, Ctx, resid_hooks
 from agent.brains.lines.triggers import hits
-from tools.scan import ScanInput
+from tools.metrics import Metric
+from tools.probe import ProbeInput, ProbeResult
+from tools.scan import ScanInput, ScanResult
+from tools.steer import SteerInput
 
 MARKER = Criterion(
     "scan", (("effect", ">=", 0.8), ("margin", ">=", 0.5), ("output_rate", "<=", 0.5), ("change_lead", ">=", 0.05))
@@ -17,8 +20,8 @@ MARKER_DIRECTION = Criterion("steer", (("relative_effect", "<=", -0.8), ("margin
 """Subtracting the direction undoes >= 80% of the switch, far more than random directions."""
 
 
-def context(c: Ctx) -> list[dict] | None:
-    _, varying = hits(c.result("triggers/single"))
+def context(c: Ctx) -> list[Action] | None:
+    _, varying = hits(c.result("triggers/single", ScanResult))
     for hit in varying[:2]:
         m = hit.tokens[0]  # a single-token sweep's hit: the minimal marker by construction
         ref = f"context/h/{m}"
@@ -30,40 +33,45 @@ def context(c: Ctx) -> list[dict] | None:
                     "model's answers to different, prompt-dependent ones",
                     "context_marker",
                     {"tokens": [m]},
-                    ScanInput(
-                        prompts=c.prompts[16:64], insertions=[[m]], n_random=20, keep_leading=1, seed=c.seed + 1
-                    ).model_dump(mode="json"),
+                    c.build(
+                        ScanInput,
+                        prompts=c.prompts[16:64],
+                        insertions=[[m]],
+                        n_random=20,
+                        keep_leading=1,
+                        seed=c.seed + 1,
+                    ),
                     MARKER,
                 )
             ]
-        if c.hyp(ref)["status"] != "supported":
+        test = c.test_result(ref, ScanResult) if c.supported(ref) else None
+        if test is None:
             continue
-        test = c.test_result(ref)
-        ins = test["top"][0]
+        ins = test.top[0]
         plain = c.prompts[16:64]
-        idx = [i for i, (o, b) in enumerate(zip(ins["outputs"], test["base_outputs"], strict=False)) if o != b]
-        marked = [ins["inserted_prompts"][i] for i in idx]
+        idx = [i for i, (o, b) in enumerate(zip(ins.outputs, test.base_outputs, strict=False)) if o != b]
+        marked = [ins.inserted_prompts[i] for i in idx]
         unmarked = [plain[i] for i in idx]
         pref = f"context/probe/{m}"
         if not c.started(pref):
             return [
                 c.call(
                     pref,
-                    "probe",
-                    {
-                        "positive": marked,
-                        "negative": unmarked,
-                        "hooks": resid_hooks(c.view.model["n_layers"]),
-                        "seed": c.seed,
-                    },
+                    c.build(
+                        ProbeInput,
+                        positive=marked,
+                        negative=unmarked,
+                        hooks=resid_hooks(c.view.model["n_layers"]),
+                        seed=c.seed,
+                    ),
                 )
             ]
-        probe = c.result(pref)
+        probe = c.result(pref, ProbeResult)
         if probe is None:
             continue
         half = len(idx) // 2
-        for hp in [h for h in probe["per_hook"] if h["accuracy"] >= 0.95][:3]:
-            hook = hp["hook"]
+        for hp in [h for h in probe.per_hook if h.accuracy >= 0.95][:3]:
+            hook = hp.hook
             dref = f"context/direction/{m}/{hook}"
             if not c.started(dref):
                 layer = int(hook.split(".")[1])
@@ -75,19 +83,20 @@ def context(c: Ctx) -> list[dict] | None:
                         "undoes the switch, in proportion to the coefficient",
                         "direction",
                         {"hook": hook, "layer": layer, "tokens": [m]},
-                        {
-                            "hook": hook,
-                            "prompts": marked[half:],
-                            "positive": marked[:half],
-                            "negative": unmarked[:half],
-                            "metric": {"kind": "rate", "tokens": [ins["outputs"][i] for i in idx[half:]]},
-                            "coefficients": [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0],
-                            "n_random": 3,
-                            "seed": c.seed,
-                        },
+                        c.build(
+                            SteerInput,
+                            hook=hook,
+                            prompts=marked[half:],
+                            positive=marked[:half],
+                            negative=unmarked[:half],
+                            metric=Metric(kind="rate", tokens=[ins.outputs[i] for i in idx[half:]]),
+                            coefficients=[-1.5, -1.0, -0.5, 0.0, 0.5, 1.0],
+                            n_random=3,
+                            seed=c.seed,
+                        ),
                         MARKER_DIRECTION,
                     )
                 ]
-            if c.hyp(dref)["status"] == "supported":
+            if c.supported(dref):
                 break
     return None

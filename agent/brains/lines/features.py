@@ -3,7 +3,13 @@ tested by steering (audits) or ablation (a feature question)."""
 
 from __future__ import annotations
 
-from agent.brains.lines.ctx import Criterion, Ctx
+from agent.brains.lines.ctx import Action, Criterion, Ctx
+from tools.ablate import AblateInput, SaeFeature
+from tools.corpus import CorpusSpec
+from tools.metrics import Metric
+from tools.predict import PredictInput, PredictResult
+from tools.sae import Context, FeatureContexts, SaeContextsInput, SaeContextsResult, SaeTrainInput, SaeTrainResult
+from tools.steer import SteerInput
 
 FEATURE_ABLATION = Criterion("ablate", (("effect", "<=", -0.5), ("margin", ">=", 0.3)))
 """Zero-ablating the feature removes >= half of the prediction, 0.3 more than random features."""
@@ -26,19 +32,19 @@ mid-prompt tokens, trained only at `<q>`), so a feature explaining it is an inci
 that end a prompt have no continuation to compare and are left out (they are where the question is asked)."""
 
 
-def prefixes_with_next(prompts: list[str], contexts: list[dict]) -> list[tuple[str, str | None]]:
+def prefixes_with_next(prompts: list[str], contexts: list[Context]) -> list[tuple[str, str | None]]:
     """(the prompt up to each activating token, the prompt's next token or None at its end);
     whitespace-tokenised prompts only."""
     out = []
     for ctx in contexts:
-        words = prompts[ctx["prompt"]].split()
-        p = ctx["position"]
-        if 1 <= p <= len(words) and words[p - 1] == ctx["tokens"][-1]:
+        words = prompts[ctx.prompt].split()
+        p = ctx.position
+        if 1 <= p <= len(words) and words[p - 1] == ctx.tokens[-1]:
             out.append((" ".join(words[:p]), words[p] if p < len(words) else None))
     return out
 
 
-def prefixes_of(prompts: list[str], contexts: list[dict]) -> list[str]:
+def prefixes_of(prompts: list[str], contexts: list[Context]) -> list[str]:
     """The prompt up to each activating token (whitespace-tokenised prompts only)."""
     return [p for p, _ in prefixes_with_next(prompts, contexts)]
 
@@ -59,20 +65,22 @@ def why_incidental(pairs: list[tuple[str, str | None]], toks: list[str], out: st
     )
 
 
-def feature_steps(c: Ctx, tag: str, sae: str, hook: str, prompts: list[str], feats: list[dict]) -> list[dict] | None:
+def feature_steps(
+    c: Ctx, tag: str, sae: str, hook: str, prompts: list[str], feats: list[FeatureContexts]
+) -> list[Action] | None:
     for f in feats:
-        fid = f["feature"]
-        prefixes = prefixes_of(prompts, f["top"])
+        fid = f.feature
+        prefixes = prefixes_of(prompts, f.top)
         if len(prefixes) < 8:
             continue
         pref = f"{tag}/predict/{fid}"
         if not c.started(pref):
-            return [c.call(pref, "predict", {"prompts": prefixes})]
-        pred = c.result(pref)
-        if pred is None or pred["most_common"][0][1] < 0.8:
+            return [c.call(pref, c.build(PredictInput, prompts=prefixes))]
+        pred = c.result(pref, PredictResult)
+        if pred is None or pred.most_common[0][1] < 0.8:
             continue
-        out = pred["most_common"][0][0]
-        toks = [t for t, _ in f["top_tokens"][:5]]
+        out = pred.most_common[0][0]
+        toks = [t for t, _ in f.top_tokens[:5]]
         ref = f"{tag}/h/{fid}"
         if not c.started(ref):
             return [
@@ -83,15 +91,16 @@ def feature_steps(c: Ctx, tag: str, sae: str, hook: str, prompts: list[str], fea
                     "ablating random features",
                     "feature",
                     {"hook": hook, "sae_id": sae, "feature": fid, "tokens": toks, "output": out},
-                    {
-                        "prompts": prefixes,
-                        "metric": {"kind": "rate", "token": out},
-                        "components": [{"kind": "sae_feature", "sae": sae, "feature": fid}],
-                        "method": "zero",
-                        "positions": "last",
-                        "n_random": 5,
-                        "seed": c.seed,
-                    },
+                    c.build(
+                        AblateInput,
+                        prompts=prefixes,
+                        metric=Metric(kind="rate", token=out),
+                        components=[SaeFeature(sae=sae, feature=fid)],
+                        method="zero",
+                        positions="last",
+                        n_random=5,
+                        seed=c.seed,
+                    ),
                     FEATURE_ABLATION,
                 )
             ]
@@ -101,7 +110,8 @@ def feature_steps(c: Ctx, tag: str, sae: str, hook: str, prompts: list[str], fea
 def _token_prefixes(prompts: list[str], vocab: list[str]) -> dict[str, list[tuple[str, str | None]]]:
     """Per ordinary token, up to PER_TOKEN (prompt up to that token, the token after it) from the prompts,
     positions with a next token first (so the on-topic rule can compare the prediction with it)."""
-    known, out = set(vocab), {}
+    known: set[str] = set(vocab)
+    out: dict[str, list[tuple[str, str | None]]] = {}
     for with_next in (True, False):
         for p in prompts:
             words = p.split()
@@ -112,7 +122,7 @@ def _token_prefixes(prompts: list[str], vocab: list[str]) -> dict[str, list[tupl
     return {t: v for t, v in out.items() if len(v) >= 2}
 
 
-def token_groups(pairs_by_token: dict[str, list], argmax: list[str]) -> dict[str, list[str]]:
+def token_groups(pairs_by_token: dict[str, list[tuple[str, str | None]]], argmax: list[str]) -> dict[str, list[str]]:
     """Output -> the tokens after which the model predicts it on at least GROUP_AGREEMENT of their prefixes;
     groups of two or more, largest first. A token that is some group's output (a label) plays another role
     and joins no group."""
@@ -128,31 +138,28 @@ def token_groups(pairs_by_token: dict[str, list], argmax: list[str]) -> dict[str
     return dict(sorted(((o, tt) for o, tt in groups.items() if len(tt) >= 2), key=lambda x: (-len(x[1]), x[0])))
 
 
-def _features_for(feats: list[dict], group: set[str]) -> list[tuple[dict, list[str]]]:
+def _features_for(feats: list[FeatureContexts], group: set[str]) -> list[tuple[FeatureContexts, list[str]]]:
     """SAE features whose top tokens lie mostly in `group` (two members or more), purest and widest first,
     with the members they are active on."""
     scored = []
     for f in feats:
-        top = [t for t, _ in f["top_tokens"]]
+        top = [t for t, _ in f.top_tokens]
         members = sorted(t for t in top if t in group)
         if len(members) >= 2 and len(members) >= FEATURE_PURITY * len(top):
-            scored.append((-len(members) / len(top), -len(members), f["feature"], f, members))
+            scored.append((-len(members) / len(top), -len(members), f.feature, f, members))
     return [(f, members) for *_, f, members in sorted(scored, key=lambda x: x[:3])]
 
 
-def _group_features(ctxs: dict, vocab: set[str]) -> list[dict]:
+def _group_features(ctxs: SaeContextsResult, vocab: set[str]) -> list[FeatureContexts]:
     """Features active often enough, not everywhere, on two or more ordinary tokens (`_features_for` ranks them)."""
     return [
         f
-        for f in ctxs["features"]
-        if len(f["top"]) >= 20
-        and f["density"] <= 0.4
-        and len(f["top_tokens"]) >= 2
-        and all(t in vocab for t, _ in f["top_tokens"])
+        for f in ctxs.features
+        if len(f.top) >= 20 and f.density <= 0.4 and len(f.top_tokens) >= 2 and all(t in vocab for t, _ in f.top_tokens)
     ]
 
 
-def features(c: Ctx) -> list[dict] | None:
+def features(c: Ctx) -> list[Action] | None:
     """SAEs for hypothesis generation: features on token groups that predict one output, tested by steering."""
     m = c.view.model
     if not m.get("word_level") or len(c.prompts) < 32:
@@ -164,30 +171,36 @@ def features(c: Ctx) -> list[dict] | None:
         return [
             c.call(
                 "features/sae",
-                "sae_train",
-                {
-                    "hook": hook,
-                    "corpus": {"prompts": c.prompts},
-                    "out": sae,
-                    "d_sae": d_sae,
-                    "k": 4,
-                    "steps": 600,
-                    "batch_size": 256,
-                    "seed": c.seed,
-                },
+                c.build(
+                    SaeTrainInput,
+                    hook=hook,
+                    corpus=CorpusSpec(prompts=c.prompts),
+                    out=sae,
+                    d_sae=d_sae,
+                    k=4,
+                    steps=600,
+                    batch_size=256,
+                    seed=c.seed,
+                ),
             )
         ]
-    if c.result("features/sae") is None:
+    if c.result("features/sae", SaeTrainResult) is None:
         return None
     if not c.started("features/contexts"):
         return [
             c.call(
                 "features/contexts",
-                "sae_contexts",
-                {"sae": sae, "features": list(range(d_sae)), "corpus": {"prompts": c.prompts}, "k": 40, "window": 0},
+                c.build(
+                    SaeContextsInput,
+                    sae=sae,
+                    features=list(range(d_sae)),
+                    corpus=CorpusSpec(prompts=c.prompts),
+                    k=40,
+                    window=0,
+                ),
             )
         ]
-    ctxs = c.result("features/contexts")
+    ctxs = c.result("features/contexts", SaeContextsResult)
     if ctxs is None:
         return None
     # The groups come from the model's behaviour, the features from the SAE: after which tokens does the model
@@ -199,11 +212,11 @@ def features(c: Ctx) -> list[dict] | None:
     if not probe:
         return None
     if not c.started("features/tokens"):
-        return [c.call("features/tokens", "predict", {"prompts": probe})]
-    pred = c.result("features/tokens")
+        return [c.call("features/tokens", c.build(PredictInput, prompts=probe))]
+    pred = c.result("features/tokens", PredictResult)
     if pred is None:
         return None
-    groups = token_groups(pairs_by_token, [q["argmax"] for q in pred["predictions"]])
+    groups = token_groups(pairs_by_token, [q.argmax for q in pred.predictions])
     feats = _group_features(ctxs, set(c.vocab or []))
     for out, toks in groups.items():
         others = [p for o, tt in groups.items() if o != out for t in tt for p, _ in pairs_by_token[t]][:40]
@@ -211,9 +224,9 @@ def features(c: Ctx) -> list[dict] | None:
             continue
         pairs = [pn for t in toks for pn in pairs_by_token[t]]
         for f, members in _features_for(feats, set(toks))[:FEATURES_PER_GROUP]:
-            fid = f["feature"]
+            fid = f.feature
             ref = f"features/h/{fid}"
-            if c.started(ref) and c.hyp(ref) and c.hyp(ref)["status"] == "supported":
+            if c.supported(ref):
                 break
             if not c.started(ref):
                 return [
@@ -225,16 +238,17 @@ def features(c: Ctx) -> list[dict] | None:
                         "unlike random directions",
                         "feature",
                         {"hook": hook, "sae_id": sae, "feature": fid, "tokens": members, "output": out},
-                        {
-                            "hook": hook,
-                            "prompts": others,
-                            "sae": sae,
-                            "feature": fid,
-                            "metric": {"kind": "rate", "token": out},
-                            "coefficients": [0.0, 0.5, 1.0, 2.0],
-                            "n_random": 3,
-                            "seed": c.seed,
-                        },
+                        c.build(
+                            SteerInput,
+                            hook=hook,
+                            prompts=others,
+                            sae=sae,
+                            feature=fid,
+                            metric=Metric(kind="rate", token=out),
+                            coefficients=[0.0, 0.5, 1.0, 2.0],
+                            n_random=3,
+                            seed=c.seed,
+                        ),
                         FEATURE_STEERING,
                         why_incidental(pairs, members, out),
                     )

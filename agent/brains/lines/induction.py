@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from agent.brains.lines.ctx import Criterion, Ctx
+from agent.brains.lines.ctx import Action, Criterion, Ctx, Invalid
+from tools.ablate import AblateInput, Head
+from tools.attention import AttentionInput, AttentionResult
+from tools.metrics import Metric
 
 MIN_COPY_RATE = 0.2
 """In-context copying below this is not worth explaining (chance is 1 / vocabulary)."""
@@ -28,32 +31,41 @@ def repeated(c: Ctx, n: int = 24) -> list[str] | None:
     return out
 
 
-def induction(c: Ctx) -> list[dict] | None:
+def induction(c: Ctx) -> list[Action] | None:
     prompts = c.prompts if c.view.question["kind"] == "behaviour" else repeated(c)
     if not prompts:
         return None
     if not c.started("induction/attention"):
-        return [c.call("induction/attention", "attention", {"prompts": prompts, "top": 8})]
-    att = c.result("induction/attention")
+        return [c.call("induction/attention", c.build(AttentionInput, prompts=prompts, top=8))]
+    att = c.result("induction/attention", AttentionResult)
     # Copying a token seen earlier is far above chance (1 / vocabulary) even at 20%; a small
     # real model copies random word lists ~65% of the time (SmolLM2-135M), a toy one ~95%.
-    if att is None or att["repeated_positions"] == 0 or att["induction_accuracy"] < MIN_COPY_RATE:
+    if att is None or att.repeated_positions == 0 or att.induction_accuracy < MIN_COPY_RATE:
         return None  # no in-context copying to explain
-    prompts = [prompts[i] for i in att["prompts_with_repeats"]]
-    metric = {"kind": "copy"}
-    cands = [h for h in att["top_induction"] if h["induction"] >= max(0.3, 3 * att["control"])][:4]
+    prompts = [prompts[i] for i in att.prompts_with_repeats]
+    cands = [h for h in att.top_induction if h.induction >= max(0.3, 3 * att.control)][:4]
     if not cands:
         return None
-    heads = [{"kind": "head", "layer": h["layer"], "head": h["head"]} for h in cands]
-    names = ", ".join(f"L{h['layer']}H{h['head']}" for h in cands)
-    base = {
-        "prompts": prompts,
-        "metric": metric,
-        "method": "mean",
-        "n_random": 5,
-        "seed": c.seed,
-        "control_exclude": heads,
-    }
+    heads = [Head(layer=h.layer, head=h.head) for h in cands]
+    names = ", ".join(f"L{h.layer}H{h.head}" for h in cands)
+
+    def ablating(
+        components: list[Head], background: list[Head] | None = None, exclude: list[Head] | None = None
+    ) -> AblateInput | Invalid:
+        """The test: mean-ablating `components` (with `background` ablated throughout) against as many random
+        heads, none of them a candidate (nor `exclude`)."""
+        return c.build(
+            AblateInput,
+            prompts=prompts,
+            metric=Metric(kind="copy"),
+            components=components,
+            background=background or [],
+            method="mean",
+            n_random=5,
+            seed=c.seed,
+            control_exclude=exclude or heads,
+        )
+
     steps = []
     if len(cands) > 1:
         steps.append(
@@ -64,49 +76,46 @@ def induction(c: Ctx) -> list[dict] | None:
                     f"Heads {names} together implement in-context copying (induction): ablating them "
                     f"{REMOVES}, far more than as many random heads",
                     "heads",
-                    {
-                        "heads": [[h["layer"], h["head"]] for h in cands],
-                        "hook": f"blocks.{cands[0]['layer']}.attn.hook_z",
-                    },
-                    {**base, "components": heads},
+                    {"heads": [[h.layer, h.head] for h in cands], "hook": f"blocks.{cands[0].layer}.attn.hook_z"},
+                    ablating(heads),
                     COPYING,
                 ),
             )
         )
-    for h, comp in zip(cands, heads, strict=False):
-        siblings = [x for x in heads if x["layer"] == h["layer"] and x != comp]
-        label = f"L{h['layer']}H{h['head']}"
-        note = f" (with the other candidate heads of layer {h['layer']} ablated throughout)" if siblings else ""
+    for h, comp in zip(cands, heads, strict=True):
+        siblings = [x for x in heads if x.layer == h.layer and x != comp]
+        label = f"L{h.layer}H{h.head}"
+        note = f" (with the other candidate heads of layer {h.layer} ablated throughout)" if siblings else ""
         ref = f"induction/h/{label}"
         steps.append(
             (
                 ref,
                 c.hypothesize(
                     ref,
-                    f"Head {label} is an induction head (attention score {h['induction']:.2f}): ablating it{note} "
+                    f"Head {label} is an induction head (attention score {h.induction:.2f}): ablating it{note} "
                     f"{REMOVES}, far more than random heads",
                     "head",
-                    {"hook": f"blocks.{h['layer']}.attn.hook_z", "layer": h["layer"], "head": h["head"]},
-                    {**base, "components": [comp], "background": siblings},
+                    {"hook": f"blocks.{h.layer}.attn.hook_z", "layer": h.layer, "head": h.head},
+                    ablating([comp], background=siblings),
                     COPYING,
                 ),
             )
         )
-    first = min(h["layer"] for h in cands)
-    prev = [p for p in att["top_previous_token"] if p["layer"] < first and p["previous_token"] >= 0.4][:1]
+    first = min(h.layer for h in cands)
+    prev = [p for p in att.top_previous_token if p.layer < first and p.previous_token >= 0.4][:1]
     for p in prev:
-        label = f"L{p['layer']}H{p['head']}"
-        comp = {"kind": "head", "layer": p["layer"], "head": p["head"]}
+        label = f"L{p.layer}H{p.head}"
+        comp = Head(layer=p.layer, head=p.head)
         steps.append(
             (
                 f"induction/h/prev/{label}",
                 c.hypothesize(
                     f"induction/h/prev/{label}",
                     f"Head {label} is a previous-token head feeding the induction heads (previous-token score "
-                    f"{p['previous_token']:.2f}): ablating it {REMOVES}, far more than random heads",
+                    f"{p.previous_token:.2f}): ablating it {REMOVES}, far more than random heads",
                     "head",
-                    {"hook": f"blocks.{p['layer']}.attn.hook_z", "layer": p["layer"], "head": p["head"]},
-                    {**base, "components": [comp], "control_exclude": [*heads, comp]},
+                    {"hook": f"blocks.{p.layer}.attn.hook_z", "layer": p.layer, "head": p.head},
+                    ablating([comp], exclude=[*heads, comp]),
                     COPYING,
                 ),
             )

@@ -13,7 +13,9 @@ tokens loses part of it.
 
 from __future__ import annotations
 
-from agent.brains.lines.ctx import Criterion, Ctx
+from typing import Any
+
+from agent.brains.lines.ctx import Action, Criterion, Ctx
 from tools.scan import Insertion, ScanInput, ScanResult
 
 PAIR_SWEEP_MAX = 20_000
@@ -22,6 +24,8 @@ MAX_TOKENS = 4
 """Longest sequence the search grows."""
 BEAM = 4
 """Sequences each level of the search extends (those with the largest lift)."""
+MAX_ORDERED = 3
+"""The leading sequence of a level is also grown in its other orders up to this length (at most 6 orders)."""
 SATURATED = 0.95
 """Share of search prompts at which a forced answer stops the search growing; below it, a longer sequence may
 force the answer more reliably (a partial trigger can already force it on most prompts)."""
@@ -51,16 +55,15 @@ TRIGGER = Criterion(
 minimal: each one-token-shorter subsequence forces it on at least 5 points fewer prompts."""
 
 
-def hits(scan: dict | None, grown: bool = False) -> tuple[list[Insertion], list[Insertion]]:
+def hits(scan: ScanResult | None, grown: bool = False) -> tuple[list[Insertion], list[Insertion]]:
     """(fixed-output hits = trigger-like, prompt-dependent hits = marker-like) of a sweep.
 
     A single-token sweep's typical insertion (its median) is the bar to beat; a grown sweep's median
     contains the sequence it grew, so there a hit need only change most answers."""
     if scan is None:
         return [], []
-    res = ScanResult.model_validate(scan)
-    bar = 0.5 if grown else res.control + 0.5
-    found = [t for t in res.top if t.change_rate >= bar]
+    bar = 0.5 if grown else scan.control + 0.5
+    found = [t for t in scan.top if t.change_rate >= bar]
     fixed = [t for t in found if t.top_output_rate >= FORCES and t.base_output_rate <= 0.2]
     return fixed, [t for t in found if t not in fixed]
 
@@ -74,17 +77,32 @@ def _rate(ins: Insertion, output: str) -> float:
     return ins.outputs.count(output) / len(ins.outputs)
 
 
-def _beam(scan: dict, avoid: set[str]) -> list[list[str]]:
+def _beam(scan: ScanResult, avoid: set[str]) -> list[list[str]]:
     """The BEAM sequences whose insertion raises one answer's probability most (marker tokens left out)."""
-    top = sorted(ScanResult.model_validate(scan).top, key=lambda t: -t.lift)
+    top = sorted(scan.top, key=lambda t: -t.lift)
     return [t.tokens for t in top if not avoid & set(t.tokens)][:BEAM]
+
+
+def _leader_in_every_order(beam: list[list[str]]) -> list[list[str]]:
+    """The beam, with the other orders of its leading sequence added (when it has at most MAX_ORDERED tokens).
+
+    A part of a trigger lifts its answer about as much in either order (measured on a three-token trigger
+    t0 t15 t23 trained to be minimal: t0 t23 lifts t1 by 0.72 nats, t23 t0 by 0.66), so a sweep's noise picks the
+    order; growing only the order it picked never reaches the trigger, since a new token joins a sequence
+    without reordering it."""
+    from itertools import permutations
+
+    if not beam or len(beam[0]) > MAX_ORDERED:
+        return beam
+    others = [list(p) for p in permutations(beam[0]) if list(p) not in beam]
+    return [*beam, *others]
 
 
 def _best_lift(c: Ctx, round_: int) -> float:
     """The largest lift of the last sweep before refinement round `round_` (0 when it failed)."""
     last = f"triggers/refine{round_ - 1}" if round_ > 1 else f"triggers/grow{MAX_TOKENS}"
-    res = c.result(last)
-    return max((t.lift for t in ScanResult.model_validate(res).top), default=0.0) if res else 0.0
+    res = c.result(last, ScanResult)
+    return max((t.lift for t in res.top), default=0.0) if res is not None else 0.0
 
 
 def _split(c: Ctx, n_tokens: int = MAX_TOKENS) -> tuple[list[str], list[str], list[str]]:
@@ -96,16 +114,17 @@ def _split(c: Ctx, n_tokens: int = MAX_TOKENS) -> tuple[list[str], list[str], li
     return p[SEARCH], p[SEARCH], p[SEARCH.stop : SEARCH.stop + 48]
 
 
-def _scan(c: Ctx, ref: str, **kw) -> dict:
-    return c.call(ref, "scan", ScanInput(keep_leading=1, seed=c.seed, **kw).model_dump(mode="json"))
+def _scan(c: Ctx, ref: str, **kw: Any) -> Action:
+    """A sweep (keeping each prompt's first token, seeded by the run): `kw` are ScanInput's other fields."""
+    return c.call(ref, c.build(ScanInput, keep_leading=1, seed=c.seed, **kw))
 
 
-def search(c: Ctx) -> tuple[list[dict] | None, list[Insertion]]:
+def search(c: Ctx) -> tuple[list[Action] | None, list[Insertion]]:
     """(next actions, None when the search is over; every fixed-output hit it found on the way)."""
     search_prompts = _split(c, 1)[0]
     if not c.started("triggers/single"):
         return [_scan(c, "triggers/single", prompts=search_prompts, n_tokens=1, rank_by="shift", top=100)], []
-    single = c.result("triggers/single")
+    single = c.result("triggers/single", ScanResult)
     if single is None:
         return None, []
     fixed, varying = hits(single)
@@ -124,10 +143,10 @@ def search(c: Ctx) -> tuple[list[dict] | None, list[Insertion]]:
                     c, "triggers/pairs", prompts=_split(c, 2)[0], n_tokens=2, candidates=cands, rank_by="lift", top=100
                 )
             ], []
-        pairs = c.result("triggers/pairs")
+        pairs = c.result("triggers/pairs", ScanResult)
         if pairs is None:
             return None, []
-        fixed, beam, level = hits(pairs, grown=True)[0], _beam(pairs, markers), 2
+        fixed, beam, level = hits(pairs, grown=True)[0], _leader_in_every_order(_beam(pairs, markers)), 2
         found += fixed
     for n in range(level + 1, MAX_TOKENS + 1):
         long_enough = _split(c, n)[0]
@@ -148,11 +167,11 @@ def search(c: Ctx) -> tuple[list[dict] | None, list[Insertion]]:
                     top=4 * BEAM,
                 )
             ], []
-        grown = c.result(ref)
+        grown = c.result(ref, ScanResult)
         if grown is None:
             break
         found += hits(grown, grown=True)[0]
-        beam = _beam(grown, markers)
+        beam = _leader_in_every_order(_beam(grown, markers))
     # Growing commits to each level's best token, and a noisy level can keep a wrong one (measured on a four-token
     # trigger: the beam ended with three of its four tokens). Coordinate refinement swaps one token at a time.
     for r in range(1, REFINE_ROUNDS + 1):
@@ -165,7 +184,7 @@ def search(c: Ctx) -> tuple[list[dict] | None, list[Insertion]]:
             }
             prompts = _split(c, max(map(len, beam)))[0]
             return [_scan(c, ref, prompts=prompts, insertions=[list(x) for x in sorted(swaps)], n_random=2)], []
-        refined = c.result(ref)
+        refined = c.result(ref, ScanResult)
         if refined is None:
             break
         found += hits(refined, grown=True)[0]
@@ -173,7 +192,7 @@ def search(c: Ctx) -> tuple[list[dict] | None, list[Insertion]]:
     return None, found
 
 
-def triggers(c: Ctx) -> list[dict] | None:
+def triggers(c: Ctx) -> list[Action] | None:
     if not c.vocab or len(_split(c, 1)[0]) < SEARCH.stop:
         return None
     actions, fixed = search(c)
@@ -190,7 +209,7 @@ def triggers(c: Ctx) -> list[dict] | None:
     return None
 
 
-def _minimal(c: Ctx, tokens: list[str], output: str) -> list[dict] | None:
+def _minimal(c: Ctx, tokens: list[str], output: str) -> list[Action] | None:
     """Reduce `tokens` while a one-token-shorter subsequence forces `output` as often, then test the result."""
     _, reduce_prompts, test_prompts = _split(c, len(tokens))
     best_drop = 0.0
@@ -198,10 +217,10 @@ def _minimal(c: Ctx, tokens: list[str], output: str) -> list[dict] | None:
         ref = "triggers/drops/" + "_".join(tokens)
         if not c.started(ref):
             return [_scan(c, ref, prompts=reduce_prompts, insertions=[tokens, *drops(tokens)], n_random=1)]
-        raw = c.result(ref)
-        if raw is None:
+        res = c.result(ref, ScanResult)
+        if res is None:
             break
-        full, *shorter = ScanResult.model_validate(raw).top
+        full, *shorter = res.top
         rate = _rate(full, output)
         sub = max(shorter, key=lambda t: _rate(t, output))
         best_drop = _rate(sub, output)
@@ -226,13 +245,14 @@ def _minimal(c: Ctx, tokens: list[str], output: str) -> list[dict] | None:
             f"whatever the prompt{minimal}",
             "trigger",
             {"tokens": tokens, "output": output},
-            ScanInput(
+            c.build(
+                ScanInput,
                 prompts=test_prompts,
                 insertions=[tokens, *drops(tokens)] if len(tokens) > 1 else [tokens],
                 n_random=20,
                 keep_leading=1,
                 seed=c.seed + 1,
-            ).model_dump(mode="json"),
+            ),
             TRIGGER,
         )
     ]
