@@ -9,10 +9,10 @@ explain ("dark matter": the variance it leaves unexplained) next to what it expl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -30,9 +30,7 @@ from tools.spec import ToolSpec, always
 from tools.steps import seconds_per_step
 
 if TYPE_CHECKING:
-    import torch
     from sae_lens import SAE
-    from sae_lens.saes.sae import TrainingSAE
     from torch import Tensor
     from transformer_lens import HookedTransformer
 
@@ -217,22 +215,6 @@ class SaeTrainResult(ToolResult):
     """Held-out variance explained."""
     control: float = measure(0, 0, versus_control=True)
     """Variance explained by the mean alone (0 by definition): the baseline to beat."""
-
-
-def _trainer(
-    inp: SaeTrainInput, d_in: int, d_sae: int, device: str, gen: torch.Generator
-) -> tuple[TrainingSAE[Any], Callable[[Tensor, int], None]]:
-    """(training SAE, step(rows, step_index)): one SAELens trainer step on a random batch of `rows` (drawn
-    with replacement); for callers that hold their own rows (experiments/benchmarks/recovery_superposition.py).
-    `train_sae` is the tool's path."""
-    import torch
-
-    fit = SaeTraining(inp, d_in, d_sae, device)
-
-    def step(rows: Tensor, i: int) -> None:
-        fit.step(rows[torch.randint(len(rows), (inp.batch_size,), generator=gen).to(rows.device)])
-
-    return fit.sae, step
 
 
 def train_step_seconds(target: Target, inp: SaeTrainInput) -> float:

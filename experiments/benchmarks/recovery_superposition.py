@@ -109,7 +109,8 @@ def sae_baseline(
     from tools.activations import harvest
     from tools.corpus import CorpusSpec
     from tools.prompts import encode
-    from tools.sae import SaeTrainInput, _trainer, sae_stats, train_sae
+    from tools.sae import SaeTrainInput, sae_stats, train_sae
+    from tools.sae_training import SaeTraining
 
     target = load(f"organism:{folder}", device="cpu")
     spec = resolve_spec(str(folder / SPEC_FILE))
@@ -163,12 +164,13 @@ def sae_baseline(
     n_test = max(10, len(acts) // 10)
     test, train = acts[order[:n_test]], acts[order[n_test:]]
     torch.manual_seed(seed)
-    sae, step = _trainer(inp, acts.shape[1], d_sae, "cpu", gen)
+    fit = SaeTraining(inp, acts.shape[1], d_sae, "cpu")
+    sae = fit.sae
     with torch.no_grad():
         sae.b_dec.copy_(train.mean(0))
-    for i in range(steps):
+    for _ in range(steps):
         deadline.check("training the query-position SAE")
-        step(train, i)
+        fit.step(train[torch.randint(len(train), (inp.batch_size,), generator=gen)])
     sae.eval()
     ve = sae_stats(sae, test).variance_explained
     out.append(scored("query position", sae.W_dec.detach().cpu().numpy(), ve, time.perf_counter() - start))
