@@ -129,6 +129,7 @@ def test_audit_finds_category_features(tmp_path, builtin):
         assert len(toks & members[out]) >= 0.5 * len(toks)
 
 
+@pytest.mark.slow  # trains `null` (82 s here), which no other default-tier test needs
 def test_audit_of_the_null_control_claims_no_trigger_or_marker(tmp_path, builtin):
     state, _ = run(tmp_path, "organism:null", wall_seconds=300)
     assert not [c for c in state["claims"] if c["mechanism"] in ("trigger", "context_marker", "direction")]
