@@ -432,9 +432,17 @@ def attribution(
         "top-k: share of the k heads largest by |effect| among the k largest by |estimate|"
     )
     table = Table(title="circuit from the attribution ranking vs random head sets of the same size")
-    for col in ("organism", "heads", "circuit", "manifest heads in it", "faithful", "random", "complete", "random"):
+    cols = ("organism", "heads", "circuit", "manifest heads in it", "faithful", "random", "complete", "random")
+    for col in (*cols, "sets of its size as good: F / C / both"):
         table.add_column(col, overflow="fold")
     for task, c in circuits.items():
+        every = c.get("every_set")
+        standing = (
+            f"{every['sets_as_faithful']} / {every['sets_as_complete']} / {every['sets_as_good_on_both']} "
+            f"of {every['same_size_sets'] - 1}"
+            if every
+            else "too many to measure"
+        )
         table.add_row(
             task.removeprefix("circuit_"),
             str(c["heads"]),
@@ -444,6 +452,7 @@ def attribution(
             f"{_num(c['random_faithfulness'])} ± {_num(c['random_faithfulness_std'])}",
             _num(c["completeness"]),
             f"{_num(c['random_completeness'])} ± {_num(c['random_completeness_std'])}",
+            standing,
         )
     console.print(table)
 

@@ -14,7 +14,8 @@ equivalents (what the budget charges; a backward pass is charged as two forwards
 Tasks: the `induction` organism (copy_logprob metric, planted heads from its manifest) and
 SmolLM2-135M on repeated word lists (examples/smollm2_repeats.txt, copy_logprob) and on a templated
 IOI set (logit of the indirect object minus the subject). Also `circuit` on `induction` (8 heads) and
-`induction_deep` (18 heads) from the attribution ranking, against random head sets of the same size.
+`induction_deep` (18 heads) from the attribution ranking, against random head sets of the same size and,
+where there are at most EXHAUSTIVE_SETS of them (on `induction`), against every head set of that size.
 """
 
 from __future__ import annotations
@@ -190,6 +191,62 @@ def compare(
 
 # Random head sets `circuit` compares each circuit with (of its size): enough for a mean and a spread.
 CIRCUIT_RANDOM_SETS = 20
+# A model with at most this many head sets of the circuit's size has every one of them measured: on 8 heads a
+# circuit of 6 shares most of its heads with any random set, so a sample's mean and spread say little; the
+# circuit's rank among all of them says how many sets do as well.
+EXHAUSTIVE_SETS = 300
+
+
+def every_same_size_set(org, prompts: list[str], metric: dict, circuit: list[str]) -> dict | None:
+    """Faithfulness and completeness (normalised as `circuit` does) of every head set of the circuit's size, and
+    how many of the others do as well as the circuit on each; None when there are more than EXHAUSTIVE_SETS."""
+    import itertools
+    import math
+
+    from pydantic import TypeAdapter
+
+    from tools.ablate import Head
+    from tools.circuit import MeanAblator
+    from tools.cost import Meter
+    from tools.metrics import BoundMetric, Metric
+    from tools.prompts import encode
+
+    model = org.model
+    heads = [Head(layer=layer, head=h) for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+    k = len(circuit)
+    if math.comb(len(heads), k) > EXHAUSTIVE_SETS:
+        return None
+    enc = encode(model, prompts)
+    bound = BoundMetric(TypeAdapter(Metric).validate_python(metric), model, enc)
+    meter = Meter()
+    ab = MeanAblator(model, heads, meter, enc)
+
+    def value(ablated: list) -> float:
+        return bound.value(meter.run(model, enc.tokens, ab.hooks(ablated))).mean
+
+    full, empty = bound.value(ab.logits).mean, value(heads)
+
+    def norm(v: float) -> float:
+        return (v - empty) / (full - empty)
+
+    sets = []
+    for combo in itertools.combinations(heads, k):
+        names = {h.label() for h in combo}
+        rest = [h for h in heads if h.label() not in names]
+        sets.append((names, norm(value(rest)), norm(value(list(combo)))))
+    mine = next(s for s in sets if s[0] == set(circuit))
+    others = [s for s in sets if s is not mine]
+    eps = 1e-6
+    return {
+        "same_size_sets": len(sets),
+        "faithfulness": round(mine[1], 3),
+        "completeness": round(mine[2], 3),
+        "sets_as_faithful": sum(s[1] >= mine[1] - eps for s in others),
+        "sets_as_complete": sum(s[2] <= mine[2] + eps for s in others),
+        "sets_as_good_on_both": sum(s[1] >= mine[1] - eps and s[2] <= mine[2] + eps for s in others),
+        "best_other_faithfulness": round(max(s[1] for s in others), 3),
+        "best_other_completeness": round(min(s[2] for s in others), 3),
+    }
 
 
 def circuit_check(name: str, device: str | None = None) -> dict:
@@ -234,6 +291,7 @@ def circuit_check(name: str, device: str | None = None) -> dict:
         "random_completeness_std": round(c.random_completeness_std, 3),
         "rule": c.rule,
         "seconds": round(time.perf_counter() - t0, 2),
+        "every_set": every_same_size_set(org, prompts, metric, c.names),
     }
 
 

@@ -1,5 +1,6 @@
 """attribute, circuit and heads on organisms whose circuits are known (their manifests)."""
 
+import math
 import random
 
 import pytest
@@ -75,6 +76,23 @@ def test_circuit_recovers_the_planted_heads(induction, induction_attribution):
     assert r.completeness < r.random_completeness
     assert [p.size for p in r.curve] == list(range(1, len(ranking) + 1))
     assert r.cost.forward_passes == 2 + 2 * len(ranking) + 2 + 2 * 8
+
+
+def test_no_other_head_set_of_the_circuits_size_is_as_good_on_both_counts(induction):
+    """On 8 heads a sample of random sets says little (a set of 6 shares most heads with the circuit), so every set
+    of the circuit's size is measured. The copying heads of layer 1 are redundant and mean-ablating layer-0 heads
+    hurts, so many sets keep as much copying (faithfulness); but few remove as much when ablated (completeness)
+    and none is as good on both."""
+    from experiments.benchmarks.attribution import circuit_check
+
+    c = circuit_check("induction")
+    every = c["every_set"]
+    assert every["same_size_sets"] == math.comb(8, len(c["circuit"]))
+    assert c["planted_in_circuit"] == len(c["planted"]), c["circuit"]
+    assert c["faithfulness"] >= 0.8 and c["completeness"] <= 0.2
+    assert every["faithfulness"] == pytest.approx(c["faithfulness"], abs=2e-3)  # the same measurement, twice
+    assert every["sets_as_good_on_both"] == 0, every
+    assert every["sets_as_complete"] <= 0.1 * (every["same_size_sets"] - 1), every
 
 
 def test_head_explanations_show_induction_heads_copying(induction):
