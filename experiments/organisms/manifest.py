@@ -356,8 +356,13 @@ class CompositionTruth(BaseModel):
     the query."""
     lookup_ablated_accuracy: float
     """Two-step accuracy with the lookup heads ablated together at the query."""
+    lookup_step2_ablated_accuracy: float
+    """Step-2-alone accuracy (the key named outright) with the lookup heads ablated together at the query."""
     lookup_control_ablated_accuracy: float
-    """The same with as many other heads that no step names (mean of up to 5 draws)."""
+    """Step-2-alone accuracy with as many other heads that no step names ablated there instead (mean of up to 5
+    draws). The control is scored on step-2-alone queries because at the query other heads bring step 1's inputs
+    (m and a) to the predicting position: ablating them costs two-step answers by breaking step 1, which says
+    nothing about the lookup."""
     feeding_heads: list[HeadScore]
     """Step 2, the heads that prepare the context for the lookup: the smallest set found whose mean-ablation in
     the context only leaves <= 50% of two-step accuracy. `score` is the previous-token attention (value to its

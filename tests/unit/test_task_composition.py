@@ -214,6 +214,7 @@ def _truth(**kw) -> CompositionTruth:
             "step1_patch_key_switch_rate",
             "step1_patch_control_switch_rate",
             "lookup_ablated_accuracy",
+            "lookup_step2_ablated_accuracy",
             "lookup_control_ablated_accuracy",
             "feeding_ablated_accuracy",
             "feeding_control_ablated_accuracy",
