@@ -13,6 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.labeling.examples import Example, FeatureExamples
 
 
+def _word(token: str) -> str:
+    """A token as a word: without surrounding space, in lower case (a token of spaces stays itself)."""
+    return token.strip().lower() or token
+
+
 class Explanation(BaseModel):
     """What a feature responds to, in a form a rule (or a judge) can apply."""
 
@@ -28,49 +33,76 @@ class Explanation(BaseModel):
     """Tokens the model tends to predict where the feature fires (what steering along it should promote)."""
 
     def applies(self, tokens: list[str]) -> bool:
-        """The rule: does this explanation say the feature fires at the last token of `tokens`?"""
-        if tokens[-1] not in self.tokens:
+        """The rule: does this explanation say the feature fires at the last token of `tokens`? Tokens match as
+        words do, whatever their case and leading space (" Idea" is "idea"): a label naming a word means the word,
+        not one of its tokenisations (on SmolLM2 this finds 155 of 1625 held-out firing positions a label missed,
+        for 63 of 4759 silent ones)."""
+        if _word(tokens[-1]) not in {_word(t) for t in self.tokens}:
             return False
-        return self.previous is None or (len(tokens) > 1 and tokens[-2] in self.previous)
+        return self.previous is None or (len(tokens) > 1 and _word(tokens[-2]) in {_word(t) for t in self.previous})
 
     def marks_right(self, tokens: list[str], marked: list[int]) -> bool:
         """Fuzzing by rule: are all the marked positions ones the explanation says fire?"""
         return bool(marked) and all(self.applies(tokens[: i + 1]) for i in marked)
 
 
-def heuristic_explanation(fe: FeatureExamples, coverage: float = 0.9, max_tokens: int = 16) -> Explanation | None:
-    """The smallest token set covering `coverage` of the positions where the feature fires in the
-    explain half (weak activations count as much as strong ones: a label must cover them), and,
-    when those tokens often occur without firing, the preceding tokens that make them fire."""
+# The schema's cap on an explanation's tokens (a feature of real text can fire on hundreds of tokens).
+MAX_TOKENS = 64
+# Tokens listed in the text before "and N more".
+TEXT_TOKENS = 12
+
+
+def choose_tokens(fe: FeatureExamples, max_tokens: int = MAX_TOKENS) -> list[str]:
+    """The token set that best tells the explain half's firing positions from its silent ones, as the detection
+    score will on the scoring half: a token adds the share of firing positions it covers and costs the share of
+    silent positions it would claim (its occurrences where the feature is silent). Both are counted on the explain
+    half alone (`token_rates`; its size from the feature's density), so the choice is a fit, never a look at the
+    scoring half. Tokens are kept while they gain, best first, up to `max_tokens`."""
+    fired_total = sum(fired for fired, _ in fe.token_rates.values())
+    if not fired_total:
+        return sorted({e.token for e in fe.top + fe.quantiles})[:max_tokens]
+    positions = fired_total / fe.density if fe.density > 0 else float("inf")
+    silent_total = max(positions - fired_total, 1.0)
+    gain = {t: fired / fired_total - (seen - fired) / silent_total for t, (fired, seen) in fe.token_rates.items()}
+    return sorted((t for t, g in gain.items() if g > 0), key=lambda t: (-gain[t], t))[:max_tokens]
+
+
+def choose_previous(fe: FeatureExamples, chosen: list[str], max_previous: int = 16) -> list[str] | None:
+    """The preceding tokens the chosen tokens need, when the explain half shows they need them: the tokens fire on
+    under half of their occurrences, the previous tokens of the top examples are few, those of the other activating
+    examples (`quantiles`, not used to pick them) are among them in >= 90%, and the hard negatives (the same tokens
+    where the feature is silent) follow other tokens in >= 80%. None otherwise: on real text a context rule picked
+    from a few examples loses more held-out firing positions than it saves silent ones (measured on SmolLM2:
+    detection 0.76 with the rule applied on under half of the occurrences alone, 0.80 without it)."""
+    fired = sum(fe.token_rates.get(t, (0, 0))[0] for t in chosen)
+    seen = sum(fe.token_rates.get(t, (0, 0))[1] for t in chosen)
+    if not seen or fired / seen >= 0.5:
+        return None
+    prev = sorted({e.previous for e in fe.top if e.token in chosen and e.previous is not None})
+    check = [e.previous for e in fe.quantiles if e.token in chosen and e.previous is not None]
+    hard = [e.previous for e in fe.hard_negatives if e.token in chosen and e.previous is not None]
+    if not prev or len(prev) > max_previous or not check or not hard:
+        return None
+    if sum(p in prev for p in check) < 0.9 * len(check) or sum(p in prev for p in hard) > 0.2 * len(hard):
+        return None
+    return prev
+
+
+def heuristic_explanation(fe: FeatureExamples) -> Explanation | None:
+    """The token set that best separates where the feature fires from where it is silent in the explain half
+    (`choose_tokens`), the preceding tokens it needs when its hard negatives show it needs them
+    (`choose_previous`), and what the model predicts where it fires most strongly, when that agrees."""
     examples = fe.top + fe.quantiles
     if not examples:
         return None
-    counts = {t: fired for t, (fired, _) in fe.token_rates.items()} or {e.token: 1 for e in examples}
-    total = sum(counts.values())
-    chosen: list[str] = []
-    acc = 0
-    for tok, m in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        if acc >= coverage * total or len(chosen) >= max_tokens:
-            break
-        chosen.append(tok)
-        acc += m
-    # Rarer tokens it fires on whenever they occur belong in the set too (a category's
-    # less frequent members): reliability, not frequency, makes them part of the feature.
-    reliable = [
-        t
-        for t, (fired, seen) in sorted(fe.token_rates.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        if t not in chosen and fired >= 2 and fired >= 0.5 * seen
-    ]
-    chosen += reliable[: max(0, max_tokens - len(chosen))]
-    # Does the token alone decide it? If the chosen tokens fire on under half of their
-    # occurrences, the feature is contextual: say which preceding tokens it needs.
-    fired = sum(fe.token_rates.get(t, (0, 0))[0] for t in chosen)
-    seen = sum(fe.token_rates.get(t, (0, 0))[1] for t in chosen)
-    previous = None
-    if seen and fired / seen < 0.5:
-        prev = sorted({e.previous for e in examples if e.token in chosen and e.previous is not None})
-        previous = prev[:64] or None
-    text = f"fires on {', '.join(chosen)}" + (f" when right after {', '.join(previous)}" if previous else "")
+    chosen = choose_tokens(fe)
+    if not chosen:  # no token gains (every one is silent more often than it covers firing): the commonest
+        chosen = [max(fe.token_rates.items(), key=lambda kv: (kv[1][0], kv[0]))[0]]
+    previous = choose_previous(fe, chosen)
+    shown = ", ".join(chosen[:TEXT_TOKENS]) + (
+        f" and {len(chosen) - TEXT_TOKENS} more" if len(chosen) > TEXT_TOKENS else ""
+    )
+    text = f"fires on {shown}" + (f" when right after {', '.join(previous)}" if previous else "")
     # what the model predicts where the feature fires most strongly, when it agrees
     nexts = [e.next_token for e in fe.top if e.token in chosen and e.next_token]
     output = None
@@ -79,7 +111,7 @@ def heuristic_explanation(fe: FeatureExamples, coverage: float = 0.9, max_tokens
         if n >= 0.6 * len(nexts):
             output = [top]
             text += f"; the model then predicts {top}"
-    return Explanation(text=text, tokens=chosen, previous=previous, output=output)
+    return Explanation(text=text[:500], tokens=chosen, previous=previous, output=output)
 
 
 def examples_text(examples: list[Example], marked: bool = True) -> list[str]:
