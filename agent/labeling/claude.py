@@ -95,11 +95,25 @@ def explain_params(fe: FeatureExamples, model: str) -> MessageCreateParamsNonStr
         f"{t}   (activation {e.activation:g}; model then predicts {e.next_token!r})"
         for t, e in zip(examples_text(fe.top + fe.quantiles), fe.top + fe.quantiles, strict=False)
     ]
+    # delphi's contrastive examples: the same tokens where the feature stays silent, so a label that names only
+    # the tokens can be seen to be too broad
+    silent = examples_text(fe.hard_negatives, marked=False)
+    contrast = (
+        "Contexts ending in tokens it fires on elsewhere, where it is silent at the last token:\n<silent>\n"
+        + "\n".join(silent)
+        + "\n</silent>\n"
+        if silent
+        else ""
+    )
     prompt = (
         f"Feature {fe.feature} (active on {fe.density:.2%} of tokens). Its activating contexts, strongest "
-        "first, then weaker ones:\n<contexts>\n" + "\n".join(lines) + "\n</contexts>\n"
-        "Call explain_feature with the tokens it fires on (exactly as written between << >>), the preceding "
-        "tokens it needs if it is contextual, and what the model predicts next if that is consistent."
+        "first, then weaker ones:\n<contexts>\n"
+        + "\n".join(lines)
+        + "\n</contexts>\n"
+        + contrast
+        + "Call explain_feature with the tokens it fires on (exactly as written between << >>), the preceding "
+        "tokens it needs if it is contextual (what tells the active contexts from the silent ones), and what the "
+        "model predicts next if that is consistent."
     )
     return {
         "model": model,
