@@ -260,22 +260,35 @@ def _num(x: float | None) -> str:
 
 @app.command()
 def labeling(
-    features: Annotated[int, typer.Option(min=1, help="SAE width: every feature is labelled.")] = 128,
-    corpus: Annotated[int, typer.Option(min=4, help="Contexts in the corpus.")] = 1000,
+    model: Annotated[
+        str, typer.Option(help="organism (an SAE trained here on the features organism) | smollm2")
+    ] = "organism",
+    features: Annotated[
+        int | None,
+        typer.Option(min=1, help="organism: SAE width (default 128); smollm2: first N of its 2304 (default all)."),
+    ] = None,
+    corpus: Annotated[
+        int | None, typer.Option(min=4, help="Contexts in the corpus (default 1000 organism, 1500 smollm2).")
+    ] = None,
     device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Offline labeling with all three scorers on the features organism: features per minute."""
-    from experiments.benchmarks.labeling import run
+    """Offline labeling with all three scorers: features per minute, fixed cost against a plain harvest."""
+    from experiments.benchmarks.labeling import run, run_smollm2
 
+    if model not in ("organism", "smollm2"):
+        raise UserError(f"--model {model!r}: the labeling bench takes organism or smollm2")
     quiet_library_warnings()
     dev = _resolve_device(device)
     with console.status("labeling benchmark"):
-        r = run(n_features=features, corpus_size=corpus, device=dev)
+        if model == "smollm2":
+            r = run_smollm2(corpus_size=corpus or 1500, features=features, device=dev)
+        else:
+            r = run(n_features=features or 128, corpus_size=corpus or 1000, device=dev)
     if json_out:
         print_json(r)
         return
-    _key_values("feature labeling throughput (heuristic explainer, rule judge, 3 scorers)", r)
+    _key_values(f"feature labeling throughput on {model} (heuristic explainer, rule judge, 3 scorers)", r)
 
 
 @app.command()

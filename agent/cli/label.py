@@ -44,6 +44,14 @@ def label(
     ] = False,
     claude_model: Annotated[str | None, typer.Option(help="Claude model id (default: a current Sonnet).")] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seeds the explain / score split and samples.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL file the labels stream to as they finish, one per line (default: "
+            "labels/labels-KEY.jsonl beside the memory folder, e.g. .interp/labels/; KEY from the model, SAE "
+            "and explainer). A rerun with the same file skips every feature already in it."
+        ),
+    ] = None,
     memory: MemoryOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -66,6 +74,8 @@ def label(
     feats = parse_features(features, load_sae(sae, target.model).cfg.d_sae)
     texts = _corpus(target, corpus, corpus_size, seed)
     store = _store(memory, create=True)
+    explainer_name = (explainer or HeuristicExplainer()).name
+    out_file = out or _default_out(store.location, target.model_id, sae, explainer_name)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
@@ -81,11 +91,13 @@ def label(
         import time
 
         t0 = time.perf_counter()
+        labelled = 0
 
         def tick(n: int) -> None:
+            nonlocal labelled
+            labelled += n
             bar.advance(task, n)
-            done = bar.tasks[0].completed
-            bar.update(task, rate=f"{60 * done / max(time.perf_counter() - t0, 1e-9):.0f}")
+            bar.update(task, rate=f"{60 * labelled / max(time.perf_counter() - t0, 1e-9):.0f}")
 
         run = run_label(
             target,
@@ -98,17 +110,20 @@ def label(
             store,
             seed=seed,
             on_feature=tick,
+            out=out_file,
         )
-        bar.advance(task, len(run.skipped))
+        bar.advance(task, len(run.skipped) + len(run.known_dead))
     ok = [r for r in run.labelled if r.error is None]
     errors = [r for r in run.labelled if r.error is not None]
     summary = {
         "model_id": target.model_id,
         "sae": sae,
-        "explainer": (explainer or HeuristicExplainer()).name,
+        "explainer": explainer_name,
+        "out": str(out_file),
         "labelled": len(ok),
         "errors": len(errors),
         "skipped_already_labelled": len(run.skipped),
+        "skipped_known_dead": len(run.known_dead),
         "dead": len(run.dead),
         "seconds": round(run.seconds, 1),
         "features_per_minute": round(60 * len(run.labelled) / run.seconds, 1) if run.seconds else None,
@@ -134,6 +149,17 @@ def label(
         f"labelled and skipped; {summary['features_per_minute']} features/min; mean scores "
         + ", ".join(f"{k} {v:.3f}" for k, v in _means(ok).items())
     )
+
+
+def _default_out(memory: str, model_id: str, sae: str, explainer: str) -> Path:
+    """labels/labels-KEY.jsonl beside the memory folder (.interp/labels/ for the default memory or a
+    Chroma server), one file per model, SAE and explainer: a rerun finds it and resumes."""
+    import hashlib
+
+    sae_id = str(Path(sae).resolve()) if Path(sae).is_dir() else sae
+    key = hashlib.sha256(f"{model_id}|{sae_id}|{explainer}".encode()).hexdigest()[:12]
+    folder = Path(".interp") if memory.startswith(("http://", "https://")) else Path(memory).expanduser().parent
+    return folder / "labels" / f"labels-{key}.jsonl"
 
 
 def _means(labels: Iterable[FeatureLabel]) -> dict[str, float]:

@@ -92,7 +92,7 @@ def make_client(client: Anthropic | None = None, max_retries: int = 4, timeout: 
 def explain_params(fe: FeatureExamples, model: str) -> MessageCreateParamsNonStreaming:
     """The Messages API request explaining one feature (also one request of a batch)."""
     lines = [
-        f"{t}   (activation {e.activation:g}; model then predicts {e.next_token!r})"
+        f"{t}   (activation {e.activation:g}" + (f"; model then predicts {e.next_token!r})" if e.next_token else ")")
         for t, e in zip(examples_text(fe.top + fe.quantiles), fe.top + fe.quantiles, strict=False)
     ]
     # delphi's contrastive examples: the same tokens where the feature stays silent, so a label that names only

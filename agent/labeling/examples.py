@@ -1,18 +1,29 @@
 """What a feature does on a corpus, split so that explanations are scored on data they never saw.
 
 One pass harvests the SAE's hook for every corpus position and encodes all
-requested features at once. The corpus is split by *prompt* (not by position,
-so a context cannot leak from the explaining half into the scoring half):
+requested features at once (agent/labeling/activations.py: length-sorted
+batches, early stop, sparse activations). The corpus is split by *prompt* (not
+by position, so a context cannot leak from the explaining half into the
+scoring half):
 
 - explain half: the top-activating contexts, plus contexts sampled across
-  activation quantiles (the explainer must cover weak activations too);
+  activation quantiles (the explainer must cover weak activations too), and
+  hard negatives: contexts ending on a token the feature fires on where it
+  does not fire (delphi's contrastive examples);
 - scoring half: activating contexts sampled across quantiles, and random
   non-activating contexts, as many of each.
+
+The model's next-token prediction (`Example.next_token`) is computed only for
+the top examples (what the explanation's `output` is read from: each needs the
+rest of the forward pass, the dearest part of the job); elsewhere it is "".
+Each feature's samples are drawn from its own seed (seed, feature), so a
+feature gets the same examples whichever other features are labelled with it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,7 +32,14 @@ import numpy as np
 from tools.errors import UserError
 
 if TYPE_CHECKING:
+    from agent.labeling.activations import CorpusActivations
     from tools.target import Target
+
+
+# Top examples per feature that get the model's next-token prediction (the explanation's `output` is read from
+# them): predictions finish the forward pass from the SAE's layer, the largest part of a job's fixed cost on a
+# real model, and the 10 strongest contexts decide a consistent output as well as 20 do.
+PREDICT_TOP = 10
 
 
 @dataclass
@@ -72,6 +90,8 @@ class FeatureExamples:
     """Scoring half: activating, sampled across quantiles."""
     negatives: list[Example] = field(default_factory=list)
     """Scoring half: random positions where it is not active."""
+    hard_negatives: list[Example] = field(default_factory=list)
+    """Explain half: contexts whose last token is one the feature fires on, where it does not fire."""
 
     @property
     def dead(self) -> bool:
@@ -90,6 +110,135 @@ def _quantile_sample(rows: np.ndarray, acts: np.ndarray, n: int, rng: np.random.
     return out[:n]
 
 
+@dataclass
+class _Plan:
+    """The rows one feature's examples are drawn from (chosen before predictions are run)."""
+
+    j: int
+    density: float
+    max_activation: float
+    top: list[int]
+    quantiles: list[int]
+    held_out: list[int]
+    negatives: list[int]
+    hard_negatives: list[int]
+    token_rates: dict[int, tuple[int, int]]
+
+
+class ExampleSource:
+    """Every requested feature's examples from one pass over the corpus, built on demand."""
+
+    def __init__(
+        self,
+        target: Target,
+        sae_ref: str,
+        features: list[int],
+        corpus: list[str],
+        n_top: int = 20,
+        n_quantile: int = 10,
+        n_test: int = 20,
+        window: int = 6,
+        seed: int = 0,
+        predictions: bool = True,
+    ) -> None:
+        import time
+
+        from agent.labeling.activations import harvest_features
+        from tools.sae import decoder_direction, load_sae
+
+        model = target.model
+        sae = load_sae(sae_ref, model)
+        for f in features:
+            decoder_direction(sae, f)  # range check with a clear error
+        if len(corpus) < 4:
+            raise UserError("the labeling corpus needs at least 4 prompts (two to explain from, two to score on)")
+        self.model = model
+        self.window = window
+        self.acts: CorpusActivations = harvest_features(model, sae, features, corpus, keep_resid=predictions)
+        a = self.acts
+        t0 = time.perf_counter()
+        self.names = {int(i): model.to_single_str_token(int(i)) for i in np.unique(a.ids)}
+        self.special = set(model.tokenizer.all_special_ids)
+        explain_prompts = np.random.default_rng(seed).permutation(len(corpus))[: len(corpus) // 2]
+        in_explain = np.isin(a.prompt, explain_prompts)
+        self.plans: dict[int, _Plan] = {}
+        for j, f in enumerate(features):
+            self.plans[f] = self._plan(j, np.random.default_rng([seed, f]), in_explain, n_top, n_quantile, n_test)
+        self.next_ids: dict[int, int] = {}
+        a.seconds["select"] = time.perf_counter() - t0
+        if predictions:
+            need = [r for p in self.plans.values() for r in p.top[:PREDICT_TOP]]
+            self.next_ids = a.predict(model, np.array(need, dtype=np.int64))
+        self._prefix: dict[int, str] = {}
+
+    def _plan(
+        self, j: int, rng: np.random.Generator, in_explain: np.ndarray, n_top: int, n_quantile: int, n_test: int
+    ) -> _Plan:
+        a = self.acts
+        col = a.column(j)
+        active = col > 0
+        plan = _Plan(j, round(float(active.mean()), 5), round(float(col.max()), 4), [], [], [], [], [], {})
+        train_rows = np.flatnonzero(active & in_explain)
+        test_rows = np.flatnonzero(active & ~in_explain)
+        if len(train_rows):
+            top = train_rows[np.argsort(-col[train_rows], kind="stable")][:n_top]
+            plan.top = [int(r) for r in top]
+            plan.quantiles = _quantile_sample(np.setdiff1d(train_rows, top), col, n_quantile, rng)
+            fired = Counter(a.ids[train_rows].tolist())
+            fires_on = np.isin(a.ids, list(fired))
+            seen = Counter(a.ids[in_explain & fires_on].tolist())
+            plan.token_rates = {t: (fired[t], seen[t]) for t in fired}
+            hard = np.flatnonzero(in_explain & fires_on & ~active)
+            if len(hard):
+                plan.hard_negatives = rng.choice(hard, size=min(n_top, len(hard)), replace=False).tolist()
+        if len(test_rows):
+            plan.held_out = _quantile_sample(test_rows, col, n_test, rng)
+            silent = np.flatnonzero(~active & ~in_explain)
+            if len(silent):
+                plan.negatives = rng.choice(silent, size=min(len(plan.held_out), len(silent)), replace=False).tolist()
+        return plan
+
+    def prefix(self, row: int) -> str:
+        """The prompt's text up to and including the row's position (decoded once per row)."""
+        if row not in self._prefix:
+            a = self.acts
+            s = int(a.start[a.prompt[row]])
+            self._prefix[row] = self.model.tokenizer.decode(
+                [int(t) for t in a.ids[s : row + 1] if int(t) not in self.special]
+            )
+        return self._prefix[row]
+
+    def _example(self, row: int, col: np.ndarray) -> Example:
+        a = self.acts
+        p, q = int(a.prompt[row]), int(a.position[row])
+        lo = row - min(q, self.window)
+        nxt = self.next_ids.get(row)
+        return Example(
+            tokens=[self.names[int(t)] for t in a.ids[lo : row + 1]],
+            activations=[round(float(v), 4) for v in col[lo : row + 1]],
+            activation=round(float(col[row]), 4),
+            prompt=p,
+            position=q,
+            next_token=self.model.to_single_str_token(nxt) if nxt is not None else "",
+            prefix=self.prefix(row),
+        )
+
+    def get(self, feature: int) -> FeatureExamples:
+        plan = self.plans[feature]
+        col = self.acts.column(plan.j)
+        fe = FeatureExamples(feature=feature, density=plan.density, max_activation=plan.max_activation)
+        fe.top = [self._example(r, col) for r in plan.top]
+        fe.quantiles = [self._example(r, col) for r in plan.quantiles]
+        fe.token_rates = {self.names[t]: v for t, v in plan.token_rates.items()}
+        fe.hard_negatives = [self._example(r, col) for r in plan.hard_negatives]
+        fe.held_out = [self._example(r, col) for r in plan.held_out]
+        fe.negatives = [self._example(r, col) for r in plan.negatives]
+        return fe
+
+    def __iter__(self) -> Iterator[FeatureExamples]:
+        return (self.get(f) for f in self.plans)
+
+
 def collect(
     target: Target,
     sae_ref: str,
@@ -102,76 +251,4 @@ def collect(
     seed: int = 0,
 ) -> list[FeatureExamples]:
     """Examples for each feature from one harvest of the corpus."""
-    import torch
-
-    from tools.activations import harvest
-    from tools.cost import Meter
-    from tools.prompts import encode
-    from tools.sae import decoder_direction, load_sae, sae_encode
-
-    model = target.model
-    sae = load_sae(sae_ref, model)
-    for f in features:
-        decoder_direction(sae, f)  # range check with a clear error
-    if len(corpus) < 4:
-        raise UserError("the labeling corpus needs at least 4 prompts (two to explain from, two to score on)")
-    hook = sae.cfg.metadata.hook_name
-    enc = encode(model, corpus, "corpus")
-    meter = Meter()
-    h = harvest(model, enc, [hook], "all", meter=meter)
-    with torch.inference_mode():
-        acts = sae_encode(sae, h.acts[hook].flatten(1))[:, features].cpu().numpy()
-        # what the model says next at every position: an explanation's predicted output
-        preds = torch.cat(
-            [meter.run(model, enc.tokens[i : i + 64]).argmax(-1).cpu() for i in range(0, len(corpus), 64)]
-        ).numpy()
-    pi, pos = h.prompt_index.numpy(), h.position.numpy()
-    tokens = enc.tokens.cpu().numpy()
-    ids = tokens[pi, pos]
-    names = {int(i): model.to_single_str_token(int(i)) for i in np.unique(ids)}
-    rng = np.random.default_rng(seed)
-    explain_prompts = rng.permutation(len(corpus))[: len(corpus) // 2]
-    in_explain = np.isin(pi, explain_prompts)
-    grid = np.zeros((*enc.tokens.shape, len(features)), dtype=np.float32)
-    grid[pi, pos] = acts
-    special = set(model.tokenizer.all_special_ids)
-
-    def example(row: int, j: int) -> Example:
-        p, q = int(pi[row]), int(pos[row])
-        lo = max(0, q - window)
-        return Example(
-            tokens=[names.get(int(t)) or model.to_single_str_token(int(t)) for t in tokens[p, lo : q + 1]],
-            activations=[round(float(a), 4) for a in grid[p, lo : q + 1, j]],
-            activation=round(float(acts[row, j]), 4),
-            prompt=p,
-            position=q,
-            next_token=model.to_single_str_token(int(preds[p, q])),
-            prefix=model.tokenizer.decode([int(t) for t in tokens[p, : q + 1] if int(t) not in special]),
-        )
-
-    out = []
-    for j, f in enumerate(features):
-        col = acts[:, j]
-        active = col > 0
-        fe = FeatureExamples(
-            feature=f, density=round(float(active.mean()), 5), max_activation=round(float(col.max()), 4)
-        )
-        train_rows = np.flatnonzero(active & in_explain)
-        test_rows = np.flatnonzero(active & ~in_explain)
-        if len(train_rows):
-            top = train_rows[np.argsort(-col[train_rows])][:n_top]
-            rest = np.setdiff1d(train_rows, top)
-            fe.top = [example(r, j) for r in top]
-            fe.quantiles = [example(r, j) for r in _quantile_sample(rest, col, n_quantile, rng)]
-            fired = Counter(ids[train_rows].tolist())
-            seen = Counter(ids[in_explain & np.isin(ids, list(fired))].tolist())
-            fe.token_rates = {names[t]: (fired[t], seen[t]) for t in fired}
-        if len(test_rows):
-            fe.held_out = [example(r, j) for r in _quantile_sample(test_rows, col, n_test, rng)]
-            silent = np.flatnonzero(~active & ~in_explain)
-            if len(silent):
-                fe.negatives = [
-                    example(r, j) for r in rng.choice(silent, size=min(len(fe.held_out), len(silent)), replace=False)
-                ]
-        out.append(fe)
-    return out
+    return list(ExampleSource(target, sae_ref, features, corpus, n_top, n_quantile, n_test, window, seed))

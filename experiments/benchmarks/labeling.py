@@ -10,6 +10,10 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tools.target import Target
 
 
 def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0, device: str | None = None) -> dict:
@@ -67,4 +71,112 @@ def run(n_features: int = 128, corpus_size: int = 1000, seed: int = 0, device: s
         "mean_scores": {k: round(sum(v) / len(v), 4) for k, v in scores.items()},
         "scorers": ["detection", "fuzzing", "intervention"],
         "target_features_per_minute": 60,
+    }
+
+
+SMOLLM2_SAE = {"hook": "blocks.6.hook_resid_pre", "d_sae": 2304, "k": 16, "steps": 1000, "batch_size": 512}
+"""The SAE the SmolLM2 run labels (the one issue 21 measured on): 4 x d_model features, TopK 16."""
+
+
+def _smollm2_sae(target: Target, corpus: list[str], seed: int) -> tuple[str, float, dict[str, float]]:
+    """(folder, seconds spent training or 0 when cached, its held-out stats): trained with `sae_train`
+    once and kept under $INTERP_CACHE/labeling-bench/, keyed by the weights, corpus and settings."""
+    import hashlib
+    import json
+
+    from tools.registry import call
+    from tools.target import cache_root
+
+    key = hashlib.sha256(json.dumps([target.model_id, corpus, SMOLLM2_SAE, seed]).encode()).hexdigest()[:12]
+    folder = cache_root() / "labeling-bench" / f"smollm2-sae-{key}"
+    if (folder / "cfg.json").is_file():
+        stats = json.loads((folder / "bench_stats.json").read_text()) if (folder / "bench_stats.json").is_file() else {}
+        return str(folder), 0.0, stats
+    tmp = folder.with_name(folder.name + ".partial")
+    t0 = time.perf_counter()
+    r = call(target, "sae_train", {**SMOLLM2_SAE, "corpus": {"prompts": corpus}, "out": str(tmp), "seed": seed})
+    st = r.model_dump()["stats"]
+    stats = {k: float(st[k]) for k in ("variance_explained", "l0", "dead_fraction")} | {"steps": float(r.steps)}
+    (tmp / "bench_stats.json").write_text(json.dumps(stats))
+    tmp.rename(folder)  # whole or absent: a killed training never leaves a half SAE in the cache
+    return str(folder), time.perf_counter() - t0, stats
+
+
+def run_smollm2(corpus_size: int = 1500, features: int | None = None, seed: int = 0, device: str | None = None) -> dict:
+    """Label every feature of SmolLM2's blocks.6.hook_resid_pre SAE over `corpus_size` English
+    sentences (experiments/benchmarks/prose.py: the standard library's docstrings); the fixed cost (one pass:
+    harvest, encode, predictions) against a plain stop-early
+    harvest of the same corpus timed in the same run."""
+    import numpy as np
+
+    from agent.labeling.explanation import Explanation
+    from agent.labeling.job import HeuristicExplainer, label
+    from agent.labeling.scorers import RuleJudge, detection
+    from agent.targets import load
+    from experiments.benchmarks.prose import prose_sentences
+    from tools.activations import harvest
+    from tools.prompts import Encoded, encode
+
+    target = load("smollm2", device=device)
+    corpus = prose_sentences(corpus_size, seed)
+    sae, train_s, sae_stats = _smollm2_sae(target, corpus, seed)
+    feats = list(range(features or SMOLLM2_SAE["d_sae"]))
+    model, hook = target.model, SMOLLM2_SAE["hook"]
+    # the baselines: the harvest every tool does (corpus order, padded to the longest prompt) and the same
+    # harvest over length-sorted batches (what the labeling pass does before encoding)
+    enc = encode(model, corpus, "corpus")
+    t0 = time.perf_counter()
+    harvest(model, enc, [hook], "all")
+    harvest_s = time.perf_counter() - t0
+    order = np.argsort(enc.lengths.cpu().numpy(), kind="stable")
+    t0 = time.perf_counter()
+    for i in range(0, len(order), 64):
+        idx = order[i : i + 64]
+        lens = enc.lengths[idx]
+        harvest(model, Encoded(enc.tokens[idx, : int(lens.max())], lens, [corpus[j] for j in idx]), [hook], "all")
+    sorted_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        r = label(target, sae, feats, corpus, HeuristicExplainer(), seed=seed, out=Path(tmp) / "labels.jsonl")
+        label_s = time.perf_counter() - t0
+    fixed = sum(r.stages.get(k, 0.0) for k in ("harvest", "encode", "select", "predict"))
+    ok = [x for x in r.labelled if x.error is None]
+    scores: dict[str, list[float]] = {}
+    for x in ok:
+        for k, v in x.scores.items():
+            scores.setdefault(k, []).append(v)
+    # the control: each label scored on another feature's held-out contexts
+    from agent.labeling.examples import collect
+
+    sample = [x for x in ok if "detection" in x.scores][:200]
+    fes = {fe.feature: fe for fe in collect(target, sae, [x.feature for x in sample], corpus, seed=seed)}
+    perm = np.random.default_rng(seed).permutation(len(sample))
+    shuffled = [
+        detection(RuleJudge(), Explanation.model_validate(sample[int(j)].explanation), fes[x.feature])
+        for x, j in zip(sample, perm, strict=True)
+        if int(j) != sample.index(x)
+    ]
+    shuffled_scores = [s for s in shuffled if s is not None]
+    return {
+        "model": "smollm2",
+        "device": str(model.cfg.device),
+        "sae": {"hook": hook, "features": SMOLLM2_SAE["d_sae"], "k": SMOLLM2_SAE["k"], **sae_stats},
+        "sae_train_seconds": round(train_s, 1),
+        "features": len(feats),
+        "corpus_contexts": corpus_size,
+        "labelled": len(ok),
+        "dead_or_error": len(r.labelled) - len(ok),
+        "seconds": round(label_s, 2),
+        "features_per_minute": round(60 * len(feats) / label_s, 1),
+        "fixed_seconds": round(fixed, 2),
+        "fixed_stages": {k: round(v, 2) for k, v in r.stages.items()},
+        "harvest_seconds": round(harvest_s, 2),
+        "harvest_length_sorted_seconds": round(sorted_s, 2),
+        "fixed_vs_harvest": round(fixed / harvest_s, 2),
+        "fixed_vs_length_sorted_harvest": round(fixed / sorted_s, 2),
+        "mean_scores": {k: round(sum(v) / len(v), 4) for k, v in scores.items()},
+        "scored": {k: len(v) for k, v in scores.items()},
+        "shuffled_label_detection": round(float(np.mean(shuffled_scores)), 4) if shuffled_scores else None,
+        "target_features_per_minute": 300,
+        "target_fixed_vs_harvest": 2.0,
     }

@@ -9,13 +9,13 @@ from tests.e2e.test_cli import assert_clean_error, interp
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def sae(builtin, tmp_path_factory):
+def features_sae(builtin, folder, d_sae: int, steps: int) -> str:
+    """A TopK SAE (k 4) on the features organism's blocks.1.hook_resid_pre, trained into `folder`/sae."""
     from agent.targets import load
     from tools.registry import call
 
     target = load(f"organism:{builtin('features')}")
-    out = str(tmp_path_factory.mktemp("sae") / "sae")
+    out = str(folder / "sae")
     call(
         target,
         "sae_train",
@@ -23,14 +23,19 @@ def sae(builtin, tmp_path_factory):
             "hook": "blocks.1.hook_resid_pre",
             "corpus": {"prompts": target.usage_prompts(800)},
             "out": out,
-            "d_sae": 64,
+            "d_sae": d_sae,
             "k": 4,
-            "steps": 300,
+            "steps": steps,
             "batch_size": 256,
             "seed": 0,
         },
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def sae(builtin, tmp_path_factory):
+    return features_sae(builtin, tmp_path_factory.mktemp("sae"), 64, 300)
 
 
 def test_label_then_export_for_neuronpedia(sae, tmp_path):
