@@ -20,18 +20,19 @@ from tools.errors import UserError
 LOCK_FILE = RunFolder.LOCK
 
 
-class RunLock:
-    """`with RunLock(run_dir):` holds the folder's lock or raises UserError at once if another process does."""
+class ProcessLock:
+    """`with ProcessLock(path, what, advice):` holds an flock on `path` or raises UserError at once, naming `what`
+    is in use and by which pid, followed by `advice`."""
 
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK_FILE
+    def __init__(self, path: Path, what: str, advice: str):
+        self.path, self.what, self.advice = Path(path), what, advice
         self._file: TextIO | None = None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> ProcessLock:
         try:
             f = open(self.path, "a+")
         except OSError as e:
-            raise UserError(f"cannot lock run folder {self.path.parent}: {e.strerror}") from None
+            raise UserError(f"cannot lock {self.what}: {e.strerror}") from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -39,10 +40,7 @@ class RunLock:
             holder = f.read().strip() or "another process"
             f.close()
             who = f"pid {holder}" if holder.isdigit() else holder
-            raise UserError(
-                f"run folder {self.path.parent} is in use by {who}; wait for it to finish "
-                "(or stop it) before resuming this folder"
-            ) from None
+            raise UserError(f"{self.what} is in use by {who}; {self.advice}") from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -58,3 +56,14 @@ class RunLock:
             self._file.truncate(0)
             self._file.close()  # closing the descriptor releases the flock
             self._file = None
+
+
+class RunLock(ProcessLock):
+    """`with RunLock(run_dir):` holds the folder's lock or raises UserError at once if another process does."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(
+            Path(run_dir) / LOCK_FILE,
+            f"run folder {run_dir}",
+            "wait for it to finish (or stop it) before resuming this folder",
+        )

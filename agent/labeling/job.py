@@ -199,7 +199,36 @@ def label(
     out: Path | None = None,
 ) -> LabelRun:
     """Label `features`; `on_feature(n_done)` is called after each chunk (for a progress bar).
-    With `out`, labels are also appended to that JSONL file as each chunk finishes."""
+    With `out`, labels are also appended to that JSONL file as each chunk finishes, and the file is held by this
+    job alone (two jobs on one file would both label every feature and append it twice)."""
+    args = (target, sae, features, corpus, explainer, judge, scorers, store, seed, on_feature, chunk)
+    if out is None:
+        return _label(*args, None)
+    from agent.run_lock import ProcessLock
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    what, advice = (
+        f"labels file {out}",
+        "wait for that labeling job to finish (it resumes from the file), or give another --out",
+    )
+    with ProcessLock(out.with_name(out.name + ".lock"), what, advice):
+        return _label(*args, out)
+
+
+def _label(
+    target: Target,
+    sae: str,
+    features: list[int],
+    corpus: list[str],
+    explainer: Explainer,
+    judge: Judge | None,
+    scorers: tuple[str, ...],
+    store: MemoryStore | None,
+    seed: int,
+    on_feature: Callable[[int], object] | None,
+    chunk: int,
+    out: Path | None,
+) -> LabelRun:
     from tools.sae import load_sae
 
     check_scorers(scorers)

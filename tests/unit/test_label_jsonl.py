@@ -42,3 +42,18 @@ def test_a_file_that_is_not_a_labels_file_is_a_clear_error(tmp_path):
     path.write_text('{"hello": 1}\n')
     with pytest.raises(UserError, match="not a feature label"):
         read_labels(path, "m", "sae", "heuristic")
+
+
+def test_a_second_job_on_one_labels_file_is_refused_and_the_file_is_kept(tmp_path):
+    """Two jobs on one file would both label every feature and append it twice (measured: 63 lines for 32
+    features); the second is refused before it reads anything."""
+    from agent.labeling.job import HeuristicExplainer, label
+    from agent.run_lock import ProcessLock
+
+    path = tmp_path / "labels.jsonl"
+    append_labels(path, [_label(0)])
+    before = path.read_bytes()
+    first = ProcessLock(path.with_name(path.name + ".lock"), "the first job", "")
+    with first, pytest.raises(UserError, match=r"labels file .*labels.jsonl is in use by pid \d+; wait for"):
+        label(None, "sae", [0, 1], ["a"] * 4, HeuristicExplainer(), out=path)  # type: ignore[arg-type]
+    assert path.read_bytes() == before
