@@ -304,9 +304,7 @@ def _intervene(
         if rec.error is not None or rec.explanation is None:
             continue
         exp = Explanation.model_validate(rec.explanation)
-        rows = [src.acts.row(n.prompt, n.position) for n in fe.negatives if n.token not in exp.tokens][
-            :INTERVENTION_CONTEXTS
-        ]
+        rows = src.silent_contexts(fe.feature, set(exp.tokens), INTERVENTION_CONTEXTS)
         if not exp.output or not rows:
             rec.score_errors["intervention"] = "not enough held-out contexts (or no predicted output) to score"
             continue

@@ -300,3 +300,63 @@ def test_feature_selection_errors_teach():
         parse_features("10:20", 16)
     with pytest.raises(UserError, match="START:END"):
         parse_features("a:b", 16)
+
+
+def test_batched_intervention_equals_steering_each_context_with_a_hook(organism):
+    """intervention_batch (prefix once per shared context, steered copies from a key-value cache) gives the
+    score that steering each full context at its last position with a hook gives."""
+    import torch
+
+    from agent.labeling.examples import ExampleSource
+    from agent.labeling.scorers import SteerJob, intervention_batch
+    from tools.sae import decoder_direction, load_sae
+
+    target, sae_ref, corpus, _ = organism
+    model = target.model
+    sae = load_sae(sae_ref, model)
+    src = ExampleSource(target, sae_ref, list(range(0, 128, 8)), corpus[:300])
+    a = src.acts
+    assert len(set(a.position[src.steer_pool].tolist())) <= 2  # the pool shares one position as far as it can
+    jobs = []
+    for fe in src:
+        if fe.dead or not fe.top:
+            continue
+        # the token the feature's direction promotes most directly: steering along it should move predictions
+        out = int((decoder_direction(sae, fe.feature).float() @ model.W_U).argmax())
+        rows = src.silent_contexts(fe.feature, set(), 8)
+        assert rows and all(a.column(src.plans[fe.feature].j)[r] == 0 for r in rows)
+        jobs.append(SteerJob(fe.feature, out, rows))
+    assert len(jobs) >= 5
+    got = intervention_batch(model, sae, a, jobs)
+    assert any(v > 0 for v in got.values()), got  # the comparison below is not only of zeros
+
+    hook = sae.cfg.metadata.hook_name
+    gen = torch.Generator().manual_seed(0)
+    randoms = [r / r.norm() for r in (torch.randn(a.x.shape[1], generator=gen) for _ in range(2))]
+
+    def rate(job, delta):
+        hits = []
+        for r in job.rows:
+            s = int(a.start[a.prompt[r]])
+            tokens = torch.as_tensor(a.ids[s : r + 1], dtype=torch.long)[None]
+
+            def add(act, hook):
+                act[:, -1] += delta
+                return act
+
+            with torch.inference_mode():
+                logits = model.run_with_hooks(tokens, fwd_hooks=[(hook, add)])
+            hits.append(int(logits[0, -1].argmax()) == job.output)
+        return float(np.mean(hits))
+
+    for job in jobs:
+        unit = decoder_direction(sae, job.feature).float()
+        norm = float(a.x[job.rows].norm(dim=-1).mean())
+        base = rate(job, torch.zeros_like(unit))
+        curve = [(0.0, base, base)]
+        for c in (1.0, 2.0):
+            ctrl = float(np.mean([rate(job, c * norm * v) for v in randoms]))
+            curve.append((c, rate(job, c * norm * unit), ctrl))
+        best = max(curve, key=lambda p: (abs(p[1] - base), -abs(p[0])))
+        want = round(float(np.clip(best[1] - base - max(best[2] - base, 0.0), 0.0, 1.0)), 4)
+        assert got[job.feature] == pytest.approx(want, abs=1e-4), job
