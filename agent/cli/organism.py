@@ -67,6 +67,14 @@ def list_(json_out: JsonOpt = False) -> None:
     console.print(
         "Train one with [bold]interp organism train NAME[/]; or write a spec file (see experiments/organisms/specs/)."
     )
+    from experiments.organisms.cache import candidate_specs
+
+    for path in candidate_specs():
+        spec = resolve_spec(str(path))
+        console.print(
+            f"Candidate (verifies for some seeds or CPUs only, see the file): [bold]{spec.name}[/] "
+            f"({spec.description}): interp organism train {path}"
+        )
 
 
 @app.command()

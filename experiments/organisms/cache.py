@@ -31,6 +31,19 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in _builtin_dir().glob("*.yaml"))
 
 
+def candidate_specs() -> list[Path]:
+    """Spec files of candidate organisms (specs/candidates/, relative to the working folder when inside it):
+    each verifies for some seeds or CPUs only, so none is a built-in."""
+    folder = _builtin_dir() / "candidates"
+    out = []
+    for p in sorted(folder.glob("*.yaml")):
+        try:
+            out.append(p.relative_to(Path.cwd()))
+        except ValueError:
+            out.append(p)
+    return out
+
+
 def resolve_spec(name_or_file: str) -> OrganismSpec:
     """A built-in organism's name, or the path of a spec file."""
     path = Path(name_or_file)
@@ -139,6 +152,7 @@ def find_trained(name_or_dir: str) -> Path:
 __all__ = [
     "builtin_names",
     "cache_root",
+    "candidate_specs",
     "ensure_trained",
     "find_trained",
     "is_trained",

@@ -22,7 +22,7 @@ from tools.checkpoint import load_checkpoint
 SPEC = "experiments/organisms/specs/candidates/composition.yaml"
 
 # Trains the candidate (about a minute of CPU) and verifies it (more under load). It is a candidate, not a built-in:
-# it verifies for two seeds of three on the CPU it was measured on, and weights are bit-identical only per CPU
+# it verifies for four seeds of five on the CPU it was measured on, and weights are bit-identical only per CPU
 # family, so on another CPU these checks may fail for want of a verified organism rather than a bug. Run them with
 # INTERP_CANDIDATES=1 when changing the composition task, verifier or scorer.
 pytestmark = [
