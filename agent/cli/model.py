@@ -15,7 +15,10 @@ app = typer.Typer(help="Inspect target models.", no_args_is_help=True)
 
 @app.command()
 def info(
-    spec: Annotated[str, typer.Argument(help="organism:NAME, smollm2, gguf:PATH, hf:PATH or a TransformerLens name.")],
+    spec: Annotated[
+        str,
+        typer.Argument(help="organism:NAME, smollm2, gemma3-270m, gguf:PATH, hf:PATH or a TransformerLens name."),
+    ],
     device: Annotated[str, typer.Option(help="cpu, cuda, or auto (CUDA when available).")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
