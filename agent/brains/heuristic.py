@@ -13,7 +13,9 @@ is deterministic under its seed.
                context: test each marker, find where it is represented (probe sweep)
                  and whether subtracting that direction undoes it (steering, dose-response)
                induction: repeated random sequences; score heads by attention, ablate
-                 the candidates against random heads
+                 the candidates against random heads; where no head has the textbook pattern,
+                 localise copying heads (and the heads feeding them) by attribution, say where each
+                 attends relative to the earlier copy, and ablate them against random heads
                features: train an SAE on ordinary inputs, find features tied to a token
                  group, test whether ablating one removes the prediction that follows
     behaviour  characterise (predict); induction as the fast special case of repeated prompts; then

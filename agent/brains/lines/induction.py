@@ -1,4 +1,7 @@
-"""Induction: repeated random sequences; heads scored by attention, candidates ablated against random heads."""
+"""Induction: repeated random sequences; heads scored by attention, candidates ablated against random heads.
+
+When no head shows the textbook induction pattern (a deeper model's copying heads may attend a few tokens past
+it), the candidates come from their estimated causal effect instead (induction_causal.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +48,11 @@ def induction(c: Ctx) -> list[Action] | None:
     prompts = [prompts[i] for i in att.prompts_with_repeats]
     cands = [h for h in att.top_induction if h.induction >= max(0.3, 3 * att.control)][:4]
     if not cands:
-        return None
+        # No head shows the textbook pattern: localise the copying by its causal effect instead (imported here:
+        # that module reads this one's criterion, and numpy stays out of importing the brain).
+        from agent.brains.lines.induction_causal import causal
+
+        return causal(c, prompts)
     heads = [Head(layer=h.layer, head=h.head) for h in cands]
     names = ", ".join(f"L{h.layer}H{h.head}" for h in cands)
 
