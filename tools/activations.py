@@ -69,6 +69,12 @@ def harvest(
 
     for h in hooks:
         check_hook(model, h)
+        if h.endswith(("hook_pattern", "hook_attn_scores")):
+            # [batch, head, query, key]: no one vector per position to keep (indexing it as [batch, pos] crashed)
+            raise UserError(
+                f"{h} holds attention over key positions ([batch, head, query, key]), not a vector per position: "
+                "use the `attention` tool for attention patterns, or a head's output (attn.hook_z) here"
+            )
     meter = meter or Meter()
     prompt_index, position = _rows(enc, positions)
     n_rows = len(prompt_index)

@@ -251,6 +251,11 @@ def test_sae_on_features_explains_variance_and_finds_categories(builtin, tmp_pat
         ("sae_stats", {"sae": "gpt2-small-res-jb/blocks.0.hook_resid_pre"}, "HF_HUB_OFFLINE=1"),
         ("probe", {"positive": ["t1 <q>"] * 5, "negative": ["t2 <q>"] * 5, "layer": 3}, "layer: unknown field"),
         ("nonsense", {}, "unknown tool"),
+        (
+            "activations",
+            {"prompts": ["t1 t2 <q>"], "hooks": ["blocks.0.attn.hook_pattern"], "positions": "all"},
+            "use the `attention` tool",
+        ),
     ],
 )
 def test_bad_tool_input_is_a_user_error(builtin, tool, payload, says):
