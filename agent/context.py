@@ -75,6 +75,9 @@ class RunSettings:
     """Run id."""
     weights_hash: str | None = None
     """Hash of the target's weights when the run started; a resume on other weights is refused."""
+    independent: bool = False
+    """A run of a pooled job (`interp investigate --runs N`): it does not recall other runs' hypothesis attempts,
+    so each run replicates a finding on its own (agent/independent_memory.py); reviews are still recalled."""
 
     def __post_init__(self) -> None:
         """Every number is checked here, so a bad option or a hand-edited run.json is one clear error."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from agent.display import Display
     from agent.state import InvestigationState
+    from memory.store import MemoryStore
 
 Ask = Callable[[dict[str, Any]], object]
 """Answers a live review: called with the review node's interrupt payload ({"claims": [...]}), returns
@@ -51,8 +52,12 @@ def _context(
     from tools import registry
 
     brain = make_brain(settings.brain, settings.seed, client=client)
-    memory = None
-    if settings.memory:
+    memory: MemoryStore | None = None
+    if settings.memory and settings.independent:
+        from agent.independent_memory import IndependentMemory
+
+        memory = IndependentMemory(settings.memory, settings.run_id)
+    elif settings.memory:
         from memory.store import MemoryStore
 
         memory = MemoryStore(settings.memory)

@@ -172,12 +172,12 @@ def run_folder(claim: Claim) -> tuple[Path | None, str]:
         return None, f"{where} belongs to run {run_id!r}, not to this claim's run {claim.run_id or '(none)'!r}"
     # A record can copy another run's id; only the run that made the claim has it in its trace (written as
     # the claim is made, before claims.json exists, so a live review passes too).
-    if not _traced(RunFolder(real).trace, claim.id):
+    if not traced(RunFolder(real).trace, claim.id):
         return None, f"{where} is run {run_id!r}, but that run's trace never made claim {claim.id}"
     return real, ""
 
 
-def _traced(trace: Path, claim_id: str) -> bool:
+def traced(trace: Path, claim_id: str) -> bool:
     """Whether a run's trace.jsonl records making `claim_id`."""
     try:
         with trace.open(encoding="utf-8") as f:

@@ -117,10 +117,21 @@ def recovery(
         typer.Option(
             min=1,
             max=64,
-            help="Worker processes running investigations at once "
+            help="Workers of a local Ray cluster running investigations at once "
             "(each keeps its own budget, so runs sharing a CPU do less in it).",
         ),
     ] = 1,
+    runs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Independent runs per organism (seeds 0..K-1): single-run recall beside the recall of the runs' "
+            "claims pooled (any run; a majority of runs).",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help="Run on the Ray cluster at ADDRESS instead (`ray start --head`).")
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="CI harness check: backdoor only, 60 s budget.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
     device: Device = "auto",
@@ -132,11 +143,19 @@ def recovery(
     from experiments.benchmarks import recovery as rec
 
     quiet_library_warnings()
+    if runs is not None and seeds != 1 and runs != seeds:
+        raise UserError(f"--runs {runs} and --seeds {seeds}: both count the runs per organism; give one")
+    seeds = runs or seeds
     which = ["backdoor"] if quick else [w.strip() for w in organisms.split(",") if w.strip()]
     seconds = 60.0 if quick else parse_duration(budget)
     rec.organisms(which)  # unknown names fail here, before any training
     dev = _resolve_device(device)
-    with console.status("recovery") as status:
+    import contextlib
+    import sys
+
+    # Ray's driver prints its workers' messages to stdout: kept off the JSON answer
+    quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    with quiet, console.status("recovery") as status:
         r = rec.run(
             which,
             seeds=seeds,
@@ -145,11 +164,14 @@ def recovery(
             brain=brain,
             device=dev,
             workers=workers,
+            address=ray_address,
             on_result=lambda s: status.update(f"{s.organism} seed {s.seed}: recall {s.recall}"),
         )
     if json_out:
         print_json(r)
         return
+    if "pooled" in r:
+        _pooled_table(r["pooled"])
     table = Table(title=f"mechanism recovery ({brain} brain, {seconds:g} s budget, {seeds} seed(s))")
     table.add_column("organism", overflow="fold", min_width=8)
     for col in (
@@ -217,6 +239,63 @@ def recovery(
     console.print(f"false positives on null organisms: {t['false_positives_on_null']}; run folders: {r['out']}")
 
 
+def _pooled_table(pooled: dict[str, Any]) -> None:
+    table = Table(title="single-run vs pooled recall (claims pooled by mechanism and component)")
+    for col in ("organism", "runs", "planted", "single run", "any run (precision)", "majority (precision)"):
+        table.add_column(col, overflow="fold")
+    for row in pooled["organisms"]:
+        table.add_row(
+            row["organism"],
+            str(row["runs"]),
+            str(row["planted"]),
+            _num(row["single_recall"]),
+            f"{_num(row['any_recall'])} ({_num(row['any_precision'])})",
+            f"{_num(row['majority_recall'])} ({_num(row['majority_precision'])})",
+        )
+    t = pooled["totals"]
+    table.add_row(
+        "total", "", str(t["planted"]), _num(t["single_recall"]), _num(t["any_recall"]), _num(t["majority_recall"])
+    )
+    console.print(table)
+
+
+@app.command()
+def parallel(
+    workers: Annotated[int, typer.Option(min=2, max=64, help="Workers of the local Ray cluster.")] = 2,
+    budget: Annotated[str, typer.Option(help="Wall clock per audit (each concludes before it).")] = "120s",
+    organisms: Annotated[
+        str, typer.Option(help="Organisms audited (NAME,NAME).")
+    ] = "backdoor,eval_aware,features,induction",
+    seeds: Annotated[int, typer.Option(min=1, help="Audits per organism.")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Folder for the run folders (default: a temp folder).")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recovery audits (by default 8: 4 organisms x 2 seeds) serial in this process, then on a local Ray
+    cluster: the throughput ratio (goal >= 1.6x on 2 cores) and Ray's own overheads (start, per task)."""
+    import contextlib
+    import sys
+
+    from agent.budget import parse_duration
+    from experiments.benchmarks import parallel as par
+
+    quiet_library_warnings()
+    seconds = parse_duration(budget)
+    # Ray's driver prints its workers' messages to stdout: kept off the JSON answer
+    with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+        r = par.run(
+            workers=workers,
+            budget_s=seconds,
+            out=out,
+            organisms=[o.strip() for o in organisms.split(",") if o.strip()],
+            seeds=seeds,
+        )
+    if json_out:
+        print_json(r)
+        return
+    _key_values("serial vs Ray", {k: v for k, v in r.items() if k != "ray"})
+    _key_values("Ray overheads", r["ray"])
+
+
 def _family_table(families: dict[str, dict[str, Any]]) -> None:
     table = Table(title="by mechanism family (95% interval on recall: Wilson, over pooled items)")
     for col in (
@@ -271,6 +350,10 @@ def labeling(
         int | None, typer.Option(min=4, help="Contexts in the corpus (default 1000 organism, 1500 smollm2).")
     ] = None,
     device: Device = "auto",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="smollm2: also run the job sharded on this many local Ray workers (speed-up)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Offline labeling with all three scorers: features per minute, fixed cost against a plain harvest."""
@@ -282,8 +365,10 @@ def labeling(
     dev = _resolve_device(device)
     with console.status("labeling benchmark"):
         if model == "smollm2":
-            r = run_smollm2(corpus_size=corpus or 1500, features=features, device=dev)
+            r = run_smollm2(corpus_size=corpus or 1500, features=features, device=dev, workers=workers)
         else:
+            if workers is not None:
+                raise UserError("--workers runs the smollm2 labeling bench in parallel: give --model smollm2")
             r = run(n_features=features or 128, corpus_size=corpus or 1000, device=dev)
     if json_out:
         print_json(r)

@@ -12,7 +12,8 @@ from agent.cli.output import console, err_console, print_json, quiet_library_war
 from tools.errors import UserError
 
 if TYPE_CHECKING:
-    from agent.context import RunContext
+    from agent.context import RunContext, RunSettings
+    from agent.parallel.investigation_task import RunOutcome
     from agent.state import InvestigationState
 
 
@@ -92,6 +93,21 @@ def investigate(
         typer.Option("--pivot", help="Share of the budget a line of attack may use without a supported hypothesis."),
     ] = 0.4,
     device: Annotated[str | None, typer.Option("--device")] = None,
+    runs: Annotated[
+        int | None,
+        typer.Option(
+            "--runs",
+            help="N independent runs (seeds SEED..SEED+N-1), each in its own folder under --run-dir, "
+            "then one pooled report over them (pooled.md, pooled.json).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="With --runs: run them on a local Ray cluster of W workers.")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray", help="With --runs: run them on the Ray cluster at ADDRESS (`ray start --head`)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON (no live display).")] = False,
 ) -> None:
     """Investigate a model: hypotheses, experiments with controls, claims, a report."""
@@ -109,6 +125,15 @@ def investigate(
     ask = _ask_in_terminal if review == "live" else None
     show = not json_out and sys.stdout.isatty()
     display = Display(console) if show else None
+    if (workers is not None or ray_address is not None) and runs is None:
+        raise UserError("--workers and --ray run the runs of a pooled job: give --runs N too")
+    if workers is not None and ray_address is not None:
+        raise UserError("give either --workers N (a local Ray cluster) or --ray ADDRESS (an existing one), not both")
+    if runs is not None and (resume or review == "live"):
+        raise UserError(
+            "--runs starts a new pooled job, reviewed afterwards with `interp review --pooled DIR`: "
+            "it takes neither --resume nor --review live"
+        )
     if restart and not resume:
         raise UserError("--restart starts over the run of a folder: give it with --resume RUN_DIR --restart")
     if resume and restart:
@@ -151,9 +176,48 @@ def investigate(
         from agent.brains import make_brain
 
         make_brain(settings.brain, seed)  # a bad brain spec or a missing API key fails before any loading
+        if runs is not None:
+            _pooled(settings, runs, run_dir, workers, ray_address, json_out)
+            return
         with display or _Null():
             state, ctx = runner.start(settings, Path(run_dir) if run_dir else None, display=display, ask=ask)
     _finish(state, ctx, json_out)
+
+
+def _pooled(
+    settings: RunSettings, runs: int, run_dir: str | None, workers: int | None, address: str | None, json_out: bool
+) -> None:
+    from agent.pooled import POOLED_MD
+    from agent.replicated import run_replicated
+
+    def progress(o: RunOutcome) -> None:
+        if not json_out:
+            console.print(
+                f"seed {o.seed}: {len(o.claims)} claim(s), {o.stop_reason or 'done'} ({o.budget_seconds_used:.1f} s)"
+                + (" [resumed after its worker died]" if o.resumed else ""),
+                highlight=False,
+            )
+
+    import contextlib
+
+    # Ray's driver prints its workers' deaths to stdout: diagnostics, kept off the JSON answer
+    with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+        report, parent = run_replicated(
+            settings, runs, Path(run_dir) if run_dir else None, workers=workers, address=address, on_run=progress
+        )
+    if json_out:
+        print_json({"parent": str(parent), **report.model_dump(mode="json")})
+        return
+    console.print(f"[bold]{len(report.runs)} runs[/] in {report.seconds:.1f} s ({report.workers})")
+    for p in report.claims:
+        console.print(
+            f"[green]{p.supported}/{p.runs}[/] [{p.mechanism}] {p.statement} "
+            f"(refuted {p.refuted}, inconclusive {p.inconclusive})",
+            highlight=False,
+        )
+    if not report.claims:
+        console.print("no run made a claim")
+    console.print(f"pooled report: [bold]{parent / POOLED_MD}[/]; review it with `interp review --pooled {parent}`")
 
 
 class _Null:

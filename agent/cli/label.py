@@ -13,9 +13,9 @@ from agent.cli.output import console, print_json, quiet_library_warnings
 from tools.errors import UserError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
-    from agent.labeling.claude import BatchExplainer, ClaudeExplainer, ClaudeJudge
+    from agent.labeling.job import LabelRun
     from memory.records import FeatureLabel
     from tools.target import Target
 
@@ -53,6 +53,15 @@ def label(
         ),
     ] = None,
     memory: MemoryOpt = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Label in this many Ray worker processes on this machine (features sharded).")
+    ] = None,
+    ray: Annotated[
+        str | None, typer.Option("--ray", help="Label on an existing Ray cluster (HOST:PORT, from `ray start --head`).")
+    ] = None,
+    shards: Annotated[
+        int | None, typer.Option(min=1, help="With --workers/--ray: shards (default one per worker; each harvests).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Explain each feature from its activating contexts, score the explanation on held-out ones, store the labels."""
@@ -60,21 +69,28 @@ def label(
         return
     if not model or not sae:
         raise UserError("give --model SPEC and --sae DIR (e.g. interp label --model organism:features --sae runs/sae)")
-    from agent.labeling.job import HeuristicExplainer, check_scorers, parse_features
+    from agent.labeling.explainers import check_brains, make_explainer, make_judge
+    from agent.labeling.job import check_scorers, parse_features
     from agent.labeling.job import label as run_label
-    from agent.labeling.scorers import RuleJudge
     from agent.targets import load
     from tools.sae import load_sae
 
     quiet_library_warnings()
     score_names = tuple(s.strip() for s in scorers.split(",") if s.strip())
     check_scorers(score_names)
-    explainer, judge_obj = _brains(brain, judge, batch, claude_model, sae)
+    check_brains(brain, judge, batch)
+    parallel = workers is not None or ray is not None
+    if parallel and batch:
+        raise UserError("--batch sends every request in one Message Batch already: drop --workers/--ray with it")
+    if shards is not None and not parallel:
+        raise UserError("--shards splits a parallel job: give --workers N or --ray ADDRESS with it")
+    explainer = make_explainer(brain, claude_model, _batch_state(sae, claude_model) if batch else None)
+    judge_obj = make_judge(judge, claude_model)
     target = load(model)
     feats = parse_features(features, load_sae(sae, target.model).cfg.d_sae)
     texts = _corpus(target, corpus, corpus_size, seed)
     store = _store(memory, create=True)
-    explainer_name = (explainer or HeuristicExplainer()).name
+    explainer_name = explainer.name
     out_file = out or _default_out(store.location, target.model_id, sae, explainer_name)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -99,20 +115,26 @@ def label(
             bar.advance(task, n)
             bar.update(task, rate=f"{60 * labelled / max(time.perf_counter() - t0, 1e-9):.0f}")
 
-        run = run_label(
-            target,
-            sae,
-            feats,
-            texts,
-            explainer or HeuristicExplainer(),
-            judge_obj or RuleJudge(),
-            score_names,
-            store,
-            seed=seed,
-            on_feature=tick,
-            out=out_file,
-        )
-        bar.advance(task, len(run.skipped) + len(run.known_dead))
+        if parallel:
+            run = _label_parallel(
+                workers, ray, shards, model, target.model_id, sae, feats, texts, out_file, brain, judge,
+                claude_model, score_names, store.location, seed, tick,
+            )  # fmt: skip
+        else:
+            run = run_label(
+                target,
+                sae,
+                feats,
+                texts,
+                explainer,
+                judge_obj,
+                score_names,
+                store,
+                seed=seed,
+                on_feature=tick,
+                out=out_file,
+            )
+            bar.advance(task, len(run.skipped) + len(run.known_dead))
     ok = [r for r in run.labelled if r.error is None]
     errors = [r for r in run.labelled if r.error is not None]
     summary = {
@@ -132,7 +154,7 @@ def label(
     if json_out:
         print_json({**summary, "labels": [r.model_dump(mode="json") for r in run.labelled]})
         return
-    table = Table(title=f"labels ({summary['explainer']}, judge {(judge_obj or RuleJudge()).name})")
+    table = Table(title=f"labels ({summary['explainer']}, judge {judge_obj.name})")
     for col in ("feature", "label", *score_names):
         table.add_column(col, overflow="fold")
     for r in run.labelled[:40]:
@@ -149,6 +171,46 @@ def label(
         f"labelled and skipped; {summary['features_per_minute']} features/min; mean scores "
         + ", ".join(f"{k} {v:.3f}" for k, v in _means(ok).items())
     )
+
+
+def _label_parallel(
+    workers: int | None,
+    ray: str | None,
+    shards: int | None,
+    model: str,
+    model_id: str,
+    sae: str,
+    features: list[int],
+    corpus: list[str],
+    out: Path,
+    brain: str,
+    judge: str,
+    claude_model: str | None,
+    scorers: tuple[str, ...],
+    memory: str,
+    seed: int,
+    tick: Callable[[int], None],
+) -> LabelRun:
+    """The job across Ray workers (agent/labeling/sharded.py), its memory served to them for the job."""
+    import time
+
+    from agent.labeling.job import DEAD, LabelRun
+    from agent.labeling.sharded import label_sharded
+    from agent.parallel.engine import Engine
+    from agent.parallel.job_memory import shared_memory
+
+    t0 = time.perf_counter()
+    with Engine(workers=workers, address=ray) as engine, shared_memory(memory, engine.local) as url:
+        appended, _ = label_sharded(
+            engine, model, model_id, sae, features, corpus, out, brain, judge, claude_model, scorers, url, seed,
+            shards, on_feature=tick,
+        )  # fmt: skip
+    run = LabelRun()
+    run.labelled = appended
+    run.dead = [r.feature for r in appended if r.error == DEAD]
+    run.skipped = [f for f in features if f not in {r.feature for r in appended}]
+    run.seconds = time.perf_counter() - t0
+    return run
 
 
 def _default_out(memory: str, model_id: str, sae: str, explainer: str) -> Path:
@@ -170,30 +232,14 @@ def _means(labels: Iterable[FeatureLabel]) -> dict[str, float]:
     return {k: round(sum(v) / len(v), 4) for k, v in out.items()}
 
 
-def _brains(
-    brain: str, judge: str, batch: bool, claude_model: str | None, sae: str
-) -> tuple[BatchExplainer | ClaudeExplainer | None, ClaudeJudge | None]:
-    """(explainer or None for heuristic, judge or None for rule); Claude ones need the API key."""
-    from agent.labeling import claude
+def _batch_state(sae: str, claude_model: str | None) -> Path:
+    """The Message Batches state file of a claude --batch job on this SAE (keeps the batch id across restarts)."""
+    import hashlib
 
-    if brain not in ("heuristic", "claude"):
-        raise UserError(f"unknown brain {brain!r}: use heuristic or claude")
-    if judge not in ("rule", "claude"):
-        raise UserError(f"unknown judge {judge!r}: use rule or claude")
-    if batch and brain != "claude":
-        raise UserError("--batch needs --brain claude")
-    m = claude_model or claude.DEFAULT_MODEL
-    explainer: claude.BatchExplainer | claude.ClaudeExplainer | None = None
-    if brain == "claude":
-        if batch:
-            import hashlib
+    from agent.labeling.explainers import explainer_name
 
-            key = hashlib.sha256(f"{Path(sae).resolve()}|{m}".encode()).hexdigest()[:12]
-            state = Path(".interp") / "labels" / f"batch-{key}.json"
-            explainer = claude.BatchExplainer(state, model=m)
-        else:
-            explainer = claude.ClaudeExplainer(model=m)
-    return explainer, (claude.ClaudeJudge(model=m) if judge == "claude" else None)
+    key = hashlib.sha256(f"{Path(sae).resolve()}|{explainer_name('claude', claude_model).split(':', 1)[1]}".encode())
+    return Path(".interp") / "labels" / f"batch-{key.hexdigest()[:12]}.json"
 
 
 def _corpus(target: Target, corpus: Path | None, n: int, seed: int) -> list[str]:

@@ -7,6 +7,7 @@ or a model wrote is displayed as text, never acted on.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -46,6 +47,14 @@ def interactive(
     reviewer: ReviewerOpt = None,
     model: Annotated[str | None, typer.Option(help="Only claims about this model id.")] = None,
     run: Annotated[str | None, typer.Option(help="Only claims of this run id.")] = None,
+    pooled: Annotated[
+        str | None,
+        typer.Option(
+            "--pooled",
+            help="The parent folder of `interp investigate --runs N`: each pooled claim once, the decision "
+            "recorded against every run's copy.",
+        ),
+    ] = None,
 ) -> None:
     """The queue of claims awaiting review, across runs, one claim at a time."""
     if ctx.invoked_subcommand is not None:
@@ -55,10 +64,14 @@ def interactive(
     if not sys.stdin.isatty():
         raise UserError(
             "the review queue needs a terminal; without one use `interp review list` and "
-            "`interp review decide CLAIM_ID accept|reject|more-evidence --note TEXT`"
+            "`interp review decide CLAIM_ID accept|reject|more-evidence --note TEXT` "
+            "(a pooled job: `interp review pooled DIR` and `interp review pooled DIR N accept --note TEXT`)"
         )
     name = reviewer_name(reviewer)
     store = _store(memory)
+    if pooled is not None:
+        _pooled_queue(store, Path(pooled), name)
+        return
     i, decided = 0, 0
     while True:
         claims = queue(store, model=model, run=run)
@@ -122,6 +135,124 @@ def _show(store: MemoryStore, claim: Claim, i: int, n: int, reviewer: str) -> No
     # The statement is the agent's (and, through tool results, the model's) text: shown, never obeyed.
     console.print(Panel(t, title=f"claim {i + 1} of {n} awaiting review — reviewer {escape(reviewer)}", subtitle=KEYS))
     console.print(Panel(escape(c["statement"]), title="statement (agent text)", border_style="dim"))
+
+
+def _pooled_queue(store: MemoryStore, parent: Path, reviewer: str) -> None:
+    """The interactive queue over a pooled job: one pooled claim at a time, shown by its first run's claim."""
+    from agent.pooled_review import awaiting, decide_pooled
+    from memory.store import AlreadyReviewed
+
+    i, decided = 0, 0
+    while True:
+        waiting = awaiting(store, parent)
+        if not waiting:
+            console.print(f"[green]No pooled claims awaiting review.[/] Decided this session: {decided}.")
+            return
+        i = min(i, len(waiting) - 1)
+        entry = waiting[i]
+        _show(store, entry.claims[0], i, len(waiting), reviewer)
+        p = entry.pooled
+        console.print(
+            f"[bold]pooled claim {entry.number}[/]: made by {p.supported}/{p.runs} runs, refuted by {p.refuted}, "
+            f"inconclusive in {p.inconclusive}; a decision is recorded on its {len(entry.claims)} memory "
+            f"record(s) and in every run folder that made it"
+        )
+        key = typer.getchar().lower()
+        if key == "q":
+            console.print(f"Decided this session: {decided}; {len(waiting)} still awaiting review.")
+            return
+        if key == "n":
+            i = (i + 1) % len(waiting)
+        elif key == "p":
+            i = (i - 1) % len(waiting)
+        elif key == "x":
+            _reproduce_and_print(store, entry.claims[0].id, None, json_out=False)
+            console.input("[dim]press Enter to go back to the claim[/]")
+        elif key in ("a", "r", "m"):
+            decision = {"a": "accept", "r": "reject", "m": "more-evidence"}[key]
+            note = console.input(f"[bold]{decision}[/] — note (Enter for none): ")
+            try:
+                done = decide_pooled(store, parent, entry.number, decision, reviewer, note)
+            except AlreadyReviewed as e:
+                console.print(f"[yellow]not recorded:[/] {escape(str(e))}")
+                console.input("[dim]press Enter to go on[/]")
+                continue
+            decided += 1
+            console.print(
+                f"[green]recorded[/] on {len(done.entry.claims)} claim(s), {len(done.run_dirs)} run folder(s)"
+            )
+            for n in done.notes:
+                console.print(f"[yellow]memory only:[/] {escape(n)}")
+
+
+@app.command("pooled")
+def pooled_(
+    parent: Annotated[Path, typer.Argument(help="The parent folder `interp investigate --runs N` wrote.")],
+    number: Annotated[int | None, typer.Argument(help="The pooled claim's number (as pooled.md numbers it).")] = None,
+    decision: Annotated[str | None, typer.Argument(help="accept | reject | more-evidence")] = None,
+    note: Annotated[str, typer.Option(help="Why: kept with the decision.")] = "",
+    reviewer: ReviewerOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Change a decision already made.")] = False,
+    memory: MemoryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A pooled job's claims, each once with its replication; with NUMBER and DECISION, decide one for every
+    run's copy."""
+    from agent.pooled import load
+    from agent.pooled_review import decide_pooled, entries
+    from agent.review import reviewer_name
+
+    store = _store(memory)
+    if number is not None or decision is not None:
+        if number is None or decision is None:
+            raise UserError("give the pooled claim's number and the decision, e.g. `interp review pooled DIR 1 accept`")
+        done = decide_pooled(store, parent, number, decision, reviewer_name(reviewer), note, force)
+        if json_out:
+            print_json(
+                {
+                    "number": number,
+                    "key": done.entry.pooled.key,
+                    "status": done.entry.status,
+                    "claims": [c.id for c in done.entry.claims],
+                    "run_dirs": [str(d) for d in done.run_dirs],
+                    "notes": done.notes,
+                }
+            )
+        else:
+            console.print(
+                f"pooled claim {number} -> {done.entry.status}: {len(done.entry.claims)} claim(s), "
+                f"{len(done.run_dirs)} run folder(s)"
+            )
+        for n in done.notes:
+            err_console.print(f"[yellow]not written there:[/] {escape(n)}", highlight=False)
+        return
+    listed = entries(store, load(parent))
+    if json_out:
+        print_json(
+            [
+                {"number": e.number, "status": e.status, **e.pooled.model_dump(mode="json", exclude={"evidence"})}
+                for e in listed
+            ]
+        )
+        return
+    if not listed:
+        console.print("No run of this job made a claim.")
+        return
+    table = Table(title=f"pooled claims of {parent}")
+    for col in ("#", "replication", "refuted", "status", "mechanism"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("claim", ratio=1, min_width=20)
+    for e in listed:
+        p = e.pooled
+        table.add_row(
+            str(e.number),
+            f"{p.supported}/{p.runs}",
+            str(p.refuted),
+            e.status,
+            p.mechanism,
+            escape(_short(p.statement, 90)),
+        )
+    console.print(table)
 
 
 def _short(text: str, n: int) -> str:

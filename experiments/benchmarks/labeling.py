@@ -102,11 +102,19 @@ def _smollm2_sae(target: Target, corpus: list[str], seed: int) -> tuple[str, flo
     return str(folder), time.perf_counter() - t0, stats
 
 
-def run_smollm2(corpus_size: int = 1500, features: int | None = None, seed: int = 0, device: str | None = None) -> dict:
+def run_smollm2(
+    corpus_size: int = 1500,
+    features: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    workers: int | None = None,
+) -> dict:
     """Label every feature of SmolLM2's blocks.6.hook_resid_pre SAE over `corpus_size` English
-    sentences (experiments/benchmarks/prose.py: the standard library's docstrings); the fixed cost (one pass:
-    harvest, encode, predictions) against a plain stop-early
-    harvest of the same corpus timed in the same run."""
+    sentences (experiments/benchmarks/prose.py: the standard library's docstrings) into a labels file and a
+    memory store, as `interp label` does; the fixed cost (one pass: harvest, encode, predictions) against a
+    plain stop-early harvest of the same corpus timed in the same run. With `workers`, the same job again
+    sharded across that many local Ray workers (agent/labeling/sharded.py), its speed-up over the one-process
+    job of this run."""
     import numpy as np
 
     from agent.labeling.explanation import Explanation
@@ -135,10 +143,16 @@ def run_smollm2(corpus_size: int = 1500, features: int | None = None, seed: int 
         lens = enc.lengths[idx]
         harvest(model, Encoded(enc.tokens[idx, : int(lens.max())], lens, [corpus[j] for j in idx]), [hook], "all")
     sorted_s = time.perf_counter() - t0
+    from memory.store import MemoryStore
+
     with tempfile.TemporaryDirectory() as tmp:
+        store = MemoryStore(Path(tmp) / "memory")
         t0 = time.perf_counter()
-        r = label(target, sae, feats, corpus, HeuristicExplainer(), seed=seed, out=Path(tmp) / "labels.jsonl")
+        r = label(
+            target, sae, feats, corpus, HeuristicExplainer(), store=store, seed=seed, out=Path(tmp) / "labels.jsonl"
+        )
         label_s = time.perf_counter() - t0
+    parallel = _parallel(target.model_id, sae, feats, corpus, seed, workers, label_s) if workers else None
     fixed = sum(r.stages.get(k, 0.0) for k in ("harvest", "encode", "select", "predict"))
     ok = [x for x in r.labelled if x.error is None]
     scores: dict[str, list[float]] = {}
@@ -179,4 +193,32 @@ def run_smollm2(corpus_size: int = 1500, features: int | None = None, seed: int 
         "shuffled_label_detection": round(float(np.mean(shuffled_scores)), 4) if shuffled_scores else None,
         "target_features_per_minute": 300,
         "target_fixed_vs_harvest": 2.0,
+        "parallel": parallel,
+    }
+
+
+def _parallel(
+    model_id: str, sae: str, feats: list[int], corpus: list[str], seed: int, workers: int, serial_s: float
+) -> dict:
+    """The same job on `workers` local Ray workers (cluster start and memory server included in the time)."""
+    from agent.labeling.sharded import label_sharded
+    from agent.parallel.engine import Engine
+    from agent.parallel.job_memory import shared_memory
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        with Engine(workers=workers) as engine, shared_memory(str(Path(tmp) / "memory")) as url:
+            started = time.perf_counter() - t0
+            appended, shards = label_sharded(
+                engine, "smollm2", model_id, sae, feats, corpus, Path(tmp) / "labels.jsonl", memory=url, seed=seed
+            )
+        seconds = time.perf_counter() - t0
+    return {
+        "workers": workers,
+        "labelled": len(appended),
+        "seconds": round(seconds, 2),
+        "cluster_and_memory_start_seconds": round(started, 2),
+        "features_per_minute": round(60 * len(feats) / seconds, 1),
+        "speedup_vs_one_process": round(serial_s / seconds, 2),
+        "shard_seconds": [s.seconds for s in shards],
     }

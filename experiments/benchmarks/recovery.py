@@ -54,7 +54,7 @@ scored or counted as unscored.
 
 Totals are given overall and per mechanism family (`family_of`: the planted kinds, or `null`), each
 with a 95% Wilson interval on recall over the pooled items and the list of items no claim recovered.
-Unverified organisms are listed and never scored. `workers` runs investigations in parallel processes.
+Unverified organisms are listed and never scored. `workers` runs investigations on a local Ray cluster.
 """
 
 from __future__ import annotations
@@ -62,9 +62,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 from tools.errors import UserError
 
@@ -440,10 +442,35 @@ def by_family(scores: list[OrganismScore]) -> dict[str, dict]:
     return {f: totals([s for s in scores if s.family == f]) for f in families}
 
 
-def _worker_init(threads: int) -> None:
-    import torch
+class RecoveryTask(BaseModel):
+    """One organism x seed, as an engine task (agent/parallel/engine.py)."""
 
-    torch.set_num_threads(threads)
+    organism: str
+    """Built-in name or spec file."""
+    seed: int
+    """The brain's seed."""
+    budget_s: float
+    """Wall clock for the investigation."""
+    out: str
+    """Folder for the run folders."""
+    brain: str = "heuristic"
+    """The brain."""
+    device: str | None = None
+    """torch device."""
+
+
+class RecoveryDone(BaseModel):
+    """What a recovery task returns: the OrganismScore as a dict."""
+
+    score: dict
+    """dataclasses.asdict(OrganismScore)."""
+
+
+def run_task(task: RecoveryTask) -> RecoveryDone:
+    """A worker's part: train or load the organism (once per node, under the cache's file lock), audit it, score."""
+    return RecoveryDone(
+        score=asdict(run_one(task.organism, task.seed, task.budget_s, Path(task.out), task.brain, device=task.device))
+    )
 
 
 def run(
@@ -455,12 +482,14 @@ def run(
     on_result=None,
     device: str | None = None,
     workers: int = 1,
+    address: str | None = None,
 ) -> dict:
     """Every organism x seed; `on_result(score)` is called as each finishes. With `workers` > 1 the
-    investigations run in that many worker processes (spawned, each with its share of the CPU threads);
-    an organism not yet trained is trained by the first worker that needs it while the others wait on its
-    lock. Each investigation keeps its own wall-clock budget, so runs that share a CPU do less in it."""
-    import os
+    investigations run on a local Ray cluster of that many workers (agent/parallel/engine.py; each with its
+    share of the CPU threads), with `address` on an existing Ray cluster; an organism not yet trained is
+    trained by the first worker that needs it while the others on that machine wait on its lock. Each
+    investigation keeps its own wall-clock budget, so runs that share a CPU do less in it. With seeds > 1,
+    `pooled` sets the single-run recall beside the recall of the runs' claims pooled (pooled_recall)."""
     import tempfile
 
     if seeds < 1:
@@ -468,42 +497,95 @@ def run(
     if workers < 1:
         raise UserError("--workers must be at least 1")
     names = organisms(which)
-    out = Path(out) if out else Path(tempfile.mkdtemp(prefix="interp-recovery-"))
+    out = Path(out).resolve() if out else Path(tempfile.mkdtemp(prefix="interp-recovery-"))
     jobs = [(name, seed) for name in names for seed in range(seeds)]
     scores: dict[tuple[str, int], OrganismScore] = {}
-    if workers == 1:
+    if workers == 1 and address is None:
         for name, seed in jobs:
             scores[name, seed] = s = run_one(name, seed, budget_s, out, brain, device=device)
             if on_result:
                 on_result(s)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from agent.parallel.engine import Engine
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(threads,),
-        ) as pool:
-            futures = {
-                pool.submit(run_one, name, seed, budget_s, out, brain, None, device): (name, seed)
-                for name, seed in jobs
-            }
-            for fut in as_completed(futures):
-                scores[futures[fut]] = s = fut.result()
+        tasks = [
+            RecoveryTask(organism=n, seed=sd, budget_s=budget_s, out=str(out), brain=brain, device=device)
+            for n, sd in jobs
+        ]
+        with Engine(workers=None if address else workers, address=address) as engine:
+            for done in engine.map(run_task, tasks):
+                scores[jobs[done.index]] = s = OrganismScore(**done.result.score)
                 if on_result:
                     on_result(s)
     ordered = [scores[j] for j in jobs]
-    return {
+    result = {
         "organisms": [asdict(s) for s in ordered],
         "totals": totals(ordered),
         "families": by_family(ordered),
         "budget_s": budget_s,
         "brain": brain,
         "seeds": seeds,
-        "workers": workers,
+        "workers": workers if address is None else f"Ray at {address}",
         "device": device or "auto",
         "out": str(out),
     }
+    if seeds > 1:
+        result["pooled"] = pooled_recall(ordered, {scores[j].organism: j[0] for j in jobs})
+    return result
+
+
+def _pooled_claims(runs: list[list[dict]], quorum: int) -> list[dict]:
+    """One claim per canonical key (agent.pooled.canonical_key) made by at least `quorum` of the runs."""
+    from agent.pooled import canonical_key
+
+    made: dict[str, list[dict]] = {}
+    for claims in runs:
+        keys: dict[str, dict] = {}
+        for c in claims:
+            keys.setdefault(canonical_key(c.get("mechanism") or "other", c.get("component") or {}, c["statement"]), c)
+        for key, c in keys.items():
+            made.setdefault(key, []).append(c)
+    return [cs[0] for cs in made.values() if len(cs) >= quorum]
+
+
+def pooled_recall(scores: list[OrganismScore], specs: dict[str, str] | None = None) -> dict:
+    """Single-run recall beside pooled recall, per organism over its runs (seeds) and in total.
+
+    single: items recovered / items planted, summed over the runs (each run on its own).
+    any: the runs' claims pooled by canonical key, every pooled claim kept (a finding any run made).
+    majority: only pooled claims made by more than half of the runs (a replicated finding).
+    Precision is given with each, since pooling every run's claims also pools their false ones.
+    `specs`: organism name -> the built-in name or spec file it was trained from (default: the name)."""
+    from experiments.organisms.cache import ensure_trained, load_manifest, resolve_spec
+
+    rows, sums = [], {"planted": 0, "single": 0, "any": 0, "majority": 0}
+    for name in dict.fromkeys(s.organism for s in scores):
+        runs = [s for s in scores if s.organism == name and s.verified]
+        files = [Path(s.run_dir) / "claims.json" for s in runs]
+        if len(runs) < 2 or not all(f.is_file() for f in files):
+            continue  # universality specs keep their claims per seed, in their own folders: not pooled here
+        manifest = load_manifest(ensure_trained(resolve_spec((specs or {}).get(name, name))))
+        claims = [json.loads(f.read_text()) for f in files]
+        row = {"organism": name, "runs": len(runs), "planted": runs[0].planted}
+        row["single_recall"] = _ratio(sum(s.recovered for s in runs), sum(s.planted for s in runs))
+        for label, quorum in (("any", 1), ("majority", len(runs) // 2 + 1)):
+            pooled = score(
+                manifest, _pooled_claims(claims, quorum), datetime.now(UTC), 0.0, 1.0, -1, Path(runs[0].run_dir)
+            )
+            row[f"{label}_recall"], row[f"{label}_precision"] = pooled.recall, pooled.precision
+            row[f"{label}_claims"] = pooled.claims
+            sums[label] += pooled.recovered
+        sums["planted"] += runs[0].planted
+        sums["single"] += sum(s.recovered for s in runs) / len(runs)
+        rows.append(row)
+    total = {
+        "single_recall": _ratio(sums["single"], sums["planted"]),
+        "any_recall": _ratio(sums["any"], sums["planted"]),
+        "majority_recall": _ratio(sums["majority"], sums["planted"]),
+        "planted": sums["planted"],
+    }
+    return {"organisms": rows, "totals": total}
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None

@@ -77,6 +77,11 @@ def test_bad_label_input_is_a_clean_error(sae, monkeypatch):
     assert_clean_error(interp(*base, "--scorers", "vibes"), "unknown scorer")
     assert_clean_error(interp("label", "--model", "organism:features"), "--sae")
     assert_clean_error(interp(*base[:3], "--sae", "/nonexistent"), "not found")
+    # parallel options: refused before any cluster starts, or at once for an address nobody answers on
+    assert_clean_error(interp(*base, "--shards", "2"), "--workers N or --ray ADDRESS")
+    assert_clean_error(interp(*base, "--brain", "claude", "--batch", "--workers", "2"), "drop --workers")
+    assert_clean_error(interp(*base, "--workers", "0"), "1 to 256")
+    assert_clean_error(interp(*base, "--ray", "127.0.0.1:1"), "nothing answers there")
 
 
 def test_exporting_a_memory_without_labels_is_a_clean_error_that_writes_nothing(tmp_path):
