@@ -369,6 +369,6 @@ def hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, device: str) -> Hoo
     model.load_and_process_state_dict(
         state, fold_ln=True, center_writing_weights=False, center_unembed=False, fold_value_biases=True
     )
-    model.to(device)
+    model.to(device, print_details=False)  # TransformerLens prints this to stdout, into --json output
     model.eval()
     return model
