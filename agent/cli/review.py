@@ -202,6 +202,7 @@ def pooled_(
     from agent.pooled_review import decide_pooled, entries
     from agent.review import reviewer_name
 
+    pooled = load(parent)  # the folder first: a wrong folder is the likelier mistake, and says how to fix it
     store = _store(memory)
     if number is not None or decision is not None:
         if number is None or decision is None:
@@ -226,7 +227,7 @@ def pooled_(
         for n in done.notes:
             err_console.print(f"[yellow]not written there:[/] {escape(n)}", highlight=False)
         return
-    listed = entries(store, load(parent))
+    listed = entries(store, pooled)
     if json_out:
         print_json(
             [

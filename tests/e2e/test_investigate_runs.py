@@ -94,3 +94,11 @@ def test_options_of_a_pooled_job_are_checked_before_anything_starts(tmp_path: Pa
         assert out.returncode == 2, (extra, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr and says in out.stderr, (extra, out.stderr)
         assert not (tmp_path / "job").exists(), extra  # nothing was written
+
+
+def test_reviewing_a_folder_that_is_not_a_pooled_job_says_so_before_opening_memory(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    out = interp("review", "pooled", str(tmp_path / "run"), "--memory", str(tmp_path / "none"), tmp=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "holds no pooled.json" in out.stderr, out.stderr
+    assert not (tmp_path / "none").exists()  # no memory was created
