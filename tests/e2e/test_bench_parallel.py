@@ -19,7 +19,8 @@ def test_parallel_bench_prints_the_ratio_and_rays_overheads(builtin, tmp_path):
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert r["audits"] == 2 and r["workers"] == 2
-    assert r["throughput_ratio"] == round(r["serial_seconds"] / r["ray_seconds"], 2)
+    # the ratio is of the unrounded times; the seconds printed are rounded to 0.1 s
+    assert r["throughput_ratio"] == pytest.approx(r["serial_seconds"] / r["ray_seconds"], abs=0.015)
     assert r["serial_recall"] == r["ray_recall"] == 1.0  # the same audits found the same trigger both ways
     assert 0 < r["ray"]["task_round_trip_ms"] < 1000 and 0 < r["ray"]["task_ms_under_load"] < 1000
     assert (tmp_path / "serial" / "backdoor-seed1" / "report.md").is_file()
