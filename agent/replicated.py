@@ -24,6 +24,7 @@ from agent.context import MAX_SEED, RunSettings, new_run_id
 from agent.parallel.engine import DEFAULT_RETRIES, Engine
 from agent.parallel.investigation_task import InvestigationTask, RunOutcome, run_investigation
 from agent.pooled import POOLED_JSON, PooledReport, pool, write
+from agent.run_folder import RunFolder
 from tools.errors import UserError
 
 MAX_RUNS = 1000
@@ -48,6 +49,18 @@ def _absolute_brain(brain: str) -> str:
     return brain
 
 
+def _absolute_model(model: str) -> str:
+    """A model named by a path (`hf:DIR`, `gguf:FILE`, `organism:DIR` or `organism:SPEC.yaml`) with that path
+    absolute, for the same reason; names (`organism:backdoor`, `smollm2`) are left as they are."""
+    kind, sep, rest = model.strip().partition(":")
+    if not sep or not rest or kind not in ("hf", "gguf", "organism"):
+        return model
+    path = Path(rest).expanduser()
+    if kind == "organism" and not path.exists():  # a built-in name (or a missing file: its own error later)
+        return model
+    return f"{kind}:{path.resolve()}"
+
+
 def plan(settings: RunSettings, runs: int, parent: Path) -> list[InvestigationTask]:
     """The job's tasks: one run per seed, each with its own run id and folder; checked before anything starts."""
     if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
@@ -59,7 +72,13 @@ def plan(settings: RunSettings, runs: int, parent: Path) -> list[InvestigationTa
         raise UserError(f"--run-dir {parent} is a file: give a folder for the job's run folders")
     if (parent / POOLED_JSON).exists() or (parent.is_dir() and any(parent.glob("run*-seed*"))):
         raise UserError(f"{parent} already holds a pooled job; choose another --run-dir")
-    base = replace(settings, brain=_absolute_brain(settings.brain), independent=True, weights_hash=None)
+    base = replace(
+        settings,
+        brain=_absolute_brain(settings.brain),
+        model=_absolute_model(settings.model),
+        independent=True,
+        weights_hash=None,
+    )
     return [
         InvestigationTask.of(
             replace(base, seed=settings.seed + i, run_id=new_run_id()),
@@ -67,6 +86,18 @@ def plan(settings: RunSettings, runs: int, parent: Path) -> list[InvestigationTa
         )
         for i in range(runs)
     ]
+
+
+def _name_the_folder_again(tasks: list[InvestigationTask], served: str, folder: str | None) -> None:
+    """Each run's run.json names the job's server while the job runs; the server ends with the job, so
+    afterwards it names the memory folder again, which `--resume` of that run can open."""
+    for t in tasks:
+        run_dir = Path(t.run_dir)
+        if not RunFolder(run_dir).settings.is_file():
+            continue
+        saved = RunSettings.load(run_dir)
+        if saved.memory == served:
+            replace(saved, memory=folder).save(run_dir)
 
 
 @contextmanager
@@ -108,18 +139,24 @@ def run_replicated(
     tasks = plan(settings, runs, parent)
     started = time.monotonic()
     outcomes: list[RunOutcome] = []
-    with _runner(workers, address, settings.memory) as (run_all, memory, where):
-        try:  # once the cluster is up: a job that cannot start leaves no folder behind
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"cannot create the folder {parent}: {e.strerror}") from None
-        if memory != settings.memory:  # the job's server: every run opens it instead of the folder
-            for t in tasks:
-                t.settings["memory"] = memory
-        for outcome in run_all(tasks):
-            outcomes.append(outcome)
-            if on_run is not None:
-                on_run(outcome)
+    served: str | None = None
+    try:
+        with _runner(workers, address, settings.memory) as (run_all, memory, where):
+            try:  # once the cluster is up: a job that cannot start leaves no folder behind
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot create the folder {parent}: {e.strerror}") from None
+            if memory != settings.memory:  # the job's server: every run opens it instead of the folder
+                served = memory
+                for t in tasks:
+                    t.settings["memory"] = memory
+            for outcome in run_all(tasks):
+                outcomes.append(outcome)
+                if on_run is not None:
+                    on_run(outcome)
+    finally:
+        if served is not None:
+            _name_the_folder_again(tasks, served, settings.memory)
     report = pool(outcomes, str(settings.question.get("text", "")), settings.model)
     report.seconds = round(time.monotonic() - started, 1)
     report.workers = where

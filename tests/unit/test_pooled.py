@@ -146,3 +146,65 @@ def test_a_folder_without_a_pooled_report_is_refused_with_what_to_give(tmp_path)
     (tmp_path / POOLED_JSON).write_text("{not json")
     with pytest.raises(UserError, match="is not a pooled report"):
         load(tmp_path)
+
+
+def test_the_jobs_tasks_name_files_by_absolute_paths_and_builtins_by_name(tmp_path, monkeypatch) -> None:
+    """Workers on other machines (or in another directory) must find the same files."""
+    from agent.context import RunSettings
+    from agent.replicated import plan
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "organisms" / "mine").mkdir(parents=True)
+    (tmp_path / "script.json").write_text("[]")
+    for model, expected in [
+        ("organism:organisms/mine", f"organism:{tmp_path / 'organisms' / 'mine'}"),
+        ("organism:backdoor", "organism:backdoor"),
+        ("hf:models/llama", f"hf:{tmp_path / 'models' / 'llama'}"),
+        ("gguf:m.gguf", f"gguf:{tmp_path / 'm.gguf'}"),
+        ("smollm2", "smollm2"),
+    ]:
+        settings = RunSettings(question={"text": "q"}, model=model, brain="scripted:script.json")
+        (task,) = plan(settings, 1, tmp_path / f"job-{len(model)}-{model[:3]}")
+        assert task.settings["model"] == expected
+        assert task.settings["brain"] == f"scripted:{tmp_path / 'script.json'}"
+
+
+def _feature(seed: int, index: int, tokens: list[str], output: str, sae: str | None = None) -> dict[str, Any]:
+    return {
+        "hook": "blocks.1.hook_resid_pre",
+        "sae_id": sae or f"/runs/run{seed}-seed{seed}/artifacts/sae",
+        "feature": index,
+        "tokens": tokens,
+        "output": output,
+    }
+
+
+def test_features_of_each_runs_own_sae_are_one_claim_when_their_groups_and_outputs_agree() -> None:
+    """Each run trains its own SAE: feature 61 of one is feature 30 of another. The recovery suite's
+    `features` organism pooled to 0 of 5 categories replicated before the key knew that."""
+    groups = {
+        0: [_feature(0, 61, ["t1", "t9", "t32", "t42"], "t11"), _feature(0, 8, ["t3", "t5", "t10"], "t13")],
+        1: [_feature(1, 30, ["t9", "t32", "t42", "t43"], "t11"), _feature(1, 15, ["t3", "t5", "t7"], "t13")],
+        2: [_feature(2, 4, ["t1", "t9", "t32"], "t11"), _feature(2, 2, ["t20", "t21", "t22"], "t13")],
+    }
+    runs = []
+    for seed, comps in groups.items():
+        claims = [_claim(f"feature {c['feature']}", "feature", c, f"h{seed}-{c['feature']}", f"r{seed}") for c in comps]
+        hyps = [_hyp(f"h{seed}-{c['feature']}", "feature", c, "supported") for c in comps]
+        runs.append(_run(seed, claims, hyps))
+    report = pool(runs, "q", "organism:features")
+    by_output = sorted((p.component["output"], p.supported) for p in report.claims)
+    # t11: overlaps 3/5 and 3/4; t13: run 0 and 1 share 2 of 4 tokens (0.5), run 2's group is another one
+    assert by_output == [("t11", 3), ("t13", 1), ("t13", 2)]
+    assert report.claims[0].replication == 1.0 and report.claims[0].component["feature"] == 61
+
+
+def test_two_features_of_one_sae_stay_two_claims() -> None:
+    from agent.pooled import canonical_key, unify_keys
+
+    shared = "/saes/given"
+    a = _feature(0, 1, ["t1", "t2"], "t9", sae=shared)
+    b = _feature(1, 2, ["t1", "t2"], "t9", sae=shared)
+    c = _feature(1, 3, ["t1", "t2"], "t8")  # another run's SAE, but another output
+    keys = [canonical_key("feature", x, "s") for x in (a, b, c)]
+    assert unify_keys((k, "feature", x) for k, x in zip(keys, (a, b, c), strict=True)) == {k: k for k in keys}
