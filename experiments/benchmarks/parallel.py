@@ -5,6 +5,12 @@ concludes well before its budget, so both legs do the same work). The serial leg
 with every core for torch; the parallel leg includes starting the cluster and each worker's imports and
 model loads. Ray's own cost is measured apart: starting a cluster, and the time per trivial task, one at a
 time (round trip) and many at once (throughput).
+
+What bounds the ratio on this machine is measured in the same run: the last seed of each organism is audited
+again in this process with one worker's share of the threads. A serial audit uses every core for torch, so
+`workers` audits at a time cannot beat `workers x (its time) / (its time on a share)` however little the
+engine costs (`ceiling_ratio`); `contention` is how much slower the same audits ran on Ray's workers, side
+by side, than alone on the same share of threads.
 """
 
 from __future__ import annotations
@@ -47,10 +53,47 @@ def ray_overhead(workers: int, n: int = 200) -> dict:
     }
 
 
+def thread_share(organisms: list[str], seed: int, budget_s: float, out: Path, threads: int) -> dict[str, float]:
+    """Organism -> investigation seconds of its audit (`seed`) in this process with torch on `threads`
+    threads (each audit's calibration uses exactly INTERP_THREADS)."""
+    import os
+
+    from experiments.benchmarks.recovery import run_one
+
+    before = os.environ.get("INTERP_THREADS")
+    os.environ["INTERP_THREADS"] = str(threads)
+    try:
+        return {name: run_one(name, seed, budget_s, out).seconds for name in organisms}
+    finally:
+        if before is None:
+            del os.environ["INTERP_THREADS"]
+        else:
+            os.environ["INTERP_THREADS"] = before
+
+
+def bound(workers: int, serial: dict[str, float], share: dict[str, float], ray: dict[str, float]) -> dict:
+    """The ratio no engine could beat here, from the same audits timed serial (every core) and alone on one
+    worker's share of the threads; and how much slower they ran on Ray's workers side by side (`ray`: only
+    audits that were not their worker's first, which also paid the worker's imports)."""
+    s, one = sum(serial.values()), sum(share.values())
+    side_by_side = sum(ray.values())
+    alone = sum(share[o] for o in ray)
+    contention = side_by_side / alone if alone else None
+    return {
+        "audits": sorted(serial),
+        "serial_seconds": round(s, 1),
+        "share_seconds": round(one, 1),
+        "one_audit_speedup_from_all_cores": round(one / s, 2),
+        "ceiling_ratio": round(workers * s / one, 2),
+        "contention_audits": sorted(ray),
+        "contention": None if contention is None else round(contention, 2),
+        "ceiling_with_contention": None if contention is None else round(workers * s / one / contention, 2),
+    }
+
+
 def run(workers: int = 2, budget_s: float = 120.0, out: Path | None = None, organisms: list[str] | None = None,
         seeds: int = 2) -> dict:  # fmt: skip
     """Serial vs `workers` Ray workers on the same audits; the throughput ratio and Ray's overheads."""
-    import os
     import tempfile
 
     from experiments.benchmarks.recovery import organisms as check_names
@@ -64,13 +107,26 @@ def run(workers: int = 2, budget_s: float = 120.0, out: Path | None = None, orga
     parallel_s, parallel = _leg(organisms, seeds, budget_s, out / "ray", workers)
     audits = len(serial["organisms"])
     overhead = ray_overhead(workers)
+    # The last seed's audits: in the serial leg only the first audit paid this process's imports (seeds > 1
+    # keeps it out); on Ray the first task each worker ran paid that worker's (recovery.run submits in order).
+    last = seeds - 1
+    share = thread_share(organisms, last, budget_s, out / "share", max(1, _cores() // workers))
+    first_on_a_worker = [(o, sd) for o in organisms for sd in range(seeds)][:workers]
+
+    def at_last(leg: dict, leave_out: list[tuple[str, int]]) -> dict[str, float]:
+        return {
+            s["organism"]: s["seconds"]
+            for s in leg["organisms"]
+            if s["seed"] == last and (s["organism"], s["seed"]) not in leave_out
+        }
+
     return {
         "audits": audits,
         "organisms": organisms,
         "seeds": seeds,
         "budget_s": budget_s,
         "workers": workers,
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": _cores(),
         "serial_seconds": round(serial_s, 1),
         "ray_seconds": round(parallel_s, 1),
         "serial_audits_per_min": round(60 * audits / serial_s, 2),
@@ -83,5 +139,12 @@ def run(workers: int = 2, budget_s: float = 120.0, out: Path | None = None, orga
         "serial_recall": serial["totals"]["recall"],
         "ray_recall": parallel["totals"]["recall"],
         "ray": overhead,
+        "bound": bound(workers, at_last(serial, []), share, at_last(parallel, first_on_a_worker)),
         "out": str(out),
     }
+
+
+def _cores() -> int:
+    from agent.speed import available_cores
+
+    return available_cores()

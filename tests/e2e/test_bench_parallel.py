@@ -23,6 +23,13 @@ def test_parallel_bench_prints_the_ratio_and_rays_overheads(builtin, tmp_path):
     assert r["throughput_ratio"] == pytest.approx(r["serial_seconds"] / r["ray_seconds"], abs=0.015)
     assert r["serial_recall"] == r["ray_recall"] == 1.0  # the same audits found the same trigger both ways
     assert 0 < r["ray"]["task_round_trip_ms"] < 1000 and 0 < r["ray"]["task_ms_under_load"] < 1000
+    b = r["bound"]  # seed 1 again alone on one worker's share of the threads
+    assert b["audits"] == ["backdoor"] and b["ceiling_ratio"] == pytest.approx(
+        2 / b["one_audit_speedup_from_all_cores"], abs=0.03
+    )
+    assert b["serial_seconds"] > 0 and b["share_seconds"] > 0
+    assert b["contention_audits"] == [] and b["contention"] is None  # both Ray audits were a worker's first
+    assert (tmp_path / "share" / "backdoor-seed1" / "report.md").is_file()
     assert (tmp_path / "serial" / "backdoor-seed1" / "report.md").is_file()
     assert (tmp_path / "ray" / "backdoor-seed1" / "report.md").is_file()
 
