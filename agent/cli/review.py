@@ -7,8 +7,9 @@ or a model wrote is displayed as text, never acted on.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.markup import escape
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from agent.review import Decided
     from memory.records import Claim
     from memory.store import MemoryStore
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Review what agents found: accept, reject or ask for more evidence. "
@@ -72,42 +75,66 @@ def interactive(
     if pooled is not None:
         _pooled_queue(store, Path(pooled), name)
         return
+
+    def decide(claim: Claim, decision: str, note: str) -> None:
+        done = _decide(store, claim.id, decision, name, note, force=False)
+        c = done.claim
+        console.print(f"[green]recorded:[/] {c.id} -> {c.status} by {escape(c.reviewer or '')}")
+        if done.folder_note:
+            console.print(f"[yellow]memory only:[/] {escape(done.folder_note)}")
+
+    _key_loop(
+        store,
+        "claims",
+        lambda: queue(store, model=model, run=run),
+        lambda c, i, n: _show(store, c, i, n, name),
+        lambda c: c.id,
+        decide,
+    )
+
+
+def _key_loop(
+    store: MemoryStore,
+    what: str,
+    waiting: Callable[[], list[T]],
+    show: Callable[[T, int, int], None],
+    claim_id: Callable[[T], str],
+    decide: Callable[[T, str, str], None],
+) -> None:
+    """One review queue at the keyboard: `waiting()` is read again after every key (another reviewer may
+    have decided something meanwhile); `decide(item, decision, note)` records and says what it recorded."""
+    from memory.store import AlreadyReviewed
+
     i, decided = 0, 0
     while True:
-        claims = queue(store, model=model, run=run)
-        if not claims:
-            console.print(f"[green]No claims awaiting review.[/] Decided this session: {decided}.")
+        items = waiting()
+        if not items:
+            console.print(f"[green]No {what} awaiting review.[/] Decided this session: {decided}.")
             return
-        i = min(i, len(claims) - 1)
-        _show(store, claims[i], i, len(claims), name)
+        i = min(i, len(items) - 1)
+        show(items[i], i, len(items))
         key = typer.getchar().lower()
         if key == "q":
-            console.print(f"Decided this session: {decided}; {len(claims)} still awaiting review.")
+            console.print(f"Decided this session: {decided}; {len(items)} still awaiting review.")
             return
         if key == "n":
-            i = (i + 1) % len(claims)
+            i = (i + 1) % len(items)
         elif key == "p":
-            i = (i - 1) % len(claims)
+            i = (i - 1) % len(items)
         elif key == "x":
-            _reproduce_and_print(store, claims[i].id, None, json_out=False)
+            _reproduce_and_print(store, claim_id(items[i]), None, json_out=False)
             console.input("[dim]press Enter to go back to the claim[/]")
         elif key in ("a", "r", "m"):
             decision = {"a": "accept", "r": "reject", "m": "more-evidence"}[key]
             note = console.input(f"[bold]{decision}[/] — note (Enter for none): ")
-            from memory.store import AlreadyReviewed
-
             try:
-                done = _decide(store, claims[i].id, decision, name, note, force=False)
+                decide(items[i], decision, note)
             except AlreadyReviewed as e:
                 # someone else decided it while it was on screen: theirs stands, the queue moves on
                 console.print(f"[yellow]not recorded:[/] {escape(str(e))}")
                 console.input("[dim]press Enter to go on[/]")
                 continue
             decided += 1
-            claim = done.claim
-            console.print(f"[green]recorded:[/] {claim.id} -> {claim.status} by {escape(claim.reviewer or '')}")
-            if done.folder_note:
-                console.print(f"[yellow]memory only:[/] {escape(done.folder_note)}")
 
 
 def _show(store: MemoryStore, claim: Claim, i: int, n: int, reviewer: str) -> None:
@@ -139,50 +166,24 @@ def _show(store: MemoryStore, claim: Claim, i: int, n: int, reviewer: str) -> No
 
 def _pooled_queue(store: MemoryStore, parent: Path, reviewer: str) -> None:
     """The interactive queue over a pooled job: one pooled claim at a time, shown by its first run's claim."""
-    from agent.pooled_review import awaiting, decide_pooled
-    from memory.store import AlreadyReviewed
+    from agent.pooled_review import PooledEntry, awaiting, decide_pooled
 
-    i, decided = 0, 0
-    while True:
-        waiting = awaiting(store, parent)
-        if not waiting:
-            console.print(f"[green]No pooled claims awaiting review.[/] Decided this session: {decided}.")
-            return
-        i = min(i, len(waiting) - 1)
-        entry = waiting[i]
-        _show(store, entry.claims[0], i, len(waiting), reviewer)
+    def show(entry: PooledEntry, i: int, n: int) -> None:
+        _show(store, entry.claims[0], i, n, reviewer)
         p = entry.pooled
         console.print(
             f"[bold]pooled claim {entry.number}[/]: made by {p.supported}/{p.runs} runs, refuted by {p.refuted}, "
             f"inconclusive in {p.inconclusive}; a decision is recorded on its {len(entry.claims)} memory "
             f"record(s) and in every run folder that made it"
         )
-        key = typer.getchar().lower()
-        if key == "q":
-            console.print(f"Decided this session: {decided}; {len(waiting)} still awaiting review.")
-            return
-        if key == "n":
-            i = (i + 1) % len(waiting)
-        elif key == "p":
-            i = (i - 1) % len(waiting)
-        elif key == "x":
-            _reproduce_and_print(store, entry.claims[0].id, None, json_out=False)
-            console.input("[dim]press Enter to go back to the claim[/]")
-        elif key in ("a", "r", "m"):
-            decision = {"a": "accept", "r": "reject", "m": "more-evidence"}[key]
-            note = console.input(f"[bold]{decision}[/] — note (Enter for none): ")
-            try:
-                done = decide_pooled(store, parent, entry.number, decision, reviewer, note)
-            except AlreadyReviewed as e:
-                console.print(f"[yellow]not recorded:[/] {escape(str(e))}")
-                console.input("[dim]press Enter to go on[/]")
-                continue
-            decided += 1
-            console.print(
-                f"[green]recorded[/] on {len(done.entry.claims)} claim(s), {len(done.run_dirs)} run folder(s)"
-            )
-            for n in done.notes:
-                console.print(f"[yellow]memory only:[/] {escape(n)}")
+
+    def decide(entry: PooledEntry, decision: str, note: str) -> None:
+        done = decide_pooled(store, parent, entry.number, decision, reviewer, note)
+        console.print(f"[green]recorded[/] on {len(done.entry.claims)} claim(s), {len(done.run_dirs)} run folder(s)")
+        for n in done.notes:
+            console.print(f"[yellow]memory only:[/] {escape(n)}")
+
+    _key_loop(store, "pooled claims", lambda: awaiting(store, parent), show, lambda e: e.claims[0].id, decide)
 
 
 @app.command("pooled")

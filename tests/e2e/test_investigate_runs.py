@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -102,3 +104,51 @@ def test_reviewing_a_folder_that_is_not_a_pooled_job_says_so_before_opening_memo
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "holds no pooled.json" in out.stderr, out.stderr
     assert not (tmp_path / "none").exists()  # no memory was created
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_keyboard_queue_of_a_pooled_job_decides_each_pooled_claim_once_for_every_run(tmp_path: Path) -> None:
+    from tests.e2e.test_review import Tmux
+
+    parent, memory = tmp_path / "job", tmp_path / "memory"
+    out = interp(
+        "investigate",
+        AUDIT,
+        "--model",
+        "organism:backdoor",
+        "--runs",
+        "2",
+        "--budget",
+        "60s",
+        "--run-dir",
+        str(parent),
+        "--memory",
+        str(memory),
+        "--json",
+        tmp=tmp_path,
+    )  # fmt: skip  (in this process, one run after another: no cluster needed to review)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["claims"][0]["component"] == TRIGGER and report["claims"][0]["supported"] == 2
+    n = len(report["claims"])
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in os.environ.items() if k.startswith(("INTERP_", "PATH", "HOME")))
+    term = Tmux(f"env {env} INTERP_REVIEWER=bo {INTERP} review --pooled {parent} --memory {memory}; sleep 60")
+    try:
+        screen = term.wait_for(rf"claim 1 of {n} awaiting review")
+        assert "pooled claim 1: made by 2/2 runs" in screen, screen
+        term.keys("a")
+        term.wait_for("accept — note")
+        term.keys("both runs", "Enter")
+        # the runs' claims may be one memory record (same statement, same weights: same content id)
+        term.wait_for(r"recorded on [12] claim\(s\), 2 run folder\(s\)")
+        term.wait_for(rf"claim 1 of {n - 1} awaiting review" if n > 1 else "No pooled claims awaiting review")
+        term.keys("q")
+        term.wait_for(r"Decided this session: 1")
+    finally:
+        term.close()
+    listed = json.loads(interp("review", "pooled", str(parent), "--memory", str(memory), "--json", tmp=tmp_path).stdout)
+    assert listed[0]["number"] == 1 and listed[0]["status"] == "accepted"
+    for r in report["runs"]:
+        made = [c for c in json.loads((Path(r["run_dir"]) / "claims.json").read_text()) if c["mechanism"] == "trigger"]
+        assert made and all(c["status"] == "accepted" and c["reviewer"] == "bo" for c in made)
