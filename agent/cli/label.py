@@ -194,7 +194,8 @@ def _label_parallel(
     """The job across Ray workers (agent/labeling/sharded.py), its memory served to them for the job."""
     import time
 
-    from agent.labeling.job import DEAD, LabelRun
+    from agent.labeling.explainers import explainer_name
+    from agent.labeling.job import DEAD, LabelRun, read_labels
     from agent.labeling.sharded import label_sharded
     from agent.parallel.engine import Engine
     from agent.parallel.job_memory import shared_memory
@@ -208,7 +209,12 @@ def _label_parallel(
     run = LabelRun()
     run.labelled = appended
     run.dead = [r.feature for r in appended if r.error == DEAD]
-    run.skipped = [f for f in features if f not in {r.feature for r in appended}]
+    this_job = {r.feature for r in appended}
+    # what the file held before this job: labels (skipped) and features already found dead (not tried again)
+    sae_id = str(Path(sae).resolve()) if Path(sae).is_dir() else sae
+    before = read_labels(out, model_id, sae_id, explainer_name(brain, claude_model))
+    run.known_dead = [f for f in features if f not in this_job and f in before and before[f].error == DEAD]
+    run.skipped = [f for f in features if f not in this_job and f not in run.known_dead]
     run.seconds = time.perf_counter() - t0
     return run
 

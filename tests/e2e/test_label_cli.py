@@ -5,6 +5,7 @@ import json
 import pytest
 
 from tests.e2e.test_cli import assert_clean_error, interp
+from tests.saes import train_features_sae
 
 pytestmark = pytest.mark.e2e
 
@@ -12,25 +13,9 @@ pytestmark = pytest.mark.e2e
 def features_sae(builtin, folder, d_sae: int, steps: int) -> str:
     """A TopK SAE (k 4) on the features organism's blocks.1.hook_resid_pre, trained into `folder`/sae."""
     from agent.targets import load
-    from tools.registry import call
 
     target = load(f"organism:{builtin('features')}")
-    out = str(folder / "sae")
-    call(
-        target,
-        "sae_train",
-        {
-            "hook": "blocks.1.hook_resid_pre",
-            "corpus": {"prompts": target.usage_prompts(800)},
-            "out": out,
-            "d_sae": d_sae,
-            "k": 4,
-            "steps": steps,
-            "batch_size": 256,
-            "seed": 0,
-        },
-    )
-    return out
+    return train_features_sae(target, target.usage_prompts(800), folder, d_sae, steps)
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +78,18 @@ def test_exporting_a_memory_without_labels_is_a_clean_error_that_writes_nothing(
         interp("label", "export", str(out), "--memory", str(tmp_path / "empty-memory")), "no feature labels stored"
     )
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_job_on_two_workers_run_again_skips_what_it_labelled_and_what_it_found_dead(sae, tmp_path):
+    pytest.importorskip("ray")
+    mem, out = str(tmp_path / "mem"), str(tmp_path / "labels.jsonl")
+    base = ("label", "--model", "organism:features", "--sae", sae, "--features", "0:32", "--corpus-size", "4",
+            "--memory", mem, "--out", out, "--workers", "2", "--json")  # fmt: skip
+    first = interp(*base)
+    assert first.returncode == 0, first.stderr
+    r = json.loads(first.stdout)
+    assert r["dead"] >= 1 and r["labelled"] >= 1  # four contexts: some features never fire in the explain half
+    again = json.loads(interp(*base).stdout)
+    assert again["labelled"] == again["errors"] == 0
+    assert (again["skipped_already_labelled"], again["skipped_known_dead"]) == (r["labelled"], r["dead"])

@@ -15,7 +15,7 @@ import pytest
 
 from agent.labeling.sharded import label_sharded, shard_folder
 from agent.targets import load
-from tools.registry import call
+from tests.saes import train_features_sae
 
 pytest.importorskip("ray")
 
@@ -27,21 +27,7 @@ def organism(builtin, tmp_path_factory):
     folder = builtin("features")
     target = load(f"organism:{folder}")
     corpus = target.usage_prompts(600, seed=0)
-    sae = str(tmp_path_factory.mktemp("sae") / "sae")
-    call(
-        target,
-        "sae_train",
-        {
-            "hook": "blocks.1.hook_resid_pre",
-            "corpus": {"prompts": corpus},
-            "out": sae,
-            "d_sae": 64,
-            "k": 4,
-            "steps": 200,
-            "batch_size": 256,
-            "seed": 0,
-        },
-    )
+    sae = train_features_sae(target, corpus, tmp_path_factory.mktemp("sae"), d_sae=64, steps=200)
     return f"organism:{folder}", target, sae, corpus
 
 

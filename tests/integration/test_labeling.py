@@ -21,8 +21,8 @@ from agent.labeling.job import HeuristicExplainer, label, parse_features
 from agent.labeling.scorers import RuleJudge, detection
 from agent.targets import load
 from experiments.organisms.cache import load_manifest
+from tests.saes import train_features_sae
 from tools.errors import UserError
-from tools.registry import call
 
 pytestmark = pytest.mark.integration
 
@@ -33,21 +33,7 @@ def organism(builtin, tmp_path_factory):
     folder = builtin("features")
     target = load(f"organism:{folder}")
     corpus = target.usage_prompts(1600, seed=0)
-    sae = str(tmp_path_factory.mktemp("sae") / "sae")
-    call(
-        target,
-        "sae_train",
-        {
-            "hook": "blocks.1.hook_resid_pre",
-            "corpus": {"prompts": corpus},
-            "out": sae,
-            "d_sae": 128,
-            "k": 4,
-            "steps": 600,
-            "batch_size": 256,
-            "seed": 0,
-        },
-    )
+    sae = train_features_sae(target, corpus, tmp_path_factory.mktemp("sae"), d_sae=128, steps=600)
     return target, sae, corpus, load_manifest(folder)
 
 

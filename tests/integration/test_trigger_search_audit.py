@@ -13,6 +13,9 @@ from experiments.benchmarks.recovery import run_one
 from experiments.organisms.cache import load_manifest
 
 SEARCH = "tests/fixtures/organisms/search/"
+# Each trains an organism of its own (~30 s) and audits it: two of the default tier's longest tests, moved
+# to the slow tier CI runs after it (`make test` from a fresh clone was at its 10-minute line).
+pytestmark = pytest.mark.slow
 
 
 def _audit(builtin, tmp_path, name: str):
