@@ -44,11 +44,12 @@ format: venv
 
 # Two workers, one per core, stealing tests from each other so neither idles at the end (organisms and the
 # converted SmolLM2 are trained / converted once, under file locks; INTERP_PRETRAIN: tests/conftest.py). The
-# time-box tests hold beside the other worker: the deadline, not an idle CPU, keeps them in.
+# time-box tests hold beside the other worker: the deadline, not an idle CPU, keeps them in. The slowest 15
+# are printed: from a fresh clone this must stay under 10 minutes in all (organisms trained included).
 test: venv lint
 	# our own sources too (an editable install is not compiled): ~60 ms less per `interp` process
 	$(BIN)/python -m compileall -q agent tools memory experiments >/dev/null
-	INTERP_PRETRAIN=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
+	INTERP_PRETRAIN=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow" --durations=15
 
 # The slow tier (SmolLM2 end to end, kill -9 loops, four writer processes): CI runs it after `make test`.
 test-slow: venv

@@ -180,21 +180,28 @@ def orient(state: InvestigationState, runtime: Runtime[RunContext]) -> Investiga
 # -- hypothesize ---------------------------------------------------------------
 
 
+GRACE_SHARE = 0.1
+"""Share of the budget a line that used its own share may go on for, acting on its last exploratory results."""
+
+
 def _pivot(state: InvestigationState, ctx: RunContext) -> tuple[dict[str, LineState], list[QueueItem]]:
     """Fail fast: abandon lines of attack that used their share without a supported hypothesis."""
     lines = {k: LineState(**v) for k, v in state.get("lines", {}).items()}
     queue = list(state.get("queue", []))
     used = ctx.budget.share_used()
-    # A line whose exploratory call just finished may still register hypotheses from the result it paid
-    # for (under a short budget one scan can be most of the share): once per line, for that result only.
+    # A line whose exploratory call just finished may still act on what it paid for (under a short budget
+    # or a loaded CPU one scan can be most of the share, and a line often confirms a find with one more
+    # cheap call before it states the hypothesis): for GRACE_SHARE more of the budget, and only while each
+    # new result is its own exploratory call's.
     last = state.get("observations", [])[-1:]
-    fresh = {o["line"]: o["id"] for o in last if not o["hypothesis_id"]}
+    fresh = {o["line"] for o in last if not o["hypothesis_id"]}
     for name, info in lines.items():
         supported = any(h["line"] == name and h["status"] == "supported" for h in state.get("hypotheses", []))
         if info["status"] != "active" or supported or used - info["started"] < ctx.settings.pivot_share:
             continue
-        if name in fresh and info.get("grace") in (None, fresh[name]):
-            info["grace"] = fresh[name]
+        began = info.get("grace")
+        if name in fresh and (began is None or (not isinstance(began, str) and used - began < GRACE_SHARE)):
+            info["grace"] = used if began is None else began
             continue
         info["status"] = "abandoned"
         queue = [a for a in queue if a["line"] != name]

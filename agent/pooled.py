@@ -1,22 +1,16 @@
 """The pooled verdict over N independent runs of one question (`interp investigate --runs N`).
 
-Each run's claims and tested hypotheses are grouped by a canonical key of what they claim: the mechanism
-kind and the component, normalised (heads sorted; fields that do not apply left out). The statement's
-wording is not part of the key (it carries numbers that differ from run to run, e.g. a trigger's measured
-rates), except for a claim that names no component, whose key is its statement lower-cased with numbers
-masked. One exception: a feature of an SAE a run trained for itself has an index (and SAE path) that means
-nothing in another run, so such features are one claim when they name the same hook and output token and
-their token groups overlap (`unify_keys`). A pooled claim is any key some run claimed: how many runs
-supported it, how many tested it and refuted it (or found it inconclusive), its replication rate (supporting
-runs / all runs) and each run's evidence. Sorted by replication, then by how many runs tested it.
+Each run's claims and tested hypotheses are grouped by what they claim (agent/pooled_keys.py: the mechanism
+and the normalised component, wording aside; features of each run's own SAE matched by hook, output and
+token group). A pooled claim is any key some run claimed: how many runs supported it, how many tested it and
+refuted it (or found it inconclusive), its replication rate (supporting runs / all runs) and each run's
+evidence. Sorted by replication, then by how many runs tested it.
 
 The parent folder holds `pooled.json` (PooledReport) and `pooled.md`; each run has its own folder in it.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agent.parallel.investigation_task import HypothesisOutcome, RunOutcome
+from agent.pooled_keys import canonical_key, claim_key, unify_keys
 from agent.run_folder import atomic_write
 from tools.errors import UserError
 
@@ -38,62 +33,10 @@ _TESTED: dict[str, Outcome] = {
     "error": "error",
 }
 """Hypothesis statuses that mean it was tested; any other (skipped, open, untested) is `untested`."""
-_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?%?")
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-
-def canonical_key(mechanism: str, component: dict[str, Any], statement: str) -> str:
-    """What two runs' claims must share to be the same claim: `mechanism` + the normalised component, or,
-    for a claim naming no component, + its statement lower-cased with whitespace collapsed and numbers masked."""
-    comp = {k: v for k, v in component.items() if v is not None and v != []}
-    if "heads" in comp:
-        comp["heads"] = sorted([int(layer), int(head)] for layer, head in comp["heads"])
-    if comp:
-        return f"{mechanism}:{json.dumps(comp, sort_keys=True)}"
-    words = " ".join(_NUMBER.sub("#", statement.lower()).split())
-    return f"{mechanism}:statement:{words}"
-
-
-FEATURE_OVERLAP = 0.5
-"""Jaccard overlap of two run-local features' token groups above which they are the same feature."""
-
-
-def unify_keys(items: Iterable[tuple[str, str, dict[str, Any]]]) -> dict[str, str]:
-    """Canonical key -> the key it is pooled under, for (key, mechanism, component) of every run's claims
-    and hypotheses. Identity, except for features of different SAEs (each run trains its own where none is
-    given: feature 61 of one run's SAE may be feature 30 of another's): two are one when they read the same
-    hook, predict the same output token, and their token groups overlap by FEATURE_OVERLAP (Jaccard) or
-    more; a group of them is pooled under its first key. Two features of one SAE stay apart: that SAE itself
-    says they are different features."""
-    features: dict[str, tuple[str, str, str, frozenset[str]]] = {}
-    keys: list[str] = []
-    for key, mechanism, comp in items:
-        if key in features or key in keys:
-            continue
-        keys.append(key)
-        tokens = comp.get("tokens") or []
-        if mechanism == "feature" and comp.get("sae_id") and comp.get("output") and tokens:
-            features[key] = (str(comp["sae_id"]), str(comp.get("hook")), str(comp["output"]), frozenset(tokens))
-    parent = {k: k for k in keys}
-
-    def root(k: str) -> str:
-        while parent[k] != k:
-            k = parent[k]
-        return k
-
-    listed = list(features.items())
-    for i, (a, (sae_a, hook_a, out_a, tok_a)) in enumerate(listed):
-        for b, (sae_b, hook_b, out_b, tok_b) in listed[i + 1 :]:
-            if sae_a == sae_b or hook_a != hook_b or out_a != out_b:
-                continue
-            if len(tok_a & tok_b) / len(tok_a | tok_b) >= FEATURE_OVERLAP:
-                ra, rb = root(a), root(b)
-                if ra != rb:  # the first-listed key names the group
-                    parent[max(ra, rb, key=keys.index)] = min(ra, rb, key=keys.index)
-    return {k: root(k) for k in keys}
 
 
 class RunEvidence(_Model):
@@ -127,7 +70,8 @@ class PooledClaim(_Model):
     """A claim as N independent runs saw it."""
 
     key: str
-    """Canonical key (canonical_key): mechanism and component."""
+    """The key it is pooled under (agent.pooled_keys): mechanism and component; for features of several
+    runs' own SAEs, the first run's key."""
     mechanism: str
     """trigger, context_marker, head, heads, feature, ..."""
     component: dict[str, Any]
@@ -200,28 +144,29 @@ def _run_outcome(hyps: list[HypothesisOutcome]) -> Outcome:
     return best
 
 
-def _claim_key(c: dict[str, Any]) -> str:
-    return canonical_key(c.get("mechanism") or "other", c.get("component") or {}, c["statement"])
-
-
 def pool(outcomes: Iterable[RunOutcome], question: str, model: str) -> PooledReport:
     """Group every run's claims and tested hypotheses by canonical key; one PooledClaim per claimed key."""
     runs = sorted(outcomes, key=lambda o: (o.seed, o.run_id))
     claimed: dict[str, tuple[str, dict[str, Any], str]] = {}
     per_run: list[tuple[RunOutcome, dict[str, list[HypothesisOutcome]], dict[str, dict[str, Any]]]] = []
     pooled_as = unify_keys(
-        [(_claim_key(c), c.get("mechanism") or "other", c.get("component") or {}) for r in runs for c in r.claims]
-        + [
-            (canonical_key(h.mechanism, h.component, h.statement), h.mechanism, h.component)
+        [
+            (claim_key(c), c.get("mechanism") or "other", c.get("component") or {}, r.run_dir)
+            for r in runs
+            for c in r.claims
+        ],
+        [
+            (canonical_key(h.mechanism, h.component, h.statement), h.mechanism, h.component, r.run_dir)
             for r in runs
             for h in r.hypotheses
-        ]
+            if h.topic != "incidental"
+        ],
     )
     for run in runs:
         claims_by_key: dict[str, dict[str, Any]] = {}
         claim_key_of_hyp: dict[str, str] = {}
         for c in run.claims:
-            key = pooled_as[_claim_key(c)]
+            key = pooled_as[claim_key(c)]
             claims_by_key.setdefault(key, c)
             claim_key_of_hyp[c.get("hypothesis_id", "")] = key
             component = {k: v for k, v in (c.get("component") or {}).items() if v is not None}

@@ -56,7 +56,8 @@ def _absolute_model(model: str) -> str:
     if not sep or not rest or kind not in ("hf", "gguf", "organism"):
         return model
     path = Path(rest).expanduser()
-    if kind == "organism" and not path.exists():  # a built-in name (or a missing file: its own error later)
+    # as experiments.organisms.target reads it: a trained folder, else a name or a spec file (YAML)
+    if kind == "organism" and not (path.is_dir() or (path.is_file() and path.suffix in (".yaml", ".yml"))):
         return model
     return f"{kind}:{path.resolve()}"
 
@@ -90,14 +91,27 @@ def plan(settings: RunSettings, runs: int, parent: Path) -> list[InvestigationTa
 
 def _name_the_folder_again(tasks: list[InvestigationTask], served: str, folder: str | None) -> None:
     """Each run's run.json names the job's server while the job runs; the server ends with the job, so
-    afterwards it names the memory folder again, which `--resume` of that run can open."""
+    afterwards it names the memory folder again (absolute: `--resume` of that run may come from anywhere).
+    A run.json that cannot be read or written is left as it is, and said: the job's own outcome (or its
+    error) is what the caller must see."""
+    import sys
+
+    if folder is not None and not folder.startswith(("http://", "https://")):
+        folder = str(Path(folder).expanduser().resolve())
     for t in tasks:
         run_dir = Path(t.run_dir)
         if not RunFolder(run_dir).settings.is_file():
             continue
-        saved = RunSettings.load(run_dir)
-        if saved.memory == served:
-            replace(saved, memory=folder).save(run_dir)
+        try:
+            saved = RunSettings.load(run_dir)
+            if saved.memory == served:
+                replace(saved, memory=folder).save(run_dir)
+        except (UserError, OSError) as e:
+            print(
+                f"note: {run_dir}/run.json still names the job's memory server {served} ({e}); "
+                f'to resume that run, set its "memory" to {folder}',
+                file=sys.stderr,
+            )
 
 
 @contextmanager

@@ -86,8 +86,10 @@ class LineState(TypedDict):
     """Share of the budget used when the line began."""
     status: Literal["active", "abandoned"]
     """Abandoned once it used its share without a supported hypothesis."""
-    grace: NotRequired[str]
-    """The exploratory experiment whose result the line was allowed to act on after its share ran out (once)."""
+    grace: NotRequired[float | str]
+    """Share of the budget used when the line, its share spent, was first let act on a fresh exploratory
+    result (agent.nodes.GRACE_SHARE). A checkpoint written before the grace was a period holds the id of the
+    one result it was allowed: that grace is spent."""
 
 
 class HypothesisState(TypedDict):

@@ -168,8 +168,8 @@ def label(
         console.print(f"... {len(run.labelled) - 40} more (all in memory; `interp label export`)")
     console.print(
         f"{len(ok)} labelled, {len(errors)} errors ({len(run.dead)} dead), {len(run.skipped)} already "
-        f"labelled and skipped; {summary['features_per_minute']} features/min; mean scores "
-        + ", ".join(f"{k} {v:.3f}" for k, v in _means(ok).items())
+        f"labelled and {len(run.known_dead)} known dead skipped; {summary['features_per_minute']} features/min; "
+        "mean scores " + ", ".join(f"{k} {v:.3f}" for k, v in _means(ok).items())
     )
 
 
@@ -194,27 +194,23 @@ def _label_parallel(
     """The job across Ray workers (agent/labeling/sharded.py), its memory served to them for the job."""
     import time
 
-    from agent.labeling.explainers import explainer_name
-    from agent.labeling.job import DEAD, LabelRun, read_labels
+    from agent.labeling.job import DEAD, LabelRun
     from agent.labeling.sharded import label_sharded
     from agent.parallel.engine import Engine
     from agent.parallel.job_memory import shared_memory
 
     t0 = time.perf_counter()
     with Engine(workers=workers, address=ray) as engine, shared_memory(memory, engine.local) as url:
-        appended, _ = label_sharded(
+        job = label_sharded(
             engine, model, model_id, sae, features, corpus, out, brain, judge, claude_model, scorers, url, seed,
             shards, on_feature=tick,
         )  # fmt: skip
     run = LabelRun()
-    run.labelled = appended
-    run.dead = [r.feature for r in appended if r.error == DEAD]
-    this_job = {r.feature for r in appended}
-    # what the file held before this job: labels (skipped) and features already found dead (not tried again)
-    sae_id = str(Path(sae).resolve()) if Path(sae).is_dir() else sae
-    before = read_labels(out, model_id, sae_id, explainer_name(brain, claude_model))
-    run.known_dead = [f for f in features if f not in this_job and f in before and before[f].error == DEAD]
-    run.skipped = [f for f in features if f not in this_job and f not in run.known_dead]
+    run.labelled = job.appended
+    run.dead = [r.feature for r in job.appended if r.error == DEAD]
+    run.known_dead = job.known_dead
+    this_job = {r.feature for r in job.appended}
+    run.skipped = [f for f in features if f not in this_job and f not in job.known_dead]
     run.seconds = time.perf_counter() - t0
     return run
 

@@ -22,7 +22,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -140,6 +140,17 @@ def merge_shard(out: Path, shard: Path, model_id: str, sae_id: str, explainer: s
     return new
 
 
+class ShardedRun(NamedTuple):
+    """What a sharded labeling job did."""
+
+    appended: list[FeatureLabel]
+    """Labels this job appended to the labels file (a killed job's shard files folded in included)."""
+    shards: list[ShardResult]
+    """Each shard's result (none when nothing was left to label)."""
+    known_dead: list[int]
+    """Features the file already held as dead on this corpus when the job began (not tried again)."""
+
+
 def label_sharded(
     engine: Engine,
     model: str,
@@ -158,9 +169,9 @@ def label_sharded(
     device: str | None = None,
     on_feature: Callable[[int], object] | None = None,
     chunk: int = 32,
-) -> tuple[list[FeatureLabel], list[ShardResult]]:
-    """Label `features` across the engine's workers into `out`; -> (labels appended to `out` by this job,
-    each shard's result). `memory` is the workers' memory URL (see agent.parallel.job_memory)."""
+) -> ShardedRun:
+    """Label `features` across the engine's workers into `out`. `memory` is the workers' memory URL (see
+    agent.parallel.job_memory)."""
     from agent.labeling.explainers import explainer_name
     from agent.run_lock import ProcessLock
 
@@ -181,6 +192,8 @@ def label_sharded(
             appended += merge_shard(out, left, model_id, sae_id, name)
         final = read_labels(out, model_id, sae_id, name)
         done = {f for f, r in final.items() if r.error is None or r.error == DEAD}
+        folded = {r.feature for r in appended}  # a killed job's lines: this job's to report
+        known_dead = [f for f in features if f in final and final[f].error == DEAD and f not in folded]
         if memory is not None:
             from memory.store import MemoryStore
 
@@ -194,7 +207,7 @@ def label_sharded(
             on_feature(len(features) - len(todo))
         if not todo:
             shutil.rmtree(folder, ignore_errors=True)
-            return appended, []
+            return ShardedRun(appended, [], known_dead)
         n = min(len(todo), shards or engine.workers or 1)
         folder.mkdir(exist_ok=True)
         tasks = [
@@ -223,4 +236,4 @@ def label_sharded(
             if on_feature:
                 on_feature(len(tasks[done_task.index].features))
         shutil.rmtree(folder, ignore_errors=True)
-        return appended, results
+        return ShardedRun(appended, results, known_dead)

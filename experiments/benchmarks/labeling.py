@@ -209,7 +209,7 @@ def _parallel(
         t0 = time.perf_counter()
         with Engine(workers=workers) as engine, shared_memory(str(Path(tmp) / "memory")) as url:
             started = time.perf_counter() - t0
-            appended, shards = label_sharded(
+            appended, shards, _ = label_sharded(
                 engine, "smollm2", model_id, sae, feats, corpus, Path(tmp) / "labels.jsonl", memory=url, seed=seed
             )
         seconds = time.perf_counter() - t0

@@ -54,8 +54,8 @@ def ray_overhead(workers: int, n: int = 200) -> dict:
 
 
 def thread_share(organisms: list[str], seed: int, budget_s: float, out: Path, threads: int) -> dict[str, float]:
-    """Organism -> investigation seconds of its audit (`seed`) in this process with torch on `threads`
-    threads (each audit's calibration uses exactly INTERP_THREADS)."""
+    """Organism (its manifest's name) -> investigation seconds of its audit (`seed`) in this process with
+    torch on `threads` threads (each audit's calibration uses exactly INTERP_THREADS)."""
     import os
 
     from experiments.benchmarks.recovery import run_one
@@ -63,7 +63,8 @@ def thread_share(organisms: list[str], seed: int, budget_s: float, out: Path, th
     before = os.environ.get("INTERP_THREADS")
     os.environ["INTERP_THREADS"] = str(threads)
     try:
-        return {name: run_one(name, seed, budget_s, out).seconds for name in organisms}
+        scores = [run_one(name, seed, budget_s, out) for name in organisms]
+        return {s.organism: s.seconds for s in scores}  # the manifest's name, as the legs' results give it
     finally:
         if before is None:
             del os.environ["INTERP_THREADS"]
@@ -107,19 +108,24 @@ def run(workers: int = 2, budget_s: float = 120.0, out: Path | None = None, orga
     parallel_s, parallel = _leg(organisms, seeds, budget_s, out / "ray", workers)
     audits = len(serial["organisms"])
     overhead = ray_overhead(workers)
-    # The last seed's audits: in the serial leg only the first audit paid this process's imports (seeds > 1
-    # keeps it out); on Ray the first task each worker ran paid that worker's (recovery.run submits in order).
+    # The last seed's audits: in the serial leg only the first audit paid this process's imports, so the
+    # bound needs seeds > 1; on Ray each worker's first task paid that worker's (the job's first tasks, in
+    # the order recovery.run lists them: it submits them in that order to idle workers).
     last = seeds - 1
-    share = thread_share(organisms, last, budget_s, out / "share", max(1, _cores() // workers))
-    first_on_a_worker = [(o, sd) for o in organisms for sd in range(seeds)][:workers]
+    cold = {(s["organism"], s["seed"]) for s in parallel["organisms"][:workers]}
 
-    def at_last(leg: dict, leave_out: list[tuple[str, int]]) -> dict[str, float]:
+    def at_last(leg: dict, leave_out: set[tuple[str, int]]) -> dict[str, float]:
         return {
             s["organism"]: s["seconds"]
             for s in leg["organisms"]
             if s["seed"] == last and (s["organism"], s["seed"]) not in leave_out
         }
 
+    if seeds > 1:
+        share = thread_share(organisms, last, budget_s, out / "share", max(1, _cores() // workers))
+        limit: dict = bound(workers, at_last(serial, set()), share, at_last(parallel, cold))
+    else:
+        limit = {"skipped": "needs --seeds 2 or more: the first serial audit also pays this process's imports"}
     return {
         "audits": audits,
         "organisms": organisms,
@@ -139,7 +145,7 @@ def run(workers: int = 2, budget_s: float = 120.0, out: Path | None = None, orga
         "serial_recall": serial["totals"]["recall"],
         "ray_recall": parallel["totals"]["recall"],
         "ray": overhead,
-        "bound": bound(workers, at_last(serial, []), share, at_last(parallel, first_on_a_worker)),
+        "bound": limit,
         "out": str(out),
     }
 

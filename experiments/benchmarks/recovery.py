@@ -535,21 +535,18 @@ def run(
 
 
 def _pooled_claims(runs: list[list[dict]], quorum: int) -> list[dict]:
-    """One claim per pooled key (agent.pooled: the canonical key, features of each run's own SAE unified)
-    made by at least `quorum` of the runs."""
-    from agent.pooled import canonical_key, unify_keys
-
-    def key_of(c: dict) -> str:
-        return canonical_key(c.get("mechanism") or "other", c.get("component") or {}, c["statement"])
+    """One claim per pooled key (agent.pooled_keys: the canonical key, features of each run's own SAE
+    matched) made by at least `quorum` of the runs."""
+    from agent.pooled_keys import claim_key, unify_keys
 
     pooled_as = unify_keys(
-        (key_of(c), c.get("mechanism") or "other", c.get("component") or {}) for cs in runs for c in cs
+        (claim_key(c), c.get("mechanism") or "other", c.get("component") or {}, "") for cs in runs for c in cs
     )
     made: dict[str, list[dict]] = {}
     for claims in runs:
         keys: dict[str, dict] = {}
         for c in claims:
-            keys.setdefault(pooled_as[key_of(c)], c)
+            keys.setdefault(pooled_as[claim_key(c)], c)
         for key, c in keys.items():
             made.setdefault(key, []).append(c)
     return [cs[0] for cs in made.values() if len(cs) >= quorum]

@@ -59,7 +59,7 @@ def test_a_worker_killed_mid_shard_loses_and_duplicates_no_label(organism, tmp_p
     with Engine(workers=2) as engine, shared_memory(str(tmp_path / "mem")) as url:
         watcher.start()
         try:
-            appended, shards = label_sharded(
+            appended, shards, _ = label_sharded(
                 engine, spec, target.model_id, sae, features, corpus, out, memory=url, chunk=2,
                 scorers=("detection",),
             )  # fmt: skip
@@ -89,7 +89,7 @@ def test_a_rerun_folds_a_killed_jobs_shards_in_and_labels_only_the_rest(organism
     # what a killed job left: shard 1 had labelled features 1, 3, 5 into its file
     label(target, sae, [1, 3, 5], corpus, HeuristicExplainer(), scorers=("detection",), out=folder / "shard-1.jsonl")
     with Engine(workers=2) as engine:
-        appended, shards = label_sharded(engine, spec, target.model_id, sae, list(range(8)), corpus, out,
+        appended, shards, _ = label_sharded(engine, spec, target.model_id, sae, list(range(8)), corpus, out,
                                          scorers=("detection",))  # fmt: skip
     assert sorted(r.feature for r in appended) == list(range(8))
     assert sum(s.labelled for s in shards) == 5  # 1, 3 and 5 came from the old shard file

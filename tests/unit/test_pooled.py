@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agent.parallel.investigation_task import HypothesisOutcome, RunOutcome
-from agent.pooled import POOLED_JSON, POOLED_MD, canonical_key, load, markdown, pool, write
+from agent.pooled import POOLED_JSON, POOLED_MD, load, markdown, pool, write
 from memory.records import content_id
 from tools.errors import UserError
 
@@ -66,20 +66,6 @@ def _trigger_run(seed: int, rate: int) -> RunOutcome:
         [_claim(statement, "trigger", TRIGGER, f"hyp-t{seed}", f"r{seed}")],
         [_hyp(f"hyp-t{seed}", "trigger", TRIGGER, "supported")],
     )
-
-
-def test_the_key_ignores_wording_numbers_unset_fields_and_head_order() -> None:
-    a = canonical_key("heads", {"heads": [(1, 2), (0, 3)], "layer": None}, "two heads, 40% effect")
-    b = canonical_key("heads", {"heads": [[0, 3], [1, 2]]}, "the heads move 55% of it")
-    assert a == b
-    assert canonical_key("head", {"layer": 1, "head": 0}, "x") != canonical_key("head", {"layer": 1, "head": 1}, "x")
-    # same component, another kind of mechanism: another claim
-    assert canonical_key("trigger", TRIGGER, "s") != canonical_key("context_marker", TRIGGER, "s")
-    # no component: the statement decides, numbers masked and case folded
-    assert canonical_key("other", {}, "Ablating  raises loss by 0.31") == canonical_key(
-        "other", {}, "ablating raises LOSS by 0.47"
-    )
-    assert canonical_key("other", {}, "ablating raises loss") != canonical_key("other", {}, "ablating lowers loss")
 
 
 def test_replication_counts_supported_refuted_inconclusive_and_untested_runs() -> None:
@@ -148,27 +134,6 @@ def test_a_folder_without_a_pooled_report_is_refused_with_what_to_give(tmp_path)
         load(tmp_path)
 
 
-def test_the_jobs_tasks_name_files_by_absolute_paths_and_builtins_by_name(tmp_path, monkeypatch) -> None:
-    """Workers on other machines (or in another directory) must find the same files."""
-    from agent.context import RunSettings
-    from agent.replicated import plan
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "organisms" / "mine").mkdir(parents=True)
-    (tmp_path / "script.json").write_text("[]")
-    for model, expected in [
-        ("organism:organisms/mine", f"organism:{tmp_path / 'organisms' / 'mine'}"),
-        ("organism:backdoor", "organism:backdoor"),
-        ("hf:models/llama", f"hf:{tmp_path / 'models' / 'llama'}"),
-        ("gguf:m.gguf", f"gguf:{tmp_path / 'm.gguf'}"),
-        ("smollm2", "smollm2"),
-    ]:
-        settings = RunSettings(question={"text": "q"}, model=model, brain="scripted:script.json")
-        (task,) = plan(settings, 1, tmp_path / f"job-{len(model)}-{model[:3]}")
-        assert task.settings["model"] == expected
-        assert task.settings["brain"] == f"scripted:{tmp_path / 'script.json'}"
-
-
 def _feature(seed: int, index: int, tokens: list[str], output: str, sae: str | None = None) -> dict[str, Any]:
     return {
         "hook": "blocks.1.hook_resid_pre",
@@ -197,14 +162,3 @@ def test_features_of_each_runs_own_sae_are_one_claim_when_their_groups_and_outpu
     # t11: overlaps 3/5 and 3/4; t13: run 0 and 1 share 2 of 4 tokens (0.5), run 2's group is another one
     assert by_output == [("t11", 3), ("t13", 1), ("t13", 2)]
     assert report.claims[0].replication == 1.0 and report.claims[0].component["feature"] == 61
-
-
-def test_two_features_of_one_sae_stay_two_claims() -> None:
-    from agent.pooled import canonical_key, unify_keys
-
-    shared = "/saes/given"
-    a = _feature(0, 1, ["t1", "t2"], "t9", sae=shared)
-    b = _feature(1, 2, ["t1", "t2"], "t9", sae=shared)
-    c = _feature(1, 3, ["t1", "t2"], "t8")  # another run's SAE, but another output
-    keys = [canonical_key("feature", x, "s") for x in (a, b, c)]
-    assert unify_keys((k, "feature", x) for k, x in zip(keys, (a, b, c), strict=True)) == {k: k for k in keys}
