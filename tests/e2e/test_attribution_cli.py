@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
+
 from tests.e2e.test_cli import assert_clean_error, interp
 
 PROMPTS = ["t1 t2 t3 t4 t1 t2 t3 t4", "t5 t6 t7 t8 t5 t6 t7 t8", "t9 t10 t11 t12 t9 t10 t11 t12"]
 
 
+@pytest.mark.slow  # two attributions through the CLI (~17 s): `make test` from a fresh clone stays under 10 minutes
 def test_attribute_from_the_command_line(builtin):
     builtin("induction")
     out = interp(

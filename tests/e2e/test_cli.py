@@ -49,6 +49,7 @@ def user_spec(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow  # trains a user's organism twice (~16 s): `make test` from a fresh clone stays under 10 minutes
 def test_user_spec_trains_shows_and_loads(user_spec, tmp_path):
     out_dir = tmp_path / "org"
     trained = interp("organism", "train", str(user_spec), "--out", str(out_dir), "--json")

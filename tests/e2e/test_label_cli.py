@@ -23,6 +23,7 @@ def sae(builtin, tmp_path_factory):
     return features_sae(builtin, tmp_path_factory.mktemp("sae"), 64, 300)
 
 
+@pytest.mark.slow  # labels 16 features and exports them (~20 s): `make test` from a fresh clone stays under 10 minutes
 def test_label_then_export_for_neuronpedia(sae, tmp_path):
     mem = str(tmp_path / "mem")
     out = interp("label", "--model", "organism:features", "--sae", sae, "--features", "0:16", "--memory", mem, "--json")

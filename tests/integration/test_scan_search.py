@@ -12,6 +12,9 @@ from tools.errors import UserError
 from tools.registry import call
 
 SPEC = "tests/fixtures/organisms/search/trigger3.yaml"
+# Trains its own organism first (~35 s): the slow tier, with the audits that use the same search
+# (tests/integration/test_trigger_search_audit.py); `make test` from a fresh clone must stay under 10 minutes.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
