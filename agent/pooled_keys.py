@@ -83,6 +83,11 @@ def _overlap(a: _Feature, b: _Feature) -> float:
     return len(a.tokens & b.tokens) / len(a.tokens | b.tokens)
 
 
+def _two_of_one_sae(xs: list[_Feature], ys: list[_Feature]) -> bool:
+    """Whether `xs` and `ys` together hold two different features of one SAE (never one claim)."""
+    return any(x.sae == y.sae and x.index != y.index for x in xs for y in ys)
+
+
 def unify_keys(claims: Iterable[Item], hypotheses: Iterable[Item] = ()) -> dict[str, str]:
     """Canonical key -> the key it is pooled under, for every key of `claims` and `hypotheses`."""
     order: dict[str, int] = {}
@@ -93,8 +98,6 @@ def unify_keys(claims: Iterable[Item], hypotheses: Iterable[Item] = ()) -> dict[
             if (f := _feature(mechanism, comp, run_dir)) is not None:
                 features[key] = f
     parent = {k: k for k in order}
-    # per group: the feature index it holds of each SAE (a group may not hold two of one SAE)
-    saes: dict[str, dict[str, object]] = {k: {f.sae: f.index} for k, f in features.items()}
     members: dict[str, list[_Feature]] = {k: [f] for k, f in features.items()}
 
     def root(k: str) -> str:
@@ -115,10 +118,9 @@ def unify_keys(claims: Iterable[Item], hypotheses: Iterable[Item] = ()) -> dict[
                 if ra == rb or _overlap(features[a], features[b]) < FEATURE_OVERLAP:
                     continue
                 first, later = sorted((ra, rb), key=order.__getitem__)
-                if any(first_index != saes[later].get(sae, first_index) for sae, first_index in saes[first].items()):
-                    continue  # would put two features of one SAE in one group
+                if _two_of_one_sae(members[first], members[later]):
+                    continue
                 parent[later] = first
-                saes[first] |= saes.pop(later)
                 members[first] += members.pop(later)
     pooled = {k: root(k) for k in order}
     for key, mechanism, comp, run_dir in hypotheses:
@@ -129,7 +131,7 @@ def unify_keys(claims: Iterable[Item], hypotheses: Iterable[Item] = ()) -> dict[
             continue
         best, best_overlap = None, FEATURE_OVERLAP
         for group, fs in members.items():  # groups in the order of their first claim: ties go to the first
-            if any(g.sae == f.sae and g.index != f.index for g in fs):
+            if _two_of_one_sae(fs, [f]):
                 continue
             overlap = max(_overlap(f, g) for g in fs)
             if overlap >= best_overlap and (best is None or overlap > best_overlap):
